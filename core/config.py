@@ -1,0 +1,99 @@
+"""Settings, read from environment variables and a `.env` file (pydantic-settings). One group per concern.
+
+Every field is documented in the README's settings table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _group(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, env_file=".env", extra="ignore")
+
+
+class EditorSettings(BaseSettings):
+    model_config = _group("EDITBOT_")
+
+    model: str = "timbrooks/instruct-pix2pix"
+    """Hub id, local diffusers folder, single-file checkpoint (.ckpt/.safetensors), or `tiny` / `full-random`."""
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    """auto: float16 on CUDA, float32 on CPU."""
+    max_side: int = Field(512, ge=64, le=2048)
+    """Longest side of the working resolution; sides are rounded down to multiples of 8."""
+    keep_original_size: bool = False
+    """Return results at the input's size instead of the working size."""
+    scheduler: Literal["default", "euler-a", "ddim", "dpm++"] = "default"
+    safety_checker: bool = True
+    fast: bool = False
+    """Opt-in speed-ups that change the maths slightly (see README)."""
+    compile: bool = False
+    """torch.compile the UNet on CUDA (slow first edit, faster after)."""
+    offline: bool = False
+    """Never contact the model hub; use only what is in the local cache."""
+
+
+class StorageSettings(BaseSettings):
+    model_config = _group("EDITBOT_")
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    """SQLAlchemy URL; default: SQLite at DATA_DIR/editbot.sqlite3."""
+
+    @property
+    def url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'editbot.sqlite3').resolve()}"
+
+    @property
+    def image_dir(self) -> Path:
+        return self.data_dir / "images"
+
+
+class LimitSettings(BaseSettings):
+    model_config = _group("EDITBOT_")
+
+    max_pixels: int = 40_000_000
+    """Images with more pixels are refused before decoding (decompression bombs)."""
+    max_upload_bytes: int = 20 * 1024 * 1024
+    min_side: int = 32
+    max_aspect: float = 8.0
+    max_waiting_per_person: int = 1
+    max_waiting_total: int = 100
+
+
+class TelegramSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TELEGRAM_", env_file=".env", extra="ignore")
+
+    bot_token: str | None = None
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    webhook_url: str | None = None
+    """Public URL for webhook mode; long polling when unset."""
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = 8443
+    allowed_ids: set[int] = set()
+    """User or chat ids allowed to use the bot; empty: everyone."""
+
+
+class DiscordSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DISCORD_", env_file=".env", extra="ignore")
+
+    bot_token: str | None = None
+    allowed_ids: set[int] = set()
+    """Guild or user ids allowed to use the bot; empty: everyone."""
+
+
+class Settings:
+    """All groups together; each reads the environment on its own."""
+
+    def __init__(self) -> None:
+        self.editor = EditorSettings()
+        self.storage = StorageSettings()
+        self.limits = LimitSettings()
+        self.telegram = TelegramSettings()
+        self.discord = DiscordSettings()

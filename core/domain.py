@@ -1,0 +1,115 @@
+"""The vocabulary of the product: who is talking, what an edit asks for, and the nodes of the edit tree.
+
+Plain frozen dataclasses: no chat library, no database, no torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from core.errors import BadParams
+
+# Ranges a person may choose. Wide enough to experiment, narrow enough to stay meaningful.
+TEXT_GUIDANCE_RANGE = (1.0, 20.0)
+IMAGE_GUIDANCE_RANGE = (0.0, 5.0)
+STEPS_RANGE = (1, 100)
+SEED_RANGE = (0, 2**32 - 1)
+SCHEDULERS = ("default", "euler-a", "ddim", "dpm++")
+
+
+@dataclass(frozen=True)
+class ChatKey:
+    """One person in one chat: in a group each person has their own conversation."""
+
+    platform: str
+    chat_id: str
+    user_id: str
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.chat_id}:{self.user_id}"
+
+
+@dataclass(frozen=True)
+class EditParams:
+    """How to run one edit.
+
+    text_guidance: how strongly to follow the instruction (default 7.5).
+    image_guidance: how much of the photo to keep (default 1.5). Values below 1 are honoured as asked: unlike
+        the stock diffusers pipeline we never silently switch guidance off.
+    steps: denoising steps (default 20).
+    seed: the random seed; None means "pick one", and the editor reports the one it picked.
+    scheduler: "default" (the model's own), "euler-a", "ddim" or "dpm++".
+    """
+
+    text_guidance: float = 7.5
+    image_guidance: float = 1.5
+    steps: int = 20
+    seed: int | None = None
+    scheduler: str = "default"
+
+    def validated(self) -> EditParams:
+        """Return self if every value is allowed, else raise BadParams with one line saying what is allowed."""
+        _check_float("text guidance", self.text_guidance, TEXT_GUIDANCE_RANGE)
+        _check_float("image guidance", self.image_guidance, IMAGE_GUIDANCE_RANGE)
+        lo, hi = STEPS_RANGE
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not lo <= self.steps <= hi:
+            raise BadParams(f"Steps must be a whole number from {lo} to {hi}.")
+        if self.seed is not None:
+            lo, hi = SEED_RANGE
+            if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not lo <= self.seed <= hi:
+                raise BadParams(f"Seed must be a whole number from {lo} to {hi}, or 'random'.")
+        if self.scheduler not in SCHEDULERS:
+            raise BadParams(f"Scheduler must be one of: {', '.join(SCHEDULERS)}.")
+        return self
+
+    def with_seed(self, seed: int) -> EditParams:
+        return replace(self, seed=seed)
+
+    def describe(self) -> str:
+        """The line every result carries: what was done, so a person can reproduce or tune it."""
+        seed = "random" if self.seed is None else str(self.seed)
+        return (
+            f"text guidance {self.text_guidance:g} · image guidance {self.image_guidance:g} · "
+            f"{self.steps} steps · seed {seed}"
+        )
+
+
+def _check_float(name: str, value: float, bounds: tuple[float, float]) -> None:
+    lo, hi = bounds
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not lo <= value <= hi:
+        raise BadParams(f"{name.capitalize()} must be a number from {lo:g} to {hi:g}.")
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A person's conversation: where they are in their tree (head) and their edit settings.
+
+    settings.seed None means a fresh random seed per edit; a number pins it.
+    """
+
+    id: int
+    key: ChatKey
+    head_id: int | None
+    settings: EditParams
+
+
+@dataclass(frozen=True)
+class Node:
+    """One image in the edit tree. A photo someone sent is a root (no parent, no instruction); an edit is a
+    child of the node it edited and records the parameters and seed actually used.
+
+    visit: a per-conversation counter, raised each time the node becomes the head. Redo follows the child
+    with the highest visit, i.e. the one we most recently came back from.
+    """
+
+    id: int
+    conversation_id: int
+    parent_id: int | None
+    image_hash: str
+    instruction: str | None
+    params: EditParams | None
+    seconds: float | None
+    created_at: datetime
+    visit: int

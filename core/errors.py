@@ -1,0 +1,29 @@
+"""Errors a person may see. Each carries one human line; adapters show `str(error)` and nothing else."""
+
+
+class UserError(Exception):
+    """Something the person can fix or should know about. The message is one line, ready to show."""
+
+
+class BadImage(UserError):
+    """The bytes sent are not an image we accept (format, size, damage)."""
+
+
+class BadParams(UserError):
+    """An edit parameter is out of range or malformed."""
+
+
+class UnsafeImage(UserError):
+    """The safety checker flagged the result; nothing is recorded."""
+
+
+class EditCancelled(UserError):
+    """The person cancelled the edit while it waited or ran."""
+
+
+class ModelUnavailable(UserError):
+    """The model could not be loaded (offline, wrong path, broken file)."""
+
+
+class QueueFull(UserError):
+    """Too many edits waiting for this person or in total."""

@@ -1,0 +1,86 @@
+"""What crosses the seam between a chat adapter and the engine: one Incoming in, Replies out.
+
+An adapter turns a platform update into an Incoming, calls `engine.handle(incoming, send)`, and renders every
+Reply passed to `send` as a platform message. Nothing else crosses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.domain import ChatKey
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A message from a person: text (a command, an instruction, or None), and optionally image bytes.
+
+    A button press arrives as `action` with the node it carries, e.g. Incoming(key, action=Press("undo", 42)).
+    """
+
+    key: ChatKey
+    text: str | None = None
+    image: bytes | None = None
+    action: Press | None = None
+
+
+@dataclass(frozen=True)
+class Press:
+    """A button pressed under a result: which action, on which node (as the button was built)."""
+
+    action: str
+    node_id: int
+
+    @property
+    def data(self) -> str:
+        """Compact string form for platforms' callback data / custom ids, e.g. 'undo:42'."""
+        return f"{self.action}:{self.node_id}"
+
+    @classmethod
+    def parse(cls, data: str) -> Press | None:
+        """Inverse of `data`; None for anything malformed (a forged or foreign payload)."""
+        action, sep, node = data.partition(":")
+        if not sep or not action.isalpha() or not node.isdigit() or len(node) > 18:
+            return None
+        return cls(action, int(node))
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    press: Press
+
+
+@dataclass(frozen=True)
+class TextReply:
+    """Plain text. error=True marks a refusal or failure (one line, never a traceback)."""
+
+    text: str
+    error: bool = False
+
+
+@dataclass(frozen=True)
+class ImageReply:
+    """A result: PNG bytes, a caption saying what was done, and buttons acting on the node shown."""
+
+    image: bytes
+    caption: str
+    node_id: int
+    buttons: tuple[Button, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class ProgressReply:
+    """Progress of the job this handle() call started. Adapters edit one message in place per job.
+
+    position: places ahead in the queue (0: running). step/total: denoising progress while running.
+    """
+
+    job_id: int
+    text: str
+    position: int = 0
+    step: int = 0
+    total: int = 0
+
+
+Reply = TextReply | ImageReply | ProgressReply

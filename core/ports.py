@@ -1,0 +1,104 @@
+"""The small interfaces the engine needs from the outside world. Storage implements the first two, the editing
+package the third; tests use in-memory fakes. Everything here is synchronous: the engine calls it from worker threads
+so the event loop never waits on a disk, a database or the model.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from PIL import Image
+
+from core.domain import ChatKey, Conversation, EditParams, Node
+
+
+class HistoryRepository(Protocol):
+    """The edit tree of every conversation. Every method is one transaction: it happens whole or not at all."""
+
+    def conversation(self, key: ChatKey) -> Conversation:
+        """The conversation of this person in this chat, created on first use with default settings."""
+
+    def conversation_by_id(self, conversation_id: int) -> Conversation | None: ...
+
+    def node(self, node_id: int) -> Node | None: ...
+
+    def children(self, node_id: int) -> list[Node]:
+        """Direct children, oldest first."""
+
+    def path(self, node_id: int) -> list[Node]:
+        """From the root down to this node, inclusive."""
+
+    def add_node(
+        self,
+        conversation_id: int,
+        parent_id: int | None,
+        image_hash: str,
+        instruction: str | None,
+        params: EditParams | None,
+        seconds: float | None,
+    ) -> Node:
+        """Record a node and make it the head, in one transaction. The image must already be in the store.
+
+        Raises ValueError if the parent belongs to another conversation.
+        """
+
+    def move_head(self, conversation_id: int, node_id: int | None) -> Conversation:
+        """Make node_id the head (None: no current image) and raise its visit counter.
+
+        Raises ValueError if the node belongs to another conversation.
+        """
+
+    def save_settings(self, conversation_id: int, settings: EditParams) -> Conversation: ...
+
+    def referenced_images(self) -> set[str]:
+        """Every image hash some node refers to, for the image store's sweep."""
+
+
+class ImageStore(Protocol):
+    """Content-addressed image bytes (PNG). `put` is durable before it returns: written to a temporary file,
+    fsynced and renamed, so a row that refers to the hash can be committed safely afterwards."""
+
+    def put(self, data: bytes) -> str:
+        """Store the bytes and return their SHA-256 hex digest."""
+
+    def get(self, digest: str) -> bytes:
+        """The bytes for a digest; KeyError if unknown."""
+
+    def exists(self, digest: str) -> bool: ...
+
+    def sweep(self, keep: set[str]) -> int:
+        """Delete stored files whose digest is not in keep (and that are older than a grace period, so a file
+        put just before its row is committed survives). Returns how many were removed."""
+
+
+ProgressCallback = Callable[[int, int], None]
+"""Called from the editing thread as (step done, total steps)."""
+
+
+@dataclass(frozen=True)
+class EditResult:
+    image: Image.Image
+    params: EditParams  # seed always set: the one actually used
+    seconds: float
+
+
+class Editor(Protocol):
+    """Runs InstructPix2Pix. Blocking; called from one worker thread at a time."""
+
+    def edit(
+        self,
+        image: Image.Image,
+        instruction: str,
+        params: EditParams,
+        *,
+        on_step: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> EditResult:
+        """Edit an RGB image (any size: the editor picks the working resolution and returns the result at it).
+
+        Raises BadParams for out-of-range params, EditCancelled when cancel is set (checked every step),
+        UnsafeImage when the safety checker flags the result.
+        """
