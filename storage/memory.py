@@ -1,0 +1,187 @@
+"""In-memory HistoryRepository and ImageStore: faithful fakes of core.ports for tests and throwaway runs.
+
+They validate exactly as the database and file backends do, so code tested against them behaves the same on the
+real ones. Each method holds one lock for its whole run, the in-memory equivalent of one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from core.domain import ChatKey, Conversation, EditParams, Node
+
+
+class InMemoryHistoryRepository:
+    """The edit trees of every conversation, kept in dictionaries. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conversations: dict[int, Conversation] = {}
+        self._ids_by_key: dict[ChatKey, int] = {}
+        self._visit_counters: dict[int, int] = {}
+        self._nodes: dict[int, Node] = {}
+        self._children: dict[int, list[int]] = {}
+
+    def conversation(self, key: ChatKey) -> Conversation:
+        """The conversation of this person in this chat, created on first use with default settings."""
+        with self._lock:
+            existing = self._ids_by_key.get(key)
+            if existing is not None:
+                return self._conversations[existing]
+            conversation = Conversation(id=len(self._conversations) + 1, key=key, head_id=None, settings=EditParams())
+            self._conversations[conversation.id] = conversation
+            self._ids_by_key[key] = conversation.id
+            self._visit_counters[conversation.id] = 0
+            return conversation
+
+    def conversation_by_id(self, conversation_id: int) -> Conversation | None:
+        with self._lock:
+            return self._conversations.get(conversation_id)
+
+    def node(self, node_id: int) -> Node | None:
+        with self._lock:
+            return self._nodes.get(node_id)
+
+    def children(self, node_id: int) -> list[Node]:
+        """Direct children, oldest first."""
+        with self._lock:
+            return [self._nodes[child] for child in self._children.get(node_id, [])]
+
+    def path(self, node_id: int) -> list[Node]:
+        """From the root down to this node, inclusive; empty for an unknown node."""
+        with self._lock:
+            path: list[Node] = []
+            current = self._nodes.get(node_id)
+            while current is not None:
+                path.append(current)
+                current = self._nodes.get(current.parent_id) if current.parent_id is not None else None
+            path.reverse()
+            return path
+
+    def add_node(
+        self,
+        conversation_id: int,
+        parent_id: int | None,
+        image_hash: str,
+        instruction: str | None,
+        params: EditParams | None,
+        seconds: float | None,
+    ) -> Node:
+        """Record a node and make it the head. ValueError for an unknown conversation or a foreign parent."""
+        with self._lock:
+            self._require_conversation(conversation_id)
+            if parent_id is not None:
+                self._require_own_node(conversation_id, parent_id, "parent")
+            visit = self._next_visit(conversation_id)
+            node = Node(
+                id=len(self._nodes) + 1,
+                conversation_id=conversation_id,
+                parent_id=parent_id,
+                image_hash=image_hash,
+                instruction=instruction,
+                params=params,
+                seconds=seconds,
+                created_at=datetime.now(UTC),
+                visit=visit,
+            )
+            self._nodes[node.id] = node
+            if parent_id is not None:
+                self._children.setdefault(parent_id, []).append(node.id)
+            self._set_head(conversation_id, node.id)
+            return node
+
+    def move_head(self, conversation_id: int, node_id: int | None) -> Conversation:
+        """Make node_id the head (None: no current image) and raise its visit counter.
+
+        ValueError for an unknown conversation or a node of another conversation.
+        """
+        with self._lock:
+            self._require_conversation(conversation_id)
+            if node_id is not None:
+                node = self._require_own_node(conversation_id, node_id, "node")
+                self._nodes[node_id] = replace(node, visit=self._next_visit(conversation_id))
+            return self._set_head(conversation_id, node_id)
+
+    def save_settings(self, conversation_id: int, settings: EditParams) -> Conversation:
+        """Store the conversation's edit settings; BadParams if they are out of range."""
+        settings.validated()
+        with self._lock:
+            conversation = replace(self._require_conversation(conversation_id), settings=settings)
+            self._conversations[conversation_id] = conversation
+            return conversation
+
+    def referenced_images(self) -> set[str]:
+        """Every image hash some node refers to, for the image store's sweep."""
+        with self._lock:
+            return {node.image_hash for node in self._nodes.values()}
+
+    # Helpers below expect the lock to be held.
+
+    def _require_conversation(self, conversation_id: int) -> Conversation:
+        conversation = self._conversations.get(conversation_id)
+        if conversation is None:
+            raise ValueError(f"no conversation {conversation_id}")
+        return conversation
+
+    def _require_own_node(self, conversation_id: int, node_id: int, role: str) -> Node:
+        node = self._nodes.get(node_id)
+        if node is None or node.conversation_id != conversation_id:
+            raise ValueError(f"{role} {node_id} is not a node of conversation {conversation_id}")
+        return node
+
+    def _next_visit(self, conversation_id: int) -> int:
+        self._visit_counters[conversation_id] += 1
+        return self._visit_counters[conversation_id]
+
+    def _set_head(self, conversation_id: int, node_id: int | None) -> Conversation:
+        conversation = replace(self._conversations[conversation_id], head_id=node_id)
+        self._conversations[conversation_id] = conversation
+        return conversation
+
+
+class InMemoryImageStore:
+    """Content-addressed image bytes in a dictionary. Thread-safe.
+
+    grace_seconds: sweep spares images put more recently than this, like the file store does.
+    """
+
+    def __init__(self, grace_seconds: float = 3600.0) -> None:
+        self.grace_seconds = grace_seconds
+        self._lock = threading.Lock()
+        self._blobs: dict[str, bytes] = {}
+        self._stored_at: dict[str, float] = {}
+
+    def put(self, data: bytes) -> str:
+        """Store the bytes and return their SHA-256 hex digest; storing the same bytes again changes nothing."""
+        digest = hashlib.sha256(data).hexdigest()
+        with self._lock:
+            if digest not in self._blobs:
+                self._blobs[digest] = bytes(data)
+                self._stored_at[digest] = time.monotonic()
+        return digest
+
+    def get(self, digest: str) -> bytes:
+        """The bytes for a digest; KeyError if unknown."""
+        with self._lock:
+            try:
+                return self._blobs[digest]
+            except KeyError:
+                raise KeyError(digest) from None
+
+    def exists(self, digest: str) -> bool:
+        with self._lock:
+            return digest in self._blobs
+
+    def sweep(self, keep: set[str]) -> int:
+        """Delete images not in keep that are older than the grace period; return how many were removed."""
+        cutoff = time.monotonic() - self.grace_seconds
+        with self._lock:
+            doomed = [d for d, stored in self._stored_at.items() if d not in keep and stored <= cutoff]
+            for digest in doomed:
+                del self._blobs[digest]
+                del self._stored_at[digest]
+            return len(doomed)
