@@ -1,0 +1,180 @@
+"""The job queue in front of the single editor.
+
+One edit runs at a time (one model, one GPU), first come first served. A conversation has at most one job running
+or waiting, a person at most `max_waiting_per_person` waiting across their chats, and the queue at most
+`max_waiting_total`. Jobs report their queue position and denoising steps as they go, and can be cancelled while
+waiting or running. The model runs in a dedicated thread, so the event loop never blocks on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+from collections import deque
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from core.domain import EditParams
+from core.errors import EditCancelled, QueueFull, UserError
+from core.ports import EditResult, Editor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Position:
+    """The job waits with `ahead` jobs in front of it (the running one included)."""
+
+    ahead: int
+
+
+@dataclass(frozen=True)
+class Step:
+    done: int
+    total: int
+
+
+@dataclass(eq=False)
+class Job:
+    id: int
+    owner: str
+    person: str
+    image: Image.Image
+    instruction: str
+    params: EditParams
+    result: asyncio.Future[EditResult]
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    _events: asyncio.Queue[Position | Step | None] = field(default_factory=asyncio.Queue)
+
+    async def updates(self) -> AsyncIterator[Position | Step]:
+        """Progress until the job ends (successfully or not); then await `result`."""
+        while True:
+            event = await self._events.get()
+            if event is None:
+                return
+            yield event
+
+    def _emit(self, event: Position | Step | None) -> None:
+        self._events.put_nowait(event)
+
+
+class EditQueue:
+    def __init__(self, editor: Editor, *, max_waiting_per_person: int = 1, max_waiting_total: int = 100) -> None:
+        self._editor = editor
+        self._max_per_person = max_waiting_per_person
+        self._max_total = max_waiting_total
+        self._waiting: deque[Job] = deque()
+        self._running: Job | None = None
+        self._wakeup = asyncio.Event()
+        self._ids = itertools.count(1)
+        # One thread: the model is not re-entrant and one edit at a time is the point of the queue.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="editor")
+        self._worker: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work(), name="edit-queue")
+
+    async def close(self) -> None:
+        for job in list(self._waiting):
+            self._drop(job)
+        if self._running is not None:
+            self._running.cancel_event.set()
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+            self._worker = None
+        self._executor.shutdown(wait=True)
+
+    @property
+    def depth(self) -> int:
+        """Jobs waiting plus the one running."""
+        return len(self._waiting) + (self._running is not None)
+
+    def busy(self, owner: str) -> bool:
+        return self._job_of(owner) is not None
+
+    def submit(self, owner: str, person: str, image: Image.Image, instruction: str, params: EditParams) -> Job:
+        """Queue an edit. Raises QueueFull with a line the person can act on."""
+        if self.busy(owner):
+            raise QueueFull("You already have an edit on the way: wait for it, or send /cancel.")
+        if sum(job.person == person for job in self._waiting) >= self._max_per_person:
+            raise QueueFull("You have too many edits waiting: wait for one to finish, or send /cancel.")
+        if len(self._waiting) >= self._max_total:
+            raise QueueFull("I'm very busy right now: please try again in a minute.")
+        job = Job(next(self._ids), owner, person, image, instruction, params,
+                  asyncio.get_running_loop().create_future())
+        self._waiting.append(job)
+        job._emit(Position(self._ahead_of(job)))
+        self._wakeup.set()
+        return job
+
+    def cancel(self, owner: str) -> bool:
+        """Cancel the owner's waiting or running job. True if there was one."""
+        job = self._job_of(owner)
+        if job is None:
+            return False
+        if job is self._running:
+            job.cancel_event.set()  # the editor checks it every step
+        else:
+            self._drop(job)
+            self._announce_positions()
+        return True
+
+    def _job_of(self, owner: str) -> Job | None:
+        if self._running is not None and self._running.owner == owner:
+            return self._running
+        return next((job for job in self._waiting if job.owner == owner), None)
+
+    def _ahead_of(self, job: Job) -> int:
+        return self._waiting.index(job) + (self._running is not None)
+
+    def _drop(self, job: Job) -> None:
+        self._waiting.remove(job)
+        if not job.result.done():
+            job.result.set_exception(EditCancelled("Edit cancelled."))
+        job._emit(None)
+
+    def _announce_positions(self) -> None:
+        for job in self._waiting:
+            job._emit(Position(self._ahead_of(job)))
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._waiting:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            job = self._running = self._waiting.popleft()
+            self._announce_positions()
+            job._emit(Position(0))
+
+            def on_step(done: int, total: int, job: Job = job) -> None:
+                loop.call_soon_threadsafe(job._emit, Step(done, total))
+
+            try:
+                result = await loop.run_in_executor(self._executor, self._run, job, on_step)
+            except UserError as error:
+                job.result.set_exception(error)
+            except Exception:  # a bug or a device failure: log it whole, tell the person one line
+                log.exception("edit %s failed", job.id)
+                job.result.set_exception(UserError("The edit failed on my side; nothing was changed. Please try again."))
+            else:
+                job.result.set_result(result)
+            finally:
+                self._running = None
+                job._emit(None)
+
+    def _run(self, job: Job, on_step) -> EditResult:
+        if job.cancel_event.is_set():
+            raise EditCancelled("Edit cancelled.")
+        return self._editor.edit(job.image, job.instruction, job.params, on_step=on_step, cancel=job.cancel_event)
