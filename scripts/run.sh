@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up (first time only) and run the bot: Telegram or Discord when its token is set, else the terminal chat.
+# Arguments are passed to `editbot`, e.g. `scripts/run.sh edit photo.jpg "make it night" -o night.png`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh telegram,discord,postgres
+exec .venv/bin/editbot "$@"
