@@ -1,0 +1,78 @@
+"""The database schema as SQLAlchemy 2 typed ORM classes. Alembic's migrations must produce exactly this.
+
+Types are chosen to work on SQLite and PostgreSQL alike: ids are BIGINT on PostgreSQL but INTEGER on SQLite (only an
+INTEGER PRIMARY KEY is SQLite's auto-numbered rowid); chat and user ids are strings because platforms disagree on
+their shape; timestamps are stored in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+# Deterministic constraint names, so migrations can name them and schema comparisons agree on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ConversationRow(Base):
+    """One person in one chat: where they are in their tree and their edit settings."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("platform", "chat_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    # conversations.head_id -> nodes and nodes.conversation_id -> conversations form a cycle; use_alter lets
+    # CREATE TABLE run first and the constraint be added afterwards. The repository flushes a new node before
+    # pointing head_id at it, so rows are always written in an order both constraints accept.
+    head_id: Mapped[int | None] = mapped_column(Id, ForeignKey("nodes.id", use_alter=True))
+    text_guidance: Mapped[float] = mapped_column(Float)
+    image_guidance: Mapped[float] = mapped_column(Float)
+    steps: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int | None] = mapped_column(BigInteger)  # up to 2**32 - 1: too big for a 32-bit INTEGER
+    scheduler: Mapped[str] = mapped_column(String(16))
+    # Raised each time a node becomes head; the node keeps the value it got, so redo can find the latest child.
+    visit_counter: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, onupdate=utc_now)
+
+
+class NodeRow(Base):
+    """One image in an edit tree: a root (a photo someone sent) or an edit of its parent."""
+
+    __tablename__ = "nodes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(Id, ForeignKey("conversations.id"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(Id, ForeignKey("nodes.id"), index=True)
+    image_hash: Mapped[str] = mapped_column(String(64), index=True)
+    instruction: Mapped[str | None] = mapped_column(Text)
+    # The parameters actually used, seed included; all NULL for a root.
+    text_guidance: Mapped[float | None] = mapped_column(Float)
+    image_guidance: Mapped[float | None] = mapped_column(Float)
+    steps: Mapped[int | None] = mapped_column(Integer)
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    scheduler: Mapped[str | None] = mapped_column(String(16))
+    seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    visit: Mapped[int] = mapped_column(Integer)

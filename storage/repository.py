@@ -1,0 +1,203 @@
+"""HistoryRepository on SQLAlchemy: the edit trees in SQLite or PostgreSQL.
+
+Every method is one transaction and returns core.domain dataclasses, never ORM objects, so nothing lazy escapes a
+session. Methods that change a conversation first lock its row (SELECT ... FOR UPDATE on PostgreSQL; on SQLite the
+BEGIN IMMEDIATE from storage.database already serialises writers), so concurrent edits of one conversation cannot
+hand out the same visit number or lose a head move.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, literal, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased, sessionmaker
+
+from core.domain import ChatKey, Conversation, EditParams, Node
+from storage.database import read_only
+from storage.models import ConversationRow, NodeRow
+
+
+class SqlHistoryRepository:
+    """The edit tree of every conversation, in the database behind `engine` (see storage.database.make_engine)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._writes = sessionmaker(engine, expire_on_commit=False)
+        self._reads = sessionmaker(read_only(engine), expire_on_commit=False)
+
+    def conversation(self, key: ChatKey) -> Conversation:
+        """The conversation of this person in this chat, created on first use with default settings."""
+        with self._writes.begin() as session:
+            row = _find_conversation(session, key)
+            if row is None:
+                try:
+                    # A savepoint, so losing a race with another process creating the same row costs only it.
+                    with session.begin_nested():
+                        row = _new_conversation(key)
+                        session.add(row)
+                except IntegrityError:
+                    row = _find_conversation(session, key)
+                    assert row is not None, "the unique constraint failed, so the row exists"
+            return _to_conversation(row)
+
+    def conversation_by_id(self, conversation_id: int) -> Conversation | None:
+        with self._reads.begin() as session:
+            row = session.get(ConversationRow, conversation_id)
+            return None if row is None else _to_conversation(row)
+
+    def node(self, node_id: int) -> Node | None:
+        with self._reads.begin() as session:
+            row = session.get(NodeRow, node_id)
+            return None if row is None else _to_node(row)
+
+    def children(self, node_id: int) -> list[Node]:
+        """Direct children, oldest first."""
+        with self._reads.begin() as session:
+            rows = session.scalars(select(NodeRow).where(NodeRow.parent_id == node_id).order_by(NodeRow.id))
+            return [_to_node(row) for row in rows]
+
+    def path(self, node_id: int) -> list[Node]:
+        """From the root down to this node, inclusive; empty for an unknown node. One recursive query."""
+        ancestors = (
+            select(NodeRow.id, NodeRow.parent_id, literal(0).label("depth"))
+            .where(NodeRow.id == node_id)
+            .cte("ancestors", recursive=True)
+        )
+        parent = aliased(NodeRow)
+        ancestors = ancestors.union_all(
+            select(parent.id, parent.parent_id, ancestors.c.depth + 1).where(parent.id == ancestors.c.parent_id)
+        )
+        query = select(NodeRow).join(ancestors, NodeRow.id == ancestors.c.id).order_by(ancestors.c.depth.desc())
+        with self._reads.begin() as session:
+            return [_to_node(row) for row in session.scalars(query)]
+
+    def add_node(
+        self,
+        conversation_id: int,
+        parent_id: int | None,
+        image_hash: str,
+        instruction: str | None,
+        params: EditParams | None,
+        seconds: float | None,
+    ) -> Node:
+        """Record a node and make it the head. ValueError for an unknown conversation or a foreign parent."""
+        with self._writes.begin() as session:
+            conversation = _lock_conversation(session, conversation_id)
+            if parent_id is not None:
+                _own_node(session, conversation_id, parent_id, "parent")
+            conversation.visit_counter += 1
+            row = NodeRow(
+                conversation_id=conversation_id,
+                parent_id=parent_id,
+                image_hash=image_hash,
+                instruction=instruction,
+                seconds=seconds,
+                visit=conversation.visit_counter,
+            )
+            if params is not None:
+                row.text_guidance = params.text_guidance
+                row.image_guidance = params.image_guidance
+                row.steps = params.steps
+                row.seed = params.seed
+                row.scheduler = params.scheduler
+            session.add(row)
+            session.flush()  # the node must exist before head_id may point at it
+            conversation.head_id = row.id
+            return _to_node(row)
+
+    def move_head(self, conversation_id: int, node_id: int | None) -> Conversation:
+        """Make node_id the head (None: no current image) and raise its visit counter.
+
+        ValueError for an unknown conversation or a node of another conversation.
+        """
+        with self._writes.begin() as session:
+            conversation = _lock_conversation(session, conversation_id)
+            if node_id is not None:
+                node = _own_node(session, conversation_id, node_id, "node")
+                conversation.visit_counter += 1
+                node.visit = conversation.visit_counter
+            conversation.head_id = node_id
+            return _to_conversation(conversation)
+
+    def save_settings(self, conversation_id: int, settings: EditParams) -> Conversation:
+        """Store the conversation's edit settings; BadParams if they are out of range, ValueError if unknown."""
+        settings.validated()
+        with self._writes.begin() as session:
+            conversation = _lock_conversation(session, conversation_id)
+            conversation.text_guidance = settings.text_guidance
+            conversation.image_guidance = settings.image_guidance
+            conversation.steps = settings.steps
+            conversation.seed = settings.seed
+            conversation.scheduler = settings.scheduler
+            return _to_conversation(conversation)
+
+    def referenced_images(self) -> set[str]:
+        """Every image hash some node refers to, for the image store's sweep."""
+        with self._reads.begin() as session:
+            return set(session.scalars(select(NodeRow.image_hash).distinct()))
+
+
+def _find_conversation(session: Session, key: ChatKey) -> ConversationRow | None:
+    query = select(ConversationRow).filter_by(platform=key.platform, chat_id=key.chat_id, user_id=key.user_id)
+    return session.scalars(query).one_or_none()
+
+
+def _new_conversation(key: ChatKey) -> ConversationRow:
+    defaults = EditParams()
+    return ConversationRow(
+        platform=key.platform,
+        chat_id=key.chat_id,
+        user_id=key.user_id,
+        text_guidance=defaults.text_guidance,
+        image_guidance=defaults.image_guidance,
+        steps=defaults.steps,
+        seed=defaults.seed,
+        scheduler=defaults.scheduler,
+    )
+
+
+def _lock_conversation(session: Session, conversation_id: int) -> ConversationRow:
+    query = select(ConversationRow).where(ConversationRow.id == conversation_id).with_for_update()
+    row = session.scalars(query).one_or_none()
+    if row is None:
+        raise ValueError(f"no conversation {conversation_id}")
+    return row
+
+
+def _own_node(session: Session, conversation_id: int, node_id: int, role: str) -> NodeRow:
+    row = session.get(NodeRow, node_id)
+    if row is None or row.conversation_id != conversation_id:
+        raise ValueError(f"{role} {node_id} is not a node of conversation {conversation_id}")
+    return row
+
+
+def _to_conversation(row: ConversationRow) -> Conversation:
+    return Conversation(
+        id=row.id,
+        key=ChatKey(row.platform, row.chat_id, row.user_id),
+        head_id=row.head_id,
+        settings=EditParams(row.text_guidance, row.image_guidance, row.steps, row.seed, row.scheduler),
+    )
+
+
+def _to_node(row: NodeRow) -> Node:
+    params = None
+    if row.text_guidance is not None:
+        params = EditParams(row.text_guidance, row.image_guidance, row.steps, row.seed, row.scheduler)
+    return Node(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        parent_id=row.parent_id,
+        image_hash=row.image_hash,
+        instruction=row.instruction,
+        params=params,
+        seconds=row.seconds,
+        created_at=_as_utc(row.created_at),
+        visit=row.visit,
+    )
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored as UTC), PostgreSQL aware ones: return aware UTC either way."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

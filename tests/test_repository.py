@@ -1,0 +1,328 @@
+"""One contract for every HistoryRepository: the in-memory fake, SQLite and PostgreSQL must behave alike.
+
+PostgreSQL runs when EDITBOT_TEST_POSTGRES_URL is set (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test);
+each test gets a fresh schema of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from core.domain import ChatKey, EditParams
+from core.errors import BadParams
+from core.ports import HistoryRepository
+from storage.database import make_engine
+from storage.memory import InMemoryHistoryRepository
+from storage.migrate import upgrade
+from storage.models import Base, NodeRow
+from storage.repository import SqlHistoryRepository
+
+POSTGRES_ENV = "EDITBOT_TEST_POSTGRES_URL"
+ALICE = ChatKey("telegram", "100", "1")
+BOB = ChatKey("telegram", "100", "2")  # same chat as Alice, another person
+USED = EditParams(text_guidance=9.0, image_guidance=1.2, steps=30, seed=2**32 - 1, scheduler="euler-a")
+
+
+@dataclass
+class Backend:
+    repository: HistoryRepository
+    engine: Engine | None = None  # None for the in-memory fake
+
+
+def _sqlite_url(folder: Path) -> str:
+    return f"sqlite:///{folder / 'nested' / 'editbot.sqlite3'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A migrated-ready URL whose search_path is a fresh schema, dropped after the test."""
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set")
+    admin = make_engine(base)
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    except OperationalError as error:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL at {POSTGRES_ENV} is unreachable: {error.orig}")
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+def _sql_backend(url: str) -> Iterator[Backend]:
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        yield Backend(SqlHistoryRepository(engine), engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request, tmp_path) -> Iterator[Backend]:
+    if request.param == "memory":
+        yield Backend(InMemoryHistoryRepository())
+    elif request.param == "sqlite":
+        yield from _sql_backend(_sqlite_url(tmp_path))
+    else:
+        yield from _sql_backend(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def repo(backend) -> HistoryRepository:
+    return backend.repository
+
+
+class TestHistoryRepositoryContract:
+    def test_conversation_is_created_once_per_person_per_chat(self, repo):
+        alice = repo.conversation(ALICE)
+        assert repo.conversation(ALICE) == alice
+        bob = repo.conversation(BOB)
+        elsewhere = repo.conversation(ChatKey("discord", "100", "1"))
+        assert len({alice.id, bob.id, elsewhere.id}) == 3
+        assert (alice.key, bob.key) == (ALICE, BOB)
+
+    def test_new_conversation_has_no_head_and_default_settings(self, repo):
+        conversation = repo.conversation(ALICE)
+        assert conversation.head_id is None
+        assert conversation.settings == EditParams()
+
+    def test_add_root_records_it_and_makes_it_head(self, repo):
+        conversation = repo.conversation(ALICE)
+        root = repo.add_node(conversation.id, None, "a" * 64, None, None, None)
+        assert (root.conversation_id, root.parent_id, root.image_hash) == (conversation.id, None, "a" * 64)
+        assert (root.instruction, root.params, root.seconds) == (None, None, None)
+        assert root.created_at.tzinfo is not None and root.created_at.utcoffset() == UTC.utcoffset(None)
+        assert repo.conversation_by_id(conversation.id).head_id == root.id
+        assert repo.node(root.id) == root
+
+    def test_add_child_records_what_was_used(self, repo):
+        conversation = repo.conversation(ALICE)
+        root = repo.add_node(conversation.id, None, "root", None, None, None)
+        child = repo.add_node(conversation.id, root.id, "child", "make it snow", USED, 3.25)
+        assert (child.parent_id, child.instruction, child.params, child.seconds) == (root.id, "make it snow", USED, 3.25)
+        assert repo.node(child.id) == child
+        assert repo.conversation(ALICE).head_id == child.id
+
+    def test_path_runs_from_root_down_to_the_node(self, repo):
+        conversation = repo.conversation(ALICE)
+        root = repo.add_node(conversation.id, None, "h0", None, None, None)
+        first = repo.add_node(conversation.id, root.id, "h1", "one", USED, 1.0)
+        repo.add_node(conversation.id, root.id, "side", "side branch", USED, 1.0)
+        second = repo.add_node(conversation.id, first.id, "h2", "two", USED, 1.0)
+        assert [node.id for node in repo.path(second.id)] == [root.id, first.id, second.id]
+        assert repo.path(root.id) == [repo.node(root.id)]
+
+    def test_children_come_oldest_first(self, repo):
+        conversation = repo.conversation(ALICE)
+        root = repo.add_node(conversation.id, None, "h0", None, None, None)
+        made = [repo.add_node(conversation.id, root.id, f"h{i}", f"edit {i}", USED, 1.0).id for i in range(4)]
+        repo.add_node(conversation.id, made[0], "grandchild", "deeper", USED, 1.0)
+        assert [node.id for node in repo.children(root.id)] == made
+        assert repo.children(made[1]) == []
+
+    def test_each_new_head_gets_a_higher_visit(self, repo):
+        conversation = repo.conversation(ALICE)
+        root = repo.add_node(conversation.id, None, "h0", None, None, None)
+        child = repo.add_node(conversation.id, root.id, "h1", "edit", USED, 1.0)
+        assert child.visit > root.visit
+
+        moved = repo.move_head(conversation.id, root.id)  # undo
+        assert moved.head_id == root.id
+        assert repo.node(root.id).visit > child.visit
+        repo.move_head(conversation.id, child.id)  # redo
+        assert repo.node(child.id).visit > repo.node(root.id).visit
+        assert repo.conversation(ALICE).head_id == child.id
+
+    def test_visits_count_per_conversation(self, repo):
+        alice, bob = repo.conversation(ALICE), repo.conversation(BOB)
+        alice_root = repo.add_node(alice.id, None, "a", None, None, None)
+        repo.add_node(alice.id, alice_root.id, "a1", "edit", USED, 1.0)
+        bob_root = repo.add_node(bob.id, None, "b", None, None, None)
+        assert bob_root.visit == alice_root.visit
+
+    def test_head_can_be_cleared(self, repo):
+        conversation = repo.conversation(ALICE)
+        root = repo.add_node(conversation.id, None, "h0", None, None, None)
+        assert repo.move_head(conversation.id, None).head_id is None
+        assert repo.conversation_by_id(conversation.id).head_id is None
+        assert repo.node(root.id) == root  # the tree stays
+
+    def test_a_branch_after_undo_keeps_the_old_branch_and_redo_prefers_the_latest(self, repo):
+        conversation = repo.conversation(ALICE)
+        root = repo.add_node(conversation.id, None, "h0", None, None, None)
+        old = repo.add_node(conversation.id, root.id, "old", "first idea", USED, 1.0)
+        repo.move_head(conversation.id, root.id)
+        new = repo.add_node(conversation.id, root.id, "new", "second idea", USED, 1.0)
+
+        assert [node.id for node in repo.children(root.id)] == [old.id, new.id]
+        assert repo.node(old.id) == old
+        repo.move_head(conversation.id, root.id)
+        redo_target = max(repo.children(root.id), key=lambda node: node.visit)
+        assert redo_target.id == new.id
+
+        repo.move_head(conversation.id, old.id)  # walk into the old branch
+        repo.move_head(conversation.id, root.id)
+        assert max(repo.children(root.id), key=lambda node: node.visit).id == old.id
+
+    def test_a_parent_from_another_conversation_is_refused_and_nothing_is_written(self, repo):
+        alice, bob = repo.conversation(ALICE), repo.conversation(BOB)
+        alice_root = repo.add_node(alice.id, None, "alice", None, None, None)
+        bob_root = repo.add_node(bob.id, None, "bob", None, None, None)
+
+        with pytest.raises(ValueError):
+            repo.add_node(bob.id, alice_root.id, "intruder", "edit", USED, 1.0)
+        with pytest.raises(ValueError):
+            repo.add_node(bob.id, 987_654, "dangling", "edit", USED, 1.0)
+
+        assert repo.children(alice_root.id) == []
+        assert repo.conversation_by_id(bob.id).head_id == bob_root.id
+        assert repo.referenced_images() == {"alice", "bob"}
+        # The visit counter did not move either: the next head gets the very next number.
+        assert repo.add_node(bob.id, bob_root.id, "fine", "edit", USED, 1.0).visit == bob_root.visit + 1
+
+    def test_moving_to_a_node_of_another_conversation_is_refused_and_nothing_is_written(self, repo):
+        alice, bob = repo.conversation(ALICE), repo.conversation(BOB)
+        alice_root = repo.add_node(alice.id, None, "alice", None, None, None)
+        bob_root = repo.add_node(bob.id, None, "bob", None, None, None)
+
+        with pytest.raises(ValueError):
+            repo.move_head(bob.id, alice_root.id)
+        with pytest.raises(ValueError):
+            repo.move_head(bob.id, 987_654)
+
+        assert repo.conversation_by_id(bob.id).head_id == bob_root.id
+        assert repo.node(alice_root.id) == alice_root
+
+    def test_an_unknown_conversation_is_refused(self, repo):
+        with pytest.raises(ValueError):
+            repo.add_node(987_654, None, "h", None, None, None)
+        with pytest.raises(ValueError):
+            repo.move_head(987_654, None)
+        with pytest.raises(ValueError):
+            repo.save_settings(987_654, EditParams())
+        assert repo.referenced_images() == set()
+
+    def test_settings_are_saved_and_read_back(self, repo):
+        conversation = repo.conversation(ALICE)
+        root = repo.add_node(conversation.id, None, "h0", None, None, None)
+        saved = repo.save_settings(conversation.id, USED)
+        assert saved.settings == USED and saved.head_id == root.id
+        assert repo.conversation(ALICE).settings == USED
+        assert repo.conversation_by_id(conversation.id).settings == USED
+        assert repo.conversation(BOB).settings == EditParams()
+
+        random_seed = EditParams(text_guidance=1.0, image_guidance=0.0, steps=1, seed=None, scheduler="ddim")
+        assert repo.save_settings(conversation.id, random_seed).settings == random_seed
+        assert repo.conversation(ALICE).settings == random_seed
+
+    def test_out_of_range_settings_are_refused(self, repo):
+        conversation = repo.conversation(ALICE)
+        with pytest.raises(BadParams):
+            repo.save_settings(conversation.id, EditParams(steps=0))
+        assert repo.conversation(ALICE).settings == EditParams()
+
+    def test_referenced_images_are_every_nodes_hash(self, repo):
+        assert repo.referenced_images() == set()
+        alice, bob = repo.conversation(ALICE), repo.conversation(BOB)
+        root = repo.add_node(alice.id, None, "x", None, None, None)
+        repo.add_node(alice.id, root.id, "y", "edit", USED, 1.0)
+        repo.add_node(alice.id, root.id, "x", "same picture again", USED, 1.0)
+        repo.add_node(bob.id, None, "z", None, None, None)
+        assert repo.referenced_images() == {"x", "y", "z"}
+
+    def test_unknown_ids_give_none_or_nothing(self, repo):
+        repo.conversation(ALICE)
+        assert repo.conversation_by_id(987_654) is None
+        assert repo.node(987_654) is None
+        assert repo.children(987_654) == []
+        assert repo.path(987_654) == []
+
+    def test_concurrent_writers_never_fail_and_every_tree_stays_valid(self, backend):
+        repo = backend.repository
+        threads_count, edits = 50, 5
+        shared_key = ChatKey("test", "group", "everyone")
+        start = threading.Barrier(threads_count)
+        errors: list[BaseException] = []
+        made: dict[int, list[int]] = {}
+        shared_ids: set[int] = set()
+
+        def person(number: int) -> None:
+            try:
+                start.wait()
+                shared_ids.add(repo.conversation(shared_key).id)  # all racing to create one row
+                conversation = repo.conversation(ChatKey("test", f"chat{number}", str(number)))
+                ids = [repo.add_node(conversation.id, None, f"{number}-root", None, None, None).id]
+                chooser = random.Random(number)
+                for edit in range(edits - 1):
+                    parent = chooser.choice(ids)
+                    ids.append(repo.add_node(conversation.id, parent, f"{number}-{edit}", "edit", USED, 1.0).id)
+                    if edit % 2:
+                        repo.move_head(conversation.id, chooser.choice(ids))
+                made[conversation.id] = ids
+            except BaseException as error:  # collected and reported below, with the thread's traceback
+                errors.append(error)
+
+        workers = [threading.Thread(target=person, args=(n,)) for n in range(threads_count)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+
+        assert errors == []
+        assert len(shared_ids) == 1
+        assert len(made) == threads_count
+        for conversation_id, ids in made.items():
+            nodes = {node_id: repo.node(node_id) for node_id in ids}
+            assert all(node.conversation_id == conversation_id for node in nodes.values())
+            roots = [node for node in nodes.values() if node.parent_id is None]
+            assert len(roots) == 1
+            for node in nodes.values():
+                path = repo.path(node.id)  # single parent each, so the path is the chain; it must end at the root
+                assert path[0] == roots[0] and path[-1] == node
+                assert len({step.id for step in path}) == len(path)  # acyclic
+            head_id = repo.conversation_by_id(conversation_id).head_id
+            assert head_id in nodes
+            visits = [node.visit for node in nodes.values()]
+            assert len(set(visits)) == len(visits)
+        if backend.engine is not None:
+            with backend.engine.connect() as connection:
+                assert connection.scalar(select(func.count()).select_from(NodeRow)) == threads_count * edits
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_migrations_build_exactly_the_models_schema(database, tmp_path, request):
+    url = _sqlite_url(tmp_path) if database == "sqlite" else request.getfixturevalue("postgres_url")
+    upgrade(url)
+    upgrade(url)  # a second run finds nothing to do
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+            if database == "sqlite":
+                assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+                assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    finally:
+        engine.dispose()
