@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from storage.blobs import FileImageStore
@@ -52,6 +53,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_killing_the_writer_at_random_moments_never_corrupts_anything(tmp_path):
     url = f"sqlite:///{tmp_path / 'editbot.sqlite3'}"
     image_dir = tmp_path / "images"
