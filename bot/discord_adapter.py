@@ -1,0 +1,569 @@
+"""The Discord adapter: slash commands, an "Edit this image" message menu and result buttons, each turned into
+`engine.handle(Incoming, send)`, and each Reply rendered the Discord way.
+
+Every interaction is acknowledged at once; the deferred "thinking" message then shows the job's progress, edited
+in place at most once a second, and the result arrives as a follow-up carrying the image, a caption and buttons.
+Buttons are `DynamicItem`s whose custom_id carries `Press.data`, so they keep working after a restart. A result
+ready after the interaction's 15-minute token has expired is posted to the channel instead, mentioning the person.
+
+`build_client(settings, engine)` builds the client without connecting (tests drive it offline with SimCord);
+`run(settings, engine)` starts the engine and connects with settings.discord.bot_token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import mimetypes
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from PIL import Image
+
+from core.config import Settings
+from core.domain import IMAGE_GUIDANCE_RANGE, SEED_RANGE, STEPS_RANGE, TEXT_GUIDANCE_RANGE, ChatKey, EditParams
+from core.errors import BadImage, UserError
+from core.images import encode_for_upload
+from core.messages import Button, ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
+
+if TYPE_CHECKING:
+    from core.engine import ConversationEngine
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+PROGRESS_INTERVAL_S = 1.0
+"""At most one progress edit per second per job: Discord rate-limits message edits."""
+TOKEN_MARGIN = timedelta(seconds=30)
+"""Post to the channel a little before the 15-minute interaction token dies rather than after a failed call."""
+EXPIRED_TOKEN_CODES = {10015, 50027}
+"""Unknown Webhook, Invalid Webhook Token: what Discord answers once an interaction token has expired."""
+CUSTOM_ID_PREFIX = "editbot:"
+MESSAGE_LIMIT = 2000
+NOT_ALLOWED = "Sorry, this image editor is private and not available here."
+SOMETHING_WRONG = "Something went wrong on my side; nothing was changed. Please try again."
+
+TextGuidance = app_commands.Range[float, TEXT_GUIDANCE_RANGE[0], TEXT_GUIDANCE_RANGE[1]]
+ImageGuidance = app_commands.Range[float, IMAGE_GUIDANCE_RANGE[0], IMAGE_GUIDANCE_RANGE[1]]
+Steps = app_commands.Range[int, STEPS_RANGE[0], STEPS_RANGE[1]]
+Seed = app_commands.Range[int, SEED_RANGE[0], SEED_RANGE[1]]
+
+_DEFAULTS = EditParams()
+PARAM_DESCRIPTIONS = {
+    "text_guidance": "How strongly to follow the instruction ({:g}-{:g}, default {:g})".format(
+        *TEXT_GUIDANCE_RANGE, _DEFAULTS.text_guidance
+    ),
+    "image_guidance": "How much of the photo to keep ({:g}-{:g}, default {:g})".format(
+        *IMAGE_GUIDANCE_RANGE, _DEFAULTS.image_guidance
+    ),
+    "steps": "Denoising steps: more is slower and finer ({}-{}, default {})".format(*STEPS_RANGE, _DEFAULTS.steps),
+    "seed": "Pin the random seed to repeat a result",
+}
+
+
+def chat_key(interaction: discord.Interaction) -> ChatKey:
+    """One conversation per person per channel (a DM is a channel too)."""
+    return ChatKey(PLATFORM, str(interaction.channel_id), str(interaction.user.id))
+
+
+def settings_commands(
+    text_guidance: float | None, image_guidance: float | None, steps: int | None, seed: int | None
+) -> list[str]:
+    """The engine commands that set each given option, e.g. text_guidance=9 -> '/text 9'."""
+    commands = []
+    if text_guidance is not None:
+        commands.append(f"/text {text_guidance:g}")
+    if image_guidance is not None:
+        commands.append(f"/image {image_guidance:g}")
+    if steps is not None:
+        commands.append(f"/steps {steps}")
+    if seed is not None:
+        commands.append(f"/seed {seed}")
+    return commands
+
+
+def check_attachment(attachment: discord.Attachment, limit: int) -> None:
+    """Refuse, from its metadata alone, an attachment that is not an image or is too large to fetch."""
+    if not (attachment.content_type or "").startswith("image/"):
+        raise BadImage(f"“{attachment.filename}” is not an image: please attach a photo (PNG, JPEG or WebP).")
+    if attachment.size > limit:
+        raise BadImage(f"That image is {_megabytes(attachment.size)}; the most I accept here is {_megabytes(limit)}.")
+
+
+def first_image(message: discord.Message) -> discord.Attachment | None:
+    return next((a for a in message.attachments if (a.content_type or "").startswith("image/")), None)
+
+
+def fit_upload(png: bytes, limit: int) -> tuple[bytes, str]:
+    """The result as sent: its PNG when it fits the upload limit, else re-encoded to fit; (bytes, MIME type)."""
+    if len(png) <= limit:
+        return png, "image/png"
+    with Image.open(io.BytesIO(png)) as image:
+        return encode_for_upload(image, limit)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MB"
+
+
+# ---------------------------------------------------------------------------------------------------- buttons
+
+
+class PressButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID_PREFIX + r"(?P<data>[A-Za-z]+:[0-9]{1,18})"
+):
+    """A button under a result. Its custom_id carries Press.data, so any running bot can answer it, even one
+    started after the message was sent."""
+
+    def __init__(self, press: Press, label: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=label[:80], style=discord.ButtonStyle.secondary, custom_id=CUSTOM_ID_PREFIX + press.data
+            )
+        )
+        self.press = press
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any, /
+    ) -> PressButton:
+        # The template admits only what Press.parse accepts.
+        return cls(Press.parse(match["data"]), item.label or "")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.client.answer_press(interaction, self.press)
+
+
+def result_view(buttons: Sequence[Button]) -> discord.ui.View | None:
+    if not buttons:
+        return None
+    view = discord.ui.View(timeout=None)
+    for button in buttons:
+        view.add_item(PressButton(button.press, button.label))
+    return view
+
+
+class InstructionModal(discord.ui.Modal, title="Edit this image"):
+    """Asks what to change in the image of the message the person right-clicked."""
+
+    instruction = discord.ui.TextInput(
+        label="Instruction", placeholder="e.g. make it look like a watercolour", max_length=500, custom_id="instruction"
+    )
+
+    def __init__(self, client: EditBotClient, attachment: discord.Attachment) -> None:
+        # A dismissed modal never submits: let it go after a while instead of keeping it forever.
+        super().__init__(timeout=600)
+        self._client = client
+        self._attachment = attachment
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await self._client.answer_edit(interaction, self._attachment, self.instruction.value)
+
+
+# ---------------------------------------------------------------------------------------------------- replies
+
+
+@dataclass
+class _Progress:
+    message: discord.WebhookMessage | None  # None: the interaction's own deferred response
+    shown_at: float
+
+
+class Responder:
+    """Renders the replies of one interaction, in order.
+
+    owns_original: the interaction was deferred with a "thinking" message that is ours to turn into progress
+    (slash commands, modals); button presses are acknowledged silently, so their progress is a separate message.
+    """
+
+    def __init__(self, interaction: discord.Interaction, *, owns_original: bool) -> None:
+        self._interaction = interaction
+        self._original_free = owns_original
+        self._progress: dict[int, _Progress] = {}
+
+    async def __call__(self, reply: Reply) -> None:
+        if isinstance(reply, ProgressReply):
+            await self._show_progress(reply)
+        elif isinstance(reply, ImageReply):
+            await self._show_image(reply)
+            await self._end_progress("✅ Done.")
+        else:
+            await self._post(reply.text, ephemeral=reply.error)
+            if reply.error:
+                await self._end_progress("Stopped.")
+
+    def _token_expired(self) -> bool:
+        return discord.utils.utcnow() >= self._interaction.expires_at - TOKEN_MARGIN
+
+    async def _show_progress(self, reply: ProgressReply) -> None:
+        """Progress is a courtesy: a failed edit is logged and the job carries on to its result."""
+        if self._token_expired():
+            return
+        try:
+            await self._update_progress(reply)
+        except discord.HTTPException as error:
+            log.info("could not show progress: %s", error)
+
+    async def _update_progress(self, reply: ProgressReply) -> None:
+        text = f"⏳ {reply.text}"
+        now = time.monotonic()
+        progress = self._progress.get(reply.job_id)
+        if progress is None:
+            if self._original_free:
+                self._original_free = False
+                await self._interaction.edit_original_response(content=text)
+                self._progress[reply.job_id] = _Progress(None, now)
+            else:
+                # Only the presser needs to watch; it disappears when the result arrives.
+                message = await self._interaction.followup.send(text, ephemeral=True, wait=True)
+                self._progress[reply.job_id] = _Progress(message, now)
+            return
+        if now - progress.shown_at < PROGRESS_INTERVAL_S:
+            return
+        progress.shown_at = now
+        await self._edit_progress(progress, text)
+
+    async def _edit_progress(self, progress: _Progress, text: str) -> None:
+        if progress.message is None:
+            await self._interaction.edit_original_response(content=text)
+        else:
+            await progress.message.edit(content=text)
+
+    async def _end_progress(self, final: str) -> None:
+        """The job is over: the deferred response says how it ended, separate progress messages go away."""
+        progress, self._progress = self._progress, {}
+        if self._token_expired():
+            return
+        for entry in progress.values():
+            try:
+                if entry.message is None:
+                    await self._interaction.edit_original_response(content=final)
+                else:
+                    await entry.message.delete()
+            except discord.HTTPException as error:  # tidying up is not worth failing the reply for
+                log.info("could not tidy a progress message: %s", error)
+
+    async def _show_image(self, reply: ImageReply) -> None:
+        data, mime = await asyncio.to_thread(fit_upload, reply.image, self._interaction.filesize_limit)
+        filename = f"edit-{reply.node_id}{mimetypes.guess_extension(mime)}"
+        await self._post(
+            reply.caption,
+            attach=lambda: discord.File(io.BytesIO(data), filename=filename),
+            view=result_view(reply.buttons),
+        )
+
+    async def _post(
+        self,
+        content: str,
+        *,
+        ephemeral: bool = False,
+        attach: Callable[[], discord.File] | None = None,
+        view: discord.ui.View | None = None,
+    ) -> None:
+        """A follow-up while the interaction token lives, else a channel message that mentions the person."""
+        extras: dict[str, Any] = {}
+        if view is not None:
+            extras["view"] = view
+        if not self._token_expired():
+            try:
+                if attach is not None:
+                    extras["file"] = attach()
+                await self._interaction.followup.send(content[:MESSAGE_LIMIT], ephemeral=ephemeral, **extras)
+                return
+            except discord.HTTPException as error:
+                if error.code not in EXPIRED_TOKEN_CODES:
+                    raise
+                log.info("interaction token expired; posting to the channel instead")
+        if attach is not None:
+            extras["file"] = attach()
+        mention = self._interaction.user.mention
+        await self._interaction.channel.send(f"{mention} {content}"[:MESSAGE_LIMIT], **extras)
+
+
+async def _collect_text(engine: ConversationEngine, key: ChatKey, texts: Sequence[str]) -> list[TextReply]:
+    """Run engine commands whose replies are plain text; stop after the first refusal."""
+    replies: list[TextReply] = []
+
+    async def keep(reply: Reply) -> None:
+        if isinstance(reply, TextReply):
+            replies.append(reply)
+
+    for text in texts:
+        await engine.handle(Incoming(key, text=text), keep)
+        if any(reply.error for reply in replies):
+            break
+    return replies
+
+
+# ---------------------------------------------------------------------------------------------------- the client
+
+
+class EditBotClient(discord.Client):
+    """A discord.Client whose command tree speaks to the engine."""
+
+    def __init__(self, settings: Settings, engine: ConversationEngine) -> None:
+        super().__init__(intents=discord.Intents.default())
+        self.settings = settings
+        self.engine = engine
+        self.tree = app_commands.CommandTree(
+            self,
+            allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True),
+        )
+        self.tree.error(self._on_tree_error)
+        _add_commands(self)
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(PressButton)
+        await self.tree.sync()
+
+    # -------------------------------------------------------------- entry points (called by commands and items)
+
+    def allowed(self, interaction: discord.Interaction) -> bool:
+        allowed = self.settings.discord.allowed_ids
+        return not allowed or interaction.user.id in allowed or interaction.guild_id in allowed
+
+    def upload_limit(self, interaction: discord.Interaction) -> int:
+        """The most we fetch: this interaction's own attachment limit, or our configured one if lower."""
+        return min(interaction.filesize_limit, self.settings.limits.max_upload_bytes)
+
+    async def answer(
+        self,
+        interaction: discord.Interaction,
+        texts: Sequence[str],
+        *,
+        ephemeral: bool = False,
+        last_only: bool = False,
+    ) -> None:
+        """Send the engine one or more command/instruction texts and render what it answers.
+
+        last_only: the texts are settings changes; show only the final confirmation (or the refusal).
+        """
+        if not await self._admit(interaction):
+            return
+        await interaction.response.defer(thinking=True, ephemeral=ephemeral)
+        send = Responder(interaction, owns_original=True)
+        key = chat_key(interaction)
+        await self._guarded(send, self._answer_texts(key, texts, send, last_only))
+
+    async def _answer_texts(self, key: ChatKey, texts: Sequence[str], send: Responder, last_only: bool) -> None:
+        if last_only:
+            replies = await _collect_text(self.engine, key, texts)
+            await send(replies[-1])
+            return
+        for text in texts:
+            await self.engine.handle(Incoming(key, text=text), send)
+
+    async def answer_edit(
+        self,
+        interaction: discord.Interaction,
+        attachment: discord.Attachment,
+        instruction: str,
+        settings: Sequence[str] = (),
+    ) -> None:
+        """Edit an attached image: checked before it is fetched, then sent to the engine with its instruction."""
+        if not await self._admit(interaction):
+            return
+        try:
+            check_attachment(attachment, self.upload_limit(interaction))
+        except UserError as error:
+            await interaction.response.send_message(str(error), ephemeral=True)
+            return
+        await interaction.response.defer(thinking=True)
+        send = Responder(interaction, owns_original=True)
+        await self._guarded(send, self._edit(chat_key(interaction), attachment, instruction, settings, send))
+
+    async def _edit(
+        self, key: ChatKey, attachment: discord.Attachment, instruction: str, settings: Sequence[str], send: Responder
+    ) -> None:
+        if settings:
+            refusals = [reply for reply in await _collect_text(self.engine, key, settings) if reply.error]
+            if refusals:
+                await send(refusals[0])
+                return
+        try:
+            image = await attachment.read()
+        except discord.HTTPException:
+            log.warning("could not download attachment %s", attachment.url, exc_info=True)
+            await send(TextReply("I couldn't download that image from Discord; please try again.", error=True))
+            return
+        await self.engine.handle(Incoming(key, text=instruction, image=image), send)
+
+    async def answer_press(self, interaction: discord.Interaction, press: Press) -> None:
+        """A result button: acknowledged silently; a refusal (e.g. someone else's history) only the presser sees."""
+        if not await self._admit(interaction):
+            return
+        await interaction.response.defer()
+        send = Responder(interaction, owns_original=False)
+        await self._guarded(send, self.engine.handle(Incoming(chat_key(interaction), action=press), send))
+
+    async def offer_edit(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        """The "Edit this image" menu: ask for the instruction in a modal, having checked the image first."""
+        if not await self._admit(interaction):
+            return
+        attachment = first_image(message)
+        try:
+            if attachment is None:
+                raise BadImage("That message has no image to edit.")
+            check_attachment(attachment, self.upload_limit(interaction))
+        except UserError as error:
+            await interaction.response.send_message(str(error), ephemeral=True)
+            return
+        await interaction.response.send_modal(InstructionModal(self, attachment))
+
+    # -------------------------------------------------------------- helpers
+
+    async def _admit(self, interaction: discord.Interaction) -> bool:
+        if self.allowed(interaction):
+            return True
+        await interaction.response.send_message(NOT_ALLOWED, ephemeral=True)
+        return False
+
+    @staticmethod
+    async def _guarded(send: Responder, work: Awaitable[None]) -> None:
+        """Run the work; if the adapter itself fails, log it whole and tell the person one line."""
+        try:
+            await work
+        except Exception:
+            log.exception("failed to answer a Discord interaction")
+            try:
+                await send(TextReply(SOMETHING_WRONG, error=True))
+            except discord.HTTPException:
+                log.warning("could not report the failure to the person", exc_info=True)
+
+    async def _on_tree_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        log.error("command failed", exc_info=error)
+        if interaction.response.is_done():
+            await interaction.followup.send(SOMETHING_WRONG, ephemeral=True)
+        else:
+            await interaction.response.send_message(SOMETHING_WRONG, ephemeral=True)
+
+
+def _add_commands(client: EditBotClient) -> None:
+    """Register the slash commands and the message menu. Descriptions come from the engine's command summaries
+    where it has the command, else from each callback's docstring."""
+    tree = client.tree
+
+    @tree.command(name="edit")
+    @app_commands.describe(
+        image="The photo to edit", instruction="What to change, e.g. “make it snow”", **PARAM_DESCRIPTIONS
+    )
+    async def edit(
+        interaction: discord.Interaction,
+        image: discord.Attachment,
+        instruction: app_commands.Range[str, 1, 500],
+        text_guidance: TextGuidance | None = None,
+        image_guidance: ImageGuidance | None = None,
+        steps: Steps | None = None,
+        seed: Seed | None = None,
+    ) -> None:
+        """Edit a photo with an instruction (the options are kept for your next edits)."""
+        settings = settings_commands(text_guidance, image_guidance, steps, seed)
+        await client.answer_edit(interaction, image, instruction, settings)
+
+    @tree.command(name="refine")
+    @app_commands.describe(instruction="What to change next, e.g. “now add a rainbow”")
+    async def refine(interaction: discord.Interaction, instruction: app_commands.Range[str, 1, 500]) -> None:
+        """Edit your current image again with a new instruction."""
+        # A leading "/" would make the engine read the instruction as a command.
+        await client.answer(interaction, [instruction.lstrip("/ ") or instruction])
+
+    @tree.command(name="undo")
+    async def undo(interaction: discord.Interaction) -> None:
+        """Go back to the image before the last edit."""
+        await client.answer(interaction, ["/undo"])
+
+    @tree.command(name="redo")
+    async def redo(interaction: discord.Interaction) -> None:
+        """Go forward again to the edit you undid."""
+        await client.answer(interaction, ["/redo"])
+
+    @tree.command(name="retry")
+    async def retry(interaction: discord.Interaction) -> None:
+        """Run the last edit again with a new seed."""
+        await client.answer(interaction, ["/retry"])
+
+    # What only the asker needs to see is answered ephemerally.
+    @tree.command(name="history")
+    async def history(interaction: discord.Interaction) -> None:
+        """Show your edits, numbered for /goto."""
+        await client.answer(interaction, ["/history"], ephemeral=True)
+
+    @tree.command(name="reset")
+    async def reset(interaction: discord.Interaction) -> None:
+        """Put the photo aside and restore the default settings."""
+        await client.answer(interaction, ["/reset"], ephemeral=True)
+
+    @tree.command(name="cancel")
+    async def cancel(interaction: discord.Interaction) -> None:
+        """Cancel your edit that is waiting or running."""
+        await client.answer(interaction, ["/cancel"], ephemeral=True)
+
+    @tree.command(name="help")
+    async def help_(interaction: discord.Interaction) -> None:
+        """List what I can do."""
+        await client.answer(interaction, ["/help"], ephemeral=True)
+
+    @tree.command(name="goto")
+    @app_commands.describe(n="The step number, as listed by /history")
+    async def goto(interaction: discord.Interaction, n: app_commands.Range[int, 0, 10_000]) -> None:
+        """Jump to a step of your history."""
+        await client.answer(interaction, [f"/goto {n}"])
+
+    @tree.command(name="settings")
+    @app_commands.describe(**PARAM_DESCRIPTIONS)
+    async def settings(
+        interaction: discord.Interaction,
+        text_guidance: TextGuidance | None = None,
+        image_guidance: ImageGuidance | None = None,
+        steps: Steps | None = None,
+        seed: Seed | None = None,
+    ) -> None:
+        """Show your edit settings, or change the ones you give."""
+        changes = settings_commands(text_guidance, image_guidance, steps, seed)
+        if changes:
+            await client.answer(interaction, changes, ephemeral=True, last_only=True)
+        else:
+            await client.answer(interaction, ["/settings"], ephemeral=True)
+
+    @tree.context_menu(name="Edit this image")
+    async def edit_this_image(interaction: discord.Interaction, message: discord.Message) -> None:
+        await client.offer_edit(interaction, message)
+
+    summaries = {info.name.lstrip("/"): info.summary for info in client.engine.commands}
+    for command in tree.get_commands(type=discord.AppCommandType.chat_input):
+        if command.name in summaries:
+            command.description = summaries[command.name][:100]
+
+
+def build_client(settings: Settings, engine: ConversationEngine) -> EditBotClient:
+    """The Discord client for this engine, not yet connected (tests drive it offline)."""
+    return EditBotClient(settings, engine)
+
+
+def run(settings: Settings, engine: ConversationEngine) -> None:
+    """Start the engine and serve Discord until interrupted."""
+    token = settings.discord.bot_token
+    if not token:
+        raise UserError("Set DISCORD_BOT_TOKEN to run the Discord bot.")
+    client = build_client(settings, engine)
+
+    async def serve() -> None:
+        await engine.start()
+        try:
+            async with client:
+                await client.start(token)
+        finally:
+            await engine.close()
+
+    try:
+        asyncio.run(serve())
+    except discord.LoginFailure:
+        raise UserError("Discord refused the bot token: check DISCORD_BOT_TOKEN.") from None
+    except KeyboardInterrupt:
+        log.info("stopped")

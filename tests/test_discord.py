@@ -1,0 +1,391 @@
+"""The Discord adapter, driven offline through SimCord: the real discord.py client, a simulated Discord, and the
+real engine over in-memory storage with the fast fake editor (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import io
+
+import discord
+import pytest
+from PIL import Image
+
+from bot.discord_adapter import CUSTOM_ID_PREFIX, NOT_ALLOWED, build_client, fit_upload
+from core.config import DiscordSettings, LimitSettings, Settings
+from core.messages import Incoming, ProgressReply
+from tests.conftest import photo_bytes
+
+MESSAGE_RESPONSE, DEFERRED_THINKING, SILENT_UPDATE, MODAL_RESPONSE = 4, 5, 6, 9  # interaction callback types
+EPHEMERAL = 1 << 6
+INTERACTION_UPLOAD_LIMIT = 25 * 1024 * 1024  # what SimCord, like Discord, grants an interaction by default
+
+
+@pytest.fixture
+def settings() -> Settings:
+    settings = Settings()
+    settings.discord = DiscordSettings(bot_token=None, allowed_ids=set())
+    settings.limits = LimitSettings(max_upload_bytes=64 * 1024 * 1024)
+    return settings
+
+
+@pytest.fixture
+def simcord_bot(settings, engine):
+    return build_client(settings, engine)
+
+
+@pytest.fixture
+def world(simcord_env):
+    guild = simcord_env.create_guild()
+    channel = guild.create_text_channel("art")
+    alice = guild.add_member(simcord_env.create_user("alice"))
+    bob = guild.add_member(simcord_env.create_user("bob"))
+    return simcord_env, guild, channel, alice, bob
+
+
+def original_edits(env) -> list[str]:
+    """The contents the bot gave its deferred responses, in order."""
+    return [
+        (entry.json or {}).get("content")
+        for entry in env.http_requests
+        if entry.method == "PATCH" and entry.path.endswith("/messages/@original")
+    ]
+
+
+def acknowledgements(env) -> list[int]:
+    """The interaction callback types the bot answered with, in order (5: deferred "thinking", 6: silent)."""
+    return [
+        entry.json["type"]
+        for entry in env.http_requests
+        if entry.method == "POST" and entry.path.startswith("/interactions/") and entry.path.endswith("/callback")
+    ]
+
+
+def webhook_posts(env) -> list:
+    return [entry for entry in env.http_requests if entry.method == "POST" and entry.path.startswith("/webhooks/")]
+
+
+def button_labels(message) -> list[str]:
+    return [component["label"] for row in message.components for component in row["components"]]
+
+
+def button_id(message, label: str) -> str:
+    return next(
+        component["custom_id"]
+        for row in message.components
+        for component in row["components"]
+        if component["label"] == label
+    )
+
+
+async def edit(alice, channel, instruction="make it snow", **options):
+    return await alice.slash(channel, "edit", image=("photo.jpg", photo_bytes()), instruction=instruction, **options)
+
+
+async def test_edit_defers_shows_progress_then_follows_up_with_image_and_buttons(world, editor):
+    env, _, channel, alice, _ = world
+
+    result = await edit(alice, channel)
+
+    assert acknowledgements(env) == [DEFERRED_THINKING] and not result.ephemeral
+    progress = original_edits(env)
+    assert progress[0].startswith("⏳ ")
+    assert progress[-1] == "✅ Done."
+    assert result.response.content == "✅ Done."
+    [followup] = result.followups
+    assert "make it snow" in followup.content
+    [attachment] = followup.attachments
+    assert attachment.filename.endswith(".png")
+    with Image.open(io.BytesIO(await attachment.read())) as image:
+        assert image.size == (96, 64)
+    assert button_labels(followup) == ["↶ Undo", "🎲 Retry", "➕ Stronger", "➖ Weaker"]
+    assert all(button_id(followup, label).startswith(CUSTOM_ID_PREFIX) for label in button_labels(followup))
+    assert [call[0] for call in editor.calls] == ["make it snow"]
+
+
+async def test_progress_edits_are_throttled(world, engine, monkeypatch):
+    env, _, channel, alice, _ = world
+    updates = count_progress(monkeypatch, engine)
+
+    await edit(alice, channel)  # 20 steps, all within the same (simulated) second
+
+    assert updates[0] > 3
+    assert len(original_edits(env)) == 2, "one progress edit, then the final line"
+
+
+async def test_a_failed_progress_edit_does_not_lose_the_result(world):
+    env, _, channel, alice, _ = world
+    env.inject_error("PATCH", "/webhooks/*/messages/@original", status=500)
+
+    result = await edit(alice, channel)
+
+    assert result.followups[0].attachments
+
+
+async def test_a_press_shows_progress_only_to_the_presser_and_then_removes_it(world, engine, monkeypatch):
+    env, _, channel, alice, _ = world
+    first = (await edit(alice, channel)).followups[0]
+    updates = count_progress(monkeypatch, engine)
+
+    pressed = await alice.click(first, label="🎲 Retry")
+
+    assert acknowledgements(env)[-1] == SILENT_UPDATE
+    assert updates[0] > 0
+    progress_posts = [entry for entry in webhook_posts(env) if (entry.json or {}).get("content", "").startswith("⏳")]
+    assert len(progress_posts) == 1 and progress_posts[0].json["flags"] & EPHEMERAL
+    assert any(entry.method == "DELETE" and "/webhooks/" in entry.path for entry in env.http_requests)
+    [result] = pressed.followups  # the progress message is gone
+    assert "make it snow" in result.content and result.attachments and not result.ephemeral
+
+
+async def test_direct_messages_work_too(simcord_env, editor):
+    alice = simcord_env.create_user("alice")
+
+    result = await alice.slash("edit", image=("photo.png", photo_bytes(fmt="PNG")), instruction="make it snow")
+
+    assert result.followups[0].attachments
+    assert [call[0] for call in editor.calls] == ["make it snow"]
+
+
+async def test_edit_options_become_settings(world, editor):
+    env, _, channel, alice, _ = world
+
+    await edit(alice, channel, text_guidance=9.0, steps=3, seed=42)
+
+    [(_, params)] = editor.calls
+    assert (params.text_guidance, params.steps, params.seed) == (9.0, 3, 42)
+
+
+async def test_refine_edits_the_current_image(world, editor):
+    env, _, channel, alice, _ = world
+    await edit(alice, channel)
+
+    result = await alice.slash(channel, "refine", instruction="now add a rainbow")
+
+    [followup] = result.followups
+    assert "now add a rainbow" in followup.content
+    assert followup.attachments
+    assert [call[0] for call in editor.calls] == ["make it snow", "now add a rainbow"]
+
+
+async def test_undo_button_goes_back(world):
+    env, _, channel, alice, _ = world
+    await edit(alice, channel)
+    refined = (await alice.slash(channel, "refine", instruction="now add a rainbow")).followups[0]
+
+    pressed = await alice.click(refined, label="↶ Undo")
+
+    [followup] = pressed.followups
+    assert followup.content.startswith("Undone.") and "make it snow" in followup.content
+    assert followup.attachments and not followup.ephemeral
+
+
+async def test_buttons_survive_a_restart(world, settings, engine):
+    env, _, channel, alice, _ = world
+    await edit(alice, channel)
+    refined = (await alice.slash(channel, "refine", instruction="now add a rainbow")).followups[0]
+
+    await env.restart_bot(build_client(settings, engine))
+    pressed = await alice.click(refined, label="↶ Undo")
+
+    assert pressed.followups[0].content.startswith("Undone.")
+
+
+async def test_a_strangers_press_is_refused_only_to_them(world, editor):
+    env, _, channel, alice, bob = world
+    result = await edit(alice, channel)
+
+    pressed = await bob.click(result.followups[0], label="🎲 Retry")
+
+    [refusal] = pressed.followups
+    assert refusal.ephemeral
+    assert "someone else" in refusal.content
+    assert not refusal.attachments
+    assert len(editor.calls) == 1
+
+
+async def test_a_non_image_attachment_is_refused(world, engine, monkeypatch):
+    env, _, channel, alice, _ = world
+    handled = spy_engine(monkeypatch, engine)
+
+    result = await alice.slash(channel, "edit", image=("notes.txt", b"hello"), instruction="make it snow")
+
+    assert result.ephemeral and acknowledgements(env) == [MESSAGE_RESPONSE]
+    assert "notes.txt" in result.response.content and "not an image" in result.response.content
+    assert handled == []
+
+
+@pytest.mark.parametrize(
+    ("our_limit", "size"),
+    [
+        (64 * 1024 * 1024, INTERACTION_UPLOAD_LIMIT + 1),  # the interaction's own limit
+        (1024, 2048),  # our configured limit, when lower
+    ],
+)
+async def test_an_oversize_attachment_is_refused_before_reading(world, engine, settings, monkeypatch, our_limit, size):
+    env, _, channel, alice, _ = world
+    settings.limits = LimitSettings(max_upload_bytes=our_limit)
+    handled = spy_engine(monkeypatch, engine)
+    reads = []
+
+    async def read(self, **kwargs):
+        reads.append(self.filename)
+        return b""
+
+    monkeypatch.setattr(discord.Attachment, "read", read)
+
+    result = await alice.slash(channel, "edit", image=("huge.png", b"\0" * size), instruction="make it snow")
+
+    assert result.ephemeral and "the most I accept here is" in result.response.content
+    assert reads == [] and handled == []
+
+
+async def test_edit_this_image_menu_asks_for_an_instruction(world, editor):
+    env, _, channel, alice, _ = world
+    message = await alice.send(channel, "look", attachments=[("cat.jpg", photo_bytes())])
+
+    shown = await alice.context_menu(channel, "Edit this image", message)
+    assert shown.modal is not None
+    submitted = await alice.submit_modal(shown, {"instruction": "make it a watercolour"})
+
+    assert acknowledgements(env) == [MODAL_RESPONSE, DEFERRED_THINKING]
+    assert "make it a watercolour" in submitted.followups[0].content
+    assert submitted.followups[0].attachments
+    assert [call[0] for call in editor.calls] == ["make it a watercolour"]
+
+
+async def test_edit_this_image_on_a_message_without_image(world):
+    env, _, channel, alice, _ = world
+    message = await alice.send(channel, "no picture here")
+
+    result = await alice.context_menu(channel, "Edit this image", message)
+
+    assert result.modal is None and result.ephemeral
+    assert result.response.content == "That message has no image to edit."
+
+
+async def test_settings_options_become_engine_commands(world):
+    env, _, channel, alice, _ = world
+
+    result = await alice.slash(channel, "settings", text_guidance=9.0, steps=30)
+
+    assert result.ephemeral
+    assert result.response.content.startswith("Settings:")
+    assert "text guidance 9" in result.response.content and "30 steps" in result.response.content
+    shown = await alice.slash(channel, "settings")
+    assert "Text guidance: 9" in shown.response.content
+
+
+async def test_errors_are_one_line(world):
+    env, _, channel, alice, _ = world
+
+    result = await alice.slash(channel, "undo")
+
+    assert result.response.content == "Send me a photo first."
+
+
+async def test_goto_and_history(world):
+    env, _, channel, alice, _ = world
+    await edit(alice, channel)
+
+    history = await alice.slash(channel, "history")
+    back = await alice.slash(channel, "goto", n=0)
+
+    assert history.ephemeral and "make it snow" in history.response.content
+    assert back.response.content.startswith("Step 0: Original photo")
+
+
+async def test_allowlist_refuses_others_politely(world, settings, engine, monkeypatch):
+    env, guild, channel, alice, bob = world
+    settings.discord = DiscordSettings(allowed_ids={alice.id})
+    handled = spy_engine(monkeypatch, engine)
+
+    refused = await bob.slash(channel, "help")
+    allowed = await alice.slash(channel, "help")
+
+    assert refused.ephemeral and refused.response.content == NOT_ALLOWED
+    assert allowed.response.content != NOT_ALLOWED
+    assert [incoming.key.user_id for incoming in handled] == [str(alice.id)]
+
+
+async def test_a_result_after_the_token_expired_goes_to_the_channel(world, engine, monkeypatch):
+    env, _, channel, alice, _ = world
+    await edit(alice, channel)
+    release = env.bot.loop.create_future()
+    real_handle = engine.handle
+
+    async def slow_handle(incoming, send):
+        await env.external_wait(release, reason="the edit takes longer than the interaction token lives")
+        await real_handle(incoming, send)
+
+    monkeypatch.setattr(engine, "handle", slow_handle)
+    result = await alice.slash(channel, "undo")
+    await env.advance_time(16 * 60)
+    webhook_calls = len(webhook_posts(env))
+    release.set_result(None)
+    await env.settle()
+
+    assert result.followups == []
+    assert len(webhook_posts(env)) == webhook_calls, "a token known to be dead is not even tried"
+    posted = channel.last_message
+    assert posted.content.startswith(f"{alice.mention} Undone.")
+    assert posted.attachments
+
+
+async def test_a_token_discord_calls_invalid_falls_back_to_the_channel(world):
+    env, _, channel, alice, _ = world
+    await edit(alice, channel)
+    env.inject_error("POST", "/webhooks/*", status=401, code=50027, message="Invalid Webhook Token")
+
+    await alice.slash(channel, "undo")
+
+    posted = channel.last_message
+    assert posted.content.startswith(f"{alice.mention} Undone.")
+    assert posted.attachments
+
+
+def test_large_results_are_reencoded_to_fit():
+    noise = Image.effect_noise((256, 256), 100).convert("RGB")
+    png = io.BytesIO()
+    noise.save(png, "PNG")
+    limit = len(png.getvalue()) // 2
+
+    data, mime = fit_upload(png.getvalue(), limit)
+
+    assert len(data) <= limit and mime == "image/jpeg"
+    assert fit_upload(png.getvalue(), len(png.getvalue())) == (png.getvalue(), "image/png")
+
+
+async def test_descriptions_come_from_the_engine(simcord_bot, engine):
+    summaries = {info.name: info.summary for info in engine.commands}
+    commands = {command.name: command for command in simcord_bot.tree.get_commands()}
+
+    assert commands["undo"].description == summaries["undo"]
+    assert commands["edit"].description.startswith("Edit a photo")
+
+
+def spy_engine(monkeypatch, engine) -> list[Incoming]:
+    """Record what reaches the engine (still answering as usual)."""
+    handled: list[Incoming] = []
+    real_handle = engine.handle
+
+    async def handle(incoming, send):
+        handled.append(incoming)
+        await real_handle(incoming, send)
+
+    monkeypatch.setattr(engine, "handle", handle)
+    return handled
+
+
+def count_progress(monkeypatch, engine) -> list[int]:
+    """How many ProgressReplies the engine sends, as a one-item list the test reads after acting."""
+    count = [0]
+    real_handle = engine.handle
+
+    async def handle(incoming, send):
+        async def counting(reply):
+            count[0] += isinstance(reply, ProgressReply)
+            await send(reply)
+
+        await real_handle(incoming, counting)
+
+    monkeypatch.setattr(engine, "handle", handle)
+    return count
