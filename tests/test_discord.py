@@ -7,11 +7,15 @@ import io
 
 import discord
 import pytest
+import simcord
 from PIL import Image
 
 from bot.discord_adapter import CUSTOM_ID_PREFIX, NOT_ALLOWED, build_client, fit_upload
 from core.config import DiscordSettings, LimitSettings, Settings
+from core.engine import ConversationEngine
 from core.messages import Incoming, ProgressReply
+from core.queue import EditQueue
+from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
 from tests.conftest import photo_bytes
 
 MESSAGE_RESPONSE, DEFERRED_THINKING, SILENT_UPDATE, MODAL_RESPONSE = 4, 5, 6, 9  # interaction callback types
@@ -340,6 +344,29 @@ async def test_a_token_discord_calls_invalid_falls_back_to_the_channel(world):
     posted = channel.last_message
     assert posted.content.startswith(f"{alice.mention} Undone.")
     assert posted.attachments
+
+
+@pytest.mark.slow
+async def test_end_to_end_with_the_tiny_model(settings):
+    from core.editing.pix2pix import Pix2PixEditor
+    from core.editing.sources import load_pipeline
+
+    editor = Pix2PixEditor(load_pipeline("tiny", device="cpu"), safety_checker=False)
+    engine = ConversationEngine(InMemoryHistoryRepository(), InMemoryImageStore(), EditQueue(editor))
+    await engine.start()
+    try:
+        async with simcord.run(build_client(settings, engine), settle_timeout=120) as env:
+            channel = env.create_guild().create_text_channel("art")
+            alice = env.guild.add_member(env.create_user("alice"))
+
+            result = await edit(alice, channel, steps=2, seed=7)
+
+            [followup] = result.followups
+            assert "2 steps · seed 7" in followup.content
+            with Image.open(io.BytesIO(await followup.attachments[0].read())) as image:
+                assert image.format == "PNG" and image.size == (96, 64)
+    finally:
+        await engine.close()
 
 
 def test_large_results_are_reencoded_to_fit():
