@@ -11,12 +11,9 @@ every repository or image call runs in a worker thread so the event loop stays f
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-
-from PIL import Image
 
 from core.commands import CommandInfo, collect, command, parse_number, parse_whole, split_command
 from core.domain import (
@@ -32,6 +29,7 @@ from core.errors import BadParams, UserError
 from core.images import encode_png, load_untrusted
 from core.messages import Button, ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
 from core.ports import HistoryRepository, ImageStore
+from core.jobs import EditJob
 from core.queue import EditQueue, Position, Step
 
 log = logging.getLogger(__name__)
@@ -103,7 +101,7 @@ class ConversationEngine:
 
     async def _photo(self, incoming: Incoming, send: Send) -> None:
         intake = await asyncio.to_thread(load_untrusted, incoming.image, **self._intake_limits)
-        digest = await asyncio.to_thread(self._images.put, encode_png(intake.image))
+        digest = await asyncio.to_thread(lambda: self._images.put(encode_png(intake.image)))
         conversation = await self._conversation(incoming)
         root = await self._db(self._history.add_node, conversation.id, None, digest, None, None, None)
         if intake.notice:
@@ -121,15 +119,11 @@ class ConversationEngine:
         params = params.validated()
         if not instruction:
             raise BadParams("Tell me what to change, for example “make it night”.")
-        image = await asyncio.to_thread(self._load_image, parent.image_hash)
-        job = self._queue.submit(str(conversation.id), self._person(conversation), image, instruction, params)
-        async for update in job.updates():
-            await send(self._progress(job.id, update))
-        result = await job.result
-        digest = await asyncio.to_thread(self._images.put, encode_png(result.image))
-        node = await self._db(
-            self._history.add_node, conversation.id, parent.id, digest, instruction, result.params, result.seconds
-        )
+        job = EditJob(conversation.id, self._person(conversation), parent.id, parent.image_hash, instruction, params)
+        queued = self._queue.submit(job)
+        async for update in queued.updates():
+            await send(self._progress(queued.id, update))
+        node = await queued.result
         await send(await self._show(node, self._caption(node)))
 
     @staticmethod
@@ -139,10 +133,6 @@ class ConversationEngine:
         if update.ahead:
             return ProgressReply(job_id, f"Queued: {update.ahead} ahead of you", update.ahead)
         return ProgressReply(job_id, "Starting the edit…")
-
-    def _load_image(self, digest: str) -> Image.Image:
-        with Image.open(io.BytesIO(self._images.get(digest))) as image:
-            return image.convert("RGB")
 
     @staticmethod
     def _caption(node: Node) -> str:
@@ -356,7 +346,7 @@ class ConversationEngine:
     @command("cancel")
     async def cancel_command(self, conversation: Conversation, args: str, send: Send) -> None:
         """Cancel your edit that is waiting or running."""
-        cancelled = self._queue.cancel(str(conversation.id))
+        cancelled = self._queue.cancel(conversation.id)
         await send(TextReply("Cancelling your edit." if cancelled else "You have no edit on the way."))
 
     async def _set(self, conversation: Conversation, send: Send, **change) -> None:

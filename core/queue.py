@@ -17,11 +17,9 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from PIL import Image
-
-from core.domain import EditParams
+from core.domain import Node
 from core.errors import EditCancelled, QueueFull, UserError
-from core.ports import EditResult, Editor
+from core.jobs import EditJob, EditRunner
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +38,18 @@ class Step:
 
 
 @dataclass(eq=False)
-class Job:
+class QueuedJob:
+    """An EditJob in the queue: its progress events, its outcome (the recorded node), its cancel switch."""
+
     id: int
-    owner: str
-    person: str
-    image: Image.Image
-    instruction: str
-    params: EditParams
-    result: asyncio.Future[EditResult]
+    job: EditJob
+    result: asyncio.Future[Node]
     cancel_event: threading.Event = field(default_factory=threading.Event)
     _events: asyncio.Queue[Position | Step | None] = field(default_factory=asyncio.Queue)
+
+    @property
+    def owner(self) -> int:
+        return self.job.conversation_id
 
     async def updates(self) -> AsyncIterator[Position | Step]:
         """Progress until the job ends (successfully or not); then await `result`."""
@@ -64,12 +64,12 @@ class Job:
 
 
 class EditQueue:
-    def __init__(self, editor: Editor, *, max_waiting_per_person: int = 1, max_waiting_total: int = 100) -> None:
-        self._editor = editor
+    def __init__(self, runner: EditRunner, *, max_waiting_per_person: int = 1, max_waiting_total: int = 100) -> None:
+        self._runner = runner
         self._max_per_person = max_waiting_per_person
         self._max_total = max_waiting_total
-        self._waiting: deque[Job] = deque()
-        self._running: Job | None = None
+        self._waiting: deque[QueuedJob] = deque()
+        self._running: QueuedJob | None = None
         self._wakeup = asyncio.Event()
         self._ids = itertools.count(1)
         # One thread: the model is not re-entrant and one edit at a time is the point of the queue.
@@ -99,27 +99,26 @@ class EditQueue:
         """Jobs waiting plus the one running."""
         return len(self._waiting) + (self._running is not None)
 
-    def busy(self, owner: str) -> bool:
-        return self._job_of(owner) is not None
+    def busy(self, conversation_id: int) -> bool:
+        return self._job_of(conversation_id) is not None
 
-    def submit(self, owner: str, person: str, image: Image.Image, instruction: str, params: EditParams) -> Job:
+    def submit(self, job: EditJob) -> QueuedJob:
         """Queue an edit. Raises QueueFull with a line the person can act on."""
-        if self.busy(owner):
+        if self.busy(job.conversation_id):
             raise QueueFull("You already have an edit on the way: wait for it, or send /cancel.")
-        if sum(job.person == person for job in self._waiting) >= self._max_per_person:
+        if sum(queued.job.person == job.person for queued in self._waiting) >= self._max_per_person:
             raise QueueFull("You have too many edits waiting: wait for one to finish, or send /cancel.")
         if len(self._waiting) >= self._max_total:
             raise QueueFull("I'm very busy right now: please try again in a minute.")
-        job = Job(next(self._ids), owner, person, image, instruction, params,
-                  asyncio.get_running_loop().create_future())
-        self._waiting.append(job)
-        job._emit(Position(self._ahead_of(job)))
+        queued = QueuedJob(next(self._ids), job, asyncio.get_running_loop().create_future())
+        self._waiting.append(queued)
+        queued._emit(Position(self._ahead_of(queued)))
         self._wakeup.set()
-        return job
+        return queued
 
-    def cancel(self, owner: str) -> bool:
-        """Cancel the owner's waiting or running job. True if there was one."""
-        job = self._job_of(owner)
+    def cancel(self, conversation_id: int) -> bool:
+        """Cancel the conversation's waiting or running job. True if there was one."""
+        job = self._job_of(conversation_id)
         if job is None:
             return False
         if job is self._running:
@@ -129,15 +128,15 @@ class EditQueue:
             self._announce_positions()
         return True
 
-    def _job_of(self, owner: str) -> Job | None:
-        if self._running is not None and self._running.owner == owner:
+    def _job_of(self, conversation_id: int) -> QueuedJob | None:
+        if self._running is not None and self._running.owner == conversation_id:
             return self._running
-        return next((job for job in self._waiting if job.owner == owner), None)
+        return next((job for job in self._waiting if job.owner == conversation_id), None)
 
-    def _ahead_of(self, job: Job) -> int:
+    def _ahead_of(self, job: QueuedJob) -> int:
         return self._waiting.index(job) + (self._running is not None)
 
-    def _drop(self, job: Job) -> None:
+    def _drop(self, job: QueuedJob) -> None:
         self._waiting.remove(job)
         if not job.result.done():
             job.result.set_exception(EditCancelled("Edit cancelled."))
@@ -158,7 +157,7 @@ class EditQueue:
             self._announce_positions()
             job._emit(Position(0))
 
-            def on_step(done: int, total: int, job: Job = job) -> None:
+            def on_step(done: int, total: int, job: QueuedJob = job) -> None:
                 loop.call_soon_threadsafe(job._emit, Step(done, total))
 
             try:
@@ -174,7 +173,7 @@ class EditQueue:
                 self._running = None
                 job._emit(None)
 
-    def _run(self, job: Job, on_step) -> EditResult:
-        if job.cancel_event.is_set():
+    def _run(self, queued: QueuedJob, on_step) -> Node:
+        if queued.cancel_event.is_set():
             raise EditCancelled("Edit cancelled.")
-        return self._editor.edit(job.image, job.instruction, job.params, on_step=on_step, cancel=job.cancel_event)
+        return self._runner.run(queued.job, on_step, queued.cancel_event)

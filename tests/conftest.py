@@ -11,6 +11,7 @@ from PIL import Image
 from core.domain import ChatKey
 from core.engine import ConversationEngine
 from core.messages import ImageReply, Incoming, Press, ProgressReply, TextReply
+from core.jobs import EditRunner
 from core.queue import EditQueue
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
 from tests.fakes import FakeEditor
@@ -77,7 +78,7 @@ def image_store() -> InMemoryImageStore:
 
 @pytest.fixture
 async def engine(editor, history, image_store):
-    engine = ConversationEngine(history, image_store, EditQueue(editor, max_waiting_per_person=1))
+    engine = ConversationEngine(history, image_store, EditQueue(EditRunner(editor, history, image_store)))
     await engine.start()
     yield engine
     await engine.close()

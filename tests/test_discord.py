@@ -14,6 +14,7 @@ from bot.discord_adapter import CUSTOM_ID_PREFIX, NOT_ALLOWED, build_client, fit
 from core.config import DiscordSettings, LimitSettings, Settings
 from core.engine import ConversationEngine
 from core.messages import Incoming, ProgressReply
+from core.jobs import EditRunner
 from core.queue import EditQueue
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
 from tests.conftest import photo_bytes
@@ -352,7 +353,8 @@ async def test_end_to_end_with_the_tiny_model(settings):
     from core.editing.sources import load_pipeline
 
     editor = Pix2PixEditor(load_pipeline("tiny", device="cpu"), safety_checker=False)
-    engine = ConversationEngine(InMemoryHistoryRepository(), InMemoryImageStore(), EditQueue(editor))
+    history, images = InMemoryHistoryRepository(), InMemoryImageStore()
+    engine = ConversationEngine(history, images, EditQueue(EditRunner(editor, history, images)))
     await engine.start()
     try:
         async with simcord.run(build_client(settings, engine), settle_timeout=120) as env:

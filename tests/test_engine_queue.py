@@ -9,6 +9,7 @@ import pytest
 
 from core.domain import ChatKey
 from core.engine import ConversationEngine
+from core.jobs import EditRunner
 from core.queue import EditQueue
 from tests.conftest import Chat, images, progress, texts
 from tests.fakes import FakeEditor
@@ -85,7 +86,8 @@ async def test_waiting_jobs_hear_their_position_and_can_cancel(engine, editor, g
 
 
 async def test_a_person_cannot_flood_the_queue_from_several_chats(history, image_store, gate, editor):
-    engine = ConversationEngine(history, image_store, EditQueue(editor, max_waiting_per_person=1))
+    queue = EditQueue(EditRunner(editor, history, image_store), max_waiting_per_person=1)
+    engine = ConversationEngine(history, image_store, queue)
     await engine.start()
     try:
         chats = [Chat(engine, ChatKey("test", f"chat-{n}", "alice")) for n in range(3)]

@@ -8,6 +8,7 @@ import hashlib
 
 from core.domain import ChatKey
 from core.engine import ConversationEngine
+from core.jobs import EditRunner
 from core.queue import EditQueue
 from storage.blobs import FileImageStore
 from storage.database import make_engine
@@ -36,7 +37,8 @@ async def test_fifty_conversations_at_once_on_sqlite(tmp_path):
     history = SqlHistoryRepository(make_engine(url))
     store = FileImageStore(tmp_path / "images")
     editor = FakeEditor()
-    engine = ConversationEngine(history, store, EditQueue(editor, max_waiting_total=PEOPLE))
+    queue = EditQueue(EditRunner(editor, history, store), max_waiting_total=PEOPLE)
+    engine = ConversationEngine(history, store, queue)
     await engine.start()
     try:
         chats = [Chat(engine, ChatKey("test", f"chat-{n % 5}", f"user-{n}")) for n in range(PEOPLE)]

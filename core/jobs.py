@@ -1,0 +1,52 @@
+"""What an edit job is, and how one is carried out.
+
+An `EditJob` is plain data, so it can wait in the in-process queue or travel to a worker on another machine.
+`EditRunner.run` does the whole job in one worker thread: load the parent image, edit it, store the result, record the
+node. The order is what keeps history whole: the image is durable before the row that names it is committed, and the
+node is recorded in one transaction, so a crash or a cancel at any point leaves either the full edit or nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from dataclasses import dataclass
+
+from PIL import Image
+
+from core.domain import EditParams, Node
+from core.images import encode_png
+from core.ports import Editor, HistoryRepository, ImageStore, ProgressCallback
+
+
+@dataclass(frozen=True)
+class EditJob:
+    """Edit node `parent_id` (whose image is `image_hash`) of a conversation with `instruction` and `params`.
+
+    person: who asked ("platform:user"), for per-person limits across chats.
+    """
+
+    conversation_id: int
+    person: str
+    parent_id: int
+    image_hash: str
+    instruction: str
+    params: EditParams
+
+
+class EditRunner:
+    def __init__(self, editor: Editor, history: HistoryRepository, images: ImageStore) -> None:
+        self.editor = editor
+        self.history = history
+        self.images = images
+
+    def run(self, job: EditJob, on_step: ProgressCallback | None = None,
+            cancel: threading.Event | None = None) -> Node:
+        """Blocking. Raises the editor's UserErrors (EditCancelled, UnsafeImage, BadParams) having recorded nothing."""
+        with Image.open(io.BytesIO(self.images.get(job.image_hash))) as stored:
+            photo = stored.convert("RGB")
+        result = self.editor.edit(photo, job.instruction, job.params, on_step=on_step, cancel=cancel)
+        digest = self.images.put(encode_png(result.image))
+        return self.history.add_node(
+            job.conversation_id, job.parent_id, digest, job.instruction, result.params, result.seconds
+        )
