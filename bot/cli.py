@@ -1,0 +1,227 @@
+"""`editbot`: the command line. Every subcommand reads the same settings (environment and .env); flags override.
+
+    editbot                    run the bots whose tokens are set, or the terminal chat when none is
+    editbot edit IN "INSTR" -o OUT [options]
+    editbot chat [IMAGE] [--instruction TEXT]
+    editbot telegram | discord
+    editbot bench [--json] [--fast]
+    editbot db upgrade | db sweep
+
+Bad input ends with exit status 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from core.config import Settings
+from core.domain import EditParams
+from core.errors import UserError
+
+SAMPLE_PHOTO = Path(__file__).parent / "samples" / "sample.jpg"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (and exit status 2)."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def _editor_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="hub id, local folder, .ckpt/.safetensors file, 'tiny' or 'full-random'")
+    parser.add_argument("--max-side", type=int, help="longest side of the working resolution (default 512)")
+    parser.add_argument("--fast", action="store_true", default=None, help="opt-in speed-ups (slightly different maths)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="editbot", description="Conversational image editing with InstructPix2Pix.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details, libraries' warnings included")
+    commands = parser.add_subparsers(dest="command", parser_class=OneLineParser)
+
+    run = commands.add_parser("run", help="run the bots whose tokens are set, else the terminal chat (the default)")
+    _editor_options(run)
+
+    edit = commands.add_parser("edit", help="edit one image file")
+    edit.add_argument("input", type=Path)
+    edit.add_argument("instruction")
+    edit.add_argument("-o", "--output", type=Path, required=True)
+    _editor_options(edit)
+    edit.add_argument("--text-guidance", type=float, default=EditParams.text_guidance)
+    edit.add_argument("--image-guidance", type=float, default=EditParams.image_guidance)
+    edit.add_argument("--steps", type=int, default=EditParams.steps)
+    edit.add_argument("--seed", type=int)
+    edit.add_argument("--scheduler", choices=["default", "euler-a", "ddim", "dpm++"])
+    edit.add_argument("--keep-size", action="store_true", default=None, help="return the result at the input's size")
+
+    chat = commands.add_parser("chat", help="talk to the bot in this terminal; reads standard input line by line")
+    chat.add_argument("image", nargs="?", type=Path, help="a photo to start with")
+    chat.add_argument("--instruction", help="a first instruction for that photo")
+    chat.add_argument("--out", type=Path, default=Path("out"), help="folder for result files (default ./out)")
+    _editor_options(chat)
+
+    for name in ("telegram", "discord"):
+        _editor_options(commands.add_parser(name, help=f"run the {name.capitalize()} bot"))
+
+    bench = commands.add_parser("bench", help="time our editor against the stock diffusers pipeline")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--fast", action="store_true", help="also time fast mode")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--size", type=int, help="square side in pixels (CPU 256, CUDA 512)")
+    bench.add_argument("--steps", type=int, help="denoising steps (CPU 4, CUDA 20)")
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True, parser_class=OneLineParser)
+    db_commands.add_parser("upgrade", help="apply database migrations")
+    db_commands.add_parser("sweep", help="delete image files that no history refers to")
+    return parser
+
+
+def _apply(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Flags override settings."""
+    for flag, field in (("model", "model"), ("max_side", "max_side"), ("fast", "fast"), ("keep_size", "keep_original_size")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            setattr(settings.editor, field, value)
+    return settings
+
+
+def _quiet_libraries() -> None:
+    """Keep model libraries' advice and deprecation chatter off the terminal: a person sees our one line."""
+    for variable in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY", "HF_HUB_VERBOSITY"):
+        os.environ.setdefault(variable, "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.verbose:
+        _quiet_libraries()
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = _apply(Settings(), args)
+        return COMMANDS[args.command or "run"](settings, args)
+    except UserError as error:
+        print(f"editbot: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def edit_command(settings: Settings, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from bot.bootstrap import build_editor
+    from core.images import load_untrusted
+
+    try:
+        data = args.input.read_bytes()
+    except OSError as error:
+        raise UserError(f"Cannot read {args.input}: {error.strerror}.") from None
+    params = EditParams(args.text_guidance, args.image_guidance, args.steps, args.seed,
+                        args.scheduler or settings.editor.scheduler).validated()
+    limits = settings.limits
+    intake = load_untrusted(data, max_pixels=limits.max_pixels, min_side=limits.min_side, max_aspect=limits.max_aspect)
+    if intake.notice:
+        print(intake.notice, file=sys.stderr)
+    editor = build_editor(settings)
+    with tqdm(total=params.steps, desc="editing", unit="step", file=sys.stderr) as bar:
+        result = editor.edit(intake.image, args.instruction, params, on_step=lambda done, total: bar.update(1))
+    try:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        result.image.save(args.output)
+    except (OSError, ValueError) as error:
+        raise UserError(f"Cannot write {args.output}: {getattr(error, 'strerror', None) or error}.") from None
+    print(f"{args.output}: {result.params.describe()} · {result.seconds:.1f} s")
+    return 0
+
+
+def chat_command(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.bootstrap import build_engine
+    from bot.console_adapter import run_console
+
+    image = getattr(args, "image", None)
+    if image is not None and not image.is_file():
+        raise UserError(f"No such file: {image}")
+    if image is None and sys.stdin.isatty():
+        print(f"Tip: /open {SAMPLE_PHOTO} make it winter", file=sys.stderr)
+    engine = build_engine(settings)
+    asyncio.run(run_console(engine, getattr(args, "out", Path("out")), image=image,
+                            instruction=getattr(args, "instruction", None)))
+    return 0
+
+
+def telegram_command(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import telegram_adapter
+    from bot.bootstrap import build_engine
+
+    if not settings.telegram.bot_token:
+        raise UserError("Set TELEGRAM_BOT_TOKEN to run the Telegram bot.")
+    logging.getLogger().setLevel(logging.INFO)
+    telegram_adapter.run(settings, build_engine(settings))
+    return 0
+
+
+def discord_command(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import discord_adapter
+    from bot.bootstrap import build_engine
+
+    if not settings.discord.bot_token:
+        raise UserError("Set DISCORD_BOT_TOKEN to run the Discord bot.")
+    logging.getLogger().setLevel(logging.INFO)
+    discord_adapter.run(settings, build_engine(settings))
+    return 0
+
+
+def run_command(settings: Settings, args: argparse.Namespace) -> int:
+    """The README's run command: whichever bot has a token, else the terminal chat."""
+    if settings.telegram.bot_token and settings.discord.bot_token:
+        raise UserError("Both bot tokens are set: start `editbot telegram` and `editbot discord` as two processes.")
+    if settings.telegram.bot_token:
+        return telegram_command(settings, args)
+    if settings.discord.bot_token:
+        return discord_command(settings, args)
+    return chat_command(settings, args)
+
+
+def bench_command(settings: Settings, args: argparse.Namespace) -> int:
+    from core.editing.bench import run_benchmark
+
+    run_benchmark(device=args.device, size=args.size, steps=args.steps, fast=args.fast, as_json=args.json)
+    return 0
+
+
+def db_command(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.bootstrap import build_storage
+
+    history, images = build_storage(settings)  # applies migrations
+    if args.db_command == "upgrade":
+        print(f"Database is up to date: {settings.storage.url}")
+    else:
+        removed = images.sweep(history.referenced_images())
+        print(f"Removed {removed} unreferenced image file(s).")
+    return 0
+
+
+COMMANDS = {
+    "run": run_command,
+    "edit": edit_command,
+    "chat": chat_command,
+    "telegram": telegram_command,
+    "discord": discord_command,
+    "bench": bench_command,
+    "db": db_command,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())
