@@ -37,14 +37,17 @@ def command(name: str, args: str = "") -> Callable[[Callable], Callable]:
     return mark
 
 
-def collect(owner: object) -> dict[str, tuple[CommandInfo, Callable]]:
-    """The marked handlers of an object, bound, in definition order."""
+def collect(*owners: object) -> dict[str, tuple[CommandInfo, Callable]]:
+    """The marked handlers of the given objects, bound, in definition order (the first owner's first)."""
     found: dict[str, tuple[CommandInfo, Callable]] = {}
-    for cls in reversed(type(owner).__mro__):
-        for attr in vars(cls).values():
-            info = getattr(attr, "__command__", None)
-            if info is not None:
-                found[info.name] = (info, getattr(owner, attr.__name__))
+    for owner in owners:
+        for cls in reversed(type(owner).__mro__):
+            for attr in vars(cls).values():
+                info = getattr(attr, "__command__", None)
+                if info is not None:
+                    if info.name in found:
+                        raise ValueError(f"two handlers for /{info.name}")
+                    found[info.name] = (info, getattr(owner, attr.__name__))
     return found
 
 

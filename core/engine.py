@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 
 from core.commands import CommandInfo, collect, command, parse_number, parse_whole, split_command
@@ -56,13 +56,16 @@ class ConversationEngine:
         *,
         intake_limits: dict | None = None,
         defaults: EditParams = EditParams(),
+        command_groups: Iterable[object] = (),
     ) -> None:
+        """command_groups: more objects whose `@command` methods answer commands too (e.g. admin commands);
+        their handlers take (conversation, args, send) like the engine's own."""
         self._history = history
         self._images = images
         self._queue = queue
         self._intake_limits = intake_limits or {}
         self._defaults = defaults
-        self._handlers = collect(self)
+        self._handlers = collect(self, *command_groups)
 
     @property
     def commands(self) -> list[CommandInfo]:
