@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import socket
 import threading
 import time
@@ -203,6 +204,7 @@ class TelegramEmulator:
         from telemelya.server.config import settings as telemelya_settings
 
         s3_port, api_port = free_port(), free_port()
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every S3 request
         s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
         s3.start()
         try:
@@ -338,23 +340,25 @@ class Person:
         self.chat_id = chat_id if chat_id is not None else self.user_id
         self.chat_type = chat_type
 
-    def _message(self, **fields) -> dict:
+    async def send(self, **fields) -> None:
+        """Send a message with these fields (text, photo, document, location...) to the bot's chat."""
         chat = {"id": self.chat_id, "type": self.chat_type}
         if self.chat_type != "private":
             chat["title"] = "Test group"
-        return {
+        message = {
             "message_id": self.session.new_id(),
             "from": {"id": self.user_id, "is_bot": False, "first_name": f"Tester{self.user_id}"},
             "chat": chat,
             "date": int(time.time()),
             **fields,
         }
+        await self.session.deliver({"message": message}, self.chat_id)
 
     async def say(self, text: str, *, reply_to: dict | None = None) -> None:
         fields: dict = {"text": text, "entities": _entities(text)}
         if reply_to is not None:
             fields["reply_to_message"] = reply_to
-        await self.session.deliver({"message": self._message(**fields)}, self.chat_id)
+        await self.send(**fields)
 
     async def send_photo(
         self, sizes: list[tuple[bytes, int, int]], caption: str | None = None, *, file_size: int | None = None
@@ -373,7 +377,7 @@ class Person:
         fields: dict = {"photo": photo}
         if caption is not None:
             fields.update(caption=caption, caption_entities=_entities(caption))
-        await self.session.deliver({"message": self._message(**fields)}, self.chat_id)
+        await self.send(**fields)
 
     async def send_document(
         self, data: bytes, filename: str, mime_type: str, caption: str | None = None, *, file_size: int | None = None
@@ -390,7 +394,7 @@ class Person:
         fields: dict = {"document": document}
         if caption is not None:
             fields.update(caption=caption, caption_entities=_entities(caption))
-        await self.session.deliver({"message": self._message(**fields)}, self.chat_id)
+        await self.send(**fields)
 
     async def press(self, data: str, message_id: int) -> str:
         """Press an inline button with this callback data under the bot's message; returns the query id."""

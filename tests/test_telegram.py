@@ -31,12 +31,13 @@ from bot.telegram_adapter import (
     split_text,
     webhook_secret,
 )
-from core.config import LimitSettings, Settings, TelegramSettings
+from core.config import LimitSettings, Settings, StorageSettings, TelegramSettings
 from core.domain import ChatKey
 from core.messages import Press, TextReply
 from tests.conftest import photo_bytes
 from tests.fakes import FakeEditor
 from tests.telegram_harness import (
+    BOT_ID,
     BOT_USERNAME,
     EmulatorSession,
     Person,
@@ -272,7 +273,7 @@ async def test_file_that_is_not_an_image_is_refused_without_downloading(session)
 
 async def test_unsupported_message_gets_a_hint(session):
     alice = Person(session)
-    await session.deliver({"message": alice._message(location={"latitude": 51.5, "longitude": -0.1})}, alice.chat_id)
+    await alice.send(location={"latitude": 51.5, "longitude": -0.1})
     hint = await session.expect("sendMessage")
     assert hint["text"] == UNSUPPORTED
 
@@ -327,7 +328,7 @@ async def test_in_groups_only_commands_mentions_and_replies_are_answered(session
 
     bot_message = {
         "message_id": result["message_id"],
-        "from": {"id": 123456789, "is_bot": True, "first_name": "TestBot", "username": BOT_USERNAME},
+        "from": {"id": BOT_ID, "is_bot": True, "first_name": "TestBot", "username": BOT_USERNAME},
         "chat": {"id": group, "type": "group"},
         "date": int(time.time()),
         "caption": result["caption"],
@@ -362,6 +363,32 @@ async def test_command_menu_is_published_at_start(session, engine):
     published = await session.commands()
     assert [command["command"] for command in published] == [info.name for info in engine.commands]
     assert all(command["description"] for command in published)
+
+
+@pytest.mark.slow
+async def test_end_to_end_with_the_tiny_model_and_real_storage(emulator, tmp_path):
+    """The production wiring (bootstrap: SQLite, image files, queue) with the real InstructPix2Pix editor."""
+    from bot.bootstrap import build_engine
+    from core.editing.pix2pix import Pix2PixEditor
+    from core.editing.sources import load_pipeline
+
+    settings = make_settings(emulator)
+    settings.storage = StorageSettings(data_dir=tmp_path)
+    engine = build_engine(settings, editor=Pix2PixEditor(load_pipeline("tiny", device="cpu"), safety_checker=False))
+    token = settings.telegram.bot_token
+    async with running_bot(settings, engine):
+        session = emulator.session(token, webhook_secret(token))
+        try:
+            alice = Person(session)
+            await alice.say("/steps 2")
+            await session.expect("sendMessage")
+            await alice.send_photo([(photo_bytes((96, 64)), 96, 64)], caption="make it night")
+            result = await session.expect("sendPhoto")
+            shown = Image.open(io.BytesIO(await session.download(result["file_id"])))
+        finally:
+            await session.close()
+    assert "2 steps" in result["caption"]
+    assert shown.format == "PNG" and shown.size == (96, 64)
 
 
 # ---------------------------------------------------------------------- failures stay private
