@@ -87,7 +87,14 @@ def _extend_telemelya() -> None:
     from fastapi import APIRouter, Request
     from starlette.datastructures import UploadFile
     from telemelya.models import TelegramApiResponse
+
+    # Telemelya configures the root logger when its app is imported; the test process keeps its own setup.
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     from telemelya.server.app import app
+
+    root.handlers[:] = handlers
+    root.setLevel(level)
     from telemelya.server.bot_api import DEFAULT_BOT_INFO, _as_int, _extract_session_id, _parse_body
     from telemelya.server.media import media_manager
     from telemelya.server.state import state_manager

@@ -11,6 +11,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
@@ -496,3 +497,19 @@ def test_build_application_refuses_a_missing_token():
     settings.telegram = TelegramSettings(bot_token=None)
     with pytest.raises(ValueError, match="TELEGRAM_BOT_TOKEN"):
         build_application(settings, _BrokenEngine())
+
+
+def test_webhook_serves_the_public_path_and_checks_a_secret_that_is_not_the_token():
+    from bot.telegram_adapter import webhook_options
+
+    telegram = TelegramSettings(bot_token="42:SECRET-part", webhook_url="https://bot.example/hooks/telegram",
+                                webhook_listen="127.0.0.1", webhook_port=8080)
+    options = webhook_options(telegram)
+
+    assert options["url_path"] == "hooks/telegram" and options["webhook_url"] == telegram.webhook_url
+    assert (options["listen"], options["port"]) == ("127.0.0.1", 8080)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,256}", options["secret_token"])
+    assert "SECRET" not in options["secret_token"] and "SECRET" not in options["url_path"]
+    assert options["secret_token"] != webhook_options(telegram.model_copy(update={"bot_token": "42:other"}))[
+        "secret_token"
+    ]
