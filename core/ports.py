@@ -6,7 +6,7 @@ so the event loop never waits on a disk, a database or the model.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,10 +39,12 @@ class HistoryRepository(Protocol):
         instruction: str | None,
         params: EditParams | None,
         seconds: float | None,
+        make_head: bool = True,
     ) -> Node:
         """Record a node and make it the head, in one transaction. The image must already be in the store.
 
-        Raises ValueError if the parent belongs to another conversation.
+        make_head=False records a candidate (a sweep cell, a variation): a child that is not visited (visit 0) until
+        someone adopts it with move_head. Raises ValueError if the parent belongs to another conversation.
         """
 
     def move_head(self, conversation_id: int, node_id: int | None) -> Conversation:
@@ -102,3 +104,16 @@ class Editor(Protocol):
         Raises BadParams for out-of-range params, EditCancelled when cancel is set (checked every step),
         UnsafeImage when the safety checker flags the result.
         """
+
+    def edit_batch(
+        self,
+        image: Image.Image,
+        instruction: str,
+        variants: Sequence[EditParams],
+        *,
+        on_step: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[EditResult]:
+        """Several renders of one photo and instruction in as few model calls as possible (the photo and the text
+        are encoded once). Variants may differ in guidance and seed, not in steps or scheduler. Each result equals
+        what `edit` gives for that variant alone."""

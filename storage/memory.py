@@ -70,13 +70,16 @@ class InMemoryHistoryRepository:
         instruction: str | None,
         params: EditParams | None,
         seconds: float | None,
+        make_head: bool = True,
     ) -> Node:
-        """Record a node and make it the head. ValueError for an unknown conversation or a foreign parent."""
+        """Record a node and (unless make_head=False) make it the head.
+
+        ValueError for an unknown conversation or a foreign parent."""
         with self._lock:
             self._require_conversation(conversation_id)
             if parent_id is not None:
                 self._require_own_node(conversation_id, parent_id, "parent")
-            visit = self._next_visit(conversation_id)
+            visit = self._next_visit(conversation_id) if make_head else 0
             node = Node(
                 id=len(self._nodes) + 1,
                 conversation_id=conversation_id,
@@ -91,7 +94,8 @@ class InMemoryHistoryRepository:
             self._nodes[node.id] = node
             if parent_id is not None:
                 self._children.setdefault(parent_id, []).append(node.id)
-            self._set_head(conversation_id, node.id)
+            if make_head:
+                self._set_head(conversation_id, node.id)
             return node
 
     def move_head(self, conversation_id: int, node_id: int | None) -> Conversation:

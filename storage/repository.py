@@ -80,20 +80,24 @@ class SqlHistoryRepository:
         instruction: str | None,
         params: EditParams | None,
         seconds: float | None,
+        make_head: bool = True,
     ) -> Node:
-        """Record a node and make it the head. ValueError for an unknown conversation or a foreign parent."""
+        """Record a node and (unless make_head=False) make it the head.
+
+        ValueError for an unknown conversation or a foreign parent."""
         with self._writes.begin() as session:
             conversation = _lock_conversation(session, conversation_id)
             if parent_id is not None:
                 _own_node(session, conversation_id, parent_id, "parent")
-            conversation.visit_counter += 1
+            if make_head:
+                conversation.visit_counter += 1
             row = NodeRow(
                 conversation_id=conversation_id,
                 parent_id=parent_id,
                 image_hash=image_hash,
                 instruction=instruction,
                 seconds=seconds,
-                visit=conversation.visit_counter,
+                visit=conversation.visit_counter if make_head else 0,
             )
             if params is not None:
                 row.text_guidance = params.text_guidance
@@ -103,7 +107,8 @@ class SqlHistoryRepository:
                 row.scheduler = params.scheduler
             session.add(row)
             session.flush()  # the node must exist before head_id may point at it
-            conversation.head_id = row.id
+            if make_head:
+                conversation.head_id = row.id
             return _to_node(row)
 
     def move_head(self, conversation_id: int, node_id: int | None) -> Conversation:

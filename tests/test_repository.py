@@ -126,6 +126,18 @@ class TestHistoryRepositoryContract:
         assert repo.node(child.id) == child
         assert repo.conversation(ALICE).head_id == child.id
 
+    def test_a_candidate_is_recorded_without_becoming_head_until_adopted(self, repo):
+        conversation = repo.conversation(ALICE)
+        root = repo.add_node(conversation.id, None, "root", None, None, None)
+        kept = repo.add_node(conversation.id, root.id, "kept", "make it snow", USED, 1.0)
+        candidate = repo.add_node(conversation.id, root.id, "cand", "make it snow", USED, 1.0, make_head=False)
+        assert candidate.visit == 0 and repo.node(candidate.id) == candidate
+        assert repo.conversation(ALICE).head_id == kept.id
+        assert [node.id for node in repo.children(root.id)] == [kept.id, candidate.id]
+
+        repo.move_head(conversation.id, candidate.id)
+        assert repo.node(candidate.id).visit > repo.node(kept.id).visit
+
     def test_path_runs_from_root_down_to_the_node(self, repo):
         conversation = repo.conversation(ALICE)
         root = repo.add_node(conversation.id, None, "h0", None, None, None)
