@@ -126,7 +126,7 @@ class ConversationEngine:
         queued = self._queue.submit(job)
         async for update in queued.updates():
             await send(self._progress(queued.id, update))
-        node = await queued.result
+        [node] = await queued.result
         await send(await self._show(node, self._caption(node)))
 
     @staticmethod

@@ -24,6 +24,8 @@ class EditJob:
     """Edit node `parent_id` (whose image is `image_hash`) of a conversation with `instruction` and `params`.
 
     person: who asked ("platform:user"), for per-person limits across chats.
+    variants: when given, render these instead of `params`, in one batched call, and record each as a candidate
+        (a child that does not become the head until adopted): sweeps and variations.
     """
 
     conversation_id: int
@@ -32,6 +34,7 @@ class EditJob:
     image_hash: str
     instruction: str
     params: EditParams
+    variants: tuple[EditParams, ...] = ()
 
 
 class EditRunner:
@@ -41,12 +44,21 @@ class EditRunner:
         self.images = images
 
     def run(self, job: EditJob, on_step: ProgressCallback | None = None,
-            cancel: threading.Event | None = None) -> Node:
-        """Blocking. Raises the editor's UserErrors (EditCancelled, UnsafeImage, BadParams) having recorded nothing."""
+            cancel: threading.Event | None = None) -> list[Node]:
+        """Blocking; returns the nodes recorded: the new head, or the candidates of a variants job.
+
+        Raises the editor's UserErrors (EditCancelled, UnsafeImage, BadParams) having recorded nothing.
+        """
         with Image.open(io.BytesIO(self.images.get(job.image_hash))) as stored:
             photo = stored.convert("RGB")
-        result = self.editor.edit(photo, job.instruction, job.params, on_step=on_step, cancel=cancel)
-        digest = self.images.put(encode_png(result.image))
-        return self.history.add_node(
-            job.conversation_id, job.parent_id, digest, job.instruction, result.params, result.seconds
-        )
+        if job.variants:
+            results = self.editor.edit_batch(photo, job.instruction, job.variants, on_step=on_step, cancel=cancel)
+        else:
+            results = [self.editor.edit(photo, job.instruction, job.params, on_step=on_step, cancel=cancel)]
+        # Every image is durable before any row names it.
+        digests = [self.images.put(encode_png(result.image)) for result in results]
+        return [
+            self.history.add_node(job.conversation_id, job.parent_id, digest, job.instruction, result.params,
+                                  result.seconds, make_head=not job.variants)
+            for digest, result in zip(digests, results)
+        ]

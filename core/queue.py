@@ -39,11 +39,11 @@ class Step:
 
 @dataclass(eq=False)
 class QueuedJob:
-    """An EditJob in the queue: its progress events, its outcome (the recorded node), its cancel switch."""
+    """An EditJob in the queue: its progress events, its outcome (the nodes recorded), its cancel switch."""
 
     id: int
     job: EditJob
-    result: asyncio.Future[Node]
+    result: asyncio.Future[list[Node]]
     cancel_event: threading.Event = field(default_factory=threading.Event)
     _events: asyncio.Queue[Position | Step | None] = field(default_factory=asyncio.Queue)
 
@@ -173,7 +173,7 @@ class EditQueue:
                 self._running = None
                 job._emit(None)
 
-    def _run(self, queued: QueuedJob, on_step) -> Node:
+    def _run(self, queued: QueuedJob, on_step) -> list[Node]:
         if queued.cancel_event.is_set():
             raise EditCancelled("Edit cancelled.")
         return self._runner.run(queued.job, on_step, queued.cancel_event)

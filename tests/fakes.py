@@ -25,6 +25,7 @@ class FakeEditor:
         self.step_seconds = step_seconds
         self.gate = gate
         self.calls: list[tuple[str, EditParams]] = []
+        self.batches: list[int] = []
         self.started = threading.Event()
 
     def edit(self, image, instruction, params, *, on_step=None, cancel=None) -> EditResult:
@@ -44,6 +45,15 @@ class FakeEditor:
             time.sleep(self.step_seconds)
             if on_step is not None:
                 on_step(step, params.steps)
+        return self._render(image, instruction, params, start)
+
+    def edit_batch(self, image, instruction, variants, *, on_step=None, cancel=None) -> list[EditResult]:
+        """Like the real editor: one pass over the steps for all variants."""
+        self.batches.append(len(variants))
+        return [self.edit(image, instruction, params, on_step=on_step if n == 0 else None, cancel=cancel)
+                for n, params in enumerate(variants)]
+
+    def _render(self, image, instruction, params, start) -> EditResult:
         key = f"{instruction}|{params.text_guidance}|{params.image_guidance}|{params.steps}|{params.seed}"
         colour = tuple(hashlib.sha256(key.encode()).digest()[:3])
         tinted = ImageChops.blend(image.convert("RGB"), Image.new("RGB", image.size, colour), 0.5)
