@@ -88,6 +88,24 @@ class DiscordSettings(BaseSettings):
     """Guild or user ids allowed to use the bot; empty: everyone."""
 
 
+class OpsSettings(BaseSettings):
+    """Running the bot as a service: health and metrics endpoint, logs, admins, data retention."""
+
+    model_config = _group("EDITBOT_")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    """Port of /healthz and /metrics; 0 disables the endpoint."""
+    log_format: Literal["text", "json"] = "text"
+    """json: one JSON object per line, with a `conversation` field where there is one."""
+    admin_ids: set[str] = set()
+    """People allowed the admin commands, as "platform:user_id", e.g. ["telegram:12345", "discord:67890"]."""
+    retention_days: int | None = Field(None, ge=1)
+    """Delete edit trees untouched for this many days (daily, while a bot runs); unset: keep forever."""
+    warmup: bool = True
+    """Run one tiny edit after loading the model, so the first person does not wait for the GPU to warm up."""
+
+
 class Settings:
     """All groups together; each reads the environment on its own."""
 
@@ -97,3 +115,4 @@ class Settings:
         self.limits = LimitSettings()
         self.telegram = TelegramSettings()
         self.discord = DiscordSettings()
+        self.ops = OpsSettings()
