@@ -4,14 +4,19 @@ One edit runs at a time (one model, one GPU), first come first served. A convers
 or waiting, a person at most `max_waiting_per_person` waiting across their chats, and the queue at most
 `max_waiting_total`. Jobs report their queue position and denoising steps as they go, and can be cancelled while
 waiting or running. The model runs in a dedicated thread, so the event loop never blocks on it.
+
+An admin may pause the queue: it then starts no new job (the running one finishes, waiting ones keep their places
+and new ones still queue up) until resumed. An observer (core.metrics.EditObserver) hears how each edit ended.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 from core.domain import Node
 from core.errors import EditCancelled, QueueFull, UserError
 from core.jobs import EditJob, EditRunner
+from core.metrics import EditObserver, NoObserver, log_conversation
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,15 @@ class Step:
     total: int
 
 
+@dataclass(frozen=True)
+class QueueStatus:
+    """What an admin sees: whether an edit runs, how many wait, whether the queue is paused."""
+
+    running: bool
+    waiting: int
+    paused: bool
+
+
 @dataclass(eq=False)
 class QueuedJob:
     """An EditJob in the queue: its progress events, its outcome (the nodes recorded), its cancel switch."""
@@ -45,6 +60,7 @@ class QueuedJob:
     job: EditJob
     result: asyncio.Future[list[Node]]
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    conversation_label: str | None = None  # for the logs: the conversation that asked, as the engine named it
     _events: asyncio.Queue[Position | Step | None] = field(default_factory=asyncio.Queue)
 
     @property
@@ -64,8 +80,17 @@ class QueuedJob:
 
 
 class EditQueue:
-    def __init__(self, runner: EditRunner, *, max_waiting_per_person: int = 1, max_waiting_total: int = 100) -> None:
+    def __init__(
+        self,
+        runner: EditRunner,
+        *,
+        max_waiting_per_person: int = 1,
+        max_waiting_total: int = 100,
+        observer: EditObserver | None = None,
+    ) -> None:
         self._runner = runner
+        self._observer = observer or NoObserver()
+        self._paused = False
         self._max_per_person = max_waiting_per_person
         self._max_total = max_waiting_total
         self._waiting: deque[QueuedJob] = deque()
@@ -99,6 +124,18 @@ class EditQueue:
         """Jobs waiting plus the one running."""
         return len(self._waiting) + (self._running is not None)
 
+    @property
+    def status(self) -> QueueStatus:
+        return QueueStatus(self._running is not None, len(self._waiting), self._paused)
+
+    def pause(self) -> None:
+        """Start no new job until resume(); the running one finishes, waiting ones stay."""
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+        self._wakeup.set()
+
     def busy(self, conversation_id: int) -> bool:
         return self._job_of(conversation_id) is not None
 
@@ -110,7 +147,8 @@ class EditQueue:
             raise QueueFull("You have too many edits waiting: wait for one to finish, or send /cancel.")
         if len(self._waiting) >= self._max_total:
             raise QueueFull("I'm very busy right now: please try again in a minute.")
-        queued = QueuedJob(next(self._ids), job, asyncio.get_running_loop().create_future())
+        queued = QueuedJob(next(self._ids), job, asyncio.get_running_loop().create_future(),
+                           conversation_label=log_conversation.get())
         self._waiting.append(queued)
         queued._emit(Position(self._ahead_of(queued)))
         self._wakeup.set()
@@ -149,7 +187,7 @@ class EditQueue:
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if not self._waiting:
+            if not self._waiting or self._paused:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
@@ -160,16 +198,24 @@ class EditQueue:
             def on_step(done: int, total: int, job: QueuedJob = job) -> None:
                 loop.call_soon_threadsafe(job._emit, Step(done, total))
 
+            # Log lines of this job, here and in the editor thread, name its conversation.
+            label = log_conversation.set(job.conversation_label)
+            started = time.perf_counter()
             try:
-                result = await loop.run_in_executor(self._executor, self._run, job, on_step)
+                in_job_context = contextvars.copy_context().run
+                result = await loop.run_in_executor(self._executor, in_job_context, self._run, job, on_step)
             except UserError as error:
+                self._observer.edit_failed(type(error).__name__)
                 job.result.set_exception(error)
             except Exception:  # a bug or a device failure: log it whole, tell the person one line
                 log.exception("edit %s failed", job.id)
+                self._observer.edit_failed("internal")
                 job.result.set_exception(UserError("The edit failed on my side; nothing was changed. Please try again."))
             else:
+                self._observer.edit_succeeded(time.perf_counter() - started)
                 job.result.set_result(result)
             finally:
+                log_conversation.reset(label)
                 self._running = None
                 job._emit(None)
 
