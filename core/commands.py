@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.errors import BadParams
+from core.errors import BadParams, UserError
 
 
 @dataclass(frozen=True)
@@ -19,19 +19,21 @@ class CommandInfo:
     args: str
     summary: str
     help: str
+    hidden: bool = False
+    """Left out of /help and the platforms' command menus (admin commands)."""
 
     @property
     def usage(self) -> str:
         return f"/{self.name} {self.args}".rstrip()
 
 
-def command(name: str, args: str = "") -> Callable[[Callable], Callable]:
+def command(name: str, args: str = "", *, hidden: bool = False) -> Callable[[Callable], Callable]:
     """Mark a coroutine method as the handler of `/name`. Its docstring's first line is the summary."""
 
     def mark(handler: Callable) -> Callable:
         doc = inspect.cleandoc(handler.__doc__ or "")
         summary = doc.splitlines()[0] if doc else name
-        handler.__command__ = CommandInfo(name, args, summary, doc)
+        handler.__command__ = CommandInfo(name, args, summary, doc, hidden)
         return handler
 
     return mark
@@ -49,6 +51,11 @@ def collect(*owners: object) -> dict[str, tuple[CommandInfo, Callable]]:
                         raise ValueError(f"two handlers for /{info.name}")
                     found[info.name] = (info, getattr(owner, attr.__name__))
     return found
+
+
+def unknown_command(name: str) -> UserError:
+    """The answer to a command we do not have (or that this person may not use: they get the same answer)."""
+    return UserError(f"I don't know /{name}. Send /help for the list of commands.")
 
 
 def split_command(text: str) -> tuple[str, str] | None:

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 
-from core.commands import CommandInfo, collect, command, parse_number, parse_whole, split_command
+from core.commands import CommandInfo, collect, command, parse_number, parse_whole, split_command, unknown_command
 from core.domain import (
     IMAGE_GUIDANCE_RANGE,
     SEED_RANGE,
@@ -27,6 +27,7 @@ from core.domain import (
 )
 from core.errors import BadParams, UserError
 from core.images import encode_png, load_untrusted
+from core.metrics import log_conversation
 from core.messages import Button, ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
 from core.ports import HistoryRepository, ImageStore
 from core.jobs import EditJob
@@ -69,7 +70,8 @@ class ConversationEngine:
 
     @property
     def commands(self) -> list[CommandInfo]:
-        return [info for info, _ in self._handlers.values()]
+        """The public commands, for /help and the platforms' menus (hidden ones answer but are not listed)."""
+        return [info for info, _ in self._handlers.values() if not info.hidden]
 
     async def start(self) -> None:
         await self._queue.start()
@@ -81,6 +83,7 @@ class ConversationEngine:
 
     async def handle(self, incoming: Incoming, send: Send) -> None:
         """Answer one message. Never raises for the person's mistakes: they become one-line TextReplies."""
+        label = log_conversation.set(str(incoming.key))  # every log line of this answer names the conversation
         try:
             if incoming.action is not None:
                 await self._press(incoming, send)
@@ -99,6 +102,8 @@ class ConversationEngine:
         except Exception:
             log.exception("failed to answer %s", incoming.key)
             await send(TextReply("Something went wrong on my side; nothing was changed. Please try again.", error=True))
+        finally:
+            log_conversation.reset(label)
 
     # ------------------------------------------------------------------ photos and edits
 
@@ -231,7 +236,7 @@ class ConversationEngine:
     async def _command(self, incoming: Incoming, name: str, args: str, send: Send) -> None:
         entry = self._handlers.get(name)
         if entry is None:
-            raise UserError(f"I don't know /{name}. Send /help for the list of commands.")
+            raise unknown_command(name)
         _, handler = entry
         conversation = await self._conversation(incoming)
         await handler(conversation, args, send)
