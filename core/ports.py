@@ -8,11 +8,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from PIL import Image
 
 from core.domain import ChatKey, Conversation, EditParams, Node
+
+if TYPE_CHECKING:  # core.jobs imports this module
+    from core.jobs import EditJob
 
 
 class HistoryRepository(Protocol):
@@ -117,3 +121,70 @@ class Editor(Protocol):
         """Several renders of one photo and instruction in as few model calls as possible (the photo and the text
         are encoded once). Variants may differ in guidance and seed, not in steps or scheduler. Each result equals
         what `edit` gives for that variant alone."""
+
+
+JobState = Literal["queued", "running", "done", "failed", "cancelled"]
+FINISHED_STATES: frozenset[str] = frozenset({"done", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One edit job as the job table holds it (distributed mode): the row is the truth about the job.
+
+    frontend: the front-end that submitted it and delivers its result (re-attached after a restart).
+    worker/heartbeat: who runs it and when it last reported a step; a stale heartbeat lets another worker take over.
+    node_ids: the nodes recorded once done. error: the one human line of a failed or cancelled job.
+    delivered: the outcome reached the front-end.
+    """
+
+    id: str
+    job: EditJob
+    frontend: str
+    state: JobState
+    worker: str | None
+    attempts: int
+    step: int
+    total: int
+    node_ids: tuple[int, ...]
+    error: str | None
+    delivered: bool
+    created_at: datetime
+    heartbeat_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+
+class JobRepository(Protocol):
+    """Edit jobs of the distributed mode. Every method is one transaction. The job id is the idempotency key: a job
+    delivered twice (a worker died, the broker redelivered) is recorded once."""
+
+    def create(self, job_id: str, job: EditJob, frontend: str) -> JobRecord:
+        """Record a queued job; creating an existing id returns the existing row unchanged."""
+
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+    def claim(self, job_id: str, worker: str, stale_after: float) -> tuple[JobRecord | None, bool]:
+        """Take the job for `worker`: (the row, True) if it was queued, or running with no heartbeat for
+        `stale_after` seconds (its worker died). (row, False) when it is finished or alive elsewhere; (None, False)
+        for an unknown id."""
+
+    def progress(self, job_id: str, step: int, total: int) -> None:
+        """Record a denoising step; doubles as the running worker's heartbeat."""
+
+    def complete(self, job_id: str, results: Sequence[tuple[str, EditParams, float]]) -> list[Node]:
+        """Record the job's nodes (image digest, params used, seconds each; the images already stored) AND mark the
+        job done, in one transaction. Idempotent: for a job already done, the nodes it recorded, never new ones.
+        Raises ValueError for an unknown job, or one failed or cancelled meanwhile (nothing is recorded)."""
+
+    def fail(self, job_id: str, error: str, *, cancelled: bool = False) -> JobRecord | None:
+        """Mark an unfinished job failed (or cancelled) with the line to show; a finished job is left as it is."""
+
+    def cancel(self, job_id: str) -> JobRecord | None:
+        """Cancel the job if it is still queued (a running one is stopped by its worker). Returns the row."""
+
+    def mark_delivered(self, job_id: str) -> None: ...
+
+    def undelivered(self, frontend: str) -> list[JobRecord]:
+        """The front-end's jobs whose outcome it has not delivered yet, oldest first: re-attached on restart."""
