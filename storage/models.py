@@ -9,7 +9,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -76,3 +89,33 @@ class NodeRow(Base):
     seconds: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     visit: Mapped[int] = mapped_column(Integer)
+
+
+class JobRow(Base):
+    """An edit job of the distributed mode (storage.jobs). Its id, chosen by the front-end, is the idempotency key."""
+
+    __tablename__ = "jobs"
+    # The front-end's re-attachment query: its jobs not yet delivered.
+    __table_args__ = (Index("ix_jobs_frontend_delivered", "frontend", "delivered"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(Id, ForeignKey("conversations.id"), index=True)
+    person: Mapped[str] = mapped_column(String(128))
+    frontend: Mapped[str] = mapped_column(String(64))
+    parent_id: Mapped[int] = mapped_column(Id, ForeignKey("nodes.id"))
+    image_hash: Mapped[str] = mapped_column(String(64))
+    instruction: Mapped[str] = mapped_column(Text)
+    # EditParams as a dict, and the variants of a batch job as a list of them.
+    params: Mapped[dict] = mapped_column(JSON)
+    variants: Mapped[list] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    worker: Mapped[str | None] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    node_ids: Mapped[list] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    delivered: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, onupdate=utc_now)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
