@@ -86,30 +86,7 @@ class SqlHistoryRepository:
 
         ValueError for an unknown conversation or a foreign parent."""
         with self._writes.begin() as session:
-            conversation = _lock_conversation(session, conversation_id)
-            if parent_id is not None:
-                _own_node(session, conversation_id, parent_id, "parent")
-            if make_head:
-                conversation.visit_counter += 1
-            row = NodeRow(
-                conversation_id=conversation_id,
-                parent_id=parent_id,
-                image_hash=image_hash,
-                instruction=instruction,
-                seconds=seconds,
-                visit=conversation.visit_counter if make_head else 0,
-            )
-            if params is not None:
-                row.text_guidance = params.text_guidance
-                row.image_guidance = params.image_guidance
-                row.steps = params.steps
-                row.seed = params.seed
-                row.scheduler = params.scheduler
-            session.add(row)
-            session.flush()  # the node must exist before head_id may point at it
-            if make_head:
-                conversation.head_id = row.id
-            return _to_node(row)
+            return insert_node(session, conversation_id, parent_id, image_hash, instruction, params, seconds, make_head)
 
     def move_head(self, conversation_id: int, node_id: int | None) -> Conversation:
         """Make node_id the head (None: no current image) and raise its visit counter.
@@ -141,6 +118,43 @@ class SqlHistoryRepository:
         """Every image hash some node refers to, for the image store's sweep."""
         with self._reads.begin() as session:
             return set(session.scalars(select(NodeRow.image_hash).distinct()))
+
+
+def insert_node(
+    session: Session,
+    conversation_id: int,
+    parent_id: int | None,
+    image_hash: str,
+    instruction: str | None,
+    params: EditParams | None,
+    seconds: float | None,
+    make_head: bool = True,
+) -> Node:
+    """add_node's work inside the caller's transaction, so other writes (the job table's) can commit with it."""
+    conversation = _lock_conversation(session, conversation_id)
+    if parent_id is not None:
+        _own_node(session, conversation_id, parent_id, "parent")
+    if make_head:
+        conversation.visit_counter += 1
+    row = NodeRow(
+        conversation_id=conversation_id,
+        parent_id=parent_id,
+        image_hash=image_hash,
+        instruction=instruction,
+        seconds=seconds,
+        visit=conversation.visit_counter if make_head else 0,
+    )
+    if params is not None:
+        row.text_guidance = params.text_guidance
+        row.image_guidance = params.image_guidance
+        row.steps = params.steps
+        row.seed = params.seed
+        row.scheduler = params.scheduler
+    session.add(row)
+    session.flush()  # the node must exist before head_id may point at it
+    if make_head:
+        conversation.head_id = row.id
+    return _to_node(row)
 
 
 def _find_conversation(session: Session, key: ChatKey) -> ConversationRow | None:
