@@ -106,6 +106,33 @@ class OpsSettings(BaseSettings):
     """Run one tiny edit after loading the model, so the first person does not wait for the GPU to warm up."""
 
 
+class DistributedSettings(BaseSettings):
+    """Scale-out: front-ends queue edits through Taskiq on Redis, `editbot worker` processes (one per GPU) run them."""
+
+    model_config = _group("EDITBOT_")
+
+    mode: Literal["embedded", "distributed"] = "embedded"
+    """embedded: the in-process queue runs the model; distributed: jobs go to workers through Redis."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    queue_name: str = Field("editbot", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    """Prefix of every Redis key (job stream, progress channels, cancel flags): deployments sharing a Redis differ."""
+    frontend_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    """This front-end's name in the job table, to re-attach its jobs after a restart; default: the platform's name."""
+    redeliver_seconds: float = Field(120.0, ge=1.0)
+    """A job unacknowledged this long, with no progress from its worker, goes to another worker (its worker died)."""
+    worker_batch_size: int = Field(1, ge=1, le=16)
+    """Compatible waiting jobs a worker may run as one batched call (see README: today jobs run one by one)."""
+    image_store: Literal["local", "s3"] = "local"
+    """local: files under DATA_DIR (a shared folder when workers run elsewhere); s3: an S3-compatible bucket."""
+    s3_endpoint_url: str | None = None
+    """For S3-compatible stores (MinIO, Ceph...); unset: AWS S3."""
+    s3_bucket: str = "editbot-images"
+    s3_region: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    """Unset keys: boto3's usual credential chain (environment, profile, instance role)."""
+
+
 class Settings:
     """All groups together; each reads the environment on its own."""
 
@@ -116,3 +143,4 @@ class Settings:
         self.telegram = TelegramSettings()
         self.discord = DiscordSettings()
         self.ops = OpsSettings()
+        self.distributed = DistributedSettings()
