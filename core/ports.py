@@ -62,6 +62,15 @@ class HistoryRepository(Protocol):
     def referenced_images(self) -> set[str]:
         """Every image hash some node refers to, for the image store's sweep."""
 
+    def purge_before(self, cutoff: datetime) -> int:
+        """Retention: delete every edit tree whose newest node was made before cutoff, whole, one transaction per
+        conversation, clearing heads that pointed into it (conversations and settings stay). Returns how many nodes
+        were deleted; sweep the image store afterwards."""
+
+    def edit_counts(self, since: datetime, limit: int) -> list[tuple[str, int]]:
+        """Usage: people ("platform:user_id", across their chats) by the edits they made since `since`, most
+        first, at most limit."""
+
 
 class ImageStore(Protocol):
     """Content-addressed image bytes (PNG). `put` is durable before it returns: written to a temporary file,

@@ -7,12 +7,15 @@ real ones. Each method holds one lock for its whole run, the in-memory equivalen
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 import time
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from core.domain import ChatKey, Conversation, EditParams, Node
+from storage.retention import expired_nodes
 
 
 class InMemoryHistoryRepository:
@@ -25,6 +28,7 @@ class InMemoryHistoryRepository:
         self._visit_counters: dict[int, int] = {}
         self._nodes: dict[int, Node] = {}
         self._children: dict[int, list[int]] = {}
+        self._node_ids = itertools.count(1)  # never reused, even after a purge
 
     def conversation(self, key: ChatKey) -> Conversation:
         """The conversation of this person in this chat, created on first use with default settings."""
@@ -81,7 +85,7 @@ class InMemoryHistoryRepository:
                 self._require_own_node(conversation_id, parent_id, "parent")
             visit = self._next_visit(conversation_id) if make_head else 0
             node = Node(
-                id=len(self._nodes) + 1,
+                id=next(self._node_ids),
                 conversation_id=conversation_id,
                 parent_id=parent_id,
                 image_hash=image_hash,
@@ -123,6 +127,32 @@ class InMemoryHistoryRepository:
         with self._lock:
             return {node.image_hash for node in self._nodes.values()}
 
+    def purge_before(self, cutoff: datetime) -> int:
+        """Delete the trees whose newest node was made before cutoff (storage/retention.py), one conversation at a
+        time; clear heads that pointed into them. Returns how many nodes were deleted."""
+        removed = 0
+        for conversation_id in list(self._conversations):
+            with self._lock:
+                own = [node for node in self._nodes.values() if node.conversation_id == conversation_id]
+                doomed = expired_nodes(((node.id, node.parent_id, node.created_at) for node in own), cutoff)
+                if self._conversations[conversation_id].head_id in doomed:
+                    self._set_head(conversation_id, None)
+                for node_id in doomed:
+                    del self._nodes[node_id]
+                    self._children.pop(node_id, None)
+                removed += len(doomed)
+        return removed
+
+    def edit_counts(self, since: datetime, limit: int) -> list[tuple[str, int]]:
+        """People ("platform:user_id") by the edits they made since `since`, most first (ties by name), at most limit."""
+        with self._lock:
+            counts = Counter(
+                _person(self._conversations[node.conversation_id].key)
+                for node in self._nodes.values()
+                if node.instruction is not None and node.created_at >= since
+            )
+        return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+
     # Helpers below expect the lock to be held.
 
     def _require_conversation(self, conversation_id: int) -> Conversation:
@@ -145,6 +175,10 @@ class InMemoryHistoryRepository:
         conversation = replace(self._conversations[conversation_id], head_id=node_id)
         self._conversations[conversation_id] = conversation
         return conversation
+
+
+def _person(key: ChatKey) -> str:
+    return f"{key.platform}:{key.user_id}"
 
 
 class InMemoryImageStore:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, literal, select
+from sqlalchemy import Engine, delete, func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from core.domain import ChatKey, Conversation, EditParams, Node
 from storage.database import read_only
 from storage.models import ConversationRow, NodeRow
+from storage.retention import expired_nodes
 
 
 class SqlHistoryRepository:
@@ -118,6 +119,49 @@ class SqlHistoryRepository:
         """Every image hash some node refers to, for the image store's sweep."""
         with self._reads.begin() as session:
             return set(session.scalars(select(NodeRow.image_hash).distinct()))
+
+    def purge_before(self, cutoff: datetime) -> int:
+        """Delete the trees whose newest node was made before cutoff (storage/retention.py), one transaction per
+        conversation that has old nodes; clear heads that pointed into them. Returns how many nodes were deleted."""
+        cutoff = cutoff.astimezone(UTC)
+        with self._reads.begin() as session:
+            query = select(NodeRow.conversation_id).where(NodeRow.created_at < cutoff).distinct()
+            candidates = list(session.scalars(query))
+        removed = 0
+        for conversation_id in candidates:
+            with self._writes.begin() as session:
+                conversation = _lock_conversation(session, conversation_id)
+                rows = session.execute(
+                    select(NodeRow.id, NodeRow.parent_id, NodeRow.created_at)
+                    .where(NodeRow.conversation_id == conversation_id)
+                )
+                doomed = expired_nodes(((row.id, row.parent_id, _as_utc(row.created_at)) for row in rows), cutoff)
+                if not doomed:
+                    continue
+                if conversation.head_id in doomed:
+                    conversation.head_id = None
+                    session.flush()  # the head must let go before its node is deleted
+                # Whole trees in one statement: the parent links are checked once it has run.
+                session.execute(
+                    delete(NodeRow).where(NodeRow.id.in_(doomed)).execution_options(synchronize_session=False)
+                )
+                removed += len(doomed)
+        return removed
+
+    def edit_counts(self, since: datetime, limit: int) -> list[tuple[str, int]]:
+        """People ("platform:user_id") by the edits they made since `since`, most first, at most limit."""
+        person = ConversationRow.platform + ":" + ConversationRow.user_id
+        edits = func.count(NodeRow.id)
+        query = (
+            select(person, edits)
+            .join(NodeRow, NodeRow.conversation_id == ConversationRow.id)
+            .where(NodeRow.instruction.is_not(None), NodeRow.created_at >= since.astimezone(UTC))
+            .group_by(person)
+            .order_by(edits.desc(), person)
+            .limit(limit)
+        )
+        with self._reads.begin() as session:
+            return [(name, count) for name, count in session.execute(query)]
 
 
 def insert_node(

@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import random
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,14 @@ USED = EditParams(text_guidance=9.0, image_guidance=1.2, steps=30, seed=2**32 - 
 class Backend:
     repository: HistoryRepository
     engine: Engine | None = None  # None for the in-memory fake
+
+
+def _a_moment_between() -> datetime:
+    """A cutoff strictly after everything recorded so far and strictly before anything recorded next."""
+    time.sleep(0.002)
+    moment = datetime.now(UTC)
+    time.sleep(0.002)
+    return moment
 
 
 def _sqlite_url(folder: Path) -> str:
@@ -271,6 +280,60 @@ class TestHistoryRepositoryContract:
         assert repo.node(987_654) is None
         assert repo.children(987_654) == []
         assert repo.path(987_654) == []
+
+    def test_purge_deletes_whole_trees_whose_newest_node_is_old_and_keeps_the_rest(self, repo):
+        alice, bob = repo.conversation(ALICE), repo.conversation(BOB)
+        old_root = repo.add_node(alice.id, None, "old-root", None, None, None)
+        old_child = repo.add_node(alice.id, old_root.id, "old-child", "edit", USED, 1.0)
+        old_grandchild = repo.add_node(alice.id, old_child.id, "shared", "edit", USED, 1.0)
+        revisited_root = repo.add_node(alice.id, None, "revisited-root", None, None, None)
+        bob_root = repo.add_node(bob.id, None, "bob-root", None, None, None)
+        repo.save_settings(bob.id, USED)
+        cutoff = _a_moment_between()
+        recent_child = repo.add_node(alice.id, revisited_root.id, "recent-child", "edit", USED, 1.0)
+        recent_root = repo.add_node(alice.id, None, "shared", None, None, None)  # same picture as an old node
+        repo.move_head(alice.id, recent_child.id)
+
+        assert repo.purge_before(cutoff) == 4  # Alice's first tree and Bob's
+        for gone in (old_root, old_child, old_grandchild, bob_root):
+            assert repo.node(gone.id) is None
+        assert repo.children(old_root.id) == []
+        assert [node.id for node in repo.path(recent_child.id)] == [revisited_root.id, recent_child.id]
+        assert repo.node(recent_root.id) == recent_root
+        assert repo.conversation(ALICE).head_id == recent_child.id
+        bob_now = repo.conversation(BOB)
+        assert bob_now.head_id is None and bob_now.settings == USED  # the head let go; the conversation stays
+        assert repo.referenced_images() == {"revisited-root", "recent-child", "shared"}
+
+        assert repo.purge_before(cutoff) == 0
+        again = repo.add_node(bob.id, None, "bob-again", None, None, None)
+        assert again.id not in {old_root.id, old_child.id, old_grandchild.id, bob_root.id}
+
+    def test_purge_with_nothing_old_changes_nothing(self, repo):
+        conversation = repo.conversation(ALICE)
+        cutoff = _a_moment_between()
+        root = repo.add_node(conversation.id, None, "h0", None, None, None)
+        assert repo.purge_before(cutoff) == 0
+        assert repo.node(root.id) == root and repo.conversation(ALICE).head_id == root.id
+
+    def test_edit_counts_are_per_person_across_chats_since_a_moment(self, repo):
+        def edits(key: ChatKey, count: int) -> None:
+            conversation = repo.conversation(key)
+            parent = repo.add_node(conversation.id, None, "photo", None, None, None)  # a photo is not an edit
+            for number in range(count):
+                parent = repo.add_node(conversation.id, parent.id, f"e{number}", "edit", USED, 1.0)
+
+        edits(ChatKey("telegram", "old-chat", "7"), 5)
+        since = _a_moment_between()
+        edits(ALICE, 2)
+        edits(ChatKey("telegram", "elsewhere", ALICE.user_id), 2)  # Alice in another chat
+        edits(BOB, 3)
+        edits(ChatKey("discord", "100", ALICE.user_id), 1)  # same number, another platform: another person
+        edits(ChatKey("telegram", "100", "quiet"), 0)
+
+        assert repo.edit_counts(since, 10) == [("telegram:1", 4), ("telegram:2", 3), ("discord:1", 1)]
+        assert repo.edit_counts(since, 2) == [("telegram:1", 4), ("telegram:2", 3)]
+        assert repo.edit_counts(_a_moment_between(), 10) == []
 
     def test_concurrent_writers_never_fail_and_every_tree_stays_valid(self, backend):
         repo = backend.repository
