@@ -53,7 +53,6 @@ def run_benchmark(
     size = size or (512 if on_cuda else 256)
     steps = steps or (20 if on_cuda else 4)
     pipeline = load_pipeline(FULL_RANDOM, device=str(torch_device))
-    pipeline.set_progress_bar_config(disable=True)
     photo = _test_photo(size)
     exact = Pix2PixEditor(pipeline, max_side=size, safety_checker=False)
 

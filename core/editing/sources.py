@@ -86,10 +86,10 @@ def load_pipeline(
     """
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
-    if source == TINY:
-        pipeline = build_tiny_pipeline()
-    elif source == FULL_RANDOM:
-        pipeline = build_full_random_pipeline()
+    if source in (TINY, FULL_RANDOM):
+        pipeline = build_tiny_pipeline() if source == TINY else build_full_random_pipeline()
+        if torch_dtype != torch.float32:  # built in float32
+            pipeline = pipeline.to(dtype=torch_dtype)
     elif source.lower().endswith(SINGLE_FILE_SUFFIXES):
         pipeline = _load_single_file(Path(source).expanduser(), config, offline, safety_checker, torch_dtype)
     elif Path(source).expanduser().is_dir():
@@ -101,7 +101,8 @@ def load_pipeline(
             f"No model folder at {source}; set EDITBOT_MODEL to a diffusers folder, a .ckpt/.safetensors file, "
             f"a hub id, `{TINY}` or `{FULL_RANDOM}`."
         )
-    return pipeline.to(device=torch_device, dtype=torch_dtype)
+    pipeline.set_progress_bar_config(disable=True)  # the editor reports progress itself
+    return pipeline.to(device=torch_device)
 
 
 def _component_kwargs(safety_checker: bool) -> dict:
@@ -306,5 +307,4 @@ def _assemble(unet, vae, text_encoder, tokenizer) -> StableDiffusionInstructPix2
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    pipeline.set_progress_bar_config(disable=True)
     return pipeline
