@@ -49,6 +49,16 @@ class EditRunner:
 
         Raises the editor's UserErrors (EditCancelled, UnsafeImage, BadParams) having recorded nothing.
         """
+        return [
+            self.history.add_node(job.conversation_id, job.parent_id, digest, job.instruction, params, seconds,
+                                  make_head=not job.variants)
+            for digest, params, seconds in self.render(job, on_step, cancel)
+        ]
+
+    def render(self, job: EditJob, on_step: ProgressCallback | None = None,
+               cancel: threading.Event | None = None) -> list[tuple[str, EditParams, float]]:
+        """Blocking: edit and store the images, record nothing. Returns (digest, params used, seconds) per result,
+        for `run` or for a distributed worker that records them through the job table."""
         with Image.open(io.BytesIO(self.images.get(job.image_hash))) as stored:
             photo = stored.convert("RGB")
         if job.variants:
@@ -56,9 +66,4 @@ class EditRunner:
         else:
             results = [self.editor.edit(photo, job.instruction, job.params, on_step=on_step, cancel=cancel)]
         # Every image is durable before any row names it.
-        digests = [self.images.put(encode_png(result.image)) for result in results]
-        return [
-            self.history.add_node(job.conversation_id, job.parent_id, digest, job.instruction, result.params,
-                                  result.seconds, make_head=not job.variants)
-            for digest, result in zip(digests, results)
-        ]
+        return [(self.images.put(encode_png(result.image)), result.params, result.seconds) for result in results]
