@@ -84,10 +84,11 @@ class ConsoleChat:
                     self.output.flush()
             case ImageReply():
                 self.out_dir.mkdir(parents=True, exist_ok=True)
-                path = self.out_dir / f"node-{reply.node_id}.png"
+                path = self.out_dir / f"{reply.kind}-{reply.node_id}.png"
                 path.write_bytes(reply.image)
-                self.last_result = reply
-                buttons = " ".join(f"!{button.press.action}" for button in reply.buttons)
+                if reply.kind == "node":
+                    self.last_result = reply
+                buttons = " ".join(f"!{button.press.action}" for button in reply.buttons if reply.kind == "node")
                 self._print(f"{path}\n{reply.caption}" + (f"\nButtons: {buttons}" if buttons else ""))
 
     def _print(self, text: str) -> None:

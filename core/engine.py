@@ -11,9 +11,14 @@ every repository or image call runs in a worker thread so the event loop stays f
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import random
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
+
+from PIL import Image, ImageOps
 
 from core.commands import CommandInfo, collect, command, parse_number, parse_whole, split_command, unknown_command
 from core.domain import (
@@ -26,8 +31,10 @@ from core.domain import (
     Node,
 )
 from core.errors import BadParams, UserError
+from core.hints import estimate_tokens, instruction_problem
 from core.images import encode_png, load_untrusted
 from core.metrics import log_conversation
+from core import pictures
 from core.messages import Button, ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
 from core.ports import HistoryRepository, ImageStore
 from core.jobs import EditJob
@@ -40,6 +47,48 @@ Send = Callable[[Reply], Awaitable[None]]
 # What the Stronger / Weaker buttons change, per press. Documented in the README.
 STRONGER_TEXT_STEP = 1.5
 STRONGER_IMAGE_STEP = 0.25
+# The /sweep grid around the current settings: rows vary text guidance, columns image guidance.
+SWEEP_TEXT_STEP = 2.0
+SWEEP_IMAGE_STEP = 0.3
+MAX_VARIATIONS = 4
+# The newest entries a /history contact sheet shows (the original photo always comes first).
+SHEET_ENTRIES = 24
+
+# Plain-language tuning: a message that is just one of these re-runs the last edit with more or less change.
+MORE_CHANGE = frozenset({
+    "stronger", "more", "more change", "more changes", "change it more", "even more", "not enough", "do it more",
+    "bolder", "follow the instruction more", "more effect",
+})
+LESS_CHANGE = frozenset({
+    "weaker", "less", "less change", "fewer changes", "change it less", "subtler", "more subtle", "too much",
+    "softer", "gentler", "keep more of the photo", "keep more of the original", "closer to the original",
+    "less effect",
+})
+_SOFTENERS = re.compile(r"^(?:please |a bit |a little |slightly |much |way |a lot )+|(?: please)$")
+
+# Exact operations: done losslessly without the model, recorded as nodes like any edit.
+TRANSPOSES = {
+    "rotate 90": (Image.Transpose.ROTATE_270, "Rotated 90° clockwise"),
+    "rotate 180": (Image.Transpose.ROTATE_180, "Rotated 180°"),
+    "rotate 270": (Image.Transpose.ROTATE_90, "Rotated 270° clockwise"),
+    "flip h": (Image.Transpose.FLIP_LEFT_RIGHT, "Flipped left to right"),
+    "flip v": (Image.Transpose.FLIP_TOP_BOTTOM, "Flipped top to bottom"),
+}
+EXACT_CAPTIONS = {name: caption for name, (_, caption) in TRANSPOSES.items()} | {"crop square": "Cropped to a square"}
+
+
+def tuning_direction(text: str) -> int:
+    """+1 for "more change" phrases, -1 for "less change" ones, 0 for anything else (an instruction)."""
+    phrase = _SOFTENERS.sub("", re.sub(r"[^\w\s]", "", text.lower()).strip()).strip()
+    return 1 if phrase in MORE_CHANGE else -1 if phrase in LESS_CHANGE else 0
+
+
+def is_model_edit(node: Node) -> bool:
+    return node.params is not None
+
+
+def is_exact_edit(node: Node) -> bool:
+    return node.params is None and node.instruction is not None
 
 
 def _clamp(value: float, bounds: tuple[float, float]) -> float:
@@ -58,6 +107,7 @@ class ConversationEngine:
         intake_limits: dict | None = None,
         defaults: EditParams = EditParams(),
         command_groups: Iterable[object] = (),
+        count_tokens: Callable[[str], int] = estimate_tokens,
     ) -> None:
         """command_groups: more objects whose `@command` methods answer commands too (e.g. admin commands);
         their handlers take (conversation, args, send) like the engine's own."""
@@ -67,6 +117,11 @@ class ConversationEngine:
         self._intake_limits = intake_limits or {}
         self._defaults = defaults
         self._handlers = collect(self, *command_groups)
+        self._count_tokens = count_tokens
+        # Per conversation, in memory: the candidates /pick N chooses from (their buttons outlive a restart),
+        # and the instruction a hint held back, for /anyway.
+        self._offers: dict[int, list[int]] = {}
+        self._held_back: dict[int, tuple[int, str]] = {}
 
     @property
     def commands(self) -> list[CommandInfo]:
@@ -92,9 +147,7 @@ class ConversationEngine:
             elif incoming.text and (parsed := split_command(incoming.text.strip())):
                 await self._command(incoming, *parsed, send)
             elif incoming.text and incoming.text.strip():
-                conversation = await self._conversation(incoming)
-                head = await self._head(conversation)
-                await self._edit(conversation, head, incoming.text.strip(), conversation.settings, send)
+                await self._text(incoming, send)
             else:
                 await send(TextReply("Send me a photo with an instruction, like “make it night”. /help lists what I can do."))
         except UserError as error:
@@ -116,9 +169,32 @@ class ConversationEngine:
             await send(TextReply(intake.notice))
         instruction = (incoming.text or "").strip()
         if instruction:
-            await self._edit(conversation, root, instruction, conversation.settings, send)
+            await self._instruct(conversation, root, instruction, send)
         else:
             await send(TextReply("Got your photo. What should I change? For example: “make it a watercolour”."))
+
+    async def _text(self, incoming: Incoming, send: Send) -> None:
+        """Plain text: "stronger"-style tuning of the last edit, else an instruction for the current image (or for
+        the result the person replied to)."""
+        conversation = await self._conversation(incoming)
+        text = incoming.text.strip()
+        if incoming.reply_to is not None:
+            target = await self._own_node(conversation, incoming.reply_to)
+        else:
+            target = await self._head(conversation)
+        direction = tuning_direction(text)
+        if direction and is_model_edit(target):
+            await self._tune(conversation, target, direction, send)
+        else:
+            await self._instruct(conversation, target, text, send)
+
+    async def _instruct(self, conversation: Conversation, parent: Node, instruction: str, send: Send) -> None:
+        """An instruction the person typed: checked for what the model cannot read before it costs GPU time."""
+        problem = await asyncio.to_thread(instruction_problem, instruction, self._count_tokens)
+        if problem is not None:
+            self._held_back[conversation.id] = (parent.id, instruction)
+            raise UserError(problem)
+        await self._edit(conversation, parent, instruction, conversation.settings, send)
 
     async def _edit(
         self, conversation: Conversation, parent: Node, instruction: str, params: EditParams, send: Send
@@ -128,11 +204,15 @@ class ConversationEngine:
         if not instruction:
             raise BadParams("Tell me what to change, for example “make it night”.")
         job = EditJob(conversation.id, self._person(conversation), parent.id, parent.image_hash, instruction, params)
+        [node] = await self._run(job, send)
+        await send(await self._show(node, self._caption(node)))
+
+    async def _run(self, job: EditJob, send: Send) -> list[Node]:
+        """Queue a job, relay its progress, and return the nodes it recorded."""
         queued = self._queue.submit(job)
         async for update in queued.updates():
             await send(self._progress(queued.id, update))
-        [node] = await queued.result
-        await send(await self._show(node, self._caption(node)))
+        return await queued.result
 
     @staticmethod
     def _progress(job_id: int, update: Position | Step) -> ProgressReply:
@@ -144,22 +224,25 @@ class ConversationEngine:
 
     @staticmethod
     def _caption(node: Node) -> str:
-        if node.instruction is None or node.params is None:
+        if node.instruction is None:
             return "Original photo"
+        if node.params is None:
+            return f"{EXACT_CAPTIONS.get(node.instruction, node.instruction)} (exact, no model)"
         seconds = f" · {node.seconds:.1f} s" if node.seconds is not None else ""
         return f"“{node.instruction}”\n{node.params.describe()}{seconds}"
 
     async def _show(self, node: Node, caption: str) -> ImageReply:
         """An image reply for a node, with the buttons that make sense on it."""
         data = await asyncio.to_thread(self._images.get, node.image_hash)
-        children = await self._db(self._history.children, node.id)
         labels = []
         if node.parent_id is not None:
             labels.append(("↶ Undo", "undo"))
-        if children:
+        if await self._redo_target(node) is not None:
             labels.append(("↷ Redo", "redo"))
-        if node.instruction is not None:
+        if is_model_edit(node):
             labels += [("🎲 Retry", "retry"), ("➕ Stronger", "stronger"), ("➖ Weaker", "weaker")]
+        if node.parent_id is not None:
+            labels.append(("⇆ Compare", "compare"))
         buttons = tuple(Button(label, Press(action, node.id)) for label, action in labels)
         return ImageReply(data, caption, node.id, buttons)
 
@@ -179,14 +262,16 @@ class ConversationEngine:
         await send(await self._show(target, f"Redone. Now at: {self._caption(target)}"))
 
     async def _redo_target(self, node: Node) -> Node | None:
-        """The child we most recently came back from (or, failing that, the newest one)."""
-        children = await self._db(self._history.children, node.id)
+        """The child we most recently came back from. Unadopted candidates (visit 0) are not on the way."""
+        children = [child for child in await self._db(self._history.children, node.id) if child.visit > 0]
         return max(children, key=lambda child: (child.visit, child.id), default=None)
 
     async def _rerun(self, conversation: Conversation, node: Node, params: EditParams, send: Send) -> None:
         """Edit node's parent again with node's instruction: a sibling of node."""
-        if node.parent_id is None or node.instruction is None:
+        if node.parent_id is None:
             raise UserError("That is the original photo: send an instruction to edit it.")
+        if not is_model_edit(node):
+            raise UserError("That was an exact edit, not the model's: send an instruction to edit the image.")
         parent = await self._db(self._history.node, node.parent_id)
         await self._edit(conversation, parent, node.instruction, params, send)
 
@@ -213,6 +298,10 @@ class ConversationEngine:
             await self._rerun(conversation, node, replace(node.params or conversation.settings, seed=None), send)
         elif press.action in ("stronger", "weaker"):
             await self._tune(conversation, node, +1 if press.action == "stronger" else -1, send)
+        elif press.action == "compare":
+            await self._compare(node, send)
+        elif press.action == "pick":
+            await self._pick(conversation, node, send)
         else:
             raise UserError("That button is out of date.")
 
@@ -229,6 +318,9 @@ class ConversationEngine:
             conversation.id,
             replace(conversation.settings, text_guidance=tuned.text_guidance, image_guidance=tuned.image_guidance),
         )
+        change = "More change" if direction > 0 else "Less change"
+        await send(TextReply(f"{change}: now text guidance {tuned.text_guidance:g}, "
+                             f"image guidance {tuned.image_guidance:g} (same seed)."))
         await self._rerun(conversation, node, tuned, send)
 
     # ------------------------------------------------------------------ commands
@@ -274,10 +366,36 @@ class ConversationEngine:
         head_id = conversation.head_id
         rows = []
         for number, node in enumerate(line):
-            what = "original photo" if node.instruction is None else f"“{node.instruction}”"
             mark = "  ◀ you are here" if node.id == head_id else ""
-            rows.append(f"{number}. {what}{mark}")
+            rows.append(f"{number}. {self._short(node)}{mark}")
         await send(TextReply("Your edits (use /goto N):\n" + "\n".join(rows)))
+        sheet = await self._contact_sheet(line, head_id)
+        await send(ImageReply(sheet, "Your history: the numbers are the ones /goto takes.", head_id, kind="history"))
+
+    @staticmethod
+    def _short(node: Node) -> str:
+        if node.instruction is None:
+            return "original photo"
+        return f"“{node.instruction}”" if is_model_edit(node) else f"{node.instruction} (exact)"
+
+    async def _contact_sheet(self, line: list[Node], head_id: int) -> bytes:
+        numbered = list(enumerate(line))
+        if len(numbered) > SHEET_ENTRIES:
+            numbered = numbered[:1] + numbered[-(SHEET_ENTRIES - 1):]
+        branches = {}
+        for _, node in numbered:
+            children = [child for child in await self._db(self._history.children, node.id) if child.visit > 0]
+            branches[node.id] = max(len(children) - 1, 0)
+
+        def draw() -> bytes:
+            entries = [
+                pictures.SheetEntry(number, self._image(node.image_hash), self._short(node).strip("“”"),
+                                    node.id == head_id, branches[node.id])
+                for number, node in numbered
+            ]
+            return encode_png(pictures.contact_sheet(entries))
+
+        return await asyncio.to_thread(draw)
 
     @command("goto", "N")
     async def goto_command(self, conversation: Conversation, args: str, send: Send) -> None:
@@ -357,6 +475,167 @@ class ConversationEngine:
         cancelled = self._queue.cancel(conversation.id)
         await send(TextReply("Cancelling your edit." if cancelled else "You have no edit on the way."))
 
+    # ------------------------------------------------------------------ pictures and guidance help
+
+    @command("compare")
+    async def compare_command(self, conversation: Conversation, args: str, send: Send) -> None:
+        """Show the current image beside the one it was made from."""
+        await self._compare(await self._head(conversation), send)
+
+    async def _compare(self, node: Node, send: Send) -> None:
+        if node.parent_id is None:
+            raise UserError("This is the original photo: there is nothing to compare yet.")
+        parent = await self._db(self._history.node, node.parent_id)
+
+        def draw() -> bytes:
+            before, after = self._image(parent.image_hash), self._image(node.image_hash)
+            return encode_png(pictures.compare(before, after, caption=self._short(node)))
+
+        await send(ImageReply(await asyncio.to_thread(draw), f"Before and after: {self._short(node)}", node.id,
+                              kind="compare"))
+
+    @command("sweep")
+    async def sweep_command(self, conversation: Conversation, args: str, send: Send) -> None:
+        """Re-render your last edit over a 3x3 grid of text and image guidance, to pick the look you like."""
+        head = await self._last_edit(conversation, "/sweep")
+        settings = conversation.settings
+        texts = [_clamp(settings.text_guidance + step * SWEEP_TEXT_STEP, TEXT_GUIDANCE_RANGE) for step in (-1, 0, 1)]
+        images = [_clamp(settings.image_guidance + step * SWEEP_IMAGE_STEP, IMAGE_GUIDANCE_RANGE)
+                  for step in (-1, 0, 1)]
+        variants = tuple(replace(settings, text_guidance=text, image_guidance=image, seed=head.params.seed)
+                         for text in texts for image in images)
+        await self._offer(conversation, head, variants, send, columns=3,
+                          title=f"“{head.instruction}” · seed {head.params.seed}",
+                          column_labels=[f"image {value:g}" for value in images],
+                          row_labels=[f"text {value:g}" for value in texts])
+
+    @command("variations", "[N]")
+    async def variations_command(self, conversation: Conversation, args: str, send: Send) -> None:
+        """Render your last edit with N new seeds (up to 4) at once, to pick the one you like."""
+        count = parse_whole(args, "/variations", f"from 1 to {MAX_VARIATIONS}") if args.strip() else MAX_VARIATIONS
+        if not 1 <= count <= MAX_VARIATIONS:
+            raise BadParams(f"/variations needs a whole number: from 1 to {MAX_VARIATIONS}.")
+        head = await self._last_edit(conversation, "/variations")
+        seeds = random.sample(range(2**32), count)
+        variants = tuple(replace(head.params, seed=seed) for seed in seeds)
+        await self._offer(conversation, head, variants, send, columns=min(count, 2), title=f"“{head.instruction}”")
+
+    async def _last_edit(self, conversation: Conversation, name: str) -> Node:
+        head = await self._head(conversation)
+        if not is_model_edit(head):
+            raise UserError(f"{name} re-renders your last edit: send an instruction first.")
+        return head
+
+    async def _offer(self, conversation: Conversation, head: Node, variants: tuple[EditParams, ...], send: Send,
+                     *, columns: int, title: str, column_labels=(), row_labels=()) -> None:
+        """Render variants of head's edit in one batch, record them as candidates, and show them as a numbered grid
+        with a button for each."""
+        parent = await self._db(self._history.node, head.parent_id)
+        job = EditJob(conversation.id, self._person(conversation), parent.id, parent.image_hash, head.instruction,
+                      variants[0], variants)
+        candidates = await self._run(job, send)
+        self._offers[conversation.id] = [node.id for node in candidates]
+
+        def draw() -> bytes:
+            cells = [self._image(node.image_hash) for node in candidates]
+            labels = [f"text {node.params.text_guidance:g} · image {node.params.image_guidance:g} · "
+                      f"seed {node.params.seed}" for node in candidates]
+            grid = pictures.labelled_grid(cells, columns=columns, cell_labels=labels, column_labels=column_labels,
+                                          row_labels=row_labels, title=title)
+            return encode_png(grid)
+
+        buttons = tuple(Button(f"Pick {number}", Press("pick", node.id))
+                        for number, node in enumerate(candidates, start=1))
+        await send(ImageReply(await asyncio.to_thread(draw), f"{title}\nPick one with the buttons or /pick N.",
+                              head.id, buttons, kind="grid"))
+
+    @command("pick", "N")
+    async def pick_command(self, conversation: Conversation, args: str, send: Send) -> None:
+        """Adopt cell N of your last /sweep or /variations."""
+        offer = self._offers.get(conversation.id)
+        if not offer:
+            raise UserError("Nothing to pick from: use /sweep or /variations first (or the buttons under a grid).")
+        number = parse_whole(args, "/pick", f"from 1 to {len(offer)}")
+        if not 1 <= number <= len(offer):
+            raise BadParams(f"/pick needs a whole number: from 1 to {len(offer)}.")
+        await self._pick(conversation, await self._db(self._history.node, offer[number - 1]), send)
+
+    async def _pick(self, conversation: Conversation, node: Node, send: Send) -> None:
+        """Make a candidate the current image; its guidance becomes the conversation's settings."""
+        if not is_model_edit(node):
+            raise UserError("That button is out of date.")
+        settings = replace(conversation.settings, text_guidance=node.params.text_guidance,
+                           image_guidance=node.params.image_guidance)
+        await self._db(self._history.save_settings, conversation.id, settings)
+        node = await self._move(conversation, node.id)
+        await send(await self._show(node, f"Picked. {self._caption(node)}"))
+
+    @command("squash")
+    async def squash_command(self, conversation: Conversation, args: str, send: Send) -> None:
+        """Redo your chain of edits as one edit of the original photo (repeated edits lose quality)."""
+        head = await self._head(conversation)
+        path = await self._db(self._history.path, head.id)
+        edits = [node for node in path if is_model_edit(node)]
+        if len(edits) < 2:
+            raise UserError("Nothing to squash: /squash combines two or more edits into one.")
+        instruction = " and ".join(node.instruction for node in edits)
+        problem = await asyncio.to_thread(instruction_problem, instruction, self._count_tokens)
+        if problem is not None:
+            raise UserError(f"Combined, the instructions are too much for one edit: {problem}")
+        await self._edit(conversation, path[0], instruction, conversation.settings, send)
+        # Exact edits are lossless and cheap: apply them again, in order, on top of the squashed edit.
+        for node in path:
+            if is_exact_edit(node):
+                await self._exact(conversation, node.instruction, send)
+
+    @command("anyway")
+    async def anyway_command(self, conversation: Conversation, args: str, send: Send) -> None:
+        """Run the instruction I held back (not English, or too long) as it is."""
+        held = self._held_back.pop(conversation.id, None)
+        if held is None:
+            raise UserError("There is no instruction waiting: just send one.")
+        parent_id, instruction = held
+        parent = await self._own_node(conversation, parent_id)
+        await self._edit(conversation, parent, instruction, conversation.settings, send)
+
+    @command("rotate", "90|180|270")
+    async def rotate_command(self, conversation: Conversation, args: str, send: Send) -> None:
+        """Rotate the image clockwise, exactly (no model)."""
+        if args.strip() not in ("90", "180", "270"):
+            raise BadParams("/rotate needs an angle: 90, 180 or 270 (clockwise).")
+        await self._exact(conversation, f"rotate {args.strip()}", send)
+
+    @command("flip", "h|v")
+    async def flip_command(self, conversation: Conversation, args: str, send: Send) -> None:
+        """Mirror the image left to right (h) or top to bottom (v), exactly."""
+        if args.strip().lower() not in ("h", "v"):
+            raise BadParams("/flip needs h (left to right) or v (top to bottom).")
+        await self._exact(conversation, f"flip {args.strip().lower()}", send)
+
+    @command("crop", "square")
+    async def crop_command(self, conversation: Conversation, args: str, send: Send) -> None:
+        """Crop the image to a centred square, exactly."""
+        if args.strip().lower() != "square":
+            raise BadParams("/crop takes: square.")
+        await self._exact(conversation, "crop square", send)
+
+    async def _exact(self, conversation: Conversation, operation: str, send: Send) -> None:
+        """An exact operation on the head, recorded as a child like any edit."""
+        head = await self._head(conversation)
+
+        def apply() -> str:
+            image = self._image(head.image_hash)
+            if operation == "crop square":
+                side = min(image.size)
+                image = ImageOps.fit(image, (side, side), method=Image.Resampling.NEAREST)
+            else:
+                image = image.transpose(TRANSPOSES[operation][0])
+            return self._images.put(encode_png(image))
+
+        digest = await asyncio.to_thread(apply)
+        node = await self._db(self._history.add_node, conversation.id, head.id, digest, operation, None, None)
+        await send(await self._show(node, self._caption(node)))
+
     async def _set(self, conversation: Conversation, send: Send, **change) -> None:
         settings = replace(conversation.settings, **change).validated()
         await self._db(self._history.save_settings, conversation.id, settings)
@@ -366,6 +645,17 @@ class ConversationEngine:
 
     async def _conversation(self, incoming: Incoming) -> Conversation:
         return await self._db(self._history.conversation, incoming.key)
+
+    async def _own_node(self, conversation: Conversation, node_id: int) -> Node:
+        node = await self._db(self._history.node, node_id)
+        if node is None or node.conversation_id != conversation.id:
+            raise UserError("I can't find that image in your history any more.")
+        return node
+
+    def _image(self, digest: str) -> Image.Image:
+        """Blocking: decode a stored image (call from a worker thread)."""
+        with Image.open(io.BytesIO(self._images.get(digest))) as stored:
+            return stored.convert("RGB")
 
     async def _head(self, conversation: Conversation) -> Node:
         if conversation.head_id is None:

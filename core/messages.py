@@ -16,12 +16,14 @@ class Incoming:
     """A message from a person: text (a command, an instruction, or None), and optionally image bytes.
 
     A button press arrives as `action` with the node it carries, e.g. Incoming(key, action=Press("undo", 42)).
+    reply_to: the node of an earlier result the person replied to; text then edits that result, not the head.
     """
 
     key: ChatKey
     text: str | None = None
     image: bytes | None = None
     action: Press | None = None
+    reply_to: int | None = None
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,17 @@ class TextReply:
 
 @dataclass(frozen=True)
 class ImageReply:
-    """A result: PNG bytes, a caption saying what was done, and buttons acting on the node shown."""
+    """A result: PNG bytes, a caption saying what was done, and buttons acting on the node shown.
+
+    kind: "node" for an image of the tree; "compare", "history" or "grid" for a picture that explains one
+    (its node_id is the node it is about).
+    """
 
     image: bytes
     caption: str
     node_id: int
     buttons: tuple[Button, ...] = field(default_factory=tuple)
+    kind: str = "node"
 
 
 @dataclass(frozen=True)

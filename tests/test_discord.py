@@ -101,7 +101,7 @@ async def test_edit_defers_shows_progress_then_follows_up_with_image_and_buttons
     assert attachment.filename.endswith(".png")
     with Image.open(io.BytesIO(await attachment.read())) as image:
         assert image.size == (96, 64)
-    assert button_labels(followup) == ["↶ Undo", "🎲 Retry", "➕ Stronger", "➖ Weaker"]
+    assert button_labels(followup) == ["↶ Undo", "🎲 Retry", "➕ Stronger", "➖ Weaker", "⇆ Compare"]
     assert all(button_id(followup, label).startswith(CUSTOM_ID_PREFIX) for label in button_labels(followup))
     assert [call[0] for call in editor.calls] == ["make it snow"]
 

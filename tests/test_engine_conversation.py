@@ -26,7 +26,7 @@ async def test_photo_with_caption_edits_it_and_says_what_was_done(chat, history)
     root = history.node(node.parent_id)
     assert root.parent_id is None and root.instruction is None
     assert (await head(chat, history)).id == node.id
-    assert {button.press.action for button in result.buttons} == {"undo", "retry", "stronger", "weaker"}
+    assert {button.press.action for button in result.buttons} == {"undo", "retry", "stronger", "weaker", "compare"}
     assert all(button.press.node_id == node.id for button in result.buttons)
 
 
@@ -93,7 +93,7 @@ async def test_history_numbers_the_path_and_goto_jumps(chat, history):
     [stars] = images(await chat("add stars"))
     await chat("/undo")
 
-    [listing] = await chat("/history")
+    listing, sheet = await chat("/history")
     lines = listing.text.splitlines()[1:]
     assert lines == ["0. original photo", "1. “make it night”  ◀ you are here", "2. “add stars”"]
 

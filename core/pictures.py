@@ -1,0 +1,151 @@
+"""Pictures that explain: before/after comparisons, the contact sheet of a history, labelled grids of candidates.
+
+Text is drawn with the font that ships inside Pillow (ImageFont.load_default at a size), so every machine renders
+the same. Sizes stay well inside the chat platforms' photo limits (Telegram: sides adding up to 10000 px, 10 MB).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+BACKGROUND = (250, 250, 250)
+INK = (20, 20, 20)
+MUTED = (110, 110, 110)
+ACCENT = (33, 110, 230)
+MAX_COMPARE_HEIGHT = 768
+THUMB = 224
+GRID_CELL = 320
+MARGIN = 12
+
+
+@cache
+def font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
+
+
+def _text_height(size: int) -> int:
+    return int(size * 1.35)
+
+
+def _fit(image: Image.Image, box: int) -> Image.Image:
+    return ImageOps.contain(image.convert("RGB"), (box, box), Image.Resampling.LANCZOS)
+
+
+def _wrap(text: str, width_px: int, size: int, lines: int) -> list[str]:
+    """Wrap to at most `lines` lines that fit width_px, with an ellipsis when cut."""
+    average = max(font(size).getlength("abcdefghijklmnopqrstuvwxyz") / 26, 1)
+    wrapped = textwrap.wrap(text, max(int(width_px / average), 4)) or [""]
+    if len(wrapped) > lines:
+        wrapped = wrapped[:lines]
+        wrapped[-1] = wrapped[-1][: max(len(wrapped[-1]) - 1, 1)] + "…"
+    return wrapped
+
+
+def compare(before: Image.Image, after: Image.Image, *, labels: tuple[str, str] = ("Before", "After"),
+            caption: str | None = None) -> Image.Image:
+    """Before and after side by side at one height, each labelled, with an optional caption underneath."""
+    height = min(max(before.height, after.height), MAX_COMPARE_HEIGHT)
+    panels = [ImageOps.contain(image.convert("RGB"), (height * 4, height), Image.Resampling.LANCZOS)
+              for image in (before, after)]
+    label_size = max(height // 24, 16)
+    caption_lines = _wrap(caption, sum(panel.width for panel in panels), label_size, 2) if caption else []
+    label_band = _text_height(label_size) + MARGIN
+    width = sum(panel.width for panel in panels) + 3 * MARGIN
+    total = label_band + height + 2 * MARGIN + len(caption_lines) * _text_height(label_size)
+    sheet = Image.new("RGB", (width, total), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    x = MARGIN
+    for panel, label in zip(panels, labels):
+        sheet.paste(panel, (x, label_band + (height - panel.height) // 2))
+        draw.text((x, MARGIN // 2), label, font=font(label_size), fill=INK)
+        x += panel.width + MARGIN
+    for number, line in enumerate(caption_lines):
+        draw.text((MARGIN, label_band + height + MARGIN + number * _text_height(label_size)), line,
+                  font=font(label_size), fill=MUTED)
+    return sheet
+
+
+@dataclass(frozen=True)
+class SheetEntry:
+    """One thumbnail of a contact sheet: its number (as /goto expects), image, caption and marks."""
+
+    number: int
+    image: Image.Image
+    caption: str
+    current: bool = False
+    branches: int = 0  # other branches leaving this node
+
+
+def contact_sheet(entries: Sequence[SheetEntry], *, columns: int = 4, title: str | None = None) -> Image.Image:
+    """Thumbnails in reading order, each numbered, its instruction underneath; the current one framed; a node with
+    other branches marked."""
+    columns = max(1, min(columns, len(entries)))
+    rows = -(-len(entries) // columns)
+    size = 16
+    caption_band = 2 * _text_height(size) + 6
+    cell_w, cell_h = THUMB + MARGIN, THUMB + caption_band + MARGIN
+    title_band = _text_height(20) + MARGIN if title else 0
+    sheet = Image.new("RGB", (columns * cell_w + MARGIN, title_band + rows * cell_h + MARGIN), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((MARGIN, MARGIN // 2), title, font=font(20), fill=INK)
+    for index, entry in enumerate(entries):
+        x = MARGIN + (index % columns) * cell_w
+        y = title_band + MARGIN + (index // columns) * cell_h
+        thumb = _fit(entry.image, THUMB)
+        left, top = x + (THUMB - thumb.width) // 2, y + (THUMB - thumb.height) // 2
+        sheet.paste(thumb, (left, top))
+        if entry.current:
+            draw.rectangle((left - 4, top - 4, left + thumb.width + 3, top + thumb.height + 3), outline=ACCENT, width=4)
+        _badge(draw, (left + 4, top + 4), str(entry.number))
+        if entry.branches:
+            mark = f"+{entry.branches} branch" + ("es" if entry.branches > 1 else "")
+            width = int(font(14).getlength(mark)) + 10
+            _badge(draw, (left + thumb.width - width - 4, top + 4), mark, size=14)
+        for line_number, line in enumerate(_wrap(entry.caption, THUMB, size, 2)):
+            draw.text((x, y + THUMB + 4 + line_number * _text_height(size)), line, font=font(size), fill=INK)
+    return sheet
+
+
+def labelled_grid(cells: Sequence[Image.Image], *, columns: int, cell_labels: Sequence[str],
+                  column_labels: Sequence[str] = (), row_labels: Sequence[str] = (),
+                  title: str | None = None) -> Image.Image:
+    """Candidates in a grid, each numbered 1..N (for /pick) with its own label, optional axis labels."""
+    rows = -(-len(cells) // columns)
+    size = 18
+    label_h = _text_height(size)
+    row_label_w = int(max((font(size).getlength(label) for label in row_labels), default=0)) + MARGIN
+    title_band = _text_height(22) + MARGIN if title else 0
+    header = label_h + MARGIN if column_labels else 0
+    cell_w, cell_h = GRID_CELL + MARGIN, GRID_CELL + label_h + MARGIN
+    sheet = Image.new("RGB", (row_label_w + columns * cell_w + MARGIN,
+                              title_band + header + rows * cell_h + MARGIN), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((MARGIN, MARGIN // 2), title, font=font(22), fill=INK)
+    for column, label in enumerate(column_labels):
+        draw.text((row_label_w + MARGIN + column * cell_w, title_band + MARGIN // 2), label, font=font(size),
+                  fill=MUTED)
+    for row, label in enumerate(row_labels):
+        draw.text((MARGIN, title_band + header + MARGIN + row * cell_h + GRID_CELL // 2), label, font=font(size),
+                  fill=MUTED)
+    for index, (cell, label) in enumerate(zip(cells, cell_labels)):
+        x = row_label_w + MARGIN + (index % columns) * cell_w
+        y = title_band + header + MARGIN + (index // columns) * cell_h
+        thumb = _fit(cell, GRID_CELL)
+        sheet.paste(thumb, (x + (GRID_CELL - thumb.width) // 2, y + (GRID_CELL - thumb.height) // 2))
+        _badge(draw, (x + 6, y + 6), str(index + 1), size=22)
+        draw.text((x, y + GRID_CELL + 2), label, font=font(size - 2), fill=INK)
+    return sheet
+
+
+def _badge(draw: ImageDraw.ImageDraw, at: tuple[int, int], text: str, size: int = 18) -> None:
+    width = int(font(size).getlength(text)) + 10
+    x, y = at
+    draw.rounded_rectangle((x, y, x + width, y + _text_height(size) + 2), radius=6, fill=(0, 0, 0))
+    draw.text((x + 5, y + 1), text, font=font(size), fill=(255, 255, 255))
