@@ -1,0 +1,160 @@
+"""One contract for every JobRepository: in memory, SQLite and PostgreSQL (when EDITBOT_TEST_POSTGRES_URL is set)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from core.domain import ChatKey, EditParams
+from core.jobs import EditJob
+from storage.database import make_engine
+from storage.jobs import InMemoryJobRepository, SqlJobRepository
+from storage.memory import InMemoryHistoryRepository
+from storage.migrate import upgrade
+from storage.repository import SqlHistoryRepository
+from tests.test_repository import postgres_url  # noqa: F401  (a fixture: a fresh PostgreSQL schema per test)
+
+ALICE = ChatKey("telegram", "100", "1")
+USED = EditParams(text_guidance=9.0, image_guidance=1.2, steps=3, seed=7)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def stores(request, tmp_path) -> Iterator[tuple]:
+    """(history, jobs) over one backend."""
+    if request.param == "memory":
+        history = InMemoryHistoryRepository()
+        yield history, InMemoryJobRepository(history)
+        return
+    url = f"sqlite:///{tmp_path / 'jobs.sqlite3'}" if request.param == "sqlite" else request.getfixturevalue(
+        "postgres_url")
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        yield SqlHistoryRepository(engine), SqlJobRepository(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def history(stores):
+    return stores[0]
+
+
+@pytest.fixture
+def jobs(stores):
+    return stores[1]
+
+
+@pytest.fixture
+def job(history) -> EditJob:
+    conversation = history.conversation(ALICE)
+    root = history.add_node(conversation.id, None, "a" * 64, None, None, None)
+    return EditJob(conversation.id, "telegram:1", root.id, root.image_hash, "make it snow", USED)
+
+
+def test_create_is_idempotent_and_keeps_the_job_whole(jobs, job):
+    first = jobs.create("job-1", job, "telegram")
+    again = jobs.create("job-1", job, "other-frontend")
+    assert again == first
+    assert first.state == "queued" and first.job == job and first.frontend == "telegram"
+    assert jobs.get("job-1") == first
+    assert jobs.get("nope") is None
+
+
+def test_a_queued_job_is_claimed_once_while_its_worker_reports(jobs, job):
+    jobs.create("job-1", job, "telegram")
+    record, claimed = jobs.claim("job-1", "worker-a", stale_after=60)
+    assert claimed and record.state == "running" and record.worker == "worker-a" and record.attempts == 1
+    jobs.progress("job-1", 2, 3)
+    record, claimed = jobs.claim("job-1", "worker-b", stale_after=60)
+    assert not claimed and record.worker == "worker-a" and (record.step, record.total) == (2, 3)
+    assert jobs.claim("unknown", "worker-b", stale_after=60) == (None, False)
+
+
+def test_a_job_whose_worker_went_silent_is_taken_over(jobs, job):
+    jobs.create("job-1", job, "telegram")
+    jobs.claim("job-1", "worker-a", stale_after=60)
+    time.sleep(0.05)
+    record, claimed = jobs.claim("job-1", "worker-b", stale_after=0.01)
+    assert claimed and record.worker == "worker-b" and record.attempts == 2
+
+
+def test_complete_records_the_node_and_finishes_the_job_exactly_once(jobs, history, job):
+    jobs.create("job-1", job, "telegram")
+    jobs.claim("job-1", "worker-a", stale_after=60)
+    [node] = jobs.complete("job-1", [("b" * 64, USED, 1.5)])
+    assert node.parent_id == job.parent_id and node.params == USED and node.instruction == "make it snow"
+    assert history.conversation(ALICE).head_id == node.id
+    record = jobs.get("job-1")
+    assert record.state == "done" and record.node_ids == (node.id,) and record.finished
+
+    # A redelivered job completing again (another worker, another render) gets the same node back, not a new one.
+    assert jobs.complete("job-1", [("c" * 64, USED.with_seed(8), 2.0)]) == [node]
+    assert [child.id for child in history.children(job.parent_id)] == [node.id]
+    record, claimed = jobs.claim("job-1", "worker-b", stale_after=0)
+    assert not claimed and record.state == "done"
+
+
+def test_concurrent_completions_record_one_node(jobs, history, job):
+    jobs.create("job-1", job, "telegram")
+    jobs.claim("job-1", "worker-a", stale_after=60)
+    results = []
+
+    def complete(seed):
+        results.append(jobs.complete("job-1", [("b" * 64, USED.with_seed(seed), 1.0)]))
+
+    threads = [threading.Thread(target=complete, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(history.children(job.parent_id)) == 1
+    assert all(result == results[0] for result in results)
+
+
+def test_a_variants_job_records_candidates_that_do_not_move_the_head(jobs, history, job):
+    variants = (USED, USED.with_seed(9))
+    batch = EditJob(job.conversation_id, job.person, job.parent_id, job.image_hash, job.instruction, USED, variants)
+    assert jobs.create("job-1", batch, "telegram").job.variants == variants
+    jobs.claim("job-1", "worker-a", stale_after=60)
+    nodes = jobs.complete("job-1", [("b" * 64, USED, 1.0), ("c" * 64, USED.with_seed(9), 1.0)])
+    assert [node.visit for node in nodes] == [0, 0]
+    assert history.conversation(ALICE).head_id == job.parent_id
+
+
+def test_cancel_stops_a_queued_job_but_leaves_a_running_one_to_its_worker(jobs, history, job):
+    jobs.create("queued", job, "telegram")
+    assert jobs.cancel("queued").state == "cancelled"
+    with pytest.raises(ValueError):
+        jobs.complete("queued", [("b" * 64, USED, 1.0)])
+    assert history.children(job.parent_id) == []
+
+    jobs.create("running", job, "telegram")
+    jobs.claim("running", "worker-a", stale_after=60)
+    assert jobs.cancel("running").state == "running"
+    failed = jobs.fail("running", "Edit cancelled.", cancelled=True)
+    assert failed.state == "cancelled" and failed.error == "Edit cancelled."
+    assert jobs.cancel("unknown") is None
+
+
+def test_fail_keeps_the_line_and_never_undoes_a_finished_job(jobs, job):
+    jobs.create("job-1", job, "telegram")
+    jobs.claim("job-1", "worker-a", stale_after=60)
+    assert jobs.fail("job-1", "That result was flagged as unsafe.").state == "failed"
+    jobs.create("job-2", job, "telegram")
+    jobs.claim("job-2", "worker-a", stale_after=60)
+    jobs.complete("job-2", [("b" * 64, USED, 1.0)])
+    assert jobs.fail("job-2", "too late").state == "done"
+
+
+def test_undelivered_lists_a_frontends_jobs_until_marked_delivered(jobs, job):
+    for job_id, frontend in [("t1", "telegram"), ("d1", "discord"), ("t2", "telegram")]:
+        jobs.create(job_id, job, frontend)
+        time.sleep(0.002)  # distinct creation times: the order is the queue's
+    assert [record.id for record in jobs.undelivered("telegram")] == ["t1", "t2"]
+    jobs.mark_delivered("t1")
+    assert [record.id for record in jobs.undelivered("telegram")] == ["t2"]
+    assert [record.id for record in jobs.undelivered("discord")] == ["d1"]
