@@ -26,6 +26,7 @@ from core.domain import (
     SEED_RANGE,
     STEPS_RANGE,
     TEXT_GUIDANCE_RANGE,
+    ChatKey,
     Conversation,
     EditParams,
     Node,
@@ -122,17 +123,44 @@ class ConversationEngine:
         # and the instruction a hint held back, for /anyway.
         self._offers: dict[int, list[int]] = {}
         self._held_back: dict[int, tuple[int, str]] = {}
+        self._deliveries: set[asyncio.Task] = set()  # re-attached jobs being delivered (see start)
 
     @property
     def commands(self) -> list[CommandInfo]:
         """The public commands, for /help and the platforms' menus (hidden ones answer but are not listed)."""
         return [info for info, _ in self._handlers.values() if not info.hidden]
 
-    async def start(self) -> None:
+    async def start(self, send_to: Callable[[ChatKey], Send] | None = None) -> None:
+        """Start the queue. `send_to(key)` is how an adapter sends to a conversation without an incoming message
+        (e.g. Telegram: send to the chat id): with it, edits a distributed queue re-attached after a restart
+        (`queue.recovered()`) are delivered to their conversations when they finish."""
         await self._queue.start()
+        if send_to is not None:
+            for queued in self._queue.recovered():
+                task = asyncio.create_task(self._deliver_recovered(queued, send_to))
+                self._deliveries.add(task)
+                task.add_done_callback(self._deliveries.discard)
 
     async def close(self) -> None:
+        for task in list(self._deliveries):
+            task.cancel()
         await self._queue.close()
+
+    async def _deliver_recovered(self, queued, send_to: Callable[[ChatKey], Send]) -> None:
+        """Relay a re-attached job's progress and outcome to its conversation, as `_run` would have."""
+        conversation = await self._db(self._history.conversation_by_id, queued.job.conversation_id)
+        if conversation is None:
+            return
+        send = send_to(conversation.key)
+        try:
+            async for update in queued.updates():
+                await send(self._progress(queued.id, update))
+            for node in await queued.result:
+                await send(await self._show(node, self._caption(node)))
+        except UserError as error:
+            await send(TextReply(str(error), error=True))
+        except Exception:
+            log.exception("failed to deliver re-attached job %s", queued.id)
 
     # ------------------------------------------------------------------ entry point
 

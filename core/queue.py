@@ -119,6 +119,10 @@ class EditQueue:
             self._worker = None
         self._executor.shutdown(wait=True)
 
+    def recovered(self) -> list[QueuedJob]:
+        """Jobs re-attached at start: none, since in-process jobs end with the process (see bot.distributed)."""
+        return []
+
     @property
     def depth(self) -> int:
         """Jobs waiting plus the one running."""
