@@ -83,7 +83,7 @@ class ProgressReply:
     position: places ahead in the queue (0: running). step/total: denoising progress while running.
     """
 
-    job_id: int
+    job_id: int | str  # the in-process queue numbers jobs; the distributed one uses the job row's id
     text: str
     position: int = 0
     step: int = 0
