@@ -226,7 +226,7 @@ class ConversationEngine:
 
     async def _edit(
         self, conversation: Conversation, parent: Node, instruction: str, params: EditParams, send: Send
-    ) -> None:
+    ) -> Node:
         """Edit `parent` with `instruction`; the result becomes a child of parent and the new head."""
         params = params.validated()
         if not instruction:
@@ -234,6 +234,7 @@ class ConversationEngine:
         job = EditJob(conversation.id, self._person(conversation), parent.id, parent.image_hash, instruction, params)
         [node] = await self._run(job, send)
         await send(await self._show(node, self._caption(node)))
+        return node
 
     async def _run(self, job: EditJob, send: Send) -> list[Node]:
         """Queue a job, relay its progress, and return the nodes it recorded."""
@@ -610,11 +611,11 @@ class ConversationEngine:
         problem = await asyncio.to_thread(instruction_problem, instruction, self._count_tokens)
         if problem is not None:
             raise UserError(f"Combined, the instructions are too much for one edit: {problem}")
-        await self._edit(conversation, path[0], instruction, conversation.settings, send)
+        squashed = await self._edit(conversation, path[0], instruction, conversation.settings, send)
         # Exact edits are lossless and cheap: apply them again, in order, on top of the squashed edit.
         for node in path:
             if is_exact_edit(node):
-                await self._exact(conversation, node.instruction, send)
+                squashed = await self._exact(conversation, squashed, node.instruction, send)
 
     @command("anyway")
     async def anyway_command(self, conversation: Conversation, args: str, send: Send) -> None:
@@ -631,28 +632,27 @@ class ConversationEngine:
         """Rotate the image clockwise, exactly (no model)."""
         if args.strip() not in ("90", "180", "270"):
             raise BadParams("/rotate needs an angle: 90, 180 or 270 (clockwise).")
-        await self._exact(conversation, f"rotate {args.strip()}", send)
+        await self._exact(conversation, await self._head(conversation), f"rotate {args.strip()}", send)
 
     @command("flip", "h|v")
     async def flip_command(self, conversation: Conversation, args: str, send: Send) -> None:
         """Mirror the image left to right (h) or top to bottom (v), exactly."""
         if args.strip().lower() not in ("h", "v"):
             raise BadParams("/flip needs h (left to right) or v (top to bottom).")
-        await self._exact(conversation, f"flip {args.strip().lower()}", send)
+        await self._exact(conversation, await self._head(conversation), f"flip {args.strip().lower()}", send)
 
     @command("crop", "square")
     async def crop_command(self, conversation: Conversation, args: str, send: Send) -> None:
         """Crop the image to a centred square, exactly."""
         if args.strip().lower() != "square":
             raise BadParams("/crop takes: square.")
-        await self._exact(conversation, "crop square", send)
+        await self._exact(conversation, await self._head(conversation), "crop square", send)
 
-    async def _exact(self, conversation: Conversation, operation: str, send: Send) -> None:
-        """An exact operation on the head, recorded as a child like any edit."""
-        head = await self._head(conversation)
+    async def _exact(self, conversation: Conversation, parent: Node, operation: str, send: Send) -> Node:
+        """An exact operation on parent, recorded as a child (and the new head) like any edit."""
 
         def apply() -> str:
-            image = self._image(head.image_hash)
+            image = self._image(parent.image_hash)
             if operation == "crop square":
                 side = min(image.size)
                 image = ImageOps.fit(image, (side, side), method=Image.Resampling.NEAREST)
@@ -661,8 +661,9 @@ class ConversationEngine:
             return self._images.put(encode_png(image))
 
         digest = await asyncio.to_thread(apply)
-        node = await self._db(self._history.add_node, conversation.id, head.id, digest, operation, None, None)
+        node = await self._db(self._history.add_node, conversation.id, parent.id, digest, operation, None, None)
         await send(await self._show(node, self._caption(node)))
+        return node
 
     async def _set(self, conversation: Conversation, send: Send, **change) -> None:
         settings = replace(conversation.settings, **change).validated()
