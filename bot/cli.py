@@ -5,7 +5,7 @@
     editbot chat [IMAGE] [--instruction TEXT]
     editbot telegram | discord
     editbot bench [--json] [--fast]
-    editbot db upgrade | db sweep
+    editbot db upgrade | db sweep | db purge --older-than DAYS | db backup PATH
 
 Bad input ends with exit status 2 and one line on stderr, never a traceback.
 """
@@ -20,6 +20,9 @@ import sys
 import warnings
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from bot.logging_setup import configure_logging
 from core.config import Settings
 from core.domain import EditParams
 from core.errors import UserError
@@ -80,7 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True, parser_class=OneLineParser)
     db_commands.add_parser("upgrade", help="apply database migrations")
     db_commands.add_parser("sweep", help="delete image files that no history refers to")
+    purge = db_commands.add_parser("purge", help="delete edit trees untouched for DAYS days, then their images")
+    purge.add_argument("--older-than", type=_positive_days, required=True, metavar="DAYS")
+    backup = db_commands.add_parser("backup", help="copy the SQLite database to PATH while bots keep running")
+    backup.add_argument("path", type=Path)
     return parser
+
+
+def _positive_days(raw: str) -> float:
+    try:
+        days = float(raw)
+    except ValueError:
+        days = 0.0
+    if not days > 0 or days == float("inf"):
+        raise argparse.ArgumentTypeError(f"needs a number of days above 0, not {raw!r}")
+    return days
 
 
 def _apply(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -106,10 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.verbose:
         _quiet_libraries()
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = _apply(Settings(), args)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        print(f"editbot: bad setting {'.'.join(map(str, problem['loc']))}: {problem['msg']}", file=sys.stderr)
+        return 2
+    configure_logging(settings.ops.log_format, logging.INFO if args.verbose else logging.ERROR,
+                      secrets=[settings.telegram.bot_token, settings.discord.bot_token])
+    try:
         return COMMANDS[args.command or "run"](settings, args)
     except UserError as error:
         print(f"editbot: {error}", file=sys.stderr)
@@ -163,23 +185,25 @@ def chat_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def telegram_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot import telegram_adapter
-    from bot.bootstrap import build_engine
+    from bot.bootstrap import bot_service
 
     if not settings.telegram.bot_token:
         raise UserError("Set TELEGRAM_BOT_TOKEN to run the Telegram bot.")
     logging.getLogger().setLevel(logging.INFO)
-    telegram_adapter.run(settings, build_engine(settings))
+    with bot_service(settings) as engine:
+        telegram_adapter.run(settings, engine)
     return 0
 
 
 def discord_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot import discord_adapter
-    from bot.bootstrap import build_engine
+    from bot.bootstrap import bot_service
 
     if not settings.discord.bot_token:
         raise UserError("Set DISCORD_BOT_TOKEN to run the Discord bot.")
     logging.getLogger().setLevel(logging.INFO)
-    discord_adapter.run(settings, build_engine(settings))
+    with bot_service(settings) as engine:
+        discord_adapter.run(settings, engine)
     return 0
 
 
@@ -203,10 +227,18 @@ def bench_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def db_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot.bootstrap import build_storage
+    from bot.ops import backup_sqlite, purge_history
 
+    if args.db_command == "backup":  # before build_storage: a backup must not migrate the database it copies
+        size = backup_sqlite(settings.storage.url, args.path)
+        print(f"Backed up {settings.storage.url} to {args.path} ({size} bytes).")
+        return 0
     history, images = build_storage(settings)  # applies migrations
     if args.db_command == "upgrade":
         print(f"Database is up to date: {settings.storage.url}")
+    elif args.db_command == "purge":
+        result = purge_history(history, images, args.older_than)
+        print(f"Deleted {result.nodes} history node(s) and {result.images} image file(s).")
     else:
         removed = images.sweep(history.referenced_images())
         print(f"Removed {removed} unreferenced image file(s).")
