@@ -350,8 +350,9 @@ class TelegramAdapter:
                 await replier(TextReply(str(error), error=True))
                 return
         key = ChatKey(PLATFORM, str(message.chat.id), str(user.id))
+        reply_to = None if image is not None else _replied_node(message, context.bot.id)
         try:
-            await self._engine.handle(Incoming(key, text=text or None, image=image), replier)
+            await self._engine.handle(Incoming(key, text=text or None, image=image, reply_to=reply_to), replier)
         finally:
             await replier.finish()
 
@@ -458,6 +459,20 @@ class TelegramAdapter:
         if len(data) > self._download_limit:  # the size was not announced
             raise BadImage(f"That {what} is over {limit_mb:g} MB, the most I can take.")
         return data
+
+
+def _replied_node(message: Message, bot_id: int) -> int | None:
+    """The node of the bot's result this message replies to: its buttons carry it. None for anything else."""
+    replied = message.reply_to_message
+    if replied is None or replied.from_user is None or replied.from_user.id != bot_id:
+        return None
+    markup = replied.reply_markup
+    for row in markup.inline_keyboard if markup else ():
+        for button in row:
+            press = Press.parse(button.callback_data) if isinstance(button.callback_data, str) else None
+            if press is not None:
+                return press.node_id
+    return None
 
 
 def build_application(settings: Settings, engine) -> Application:

@@ -179,6 +179,28 @@ async def test_follow_up_text_refines_the_last_result(session, history):
     assert history.conversation(key_of(alice)).head_id == second_node.id
 
 
+async def test_a_reply_to_an_older_result_edits_that_result(session, history):
+    alice = Person(session)
+    first = await edit_photo(session, alice, "make it night")
+    await alice.say("add a moon")
+    await session.expect("sendPhoto")
+
+    older = {
+        "message_id": first["message_id"],
+        "from": {"id": BOT_ID, "is_bot": True, "first_name": "TestBot", "username": BOT_USERNAME},
+        "chat": {"id": alice.chat_id, "type": "private"},
+        "date": int(time.time()),
+        "caption": first["caption"],
+        "reply_markup": first["reply_markup"],
+    }
+    await alice.say("add snow", reply_to=older)
+    branched = await session.expect("sendPhoto")
+
+    first_node = next(iter(buttons(first).values())).node_id
+    node = history.node(next(iter(buttons(branched).values())).node_id)
+    assert (node.instruction, node.parent_id) == ("add snow", first_node)
+
+
 async def test_undo_button_goes_back_and_the_press_is_answered(session, history):
     alice = Person(session)
     first = await edit_photo(session, alice, "make it night")
