@@ -531,6 +531,62 @@ def _add_commands(client: EditBotClient) -> None:
         else:
             await client.answer(interaction, ["/settings"], ephemeral=True)
 
+    @tree.command(name="original")
+    async def original(interaction: discord.Interaction) -> None:
+        """Go back to the original photo."""
+        await client.answer(interaction, ["/original"])
+
+    @tree.command(name="compare")
+    async def compare(interaction: discord.Interaction) -> None:
+        """Show the current image beside the one it was made from."""
+        await client.answer(interaction, ["/compare"])
+
+    @tree.command(name="sweep")
+    async def sweep(interaction: discord.Interaction) -> None:
+        """Re-render your last edit over a 3x3 grid of guidance values."""
+        await client.answer(interaction, ["/sweep"])
+
+    @tree.command(name="variations")
+    @app_commands.describe(n="How many new seeds to try (1-4, default 4)")
+    async def variations(interaction: discord.Interaction, n: app_commands.Range[int, 1, 4] | None = None) -> None:
+        """Render your last edit with new seeds at once."""
+        await client.answer(interaction, [f"/variations {n or ''}".strip()])
+
+    @tree.command(name="pick")
+    @app_commands.describe(n="The cell number on the grid")
+    async def pick(interaction: discord.Interaction, n: app_commands.Range[int, 1, 9]) -> None:
+        """Adopt a cell of your last sweep or variations."""
+        await client.answer(interaction, [f"/pick {n}"])
+
+    @tree.command(name="squash")
+    async def squash(interaction: discord.Interaction) -> None:
+        """Redo your chain of edits as one edit of the original photo."""
+        await client.answer(interaction, ["/squash"])
+
+    @tree.command(name="anyway")
+    async def anyway(interaction: discord.Interaction) -> None:
+        """Run the instruction I held back as it is."""
+        await client.answer(interaction, ["/anyway"])
+
+    @tree.command(name="rotate")
+    @app_commands.describe(angle="Clockwise")
+    @app_commands.choices(angle=[app_commands.Choice(name=f"{angle}°", value=angle) for angle in ("90", "180", "270")])
+    async def rotate(interaction: discord.Interaction, angle: app_commands.Choice[str]) -> None:
+        """Rotate the image clockwise, exactly (no model)."""
+        await client.answer(interaction, [f"/rotate {angle.value}"])
+
+    @tree.command(name="flip")
+    @app_commands.choices(direction=[app_commands.Choice(name="left to right", value="h"),
+                                     app_commands.Choice(name="top to bottom", value="v")])
+    async def flip(interaction: discord.Interaction, direction: app_commands.Choice[str]) -> None:
+        """Mirror the image, exactly."""
+        await client.answer(interaction, [f"/flip {direction.value}"])
+
+    @tree.command(name="crop")
+    async def crop(interaction: discord.Interaction) -> None:
+        """Crop the image to a centred square, exactly."""
+        await client.answer(interaction, ["/crop square"])
+
     @tree.context_menu(name="Edit this image")
     async def edit_this_image(interaction: discord.Interaction, message: discord.Message) -> None:
         await client.offer_edit(interaction, message)

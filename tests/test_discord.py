@@ -418,3 +418,30 @@ def count_progress(monkeypatch, engine) -> list[int]:
 
     monkeypatch.setattr(engine, "handle", handle)
     return count
+
+
+async def test_sweep_grid_and_a_pick_button(world, editor):
+    env, _, channel, alice, _ = world
+    await edit(alice, channel)
+
+    swept = await alice.slash(channel, "sweep")
+    grid = swept.followups[0] if swept.followups else swept.response
+    assert editor.batches == [9]
+    assert grid.attachments and "Pick one" in grid.content
+
+    picked = await alice.click(grid, label="Pick 5")
+    assert picked.followups[0].content.startswith("Picked.")
+
+
+async def test_exact_edits_and_compare(world):
+    env, _, channel, alice, _ = world
+    await edit(alice, channel)
+
+    rotated = await alice.slash(channel, "rotate", angle="90")
+    compared = await alice.slash(channel, "compare")
+
+    for result in (rotated, compared):
+        message = result.followups[0] if result.followups else result.response
+        assert message.attachments
+    message = rotated.followups[0] if rotated.followups else rotated.response
+    assert "Rotated 90° clockwise" in message.content
