@@ -1,0 +1,112 @@
+"""The container files, checked without a Docker engine: the Dockerfile lints clean (hadolint), the compose file
+matches the compose specification (check-jsonschema's copy of its schema; `docker compose config` too where that
+client is installed), and the build context holds everything the Dockerfile copies and nothing private.
+Each tool-based check skips cleanly when its tool is missing."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+COMPOSE = ROOT / "docker" / "compose.yaml"
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined, comments left out."""
+    joined = DOCKERFILE.read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in joined.splitlines()]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "")
+        for line in lines
+        if line and not line.startswith("#")
+    ]
+
+
+def arguments(name: str) -> list[str]:
+    return [args for instruction, args in instructions() if instruction == name]
+
+
+def build_context() -> set[str]:
+    """The paths `docker build` would send, by .dockerignore's rules (docker-py implements them)."""
+    build = pytest.importorskip("docker.utils.build")
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    patterns = [line for line in lines if line.strip() and not line.startswith("#")]
+    return set(build.exclude_paths(str(ROOT), patterns))
+
+
+def run_tool(*command: str) -> subprocess.CompletedProcess:
+    if shutil.which(command[0]) is None:
+        pytest.skip(f"{command[0]} is not installed")
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def test_dockerfile_lints_clean():
+    done = run_tool("hadolint", "--no-color", str(DOCKERFILE))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_compose_file_matches_the_compose_specification():
+    done = run_tool("check-jsonschema", "--builtin-schema", "vendor.compose-spec", str(COMPOSE))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_compose_config_accepts_every_profile():
+    if shutil.which("docker") is None or subprocess.run(["docker", "compose", "version"],
+                                                        capture_output=True).returncode != 0:
+        pytest.skip("the docker compose client is not installed")
+    done = run_tool("docker", "compose", "-f", str(COMPOSE), "--profile", "telegram", "--profile", "discord",
+                    "--profile", "postgres", "config", "--quiet")
+    assert done.returncode == 0, done.stderr
+
+
+def test_everything_the_dockerfile_copies_is_in_the_build_context():
+    context = build_context()
+    copies = arguments("COPY")
+    assert copies
+    for args in copies:
+        assert not args.startswith("--from"), "no multi-stage copies expected"
+        *sources, _target = args.split()
+        for source in sources:
+            assert (ROOT / source).exists(), source
+            assert source in context or any(path.startswith(f"{source}/") for path in context), source
+    # The package's own files come along, the bundled sample photo included.
+    assert {"core/engine.py", "storage/migrations/env.py", "bot/samples/sample.jpg"} <= context
+
+
+def test_the_build_context_keeps_data_virtualenvs_and_secrets_out():
+    context = build_context()
+    private = (".venv", "data", ".env", ".git", "tests", "out")
+    leaked = sorted(path for path in context if path.split("/", 1)[0] in private or "__pycache__" in path)
+    assert leaked == []
+
+
+def test_the_image_runs_as_a_user_with_volumes_and_a_healthcheck():
+    [user] = arguments("USER")
+    assert user.split(":")[0] not in {"root", "0"}
+    [volumes] = arguments("VOLUME")
+    environment = " ".join(arguments("ENV"))
+    assert "HF_HOME=/cache/huggingface" in environment and "EDITBOT_DATA_DIR=/data" in environment
+    assert "/data" in volumes and "/cache/huggingface" in volumes
+    [healthcheck] = arguments("HEALTHCHECK")
+    assert "/healthz" in healthcheck and "EDITBOT_HTTP_PORT" in healthcheck
+    assert "EDITBOT_HTTP_HOST=0.0.0.0" in environment  # reachable from outside the container
+    assert arguments("FROM")[0].startswith("${CUDA_IMAGE}")
+    assert any(args.startswith("CUDA_IMAGE=nvidia/cuda:") and "runtime" in args for args in arguments("ARG"))
+
+
+def test_compose_runs_each_bot_on_its_own_profile_with_the_gpu_reserved():
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    for name in ("telegram", "discord"):
+        bot = services[name]
+        assert bot["profiles"] == [name] and bot["command"] == [name]
+        [device] = bot["deploy"]["resources"]["reservations"]["devices"]
+        assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+        assert {"data:/data", "model-cache:/cache/huggingface"} <= set(bot["volumes"])
+    assert services["postgres"]["profiles"] == ["postgres"]
+    assert services["telegram"]["ports"] != services["discord"]["ports"]
