@@ -260,3 +260,48 @@ def test_fast_mode_runs_close_to_exact_and_leaves_the_pipeline_in_float32(pipeli
     assert calls == [1, 2, 3, 4]
     assert 0 < np.abs(fast - exact).max() < 0.5
     assert pipeline.unet.dtype == torch.float32 and pipeline.vae.dtype == torch.float32
+
+
+def test_deepcache_falls_back_to_the_full_unet_for_unets_it_does_not_cover(pipeline):
+    from diffusers import UNet2DConditionModel
+
+    centred = UNet2DConditionModel.from_config(pipeline.unet.config, center_input_sample=True).eval()
+    deepcache = DeepCacheUNet(centred)
+    sample, context = torch.randn(1, 8, 8, 8), torch.randn(1, 77, 32)
+    with torch.inference_mode():
+        expected = centred(sample, 10, encoder_hidden_states=context).sample
+        deepcache(sample, 10, context, reuse=False)
+        reused = deepcache(sample, 10, context, reuse=True)
+    assert not deepcache.supported
+    torch.testing.assert_close(reused, expected)
+
+
+@pytest.mark.parametrize("scheduler", ["default", "dpm++"])
+def test_a_batch_equals_its_variants_edited_alone_in_one_unet_call_per_step(pipeline, editor, photo, scheduler):
+    variants = [
+        EditParams(image_guidance=1.5, seed=1, steps=STEPS, scheduler=scheduler),
+        EditParams(image_guidance=1.0, text_guidance=5.0, seed=2, steps=STEPS, scheduler=scheduler),
+        EditParams(image_guidance=0.5, seed=None, steps=STEPS, scheduler=scheduler),
+    ]
+    batch_sizes = []
+    hook = pipeline.unet.register_forward_pre_hook(lambda module, args: batch_sizes.append(args[0].shape[0]))
+    try:
+        rendered = editor._render(photo, INSTRUCTION, variants)
+    finally:
+        hook.remove()
+    assert batch_sizes == [3 + 2 + 3] * STEPS
+    assert [used.seed for _, used in rendered[:2]] == [1, 2] and isinstance(rendered[2][1].seed, int)
+    for array, used in rendered:
+        alone, _ = editor.edit_to_array(photo, INSTRUCTION, used)
+        np.testing.assert_allclose(array, alone, atol=1e-4, rtol=0)
+
+    results = editor.edit_batch(photo, INSTRUCTION, [variant.with_seed(7) for variant in variants])
+    assert [result.image.size for result in results] == [working_size(*photo.size, MAX_SIDE)] * 3
+    assert all(result.params.seed == 7 for result in results)
+
+
+def test_a_batch_refuses_mixed_steps_and_empty_variant_lists(editor, photo):
+    with pytest.raises(BadParams, match="share steps and scheduler"):
+        editor.edit_batch(photo, INSTRUCTION, [EditParams(steps=2), EditParams(steps=3)])
+    with pytest.raises(BadParams, match="at least one"):
+        editor.edit_batch(photo, INSTRUCTION, [])

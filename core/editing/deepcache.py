@@ -19,7 +19,21 @@ class DeepCacheUNet:
 
     def __init__(self, unet: UNet2DConditionModel) -> None:
         self.unet = unet
+        self.supported = self.supports(unet)
         self._deep_features: torch.Tensor | None = None
+
+    @staticmethod
+    def supports(unet: UNet2DConditionModel) -> bool:
+        """Whether the UNet has nothing our forward pass leaves out (else every step runs the stock forward)."""
+        config = unet.config
+        return not (
+            config.center_input_sample
+            or config.class_embed_type
+            or config.num_class_embeds
+            or config.addition_embed_type
+            or config.encoder_hid_dim_type
+            or config.time_cond_proj_dim
+        )
 
     def reset(self) -> None:
         self._deep_features = None
@@ -29,6 +43,8 @@ class DeepCacheUNet:
     ) -> torch.Tensor:
         """The noise prediction; `reuse` runs the shallow path (falls back to full when nothing is cached yet)."""
         unet = self.unet
+        if not self.supported:
+            return unet(sample, timestep, encoder_hidden_states=encoder_hidden_states, return_dict=False)[0]
         emb = unet.time_embedding(unet.get_time_embed(sample=sample, timestep=timestep), None)
         if unet.time_embed_act is not None:
             emb = unet.time_embed_act(emb)

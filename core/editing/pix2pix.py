@@ -1,6 +1,6 @@
 """The InstructPix2Pix editor: our own denoising loop over a StableDiffusionInstructPix2PixPipeline's components.
 
-Written like a diffusers pipeline file: `Pix2PixEditor.edit_to_array` runs in numbered steps, and in exact mode it
+Written like a diffusers pipeline file: `Pix2PixEditor._render` runs in numbered steps, and in exact mode it
 reproduces the stock pipeline's output (within float rounding) while doing less work:
 
 - UNet rows whose guidance coefficient is zero are not computed (image guidance 1.0 needs 2 rows, not 3);
@@ -19,6 +19,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -170,6 +171,8 @@ class Pix2PixEditor:
                 fast_unet = copy.deepcopy(pipeline.unet).to(torch.bfloat16)
                 self._vae = copy.deepcopy(pipeline.vae).to(torch.bfloat16)
             self._fast_unet = DeepCacheUNet(fast_unet)
+            if not self._fast_unet.supported:
+                logger.warning("This UNet has parts DeepCache does not handle; fast mode runs it in full every step.")
 
     # --- the Editor protocol ------------------------------------------------------------------------------------
 
@@ -187,16 +190,33 @@ class Pix2PixEditor:
 
         Raises BadParams, EditCancelled (cancel set; checked before every step) or UnsafeImage.
         """
+        return self.edit_batch(image, instruction, [params], on_step=on_step, cancel=cancel)[0]
+
+    def edit_batch(
+        self,
+        image: Image.Image,
+        instruction: str,
+        variants: Sequence[EditParams],
+        *,
+        on_step: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[EditResult]:
+        """Several renders of one photo and instruction, denoised together in one UNet call per step (the photo
+        and the text are encoded once). Variants may differ in guidance and seed, not in steps or scheduler.
+        Each result equals what `edit` gives for that variant alone (to float rounding); each result's seconds is
+        its share of the batch's time. Raises UnsafeImage when the checker flags any of them.
+        """
         started = time.perf_counter()
-        array, used = self.edit_to_array(image, instruction, params, on_step=on_step, cancel=cancel)
-        result = Image.fromarray((array * 255).round().astype(np.uint8))
-        if self.keep_original_size and result.size != image.size:
-            result = result.resize(image.size, Image.Resampling.LANCZOS)
-        return EditResult(image=result, params=used, seconds=time.perf_counter() - started)
+        rendered = self._render(image, instruction, variants, on_step=on_step, cancel=cancel)
+        seconds = (time.perf_counter() - started) / len(rendered)
+        results = []
+        for array, used in rendered:
+            result = Image.fromarray((array * 255).round().astype(np.uint8))
+            if self.keep_original_size and result.size != image.size:
+                result = result.resize(image.size, Image.Resampling.LANCZOS)
+            results.append(EditResult(image=result, params=used, seconds=seconds))
+        return results
 
-    # --- the loop ---------------------------------------------------------------------------------------------
-
-    @torch.inference_mode()
     def edit_to_array(
         self,
         image: Image.Image,
@@ -206,22 +226,40 @@ class Pix2PixEditor:
         on_step: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> tuple[np.ndarray, EditParams]:
-        """The edit as a float32 HxWx3 array in [0, 1] at the working size, and the params used.
+        """The edit as a float32 HxWx3 array in [0, 1] at the working size, and the params used."""
+        return self._render(image, instruction, [params], on_step=on_step, cancel=cancel)[0]
+
+    # --- the loop ---------------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _render(
+        self,
+        image: Image.Image,
+        instruction: str,
+        variants: Sequence[EditParams],
+        *,
+        on_step: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[tuple[np.ndarray, EditParams]]:
+        """Denoise every variant together; (float array in [0, 1] at the working size, params used) for each.
 
         Guidance follows the numbers given for every image guidance in [0, 5]. The stock pipeline turns ALL
         guidance off (one unguided row) when image guidance is below 1 or text guidance is at most 1; we
         deliberately do not, so an image guidance of 0.8 means "keep a little less of the photo than 1.0", as a
         person choosing it expects.
         """
-        # 1. Check the inputs, pick a seed when none is given.
-        params = params.validated()
+        # 1. Check the inputs, pick seeds where none is given.
+        if not variants:
+            raise BadParams("Ask for at least one variant.")
+        variants = [_with_seed(params.validated()) for params in variants]
+        if len({(params.steps, params.scheduler) for params in variants}) > 1:
+            raise BadParams("Variants of one edit must share steps and scheduler.")
         if not isinstance(instruction, str) or not instruction.strip():
             raise BadParams("Write an instruction saying what to change, e.g. 'make it snowy'.")
-        if params.seed is None:
-            params = params.with_seed(secrets.randbelow(SEED_RANGE[1] + 1))
-        scheduler = self._scheduler(params.scheduler)
-        # A CPU generator gives the same noise for a seed on every device.
-        generator = torch.Generator(device="cpu").manual_seed(params.seed)
+        scheduler = self._scheduler(variants[0].scheduler)
+        # CPU generators give the same noise for a seed on every device; one per variant, as if each ran alone.
+        generators = [torch.Generator(device="cpu").manual_seed(params.seed) for params in variants]
+        generator = generators[0] if len(generators) == 1 else generators
 
         # 2. Resize to the working resolution (aspect kept, no crop).
         image = image.convert("RGB")
@@ -230,26 +268,28 @@ class Pix2PixEditor:
             image = image.resize(size, Image.Resampling.LANCZOS)
 
         # 3. Encode the instruction, and the empty prompt for the unconditioned rows (cached).
-        rows = guidance_rows(params.text_guidance, params.image_guidance)
+        rows = [guidance_rows(params.text_guidance, params.image_guidance) for params in variants]
         text_embeds = self._encode_text(instruction.strip())
-        empty_embeds = self._encode_text("") if len(rows) > 1 else None
+        empty_embeds = self._encode_text("") if any(len(needed) > 1 for needed in rows) else None
 
         # 4. Encode the photo to latents (cached). InstructPix2Pix uses the distribution's mode, unscaled.
         image_latents = self._encode_image(image)
 
-        # 5. Batch the rows: (prompt, photo), (empty prompt, photo), (empty prompt, no photo).
+        # 5. Batch the rows each variant needs: (prompt, photo), (empty prompt, photo), (empty prompt, no photo).
         conditions = {
             "text": (text_embeds, image_latents),
             "image": (empty_embeds, image_latents),
             "uncond": (empty_embeds, torch.zeros_like(image_latents)),
         }
-        context = torch.cat([conditions[row][0] for row in rows])
-        photo = torch.cat([conditions[row][1] for row in rows])
+        batch_rows = [row for needed in rows for row in needed]
+        context = torch.cat([conditions[row][0] for row in batch_rows])
+        photo = torch.cat([conditions[row][1] for row in batch_rows])
+        repeats = torch.tensor([len(needed) for needed in rows], device=self.device)
 
         # 6. Set the timesteps and draw the starting noise (same draw order as the stock pipeline).
-        scheduler.set_timesteps(params.steps, device=self.device)
+        scheduler.set_timesteps(variants[0].steps, device=self.device)
         latents = randn_tensor(
-            (1, self.pipeline.vae.config.latent_channels, *image_latents.shape[-2:]),
+            (len(variants), self.pipeline.vae.config.latent_channels, *image_latents.shape[-2:]),
             generator=generator,
             device=self.device,
             dtype=self.dtype,
@@ -263,23 +303,31 @@ class Pix2PixEditor:
         for index, timestep in enumerate(timesteps):
             if cancel is not None and cancel.is_set():
                 raise EditCancelled("Edit cancelled.")
-            model_input = scheduler.scale_model_input(torch.cat([latents] * len(rows)), timestep)
-            prediction = predict(torch.cat([model_input, photo], dim=1), timestep, index)
-            noise = combine_guidance(
-                dict(zip(rows, prediction.chunk(len(rows)))), params.text_guidance, params.image_guidance
+            if len(variants) == 1:  # as the stock pipeline: copies of the latents, then scaled
+                model_input = scheduler.scale_model_input(torch.cat([latents] * len(batch_rows)), timestep)
+            else:
+                model_input = scheduler.scale_model_input(latents, timestep).repeat_interleave(repeats, dim=0)
+            prediction = predict(torch.cat([model_input, photo], dim=1), timestep, index).split(repeats.tolist())
+            noise = torch.cat(
+                [
+                    combine_guidance(dict(zip(needed, rows_out.chunk(len(needed)))), p.text_guidance, p.image_guidance)
+                    for needed, rows_out, p in zip(rows, prediction, variants)
+                ]
             )
             latents = scheduler.step(noise, timestep, latents, **step_kwargs, return_dict=False)[0]
             if on_step is not None:
                 on_step(index + 1, len(timesteps))
 
-        # 8. Decode, as the stock pipeline does, to floats in [0, 1].
+        # 8. Decode one by one (the VAE decoder is memory-hungry), as the stock pipeline does, to floats in [0, 1].
         vae = self._vae
-        decoded = vae.decode((latents / vae.config.scaling_factor).to(vae.dtype), return_dict=False)[0]
-        array = self.pipeline.image_processor.postprocess(decoded, output_type="np")[0]
+        arrays = []
+        for sample in latents.split(1):
+            decoded = vae.decode((sample / vae.config.scaling_factor).to(vae.dtype), return_dict=False)[0]
+            arrays.append(self.pipeline.image_processor.postprocess(decoded, output_type="np")[0])
 
         # 9. Refuse what the safety checker flags (the stock pipeline would return a black picture).
-        self._check_safety(array)
-        return array, params
+        self._check_safety(np.stack(arrays))
+        return list(zip(arrays, variants))
 
     # --- helpers ----------------------------------------------------------------------------------------------
 
@@ -349,10 +397,10 @@ class Pix2PixEditor:
             self._image_latents.put(key, latents)
         return latents
 
-    def _check_safety(self, array: np.ndarray) -> None:
+    def _check_safety(self, arrays: np.ndarray) -> None:
         if not self.safety_checker or self.pipeline.safety_checker is None:
             return
-        _, flagged = self.pipeline.run_safety_checker(array[None], self.device, self.dtype)
+        _, flagged = self.pipeline.run_safety_checker(arrays, self.device, self.dtype)
         if flagged is not None and any(flagged):
             raise UnsafeImage("The safety checker flagged this result, so it was not sent; try another instruction.")
 
@@ -360,6 +408,10 @@ class Pix2PixEditor:
         """Forget cached image latents and text embeddings (e.g. to free memory)."""
         self._image_latents.clear()
         self._text_embeddings.clear()
+
+
+def _with_seed(params: EditParams) -> EditParams:
+    return params if params.seed is not None else params.with_seed(secrets.randbelow(SEED_RANGE[1] + 1))
 
 
 def _step_kwargs(scheduler, generator: torch.Generator) -> dict:
