@@ -6,7 +6,10 @@ reproduces the stock pipeline's output (within float rounding) while doing less 
 - UNet rows whose guidance coefficient is zero are not computed (image guidance 1.0 needs 2 rows, not 3);
 - image latents and text embeddings are cached, so a retry or variation on the same photo and instruction skips the
   VAE encoder and the text encoder;
-- unlike the stock pipeline, an image guidance below 1 is honoured (see `Pix2PixEditor.edit_to_array`).
+- variants of one photo and instruction are denoised together, one UNet call per step (`edit_batch`);
+- unlike the stock pipeline, an image guidance below 1 is honoured (see `Pix2PixEditor._render`).
+
+Fast mode (opt-in) trades a little fidelity for speed: bfloat16 on CPU and DeepCache (core.editing.deepcache).
 """
 
 from __future__ import annotations
