@@ -48,14 +48,57 @@ def build_editor(settings: Settings) -> Editor:
 
 def build_storage(settings: Settings) -> tuple[HistoryRepository, ImageStore]:
     """Open the database (migrating it to the latest schema) and the image folder."""
-    from storage.blobs import FileImageStore
     from storage.database import make_engine
     from storage.migrate import upgrade
     from storage.repository import SqlHistoryRepository
 
     settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.storage.url)
-    return SqlHistoryRepository(make_engine(settings.storage.url)), FileImageStore(settings.storage.image_dir)
+    return SqlHistoryRepository(make_engine(settings.storage.url)), build_image_store(settings)
+
+
+def build_image_store(settings: Settings) -> ImageStore:
+    """The image folder under DATA_DIR (a shared folder when workers run elsewhere), or an S3 bucket."""
+    options = settings.distributed
+    if options.image_store == "local":
+        from storage.blobs import FileImageStore
+
+        return FileImageStore(settings.storage.image_dir)
+    try:
+        import boto3
+    except ImportError:
+        raise UserError("EDITBOT_IMAGE_STORE=s3 needs boto3: pip install 'editbot[distributed]'.") from None
+    from storage.s3 import S3ImageStore
+
+    client = boto3.client("s3", endpoint_url=options.s3_endpoint_url, region_name=options.s3_region,
+                          aws_access_key_id=options.s3_access_key, aws_secret_access_key=options.s3_secret_key)
+    store = S3ImageStore(client, options.s3_bucket)
+    store.ensure_bucket()
+    return store
+
+
+def build_distributed_queue(settings: Settings, history: HistoryRepository, frontend: str):
+    """The queue of a front-end in distributed mode: jobs to `editbot worker` processes through Redis."""
+    try:
+        from redis.asyncio import Redis
+
+        from bot.distributed import DistributedQueue, make_broker
+    except ImportError:
+        raise UserError("EDITBOT_MODE=distributed needs taskiq-redis: pip install 'editbot[distributed]'.") from None
+    from storage.database import make_engine
+    from storage.jobs import SqlJobRepository
+
+    options, limits = settings.distributed, settings.limits
+    return DistributedQueue(
+        make_broker(options.redis_url, options.queue_name, redeliver_seconds=options.redeliver_seconds),
+        Redis.from_url(options.redis_url),
+        SqlJobRepository(make_engine(settings.storage.url)),
+        history,
+        frontend=options.frontend_id or frontend,
+        queue_name=options.queue_name,
+        max_waiting_per_person=limits.max_waiting_per_person,
+        max_waiting_total=limits.max_waiting_total,
+    )
 
 
 def warm_up(editor: Editor) -> None:
@@ -74,22 +117,27 @@ def build_engine(
     storage: tuple[HistoryRepository, ImageStore] | None = None,
     observer: EditObserver | None = None,
     on_queue: Callable[[EditQueue], None] | None = None,
+    frontend: str = "editbot",
 ) -> ConversationEngine:
     """Everything the adapters need. Pass `editor` to skip loading the model (tests, demos), `storage` to reuse an
     open one, `observer` to watch the edits and `on_queue` to be handed the queue (health, metrics). A model loaded
-    here gets its warm-up edit."""
+    here gets its warm-up edit. In distributed mode no model loads here (workers run it) and `frontend` names this
+    process in the job table (EDITBOT_FRONTEND_ID overrides it)."""
     history, images = storage or build_storage(settings)
-    if editor is None:
-        editor = build_editor(settings)
-        if settings.ops.warmup:
-            warm_up(editor)
     limits = settings.limits
-    queue = EditQueue(
-        EditRunner(editor, history, images),
-        max_waiting_per_person=limits.max_waiting_per_person,
-        max_waiting_total=limits.max_waiting_total,
-        observer=observer,
-    )
+    if settings.distributed.mode == "distributed":
+        queue = build_distributed_queue(settings, history, frontend)
+    else:
+        if editor is None:
+            editor = build_editor(settings)
+            if settings.ops.warmup:
+                warm_up(editor)
+        queue = EditQueue(
+            EditRunner(editor, history, images),
+            max_waiting_per_person=limits.max_waiting_per_person,
+            max_waiting_total=limits.max_waiting_total,
+            observer=observer,
+        )
     if on_queue is not None:
         on_queue(queue)
     intake = {"max_pixels": limits.max_pixels, "min_side": limits.min_side, "max_aspect": limits.max_aspect}
@@ -98,7 +146,8 @@ def build_engine(
 
 
 @contextmanager
-def bot_service(settings: Settings, *, editor: Editor | None = None) -> Iterator[ConversationEngine]:
+def bot_service(settings: Settings, *, editor: Editor | None = None,
+                frontend: str = "editbot") -> Iterator[ConversationEngine]:
     """A bot's engine with operations around it, for as long as the block runs. The health and metrics endpoint
     starts before the model loads (answering "not ready" until the warm-up is done); the retention purge runs
     daily when EDITBOT_RETENTION_DAYS is set."""
@@ -117,7 +166,8 @@ def bot_service(settings: Settings, *, editor: Editor | None = None) -> Iterator
             metrics.watch_queue(queue)
             health.queue = queue
 
-        engine = build_engine(settings, editor=editor, storage=(history, images), observer=metrics, on_queue=watch)
+        engine = build_engine(settings, editor=editor, storage=(history, images), observer=metrics, on_queue=watch,
+                              frontend=frontend)
         metrics.watch_gpu()
         health.mark_model_ready()
         yield engine

@@ -5,6 +5,8 @@
     editbot chat [IMAGE] [--instruction TEXT]
     editbot telegram | discord
     editbot bench [--json] [--fast]
+    editbot worker             distributed mode: run edit jobs from Redis (one process per GPU)
+    editbot bench-queue [--jobs N] [--hold S] [--workers 1 2 4] [--json]
     editbot db upgrade | db sweep | db purge --older-than DAYS | db backup PATH
 
 Bad input ends with exit status 2 and one line on stderr, never a traceback.
@@ -78,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="auto")
     bench.add_argument("--size", type=int, help="square side in pixels (CPU 256, CUDA 512)")
     bench.add_argument("--steps", type=int, help="denoising steps (CPU 4, CUDA 20)")
+
+    worker = commands.add_parser("worker", help="distributed mode: load the model once, then run edit jobs from Redis")
+    _editor_options(worker)
+
+    from bot.distributed_bench import add_options as add_bench_queue_options
+
+    add_bench_queue_options(commands.add_parser(
+        "bench-queue", help="distributed queue throughput with 1, 2 and 4 workers (needs Redis)"))
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, parser_class=OneLineParser)
@@ -177,7 +187,7 @@ def chat_command(settings: Settings, args: argparse.Namespace) -> int:
         raise UserError(f"No such file: {image}")
     if image is None and sys.stdin.isatty():
         print(f"Tip: /open {SAMPLE_PHOTO} make it winter", file=sys.stderr)
-    engine = build_engine(settings)
+    engine = build_engine(settings, frontend="console")
     asyncio.run(run_console(engine, getattr(args, "out", Path("out")), image=image,
                             instruction=getattr(args, "instruction", None)))
     return 0
@@ -190,7 +200,7 @@ def telegram_command(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.telegram.bot_token:
         raise UserError("Set TELEGRAM_BOT_TOKEN to run the Telegram bot.")
     logging.getLogger().setLevel(logging.INFO)
-    with bot_service(settings) as engine:
+    with bot_service(settings, frontend="telegram") as engine:
         telegram_adapter.run(settings, engine)
     return 0
 
@@ -202,7 +212,7 @@ def discord_command(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.discord.bot_token:
         raise UserError("Set DISCORD_BOT_TOKEN to run the Discord bot.")
     logging.getLogger().setLevel(logging.INFO)
-    with bot_service(settings) as engine:
+    with bot_service(settings, frontend="discord") as engine:
         discord_adapter.run(settings, engine)
     return 0
 
@@ -222,6 +232,26 @@ def bench_command(settings: Settings, args: argparse.Namespace) -> int:
     from core.editing.bench import run_benchmark
 
     run_benchmark(device=args.device, size=args.size, steps=args.steps, fast=args.fast, as_json=args.json)
+    return 0
+
+
+def worker_command(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        from bot.worker import run_worker
+    except ImportError:
+        raise UserError("editbot worker needs taskiq-redis: pip install 'editbot[distributed]'.") from None
+
+    logging.getLogger().setLevel(logging.INFO)
+    run_worker(settings)
+    return 0
+
+
+def bench_queue_command(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.distributed_bench import run_benchmark
+
+    if args.jobs < 1 or args.hold <= 0 or min(args.workers) < 1:
+        raise UserError("--jobs, --hold and --workers must be positive.")
+    run_benchmark(args.jobs, args.hold, tuple(args.workers), args.json)
     return 0
 
 
@@ -253,6 +283,8 @@ COMMANDS = {
     "discord": discord_command,
     "bench": bench_command,
     "db": db_command,
+    "worker": worker_command,
+    "bench-queue": bench_queue_command,
 }
 
 if __name__ == "__main__":

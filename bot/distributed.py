@@ -34,7 +34,7 @@ from core.domain import Node
 from core.errors import EditCancelled, QueueFull, UserError
 from core.jobs import EditJob
 from core.ports import HistoryRepository, JobRecord, JobRepository
-from core.queue import Position, Step
+from core.queue import Position, QueueStatus, Step
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,10 @@ class Keys:
 
     def cancel(self, job_id: str) -> str:
         return f"{self.prefix}:cancel:{job_id}"
+
+    @property
+    def paused(self) -> str:
+        return f"{self.prefix}:paused"
 
 
 class ReclaimingStreamBroker(RedisStreamBroker):
@@ -166,6 +170,7 @@ class DistributedQueue:
         self._background: set[asyncio.Task] = set()
         self._listener: asyncio.Task | None = None
         self._pubsub = None
+        self._paused = False
 
     # ------------------------------------------------------------------ EditQueue's interface
 
@@ -174,6 +179,7 @@ class DistributedQueue:
         if self._listener is not None:
             return
         await self._broker.startup()
+        self._paused = bool(await self._redis.exists(self._keys.paused))
         self._pubsub = self._redis.pubsub()
         # Subscribe before reading the job rows, so a job that ends in between is seen one way or the other.
         await self._pubsub.subscribe(self._keys.events(self._frontend), self._keys.moved)
@@ -208,6 +214,22 @@ class DistributedQueue:
     def depth(self) -> int:
         """This front-end's jobs not finished yet."""
         return len(self._handles)
+
+    @property
+    def status(self) -> QueueStatus:
+        """This front-end's view: whether one of its edits runs, how many of its edits wait, whether paused."""
+        handles = self._handles.values()
+        return QueueStatus(any(handle.started for handle in handles), sum(not handle.started for handle in handles),
+                           self._paused)
+
+    def pause(self) -> None:
+        """Every worker starts no new job until resume(); running ones finish, waiting ones stay queued."""
+        self._paused = True
+        self._spawn(self._redis.set(self._keys.paused, 1))
+
+    def resume(self) -> None:
+        self._paused = False
+        self._spawn(self._redis.delete(self._keys.paused))
 
     def busy(self, conversation_id: int) -> bool:
         return any(handle.owner == conversation_id for handle in self._handles.values())

@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 from taskiq.acks import AcknowledgeType
@@ -83,6 +84,8 @@ class EditWorker:
         (delivered again because it ran longer than redeliver_seconds) is waited for until it ends or that worker
         stops reporting."""
         while True:
+            while self.redis.exists(self.keys.paused):  # an admin paused the queue: start nothing new
+                time.sleep(0.5)
             record, claimed = self.jobs.claim(job_id, self.name, self.stale_after)
             if record is None:
                 log.warning("job %s is not in the job table; dropped", job_id)
@@ -101,8 +104,8 @@ class EditWorker:
 
 
 async def serve(worker: EditWorker, redis_url: str, queue_name: str, redeliver_seconds: float,
-                ready: threading.Event | None = None) -> None:
-    """Listen for jobs until cancelled: one at a time, acknowledged once run."""
+                on_ready: Callable[[], None] | None = None) -> None:
+    """Listen for jobs until cancelled: one at a time, acknowledged once run. on_ready: called once connected."""
     broker = make_broker(redis_url, queue_name, redeliver_seconds=redeliver_seconds, consumer_name=worker.name)
 
     async def edit(job_id: str) -> None:
@@ -110,24 +113,28 @@ async def serve(worker: EditWorker, redis_url: str, queue_name: str, redeliver_s
 
     broker.register_task(edit, task_name=TASK_NAME)
     await broker.startup()
-    if ready is not None:
-        ready.set()
+    if on_ready is not None:
+        on_ready()
     try:
         await run_receiver_task(broker, max_async_tasks=1, max_prefetch=0, ack_time=AcknowledgeType.WHEN_EXECUTED)
     finally:
         await broker.shutdown()
 
 
-def run_worker(settings, *, editor=None) -> None:
-    """`editbot worker`: build the editor (the model loads here, once), the storage, and serve until interrupted."""
-    from bot.bootstrap import build_editor, build_storage
+def run_worker(settings, *, editor=None, on_ready: Callable[[], None] | None = None) -> None:
+    """`editbot worker`: build the editor (the model loads here, once), the storage, and serve until interrupted.
+    Pass `editor` to skip loading the model (tests, benchmarks)."""
+    from bot.bootstrap import build_editor, build_storage, warm_up
     from storage.database import make_engine
     from storage.jobs import SqlJobRepository
 
     options = settings.distributed
     history, images = build_storage(settings)
     jobs = SqlJobRepository(make_engine(settings.storage.url))
-    editor = editor or build_editor(settings)
+    if editor is None:
+        editor = build_editor(settings)
+        if settings.ops.warmup:
+            warm_up(editor)
     if options.worker_batch_size > 1:
         # Batching jobs needs one model call over several photos and instructions; the editor's edit_batch renders
         # variants of one photo only. So the setting is accepted, and jobs run one by one.
@@ -141,4 +148,4 @@ def run_worker(settings, *, editor=None) -> None:
         stale_after=options.redeliver_seconds,
     )
     log.info("worker %s ready", worker.name)
-    asyncio.run(serve(worker, options.redis_url, options.queue_name, options.redeliver_seconds))
+    asyncio.run(serve(worker, options.redis_url, options.queue_name, options.redeliver_seconds, on_ready))
