@@ -101,7 +101,7 @@ async def run_console(engine: ConversationEngine, out_dir: Path, *, image: Path 
                       instruction: str | None = None, input: TextIO = sys.stdin, output: TextIO = sys.stdout) -> None:
     """Read lines until end of input or /quit. Works the same typed by a person or piped by a script."""
     console = ConsoleChat(engine, out_dir, output=output)
-    await engine.start()
+    await engine.start(send_to=lambda key: console.render)  # one person: re-attached results are theirs
     try:
         interactive = input.isatty()
         if interactive:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 from telegram import (
+    Bot,
     BotCommand,
     CallbackQuery,
     InlineKeyboardButton,
@@ -145,16 +146,21 @@ class _Replier:
     def __init__(
         self,
         adapter: TelegramAdapter,
-        message: Message,
+        message: Message | None,
         *,
         quote: bool,
         as_document: bool,
         query: CallbackQuery | None = None,
+        bot: Bot | None = None,
+        chat_id: int | None = None,
     ) -> None:
+        """message: the one answered; None with `bot` and `chat_id` to send to a chat unprompted (the results of
+        edits re-attached after a restart)."""
         self._adapter = adapter
-        self._bot = message.get_bot()
-        self._chat_id = message.chat.id
-        self._reply_to = ReplyParameters(message.message_id, allow_sending_without_reply=True) if quote else None
+        self._bot = message.get_bot() if message is not None else bot
+        self._chat_id = message.chat.id if message is not None else chat_id
+        quoted = quote and message is not None
+        self._reply_to = ReplyParameters(message.message_id, allow_sending_without_reply=True) if quoted else None
         self._as_document = as_document
         self._query = query
         self._progress: dict[int, _Progress] = {}
@@ -299,7 +305,8 @@ class TelegramAdapter:
 
     async def post_init(self, application: Application) -> None:
         """At start-up: start the engine's worker and publish the command menu."""
-        await self._engine.start()
+        await self._engine.start(send_to=lambda key: _Replier(
+            self, None, quote=False, as_document=False, bot=application.bot, chat_id=int(key.chat_id)))
         menu = [
             BotCommand(info.name, _shorten(info.summary or info.name, COMMAND_DESCRIPTION_MAX_CHARS))
             for info in self._engine.commands
