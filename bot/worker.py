@@ -28,6 +28,9 @@ from core.ports import JobRecord, JobRepository
 
 log = logging.getLogger(__name__)
 
+HEARTBEAT_SECONDS = 1.0
+"""At most how often a running job's row is touched (its heartbeat)."""
+
 
 class EditWorker:
     """Runs one job at a time, by id, against the job table. Blocking: call `process` from a worker thread."""
@@ -48,6 +51,8 @@ class EditWorker:
         self.keys = Keys(queue_name)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.stale_after = stale_after
+        # Beat well within stale_after, or a live job could look dead to a worker it was redelivered to.
+        self.heartbeat_seconds = min(HEARTBEAT_SECONDS, stale_after / 4)
 
     def process(self, job_id: str) -> None:
         """Run the job if nobody has (or is still) running it; record the outcome in the job row."""
@@ -58,11 +63,16 @@ class EditWorker:
         self.redis.publish(self.keys.moved, job_id)
         self._tell(record, kind="started")
         cancel = threading.Event()
+        last_heartbeat = time.monotonic()
 
         def on_step(done: int, total: int) -> None:
+            nonlocal last_heartbeat
             if self.redis.exists(self.keys.cancel(job_id)):
                 cancel.set()  # the editor stops at its next step
-            self.jobs.progress(job_id, done, total)
+            # The row's step doubles as the heartbeat; a write per second is plenty and spares the database.
+            if time.monotonic() - last_heartbeat >= self.heartbeat_seconds:
+                last_heartbeat = time.monotonic()
+                self.jobs.progress(job_id, done, total)
             self._tell(record, kind="step", done=done, total=total)
 
         try:
