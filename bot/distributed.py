@@ -208,6 +208,7 @@ class DistributedQueue:
             self._settle(handle, exception=UserError("I'm restarting: your edit will arrive when I'm back."))
         if self._pubsub is not None:
             await self._pubsub.aclose()
+        await self._redis.aclose()  # the queue owns the client it was given
         await self._broker.shutdown()
 
     @property
