@@ -23,7 +23,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from taskiq import AckableMessage
@@ -34,7 +34,7 @@ from core.domain import Node
 from core.errors import EditCancelled, QueueFull, UserError
 from core.jobs import EditJob
 from core.ports import HistoryRepository, JobRecord, JobRepository
-from core.queue import Position, QueueStatus, Step
+from core.queue import Position, QueueStatus, Step, TrackedJob
 
 log = logging.getLogger(__name__)
 
@@ -111,31 +111,12 @@ def make_broker(redis_url: str, queue_name: str, *, redeliver_seconds: float,
 
 
 @dataclass(eq=False)
-class DistributedJob:
-    """A job as the front-end follows it: progress events and the outcome (the nodes recorded)."""
+class DistributedJob(TrackedJob):
+    """A job as the front-end follows it while a worker somewhere runs it."""
 
-    id: str
-    job: EditJob
-    result: asyncio.Future[list[Node]]
     started: bool = False
     announced: int | None = None
     enqueued: asyncio.Task | None = None
-    _events: asyncio.Queue[Position | Step | None] = field(default_factory=asyncio.Queue)
-
-    @property
-    def owner(self) -> int:
-        return self.job.conversation_id
-
-    async def updates(self) -> AsyncIterator[Position | Step]:
-        """Progress until the job ends (successfully or not); then await `result`."""
-        while True:
-            event = await self._events.get()
-            if event is None:
-                return
-            yield event
-
-    def _emit(self, event: Position | Step | None) -> None:
-        self._events.put_nowait(event)
 
 
 class DistributedQueue:

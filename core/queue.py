@@ -53,14 +53,13 @@ class QueueStatus:
 
 
 @dataclass(eq=False)
-class QueuedJob:
-    """An EditJob in the queue: its progress events, its outcome (the nodes recorded), its cancel switch."""
+class TrackedJob:
+    """A job as a front-end follows it, whichever queue runs it: progress events, then the outcome (the nodes
+    recorded)."""
 
-    id: int
+    id: int | str
     job: EditJob
     result: asyncio.Future[list[Node]]
-    cancel_event: threading.Event = field(default_factory=threading.Event)
-    conversation_label: str | None = None  # for the logs: the conversation that asked, as the engine named it
     _events: asyncio.Queue[Position | Step | None] = field(default_factory=asyncio.Queue)
 
     @property
@@ -77,6 +76,14 @@ class QueuedJob:
 
     def _emit(self, event: Position | Step | None) -> None:
         self._events.put_nowait(event)
+
+
+@dataclass(eq=False)
+class QueuedJob(TrackedJob):
+    """A job in this process's queue, with the switch that cancels it while it runs."""
+
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    conversation_label: str | None = None  # for the logs: the conversation that asked, as the engine named it
 
 
 class EditQueue:

@@ -12,7 +12,7 @@ from core.domain import ChatKey
 from core.engine import ConversationEngine
 from core.jobs import EditRunner
 from core.queue import EditQueue
-from tests.conftest import Chat, images, texts
+from tests.conftest import Chat, images
 from tests.fakes import FakeEditor
 
 ADMIN = ChatKey("telegram", "group-1", "42")

@@ -26,7 +26,6 @@ from redis.asyncio import Redis  # noqa: E402
 from bot.distributed import DistributedQueue, make_broker  # noqa: E402
 from core.domain import ChatKey  # noqa: E402
 from core.engine import ConversationEngine  # noqa: E402
-from core.messages import ImageReply, TextReply  # noqa: E402
 from storage.blobs import FileImageStore  # noqa: E402
 from storage.database import make_engine  # noqa: E402
 from storage.jobs import SqlJobRepository  # noqa: E402

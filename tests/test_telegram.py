@@ -24,7 +24,6 @@ from telegram.error import Forbidden
 from bot.telegram_adapter import (
     FAILED,
     NOT_ALLOWED,
-    STALE_BUTTON,
     UNSUPPORTED,
     TelegramAdapter,
     _Replier,
