@@ -7,7 +7,8 @@ Buttons are `DynamicItem`s whose custom_id carries `Press.data`, so they keep wo
 ready after the interaction's 15-minute token has expired is posted to the channel instead, mentioning the person.
 
 `build_client(settings, engine)` builds the client without connecting (tests drive it offline with SimCord);
-`run(settings, engine)` starts the engine and connects with settings.discord.bot_token.
+`run(settings, engine)` starts the engine and connects with settings.discord.bot_token. Results of edits a
+distributed queue re-attached after a restart are posted to their channels, mentioning the person (`send_to`).
 """
 
 from __future__ import annotations
@@ -286,6 +287,40 @@ class Responder:
         await self._interaction.channel.send(f"{mention} {content}"[:MESSAGE_LIMIT], **extras)
 
 
+class ChannelPoster:
+    """Renders the replies of a conversation that has no interaction to answer (a job re-attached after a restart):
+    posted to its channel, mentioning the person. Progress is not shown: a message per step in the channel would be
+    noise, and the result follows."""
+
+    def __init__(self, client: discord.Client, key: ChatKey) -> None:
+        self._client = client
+        self._channel_id = int(key.chat_id)
+        self._mention = f"<@{key.user_id}>"
+
+    async def __call__(self, reply: Reply) -> None:
+        if isinstance(reply, ProgressReply):
+            return
+        # The engine may finish a job before the gateway connects; the HTTP session is ours only once ready.
+        await self._client.wait_until_ready()
+        channel = self._client.get_partial_messageable(self._channel_id)
+        if isinstance(reply, ImageReply):
+            data, mime = await asyncio.to_thread(fit_upload, reply.image, self._upload_limit())
+            extras: dict[str, Any] = {
+                "file": discord.File(io.BytesIO(data), filename=f"edit-{reply.node_id}{mimetypes.guess_extension(mime)}")
+            }
+            view = result_view(reply.buttons)
+            if view is not None:
+                extras["view"] = view
+            await channel.send(f"{self._mention} {reply.caption}"[:MESSAGE_LIMIT], **extras)
+        else:
+            await channel.send(f"{self._mention} {reply.text}"[:MESSAGE_LIMIT])
+
+    def _upload_limit(self) -> int:
+        """The channel's server limit when the channel is cached, else what every server and DM allows."""
+        guild = getattr(self._client.get_channel(self._channel_id), "guild", None)
+        return guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+
+
 async def _collect_text(engine: ConversationEngine, key: ChatKey, texts: Sequence[str]) -> list[TextReply]:
     """Run engine commands whose replies are plain text; stop after the first refusal."""
     replies: list[TextReply] = []
@@ -323,6 +358,10 @@ class EditBotClient(discord.Client):
         await self.tree.sync()
 
     # -------------------------------------------------------------- entry points (called by commands and items)
+
+    def send_to(self, key: ChatKey) -> ChannelPoster:
+        """How the engine reaches a conversation without an interaction: `engine.start(send_to=client.send_to)`."""
+        return ChannelPoster(self, key)
 
     def allowed(self, interaction: discord.Interaction) -> bool:
         allowed = self.settings.discord.allowed_ids
@@ -610,12 +649,12 @@ def run(settings: Settings, engine: ConversationEngine) -> None:
     client = build_client(settings, engine)
 
     async def serve() -> None:
-        await engine.start()
-        try:
-            async with client:
+        async with client:  # sets up the client, so results re-attached at engine start can wait for it to be ready
+            await engine.start(send_to=client.send_to)
+            try:
                 await client.start(token)
-        finally:
-            await engine.close()
+            finally:
+                await engine.close()
 
     try:
         asyncio.run(serve())

@@ -3,6 +3,7 @@ real engine over in-memory storage with the fast fake editor (tests/conftest.py)
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import discord
@@ -12,10 +13,11 @@ from PIL import Image
 
 from bot.discord_adapter import CUSTOM_ID_PREFIX, NOT_ALLOWED, build_client, fit_upload
 from core.config import DiscordSettings, LimitSettings, Settings
+from core.domain import ChatKey
 from core.engine import ConversationEngine
 from core.messages import Incoming, ProgressReply
-from core.jobs import EditRunner
-from core.queue import EditQueue
+from core.jobs import EditJob, EditRunner
+from core.queue import EditQueue, TrackedJob
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
 from tests.conftest import photo_bytes
 
@@ -445,3 +447,48 @@ async def test_exact_edits_and_compare(world):
         assert message.attachments
     message = rotated.followups[0] if rotated.followups else rotated.response
     assert "Rotated 90° clockwise" in message.content
+
+
+class RecoveringQueue(EditQueue):
+    """An in-process queue that, like a distributed one after a front-end restart, hands back jobs submitted before
+    the restart: here one already finished with `nodes` as its result."""
+
+    def __init__(self, runner: EditRunner, job: EditJob, nodes: list) -> None:
+        super().__init__(runner)
+        self._finished = TrackedJob("job-before-restart", job, asyncio.get_running_loop().create_future())
+        self._finished.result.set_result(nodes)
+        self._finished._emit(None)  # no more progress: the job is over
+
+    def recovered(self) -> list[TrackedJob]:
+        return [self._finished]
+
+
+async def test_a_job_re_attached_after_a_restart_is_posted_to_the_channel(world, settings, editor, history,
+                                                                            image_store):
+    env, _, channel, alice, _ = world
+    await edit(alice, channel)
+    conversation = history.conversation(ChatKey("discord", str(channel.id), str(alice.id)))
+    result = history.node(conversation.head_id)
+    parent = history.node(result.parent_id)
+    job = EditJob(conversation.id, f"discord:{alice.id}", parent.id, parent.image_hash, result.instruction,
+                  result.params)
+    runner = EditRunner(editor, history, image_store)
+    restarted = ConversationEngine(history, image_store, RecoveringQueue(runner, job, [result]))
+    client = build_client(settings, restarted)
+    await env.restart_bot(client)
+
+    await restarted.start(send_to=client.send_to)
+    try:
+        for _ in range(500):  # the delivery runs in the engine's own task
+            if channel.last_message.content.startswith(alice.mention):
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await restarted.close()
+
+    posted = channel.last_message
+    assert posted.content.startswith(f"{alice.mention} “make it snow”")
+    [attachment] = posted.attachments
+    with Image.open(io.BytesIO(await attachment.read())) as image:
+        assert image.size == (96, 64)
+    assert "↶ Undo" in [button.label for row in posted.components for button in row.children]
