@@ -27,6 +27,7 @@ import discord
 from discord import app_commands
 from PIL import Image
 
+from core.admin import USAGE_DAYS, USAGE_TOP, USAGE_TOP_MAX
 from core.config import Settings
 from core.domain import IMAGE_GUIDANCE_RANGE, SEED_RANGE, STEPS_RANGE, TEXT_GUIDANCE_RANGE, ChatKey, EditParams
 from core.errors import BadImage, UserError
@@ -625,6 +626,28 @@ def _add_commands(client: EditBotClient) -> None:
     async def crop(interaction: discord.Interaction) -> None:
         """Crop the image to a centred square, exactly."""
         await client.answer(interaction, ["/crop square"])
+
+    # The engine's hidden admin commands, in one command only server managers see by default; the engine still
+    # answers only the people in EDITBOT_ADMIN_IDS (anyone else gets its unknown-command line).
+    @tree.command(name="admin")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.describe(command="What to do", number=f"usage only: how many people to list (default {USAGE_TOP})")
+    @app_commands.choices(command=[
+        app_commands.Choice(name="queue status", value="queue"),
+        app_commands.Choice(name=f"usage: who edited most in the last {USAGE_DAYS} days", value="usage"),
+        app_commands.Choice(name="pause: start no new edits", value="pause"),
+        app_commands.Choice(name="resume", value="resume"),
+    ])
+    async def admin(
+        interaction: discord.Interaction,
+        command: app_commands.Choice[str],
+        number: app_commands.Range[int, 1, USAGE_TOP_MAX] | None = None,
+    ) -> None:
+        """Operators only: queue status, usage, pause or resume."""
+        text = f"/{command.value}"
+        if command.value == "usage" and number is not None:
+            text += f" {number}"
+        await client.answer(interaction, [text], ephemeral=True)
 
     @tree.context_menu(name="Edit this image")
     async def edit_this_image(interaction: discord.Interaction, message: discord.Message) -> None:

@@ -12,6 +12,8 @@ import simcord
 from PIL import Image
 
 from bot.discord_adapter import CUSTOM_ID_PREFIX, NOT_ALLOWED, build_client, fit_upload
+from core.admin import AdminCommands
+from core.commands import unknown_command
 from core.config import DiscordSettings, LimitSettings, Settings
 from core.domain import ChatKey
 from core.engine import ConversationEngine
@@ -492,3 +494,58 @@ async def test_a_job_re_attached_after_a_restart_is_posted_to_the_channel(world,
     with Image.open(io.BytesIO(await attachment.read())) as image:
         assert image.size == (96, 64)
     assert "↶ Undo" in [button.label for row in posted.components for button in row.children]
+
+
+@pytest.fixture
+async def admin_world(world, settings, editor, history, image_store):
+    """The world plus two server managers, `admin` (listed in EDITBOT_ADMIN_IDS) and `manager` (not listed), and the
+    bot restarted over an engine with the admin commands."""
+    env, guild, channel, _, _ = world
+    managers = guild.create_role("managers", permissions=discord.Permissions(manage_guild=True))
+    admin = guild.add_member(env.create_user("admin"), roles=[managers])
+    manager = guild.add_member(env.create_user("manager"), roles=[managers])
+    queue = EditQueue(EditRunner(editor, history, image_store))
+    engine = ConversationEngine(history, image_store, queue,
+                                command_groups=[AdminCommands(queue, history, {f"discord:{admin.id}"})])
+    await engine.start()
+    await env.restart_bot(build_client(settings, engine))
+    yield env, channel, admin, manager, queue
+    await engine.close()
+
+
+async def test_admin_command_answers_an_admin_privately(admin_world):
+    env, channel, admin, _, queue = admin_world
+
+    status = await admin.slash(channel, "admin", command="queue")
+    paused = await admin.slash(channel, "admin", command="pause")
+
+    assert status.ephemeral and status.response.content.startswith("Queue: taking edits.")
+    assert paused.ephemeral and paused.response.content.startswith("Paused:")
+    assert queue.status.paused
+
+
+async def test_admin_usage_takes_the_number(admin_world):
+    env, channel, admin, _, _ = admin_world
+    await edit(admin, channel)
+
+    usage = await admin.slash(channel, "admin", command="usage", number=1)
+
+    assert usage.response.content == f"Edits in the last 7 days:\n1. discord:{admin.id}: 1"
+
+
+async def test_admin_command_refuses_a_manager_not_listed_as_unknown(admin_world):
+    env, channel, _, manager, queue = admin_world
+
+    refused = await manager.slash(channel, "admin", command="pause")
+
+    assert refused.ephemeral and refused.response.content == str(unknown_command("pause"))
+    assert not queue.status.paused
+
+
+async def test_admin_command_is_hidden_from_members_who_do_not_manage_the_server(admin_world, world):
+    env, channel, _, _, queue = admin_world
+    alice = world[3]
+
+    with pytest.raises(simcord.SetupError, match="not visible"):
+        await alice.slash(channel, "admin", command="pause")
+    assert not queue.status.paused
