@@ -5,8 +5,10 @@ Each tool-based check skips cleanly when its tool is missing."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 COMPOSE = ROOT / "docker" / "compose.yaml"
+COMPOSE_DISTRIBUTED = ROOT / "docker" / "compose.distributed.yaml"
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -51,8 +54,9 @@ def test_dockerfile_lints_clean():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_compose_file_matches_the_compose_specification():
-    done = run_tool("check-jsonschema", "--builtin-schema", "vendor.compose-spec", str(COMPOSE))
+@pytest.mark.parametrize("compose", [COMPOSE, COMPOSE_DISTRIBUTED], ids=lambda path: path.name)
+def test_compose_file_matches_the_compose_specification(compose):
+    done = run_tool("check-jsonschema", "--builtin-schema", "vendor.compose-spec", str(compose))
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -110,3 +114,22 @@ def test_compose_runs_each_bot_on_its_own_profile_with_the_gpu_reserved():
         assert {"data:/data", "model-cache:/cache/huggingface"} <= set(bot["volumes"])
     assert services["postgres"]["profiles"] == ["postgres"]
     assert services["telegram"]["ports"] != services["discord"]["ports"]
+
+
+def test_the_image_installs_the_extras_named_by_a_build_argument():
+    """EXTRAS picks pyproject.toml's extras; by default the ones the compose files need, the distributed mode's
+    included."""
+    [default] = [args.split("=", 1)[1] for args in arguments("ARG") if args.startswith("EXTRAS=")]
+    extras = default.split(",")
+    known = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert set(extras) <= set(known)
+    assert {"telegram", "discord", "postgres", "distributed"} <= set(extras)
+    project_installs = [args for args in arguments("RUN") if re.search(r'pip install "\.\[', args)]
+    assert project_installs == ['pip install ".[${EXTRAS}]"']
+
+
+def test_distributed_compose_builds_this_image_for_workers_and_front_ends():
+    services = yaml.safe_load(COMPOSE_DISTRIBUTED.read_text())["services"]
+    for name in ("worker", "telegram", "discord"):
+        assert services[name]["build"]["dockerfile"] == "docker/Dockerfile"
+        assert services[name]["environment"]["EDITBOT_MODE"] == "distributed"
