@@ -77,8 +77,10 @@ def build_image_store(settings: Settings) -> ImageStore:
     return store
 
 
-def build_distributed_queue(settings: Settings, history: HistoryRepository, frontend: str):
-    """The queue of a front-end in distributed mode: jobs to `editbot worker` processes through Redis."""
+def build_distributed_queue(settings: Settings, history: HistoryRepository, frontend: str,
+                            observer: EditObserver | None = None):
+    """The queue of a front-end in distributed mode: jobs to `editbot worker` processes through Redis; `observer`
+    hears how each of this front-end's jobs ended (metrics), as with the in-process queue."""
     try:
         from redis.asyncio import Redis
 
@@ -98,6 +100,7 @@ def build_distributed_queue(settings: Settings, history: HistoryRepository, fron
         queue_name=options.queue_name,
         max_waiting_per_person=limits.max_waiting_per_person,
         max_waiting_total=limits.max_waiting_total,
+        observer=observer,
     )
 
 
@@ -126,7 +129,7 @@ def build_engine(
     history, images = storage or build_storage(settings)
     limits = settings.limits
     if settings.distributed.mode == "distributed":
-        queue = build_distributed_queue(settings, history, frontend)
+        queue = build_distributed_queue(settings, history, frontend, observer)
     else:
         if editor is None:
             editor = build_editor(settings)

@@ -23,7 +23,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from taskiq import AckableMessage
@@ -33,6 +33,7 @@ from taskiq_redis import RedisStreamBroker
 from core.domain import Node
 from core.errors import EditCancelled, QueueFull, UserError
 from core.jobs import EditJob
+from core.metrics import EditObserver, NoObserver
 from core.ports import HistoryRepository, JobRecord, JobRepository
 from core.queue import Position, QueueStatus, Step, TrackedJob
 
@@ -112,16 +113,20 @@ def make_broker(redis_url: str, queue_name: str, *, redeliver_seconds: float,
 
 @dataclass(eq=False)
 class DistributedJob(TrackedJob):
-    """A job as the front-end follows it while a worker somewhere runs it."""
+    """A job as the front-end follows it while a worker somewhere runs it. timed_from: when (time.monotonic) this
+    front-end saw it start, or began following it if it has not seen that: where its edit time is measured from;
+    None for a job that ended while this front-end was away."""
 
     started: bool = False
+    timed_from: float | None = field(default_factory=time.monotonic)
     announced: int | None = None
     enqueued: asyncio.Task | None = None
 
 
 class DistributedQueue:
     """EditQueue's interface over Redis and the job table. One per front-end process; `frontend` names it in the job
-    table so a restarted process re-attaches to its own jobs."""
+    table so a restarted process re-attaches to its own jobs. The observer hears how each of its jobs ended, as
+    EditQueue's does (see `_observe`)."""
 
     def __init__(
         self,
@@ -135,8 +140,10 @@ class DistributedQueue:
         max_waiting_per_person: int = 1,
         max_waiting_total: int = 100,
         poll_seconds: float = 2.0,
+        observer: EditObserver | None = None,
     ) -> None:
         self._broker = broker
+        self._observer = observer or NoObserver()
         self._redis = redis
         self._jobs = jobs
         self._history = history
@@ -169,14 +176,14 @@ class DistributedQueue:
             handle = self._track(record.id, record.job)
             self._recovered.append(handle)
             if record.finished:
+                handle.timed_from = None  # it ran unseen: not observed
                 await self._resolve(handle, record)
             elif record.state == "queued":
                 # The process may have died between recording the job and queueing it: queue it (again). A job
                 # delivered twice is claimed once; the other delivery sees it taken and is dropped.
                 handle.enqueued = self._spawn(self._queue(handle, record.created_at.timestamp()))
             else:
-                handle.started = True
-                handle._emit(Position(0))
+                self._mark_started(handle)
 
     async def close(self) -> None:
         """Stop following jobs. They carry on in the workers; a restarted front-end delivers their results."""
@@ -312,12 +319,17 @@ class DistributedQueue:
         if handle is None:
             return
         if event["kind"] == "started" and not handle.started:
-            handle.started = True
-            handle._emit(Position(0))
+            self._mark_started(handle)
         elif event["kind"] == "step":
             handle._emit(Step(event["done"], event["total"]))
         elif event["kind"] == "finished":
             await self._resolve(handle)
+
+    @staticmethod
+    def _mark_started(handle: DistributedJob) -> None:
+        handle.started = True
+        handle.timed_from = time.monotonic()
+        handle._emit(Position(0))
 
     async def _poll(self) -> None:
         for handle in list(self._handles.values()):
@@ -349,12 +361,31 @@ class DistributedQueue:
         await self._redis.zrem(self._keys.waiting, handle.id)
         # Delivered means handed to this live front-end: the engine sends it on at once.
         await asyncio.to_thread(self._jobs.mark_delivered, handle.id)
+        if handle.result.done():  # resolved meanwhile (a cancel and the event loop both got here): observed once
+            return
+        self._observe(handle, record)
         if record.state == "done":
             self._settle(handle, result=nodes)
         elif record.state == "cancelled":
             self._settle(handle, exception=EditCancelled(record.error or "Edit cancelled."))
         else:
             self._settle(handle, exception=UserError(record.error or FAILED_ON_OUR_SIDE))
+
+    def _observe(self, handle: DistributedJob, record: JobRecord) -> None:
+        """Tell the observer how a finished job ended, counted as EditQueue counts the edits it runs: a job cancelled
+        before any worker took it is not an edit that ran, and one that ended while this front-end was away is left
+        out (it was not seen running). The time is from the start this front-end saw to now. The row keeps a
+        failure's line, not its class, so a refused edit's kind is "UserError" (EditQueue names the class, e.g.
+        UnsafeImage)."""
+        if handle.timed_from is None:
+            return
+        if record.state == "done":
+            self._observer.edit_succeeded(time.monotonic() - handle.timed_from)
+        elif record.state == "cancelled":
+            if record.worker is not None:
+                self._observer.edit_failed(EditCancelled.__name__)
+        else:
+            self._observer.edit_failed("internal" if record.error in (None, FAILED_ON_OUR_SIDE) else UserError.__name__)
 
     def _settle(self, handle: DistributedJob, *, result: list[Node] | None = None,
                 exception: BaseException | None = None) -> None:

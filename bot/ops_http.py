@@ -1,6 +1,6 @@
 """The operations endpoint: `/healthz` (is the bot ready?) and `/metrics` (Prometheus), as an aiohttp app.
 
-    metrics = EditMetrics()                      # pass it to EditQueue(observer=metrics)
+    metrics = EditMetrics()                      # pass it to EditQueue or DistributedQueue(observer=metrics)
     health = Health()                            # attach history and queue as they come up; mark_model_ready()
     app = make_app(health, metrics)
 
