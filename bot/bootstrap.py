@@ -35,6 +35,7 @@ def build_editor(settings: Settings) -> Editor:
         dtype=options.dtype,
         offline=options.offline,
         safety_checker=options.safety_checker,
+        config=options.single_file_config,
     )
     return Pix2PixEditor(
         pipeline,
@@ -43,6 +44,7 @@ def build_editor(settings: Settings) -> Editor:
         scheduler=options.scheduler,
         fast=options.fast,
         safety_checker=options.safety_checker,
+        compile=options.compile,
     )
 
 

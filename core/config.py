@@ -34,6 +34,8 @@ class EditorSettings(BaseSettings):
     """Opt-in speed-ups that change the maths slightly (see README)."""
     compile: bool = False
     """torch.compile the UNet on CUDA (slow first edit, faster after)."""
+    single_file_config: str | None = None
+    """For a single-file checkpoint: a local diffusers folder (or hub id) with the matching configs; needed offline."""
     offline: bool = False
     """Never contact the model hub; use only what is in the local cache."""
 

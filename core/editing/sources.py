@@ -150,7 +150,7 @@ def _load_single_file(path: Path, config: str | None, offline: bool, safety_chec
     if offline and config is None:
         raise ModelUnavailable(
             f"Loading {path.name} offline needs a local config folder (a diffusers folder of the same architecture); "
-            "pass one, or run once with the hub reachable."
+            "set EDITBOT_SINGLE_FILE_CONFIG to one, or run once with the hub reachable."
         )
     try:
         return StableDiffusionInstructPix2PixPipeline.from_single_file(
