@@ -131,6 +131,20 @@ class Editor(Protocol):
         are encoded once). Variants may differ in guidance and seed, not in steps or scheduler. Each result equals
         what `edit` gives for that variant alone."""
 
+    def edit_many(
+        self,
+        requests: Sequence[tuple[Image.Image, str, EditParams]],
+        *,
+        on_step: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[EditResult]:
+        """Several edits (photo, instruction, params) in as few model calls as possible: a worker's compatible jobs.
+        They must share `batch_key` (BadParams otherwise); each result equals what `edit` gives for it alone.
+        on_step and cancel cover the whole batch; UnsafeImage when the checker flags any result."""
+
+    def batch_key(self, image: Image.Image, params: EditParams) -> tuple:
+        """Edits with equal keys (working size, steps, scheduler) can run together in one `edit_many` call."""
+
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 FINISHED_STATES: frozenset[str] = frozenset({"done", "failed", "cancelled"})

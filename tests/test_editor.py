@@ -286,7 +286,7 @@ def test_a_batch_equals_its_variants_edited_alone_in_one_unet_call_per_step(pipe
     batch_sizes = []
     hook = pipeline.unet.register_forward_pre_hook(lambda module, args: batch_sizes.append(args[0].shape[0]))
     try:
-        rendered = editor._render(photo, INSTRUCTION, variants)
+        rendered = editor._render([(photo, INSTRUCTION, variant) for variant in variants])
     finally:
         hook.remove()
     assert batch_sizes == [3 + 2 + 3] * STEPS
@@ -301,7 +301,51 @@ def test_a_batch_equals_its_variants_edited_alone_in_one_unet_call_per_step(pipe
 
 
 def test_a_batch_refuses_mixed_steps_and_empty_variant_lists(editor, photo):
-    with pytest.raises(BadParams, match="share steps and scheduler"):
+    with pytest.raises(BadParams, match="share their working size, steps and scheduler"):
         editor.edit_batch(photo, INSTRUCTION, [EditParams(steps=2), EditParams(steps=3)])
     with pytest.raises(BadParams, match="at least one"):
         editor.edit_batch(photo, INSTRUCTION, [])
+
+
+@pytest.mark.parametrize("scheduler", ["euler-a", "dpm++"])
+def test_edits_of_different_photos_run_together_and_each_equals_its_edit_alone(pipeline, editor, scheduler):
+    rng = np.random.default_rng(3)
+    photos = [Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)) for _ in range(3)]
+    requests = [
+        (photos[0], "make it snowy", EditParams(image_guidance=1.5, seed=4, steps=STEPS, scheduler=scheduler)),
+        (photos[1], "turn it into a painting",
+         EditParams(image_guidance=1.0, text_guidance=5.0, seed=9, steps=STEPS, scheduler=scheduler)),
+        (photos[2], "add fireworks", EditParams(image_guidance=1.2, text_guidance=9.0, seed=13, steps=STEPS,
+                                                scheduler=scheduler)),
+    ]
+    batch_sizes = []
+    hook = pipeline.unet.register_forward_pre_hook(lambda module, args: batch_sizes.append(args[0].shape[0]))
+    try:
+        together = editor._render(requests)
+    finally:
+        hook.remove()
+    assert batch_sizes == [3 + 2 + 3] * STEPS  # one UNet call per step for all three
+
+    for (photo, instruction, params), (array, used) in zip(requests, together):
+        alone, _ = editor.edit_to_array(photo, instruction, params)
+        assert used == params
+        np.testing.assert_allclose(array, alone, atol=1e-4, rtol=0)
+
+    results = editor.edit_many(requests)
+    assert [result.params for result in results] == [params for _, _, params in requests]
+    assert [result.image.size for result in results] == [(64, 48)] * 3
+
+
+def test_edits_run_together_must_share_working_size_steps_and_scheduler(editor, photo):
+    square = Image.new("RGB", (64, 64), (10, 200, 30))
+    assert editor.batch_key(photo, EditParams(steps=3)) == ((64, 48), 3, "default")
+    assert editor.batch_key(square, EditParams(steps=3)) != editor.batch_key(photo, EditParams(steps=3))
+    for mismatched in [
+        [(photo, INSTRUCTION, EditParams(steps=2)), (square, INSTRUCTION, EditParams(steps=2))],
+        [(photo, INSTRUCTION, EditParams(steps=2)), (photo, "add a hat", EditParams(steps=3))],
+        [(photo, INSTRUCTION, EditParams(steps=2, scheduler="ddim")), (photo, INSTRUCTION, EditParams(steps=2))],
+    ]:
+        with pytest.raises(BadParams, match="must share their working size, steps and scheduler"):
+            editor.edit_many(mismatched)
+    with pytest.raises(BadParams, match="instruction"):
+        editor.edit_many([(photo, INSTRUCTION, EditParams(steps=1)), (photo, " ", EditParams(steps=1))])

@@ -6,7 +6,9 @@ reproduces the stock pipeline's output (within float rounding) while doing less 
 - UNet rows whose guidance coefficient is zero are not computed (image guidance 1.0 needs 2 rows, not 3);
 - image latents and text embeddings are cached, so a retry or variation on the same photo and instruction skips the
   VAE encoder and the text encoder;
-- variants of one photo and instruction are denoised together, one UNet call per step (`edit_batch`);
+- several edits are denoised together, one UNet call per step (`edit_many`: different photos and instructions of
+  one working size, steps and scheduler; `edit_batch`: variants of one photo and instruction), each result equal to
+  the edit run alone;
 - unlike the stock pipeline, an image guidance below 1 is honoured (see `Pix2PixEditor._render`).
 
 Fast mode (opt-in) trades a little fidelity for speed: bfloat16 on CPU and DeepCache (core.editing.deepcache).
@@ -193,7 +195,32 @@ class Pix2PixEditor:
 
         Raises BadParams, EditCancelled (cancel set; checked before every step) or UnsafeImage.
         """
-        return self.edit_batch(image, instruction, [params], on_step=on_step, cancel=cancel)[0]
+        return self.edit_many([(image, instruction, params)], on_step=on_step, cancel=cancel)[0]
+
+    def edit_many(
+        self,
+        requests: Sequence[tuple[Image.Image, str, EditParams]],
+        *,
+        on_step: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[EditResult]:
+        """Several edits (photo, instruction, params), denoised together in one UNet call per step: a worker's
+        compatible jobs. They must share `batch_key` (working size, steps and scheduler; BadParams otherwise) and may
+        differ in photo, instruction, guidance and seed. Each sample keeps its own seed, guidance and scheduler state,
+        so each result equals what `edit` gives for it alone (to float rounding); each result's seconds is its share
+        of the batch's time. on_step and cancel cover the whole batch. Raises UnsafeImage when the checker flags any
+        result (run the edits alone to refuse only the flagged one).
+        """
+        started = time.perf_counter()
+        rendered = self._render(requests, on_step=on_step, cancel=cancel)
+        seconds = (time.perf_counter() - started) / len(rendered)
+        results = []
+        for (image, _, _), (array, used) in zip(requests, rendered):
+            result = Image.fromarray((array * 255).round().astype(np.uint8))
+            if self.keep_original_size and result.size != image.size:
+                result = result.resize(image.size, Image.Resampling.LANCZOS)
+            results.append(EditResult(image=result, params=used, seconds=seconds))
+        return results
 
     def edit_batch(
         self,
@@ -204,21 +231,13 @@ class Pix2PixEditor:
         on_step: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> list[EditResult]:
-        """Several renders of one photo and instruction, denoised together in one UNet call per step (the photo
-        and the text are encoded once). Variants may differ in guidance and seed, not in steps or scheduler.
-        Each result equals what `edit` gives for that variant alone (to float rounding); each result's seconds is
-        its share of the batch's time. Raises UnsafeImage when the checker flags any of them.
-        """
-        started = time.perf_counter()
-        rendered = self._render(image, instruction, variants, on_step=on_step, cancel=cancel)
-        seconds = (time.perf_counter() - started) / len(rendered)
-        results = []
-        for array, used in rendered:
-            result = Image.fromarray((array * 255).round().astype(np.uint8))
-            if self.keep_original_size and result.size != image.size:
-                result = result.resize(image.size, Image.Resampling.LANCZOS)
-            results.append(EditResult(image=result, params=used, seconds=seconds))
-        return results
+        """Several renders of one photo and instruction, denoised together (`edit_many`; the photo and the text are
+        encoded once). Variants may differ in guidance and seed, not in steps or scheduler."""
+        return self.edit_many([(image, instruction, params) for params in variants], on_step=on_step, cancel=cancel)
+
+    def batch_key(self, image: Image.Image, params: EditParams) -> tuple:
+        """What edits must share to run in one `edit_many` call: (working size, steps, scheduler actually used)."""
+        return working_size(*image.size, self.max_side), params.steps, self._scheduler_name(params.scheduler)
 
     def edit_to_array(
         self,
@@ -230,21 +249,24 @@ class Pix2PixEditor:
         cancel: threading.Event | None = None,
     ) -> tuple[np.ndarray, EditParams]:
         """The edit as a float32 HxWx3 array in [0, 1] at the working size, and the params used."""
-        return self._render(image, instruction, [params], on_step=on_step, cancel=cancel)[0]
+        return self._render([(image, instruction, params)], on_step=on_step, cancel=cancel)[0]
 
     # --- the loop ---------------------------------------------------------------------------------------------
 
     @torch.inference_mode()
     def _render(
         self,
-        image: Image.Image,
-        instruction: str,
-        variants: Sequence[EditParams],
+        requests: Sequence[tuple[Image.Image, str, EditParams]],
         *,
         on_step: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> list[tuple[np.ndarray, EditParams]]:
-        """Denoise every variant together; (float array in [0, 1] at the working size, params used) for each.
+        """Denoise every (photo, instruction, params) together; (float array in [0, 1] at the working size, params
+        used) for each.
+
+        One scheduler steps the whole batch: every sample shares its timesteps, and the schedulers' updates are
+        per-sample arithmetic, so its state is each sample's own state side by side. Each sample draws its noise
+        from its own generator, as if it ran alone.
 
         Guidance follows the numbers given for every image guidance in [0, 5]. The stock pipeline turns ALL
         guidance off (one unguided row) when image guidance is below 1 or text guidance is at most 1; we
@@ -252,47 +274,51 @@ class Pix2PixEditor:
         person choosing it expects.
         """
         # 1. Check the inputs, pick seeds where none is given.
-        if not variants:
-            raise BadParams("Ask for at least one variant.")
-        variants = [_with_seed(params.validated()) for params in variants]
-        if len({(params.steps, params.scheduler) for params in variants}) > 1:
-            raise BadParams("Variants of one edit must share steps and scheduler.")
-        if not isinstance(instruction, str) or not instruction.strip():
+        if not requests:
+            raise BadParams("Ask for at least one edit.")
+        variants = [_with_seed(params.validated()) for _, _, params in requests]
+        instructions = [instruction for _, instruction, _ in requests]
+        if not all(isinstance(instruction, str) and instruction.strip() for instruction in instructions):
             raise BadParams("Write an instruction saying what to change, e.g. 'make it snowy'.")
+
+        # 2. Resize each photo to the working resolution (aspect kept, no crop); the same photo object once.
+        photos: dict[int, Image.Image] = {}
+        for image, _, _ in requests:
+            if id(image) not in photos:
+                photos[id(image)] = _resized(image.convert("RGB"), self.max_side)
+        if len({self.batch_key(image, params) for (image, _, _), params in zip(requests, variants)}) > 1:
+            raise BadParams("Edits run together must share their working size, steps and scheduler.")
         scheduler = self._scheduler(variants[0].scheduler)
-        # CPU generators give the same noise for a seed on every device; one per variant, as if each ran alone.
+        # CPU generators give the same noise for a seed on every device; one per sample, as if each ran alone.
         generators = [torch.Generator(device="cpu").manual_seed(params.seed) for params in variants]
         generator = generators[0] if len(generators) == 1 else generators
 
-        # 2. Resize to the working resolution (aspect kept, no crop).
-        image = image.convert("RGB")
-        size = working_size(*image.size, self.max_side)
-        if image.size != size:
-            image = image.resize(size, Image.Resampling.LANCZOS)
-
-        # 3. Encode the instruction, and the empty prompt for the unconditioned rows (cached).
+        # 3. Encode the instructions, and the empty prompt for the unconditioned rows (cached).
         rows = [guidance_rows(params.text_guidance, params.image_guidance) for params in variants]
-        text_embeds = self._encode_text(instruction.strip())
+        text_embeds = [self._encode_text(instruction.strip()) for instruction in instructions]
         empty_embeds = self._encode_text("") if any(len(needed) > 1 for needed in rows) else None
 
-        # 4. Encode the photo to latents (cached). InstructPix2Pix uses the distribution's mode, unscaled.
-        image_latents = self._encode_image(image)
+        # 4. Encode the photos to latents (cached). InstructPix2Pix uses the distribution's mode, unscaled.
+        latents_by_photo = {key: self._encode_image(resized) for key, resized in photos.items()}
+        image_latents = [latents_by_photo[id(image)] for image, _, _ in requests]
 
-        # 5. Batch the rows each variant needs: (prompt, photo), (empty prompt, photo), (empty prompt, no photo).
-        conditions = {
-            "text": (text_embeds, image_latents),
-            "image": (empty_embeds, image_latents),
-            "uncond": (empty_embeds, torch.zeros_like(image_latents)),
-        }
-        batch_rows = [row for needed in rows for row in needed]
-        context = torch.cat([conditions[row][0] for row in batch_rows])
-        photo = torch.cat([conditions[row][1] for row in batch_rows])
+        # 5. Batch the rows each sample needs: (prompt, photo), (empty prompt, photo), (empty prompt, no photo).
+        batch_rows = []
+        for needed, text, photo_latents in zip(rows, text_embeds, image_latents):
+            conditions = {
+                "text": (text, photo_latents),
+                "image": (empty_embeds, photo_latents),
+                "uncond": (empty_embeds, torch.zeros_like(photo_latents)),
+            }
+            batch_rows += [conditions[row] for row in needed]
+        context = torch.cat([embeds for embeds, _ in batch_rows])
+        photo = torch.cat([photo_latents for _, photo_latents in batch_rows])
         repeats = torch.tensor([len(needed) for needed in rows], device=self.device)
 
         # 6. Set the timesteps and draw the starting noise (same draw order as the stock pipeline).
         scheduler.set_timesteps(variants[0].steps, device=self.device)
         latents = randn_tensor(
-            (len(variants), self.pipeline.vae.config.latent_channels, *image_latents.shape[-2:]),
+            (len(variants), self.pipeline.vae.config.latent_channels, *photo.shape[-2:]),
             generator=generator,
             device=self.device,
             dtype=self.dtype,
@@ -355,11 +381,14 @@ class Pix2PixEditor:
 
         return fast
 
+    def _scheduler_name(self, name: str) -> str:
+        """The scheduler EditParams.scheduler `name` stands for in this editor."""
+        return self.default_scheduler if name == "default" else name
+
     def _scheduler(self, name: str):
         """Our own scheduler instance per name, built from the model's scheduler config (so the pipeline's own
         scheduler object, perhaps used elsewhere, is never stepped by us)."""
-        if name == "default":
-            name = self.default_scheduler
+        name = self._scheduler_name(name)
         if name not in self._schedulers:
             config = self.pipeline.scheduler.config
             if name == "default":
@@ -411,6 +440,11 @@ class Pix2PixEditor:
         """Forget cached image latents and text embeddings (e.g. to free memory)."""
         self._image_latents.clear()
         self._text_embeddings.clear()
+
+
+def _resized(image: Image.Image, max_side: int) -> Image.Image:
+    size = working_size(*image.size, max_side)
+    return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
 
 
 def _with_seed(params: EditParams) -> EditParams:
