@@ -3,7 +3,7 @@
     editbot                    run the bots whose tokens are set, or the terminal chat when none is
     editbot edit IN "INSTR" -o OUT [options]
     editbot chat [IMAGE] [--instruction TEXT]
-    editbot telegram | discord
+    editbot telegram | discord | bots
     editbot bench [--json] [--fast]
     editbot worker             distributed mode: run edit jobs from Redis (one process per GPU)
     editbot bench-queue [--jobs N] [--hold S] [--workers 1 2 4] [--json]
@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in ("telegram", "discord"):
         _editor_options(commands.add_parser(name, help=f"run the {name.capitalize()} bot"))
+    _editor_options(commands.add_parser("bots", help="run the bots whose tokens are set, in one process"))
 
     bench = commands.add_parser("bench", help="time our editor against the stock diffusers pipeline")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
@@ -194,37 +195,42 @@ def chat_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def telegram_command(settings: Settings, args: argparse.Namespace) -> int:
-    from bot import telegram_adapter
-    from bot.bootstrap import bot_service
-
     if not settings.telegram.bot_token:
         raise UserError("Set TELEGRAM_BOT_TOKEN to run the Telegram bot.")
-    logging.getLogger().setLevel(logging.INFO)
-    with bot_service(settings, frontend="telegram") as engine:
-        telegram_adapter.run(settings, engine)
-    return 0
+    settings.discord.bot_token = None
+    return bots_command(settings, args)
 
 
 def discord_command(settings: Settings, args: argparse.Namespace) -> int:
-    from bot import discord_adapter
-    from bot.bootstrap import bot_service
-
     if not settings.discord.bot_token:
         raise UserError("Set DISCORD_BOT_TOKEN to run the Discord bot.")
+    settings.telegram.bot_token = None
+    return bots_command(settings, args)
+
+
+def bots_command(settings: Settings, args: argparse.Namespace) -> int:
+    """The bots whose tokens are set, in one process: one model and one queue behind every platform."""
+    from bot.bootstrap import bot_service
+    from bot.platforms import serve_platforms
+
+    platforms = [name for name, token in (("discord", settings.discord.bot_token),
+                                          ("telegram", settings.telegram.bot_token)) if token]
+    if not platforms:
+        raise UserError("Set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN to run the bots.")
     logging.getLogger().setLevel(logging.INFO)
-    with bot_service(settings, frontend="discord") as engine:
-        discord_adapter.run(settings, engine)
+    # The front-end's name lets a restarted process re-attach to its own edits in distributed mode.
+    with bot_service(settings, frontend="+".join(platforms)) as engine:
+        try:
+            asyncio.run(serve_platforms(settings, engine))
+        except KeyboardInterrupt:
+            pass
     return 0
 
 
 def run_command(settings: Settings, args: argparse.Namespace) -> int:
-    """The README's run command: whichever bot has a token, else the terminal chat."""
-    if settings.telegram.bot_token and settings.discord.bot_token:
-        raise UserError("Both bot tokens are set: start `editbot telegram` and `editbot discord` as two processes.")
-    if settings.telegram.bot_token:
-        return telegram_command(settings, args)
-    if settings.discord.bot_token:
-        return discord_command(settings, args)
+    """The README's run command: the bots whose tokens are set, else the terminal chat."""
+    if settings.telegram.bot_token or settings.discord.bot_token:
+        return bots_command(settings, args)
     return chat_command(settings, args)
 
 
@@ -281,6 +287,7 @@ COMMANDS = {
     "chat": chat_command,
     "telegram": telegram_command,
     "discord": discord_command,
+    "bots": bots_command,
     "bench": bench_command,
     "db": db_command,
     "worker": worker_command,

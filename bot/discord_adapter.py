@@ -7,8 +7,8 @@ Buttons are `DynamicItem`s whose custom_id carries `Press.data`, so they keep wo
 ready after the interaction's 15-minute token has expired is posted to the channel instead, mentioning the person.
 
 `build_client(settings, engine)` builds the client without connecting (tests drive it offline with SimCord);
-`run(settings, engine)` starts the engine and connects with settings.discord.bot_token. Results of edits a
-distributed queue re-attached after a restart are posted to their channels, mentioning the person (`send_to`).
+bot/platforms.py starts it beside the other platforms. Results of edits a distributed queue re-attached after a
+restart are posted to their channels, mentioning the person (`send_to`).
 """
 
 from __future__ import annotations
@@ -662,26 +662,3 @@ def _add_commands(client: EditBotClient) -> None:
 def build_client(settings: Settings, engine: ConversationEngine) -> EditBotClient:
     """The Discord client for this engine, not yet connected (tests drive it offline)."""
     return EditBotClient(settings, engine)
-
-
-def run(settings: Settings, engine: ConversationEngine) -> None:
-    """Start the engine and serve Discord until interrupted."""
-    token = settings.discord.bot_token
-    if not token:
-        raise UserError("Set DISCORD_BOT_TOKEN to run the Discord bot.")
-    client = build_client(settings, engine)
-
-    async def serve() -> None:
-        async with client:  # sets up the client, so results re-attached at engine start can wait for it to be ready
-            await engine.start(send_to=client.send_to)
-            try:
-                await client.start(token)
-            finally:
-                await engine.close()
-
-    try:
-        asyncio.run(serve())
-    except discord.LoginFailure:
-        raise UserError("Discord refused the bot token: check DISCORD_BOT_TOKEN.") from None
-    except KeyboardInterrupt:
-        log.info("stopped")

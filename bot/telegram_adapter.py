@@ -5,7 +5,8 @@ Telegram message: text, one progress message per job (edited in place, at most a
 results as a photo (or a document, for files sent uncompressed or too big for a photo) with an inline keyboard.
 
     application = build_application(settings, engine)   # no network until it starts
-    run(settings, engine)                                # long polling, or a webhook when TELEGRAM_WEBHOOK_URL is set
+    async with serving(application, settings) as send_to:   # long polling, or a webhook if TELEGRAM_WEBHOOK_URL is set
+        ...                                              # bot/platforms.py starts the engine with send_to and waits
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import io
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -303,22 +305,21 @@ class TelegramAdapter:
         application.add_handler(CallbackQueryHandler(self.on_press))
         application.add_error_handler(self.on_error)
 
-    async def post_init(self, application: Application) -> None:
-        """At start-up: start the engine's worker and publish the command menu."""
-        await self._engine.start(send_to=lambda key: _Replier(
-            self, None, quote=False, as_document=False, bot=application.bot, chat_id=int(key.chat_id)))
+    def sender(self, bot: Bot) -> Callable[[ChatKey], _Replier]:
+        """How to send to a conversation unprompted (results of edits re-attached after a restart)."""
+        return lambda key: _Replier(self, None, quote=False, as_document=False, bot=bot, chat_id=int(key.chat_id))
+
+    async def publish_menu(self, bot: Bot) -> None:
+        """The engine's public commands as Telegram's command menu."""
         menu = [
             BotCommand(info.name, _shorten(info.summary or info.name, COMMAND_DESCRIPTION_MAX_CHARS))
             for info in self._engine.commands
             if COMMAND_NAME.fullmatch(info.name)
         ]
         try:
-            await application.bot.set_my_commands(menu)
+            await bot.set_my_commands(menu)
         except TelegramError as error:  # a missing menu is cosmetic: keep serving
             log.warning("could not publish the command menu: %s", error)
-
-    async def post_shutdown(self, application: Application) -> None:
-        await self._engine.close()
 
     # ------------------------------------------------------------------ progress throttle (per chat)
 
@@ -497,18 +498,28 @@ def build_application(settings: Settings, engine) -> Application:
         .base_file_url(settings.telegram.base_file_url)
         .rate_limiter(AIORateLimiter(max_retries=3))
         .concurrent_updates(True)  # an edit's handle() returns only when the edit is done
-        .post_init(adapter.post_init)
-        .post_shutdown(adapter.post_shutdown)
         .build()
     )
     adapter.register(application)
+    application.bot_data["adapter"] = adapter
     return application
 
 
-def run(settings: Settings, engine) -> None:
-    """Serve until interrupted: long polling, or a webhook when settings.telegram.webhook_url is set."""
-    application = build_application(settings, engine)
-    if settings.telegram.webhook_url:
-        application.run_webhook(**webhook_options(settings.telegram), allowed_updates=ALLOWED_UPDATES)
-    else:
-        application.run_polling(allowed_updates=ALLOWED_UPDATES)
+@asynccontextmanager
+async def serving(application: Application, settings: Settings) -> AsyncIterator[Callable[[ChatKey], _Replier]]:
+    """Serve updates on the running event loop for as long as the block runs, beside other platforms; the caller
+    starts and closes the engine (with the sender this yields): see bot/platforms.py."""
+    adapter: TelegramAdapter = application.bot_data["adapter"]
+    async with application:
+        await adapter.publish_menu(application.bot)
+        await application.start()
+        if settings.telegram.webhook_url:
+            await application.updater.start_webhook(**webhook_options(settings.telegram),
+                                                    allowed_updates=ALLOWED_UPDATES)
+        else:
+            await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        try:
+            yield adapter.sender(application.bot)
+        finally:
+            await application.updater.stop()
+            await application.stop()

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up (first time only) and run the bot: Telegram or Discord when its token is set, else the terminal chat.
+# Set up (first time only) and run: the bots whose tokens are set (Telegram, Discord, both in one process),
+# else the terminal chat.
 # Arguments are passed to `editbot`, e.g. `scripts/run.sh edit photo.jpg "make it night" -o night.png`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -181,21 +181,16 @@ def _extend_telemelya() -> None:
 
 @contextlib.asynccontextmanager
 async def running_bot(settings, engine) -> AsyncIterator:
-    """The adapter's Application served the way `run` serves it in webhook mode, inside the test's event loop."""
-    from bot.telegram_adapter import ALLOWED_UPDATES, build_application, webhook_options
+    """The adapter served as `editbot` serves it beside other platforms (webhook mode), in the test's event loop."""
+    from bot.telegram_adapter import build_application, serving
 
     application = build_application(settings, engine)
-    await application.initialize()
-    await application.post_init(application)
-    await application.updater.start_webhook(**webhook_options(settings.telegram), allowed_updates=ALLOWED_UPDATES)
-    await application.start()
-    try:
-        yield application
-    finally:
-        await application.updater.stop()
-        await application.stop()
-        await application.shutdown()
-        await application.post_shutdown(application)
+    async with serving(application, settings) as sender:
+        await engine.start(send_to=sender)
+        try:
+            yield application
+        finally:
+            await engine.close()
 
 
 class TelegramEmulator:

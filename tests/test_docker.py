@@ -64,8 +64,7 @@ def test_compose_config_accepts_every_profile():
     if shutil.which("docker") is None or subprocess.run(["docker", "compose", "version"],
                                                         capture_output=True).returncode != 0:
         pytest.skip("the docker compose client is not installed")
-    done = run_tool("docker", "compose", "-f", str(COMPOSE), "--profile", "telegram", "--profile", "discord",
-                    "--profile", "postgres", "config", "--quiet")
+    done = run_tool("docker", "compose", "-f", str(COMPOSE), "--profile", "postgres", "config", "--quiet")
     assert done.returncode == 0, done.stderr
 
 
@@ -104,16 +103,14 @@ def test_the_image_runs_as_a_user_with_volumes_and_a_healthcheck():
     assert any(args.startswith("CUDA_IMAGE=nvidia/cuda:") and "runtime" in args for args in arguments("ARG"))
 
 
-def test_compose_runs_each_bot_on_its_own_profile_with_the_gpu_reserved():
+def test_compose_runs_the_bots_in_one_service_with_the_gpu_reserved():
     services = yaml.safe_load(COMPOSE.read_text())["services"]
-    for name in ("telegram", "discord"):
-        bot = services[name]
-        assert bot["profiles"] == [name] and bot["command"] == [name]
-        [device] = bot["deploy"]["resources"]["reservations"]["devices"]
-        assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
-        assert {"data:/data", "model-cache:/cache/huggingface"} <= set(bot["volumes"])
+    bot = services["bot"]
+    assert "profiles" not in bot and bot["command"] == ["bots"]  # one process: every platform whose token is set
+    [device] = bot["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert {"data:/data", "model-cache:/cache/huggingface"} <= set(bot["volumes"])
     assert services["postgres"]["profiles"] == ["postgres"]
-    assert services["telegram"]["ports"] != services["discord"]["ports"]
 
 
 def test_the_image_installs_the_extras_named_by_a_build_argument():

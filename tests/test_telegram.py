@@ -7,6 +7,7 @@ Skipped, with the reason, when Redis or the S3 emulator is not available.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
@@ -21,6 +22,7 @@ from PIL import Image
 from telegram import Message
 from telegram.error import Forbidden
 
+from bot.platforms import serve_platforms
 from bot.telegram_adapter import (
     FAILED,
     NOT_ALLOWED,
@@ -136,6 +138,37 @@ async def edit_photo(session: EmulatorSession, person: Person, caption: str) -> 
 
 
 # ---------------------------------------------------------------------- the conversation, end to end
+
+
+async def test_one_process_serves_the_platforms_whose_tokens_are_set(emulator, engine, history):
+    """`editbot` with tokens set runs every platform on one loop over one engine, and closes the engine at the end."""
+    settings = make_settings(emulator)
+    serving = asyncio.create_task(serve_platforms(settings, engine))
+    token = settings.telegram.bot_token
+    session = emulator.session(token, webhook_secret(token))
+    try:
+        await _listening(settings.telegram.webhook_port)
+        alice = Person(session)
+        result = await edit_photo(session, alice, "make it night")
+        assert result["caption"].startswith("“make it night”")
+    finally:
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+        await session.close()
+    assert engine._queue.depth == 0 and engine._queue._worker is None  # closed
+
+
+async def _listening(port: int, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+        else:
+            writer.close()
+            return
+    raise AssertionError(f"nothing listens on port {port}")
 
 
 async def test_photo_with_caption_shows_progress_then_the_result_with_buttons(session, history, image_store):
