@@ -94,12 +94,13 @@ class ReclaimingStreamBroker(RedisStreamBroker):
                             yield AckableMessage(data=fields[b"data"], ack=self._ack_generator(message_id, stream))
 
 
-def make_broker(redis_url: str, queue_name: str, *, redeliver_seconds: float,
-                consumer_name: str | None = None) -> ReclaimingStreamBroker:
+def make_broker(redis_url: str, queue_name: str, *, redeliver_seconds: float, consumer_name: str | None = None,
+                broker_class: type[ReclaimingStreamBroker] = ReclaimingStreamBroker) -> ReclaimingStreamBroker:
     """The broker front-ends kick jobs into and workers listen on. The consumer group starts at the stream's
-    beginning ("0"), so jobs queued before any worker ever started are not skipped."""
+    beginning ("0"), so jobs queued before any worker ever started are not skipped. broker_class: a subclass that
+    reads differently (a batching worker's, bot.worker.BatchingStreamBroker)."""
     idle_ms = int(redeliver_seconds * 1000)
-    return ReclaimingStreamBroker(
+    return broker_class(
         redis_url,
         queue_name=Keys(queue_name).stream,
         consumer_group_name=f"{queue_name}-workers",

@@ -4,6 +4,11 @@ A job is acknowledged to the broker only after it ran, so a worker killed mid-ed
 another worker gets it again after `redeliver_seconds`. The job row decides what happens: a job already done is not
 run again, a job whose worker still reports steps is waited for, and `JobRepository.complete` records the nodes and
 marks the job done in one transaction. So every job is recorded exactly once, however often it is delivered.
+
+With EDITBOT_WORKER_BATCH_SIZE=N > 1 a worker that has nothing in hand reads up to N jobs at once (those waiting, and
+those arriving within BATCH_WINDOW_SECONDS of the first), and runs the compatible ones (same working size, steps and
+scheduler) as one `Editor.edit_many` call; the others run in their own calls. Each job is still claimed, recorded and
+acknowledged on its own, so the guarantees above hold for every job of a batch.
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import redis
+from PIL import Image
+from redis.asyncio import Redis
+from taskiq import AckableMessage
 from taskiq.acks import AcknowledgeType
 from taskiq.api import run_receiver_task
 
-from bot.distributed import FAILED_ON_OUR_SIDE, TASK_NAME, Keys, make_broker
+from bot.distributed import FAILED_ON_OUR_SIDE, TASK_NAME, Keys, ReclaimingStreamBroker, make_broker
 from core.errors import EditCancelled, UserError
 from core.jobs import EditRunner
 from core.ports import JobRecord, JobRepository
@@ -30,10 +38,13 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1.0
 """At most how often a running job's row is touched (its heartbeat)."""
+BATCH_WINDOW_SECONDS = 0.03
+"""A batching worker that got a job waits this long for more to run with it: a small delay next to an edit."""
 
 
 class EditWorker:
-    """Runs one job at a time, by id, against the job table. Blocking: call `process` from a worker thread."""
+    """Runs jobs by id against the job table: one at a time (`process`) or delivered together (`process_batch`).
+    Blocking: call from a worker thread."""
 
     def __init__(
         self,
@@ -57,76 +68,306 @@ class EditWorker:
     def process(self, job_id: str) -> None:
         """Run the job if nobody has (or is still) running it; record the outcome in the job row."""
         record = self._claim(job_id)
-        if record is None:
+        if record is not None:
+            self._run([record])
+
+    def process_batch(self, job_ids: Sequence[str]) -> None:
+        """Run jobs delivered together: compatible plain edits in one `EditRunner.render_many` call, the others on
+        their own. Each job is claimed just before its call and recorded in its own row, as `process` does; one
+        running on another live worker is waited for afterwards."""
+        if len(job_ids) == 1:
+            self.process(job_ids[0])
             return
-        self.redis.zrem(self.keys.waiting, job_id)
-        self.redis.publish(self.keys.moved, job_id)
-        self._tell(record, kind="started")
+        groups, photos = self._compatible_groups(job_ids)
+        busy_elsewhere = []
+        for group in groups:
+            self._wait_while_paused()
+            records = []
+            for job_id in group:
+                record, busy = self._take(job_id)
+                if record is not None:
+                    records.append(record)
+                elif busy:
+                    busy_elsewhere.append(job_id)
+            if records:
+                self._run(records, photos)
+        for job_id in busy_elsewhere:
+            self.process(job_id)
+
+    def _compatible_groups(self, job_ids: Sequence[str]) -> tuple[list[list[str]], dict[str, Image.Image]]:
+        """The job ids grouped by the editor's batch_key (first come first), and the photos loaded to tell it. Jobs
+        with variants (already one batched call), finished, unknown, or whose photo cannot be read run alone: the
+        single path reports what is wrong with them."""
+        groups: dict[object, list[str]] = {}
+        photos: dict[str, Image.Image] = {}
+        for job_id in job_ids:
+            key: object = job_id
+            record = self.jobs.get(job_id)
+            if record is not None and not record.finished and not record.job.variants:
+                try:
+                    photo = self.runner.photo(record.job)
+                except Exception:
+                    log.warning("job %s: cannot read its photo; it runs alone", job_id, exc_info=True)
+                else:
+                    photos[job_id] = photo
+                    key = ("batch", self.runner.editor.batch_key(photo, record.job.params))
+            groups.setdefault(key, []).append(job_id)
+        return list(groups.values()), photos
+
+    def _run(self, records: list[JobRecord], photos: dict[str, Image.Image] | None = None) -> None:
+        """Run claimed jobs, one alone or several compatible ones (`photos` loaded) in one call, and record each
+        outcome. A job cancelled meanwhile is dropped and told at once; the others carry on. When a call of several
+        fails (a flagged result, bad params...), each of its jobs runs again alone, so one job's problem never fails
+        another's."""
+        live = {record.id: record for record in records}  # the jobs not cancelled
+        for record in records:
+            self.redis.zrem(self.keys.waiting, record.id)
+            self.redis.publish(self.keys.moved, record.id)
+            self._tell(record, kind="started")
         cancel = threading.Event()
         last_heartbeat = time.monotonic()
 
         def on_step(done: int, total: int) -> None:
             nonlocal last_heartbeat
-            if self.redis.exists(self.keys.cancel(job_id)):
+            self._drop_cancelled(live)
+            if not live:
                 cancel.set()  # the editor stops at its next step
+                return
             # The row's step doubles as the heartbeat; a write per second is plenty and spares the database.
             if time.monotonic() - last_heartbeat >= self.heartbeat_seconds:
                 last_heartbeat = time.monotonic()
-                self.jobs.progress(job_id, done, total)
-            self._tell(record, kind="step", done=done, total=total)
+                for job_id in live:
+                    self.jobs.progress(job_id, done, total)
+            for record in live.values():
+                self._tell(record, kind="step", done=done, total=total)
 
+        self._drop_cancelled(live)
+        running = list(live.values())
+        if not running:
+            return
         try:
-            if self.redis.exists(self.keys.cancel(job_id)):
-                raise EditCancelled("Edit cancelled.")
-            results = self.runner.render(record.job, on_step, cancel)
-            self.jobs.complete(job_id, results)
-        except UserError as error:
-            self.jobs.fail(job_id, str(error), cancelled=isinstance(error, EditCancelled))
-        except Exception:
-            log.exception("job %s failed", job_id)
-            self.jobs.fail(job_id, FAILED_ON_OUR_SIDE)
+            if len(running) == 1:
+                outcomes = [self.runner.render(running[0].job, on_step, cancel)]
+            else:
+                outcomes = self.runner.render_many([record.job for record in running],
+                                                   [photos[record.id] for record in running], on_step, cancel)
+        except Exception as error:
+            if len(live) > 1 and not isinstance(error, EditCancelled):
+                log.warning("a batch of %d jobs failed (%s); running them one by one", len(live), error,
+                            exc_info=not isinstance(error, UserError))
+                for record in list(live.values()):
+                    self._run([record])
+                return
+            for record in list(live.values()):
+                self._fail(record, error)
+            return
+        for record, results in zip(running, outcomes):
+            if record.id in live:
+                self._complete(record, results)
+
+    def _complete(self, record: JobRecord, results) -> None:
+        try:
+            self.jobs.complete(record.id, results)
+        except Exception as error:  # e.g. the job row failed meanwhile: nothing was recorded
+            self._fail(record, error)
+        else:
+            self._end(record)
+
+    def _fail(self, record: JobRecord, error: BaseException) -> None:
+        try:
+            if isinstance(error, UserError):
+                self.jobs.fail(record.id, str(error), cancelled=isinstance(error, EditCancelled))
+            else:
+                log.error("job %s failed", record.id, exc_info=error)
+                self.jobs.fail(record.id, FAILED_ON_OUR_SIDE)
         finally:
-            self._tell(record, kind="finished")
-            self.redis.delete(self.keys.cancel(job_id))
+            self._end(record)
+
+    def _end(self, record: JobRecord) -> None:
+        self._tell(record, kind="finished")
+        self.redis.delete(self.keys.cancel(record.id))
+
+    def _drop_cancelled(self, live: dict[str, JobRecord]) -> None:
+        """Record as cancelled, and tell at once, the jobs of `live` someone cancelled; remove them from it."""
+        job_ids = list(live)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.exists(self.keys.cancel(job_id))
+            flags = pipe.execute()
+        for job_id, flagged in zip(job_ids, flags):
+            if flagged:
+                self._fail(live.pop(job_id), EditCancelled("Edit cancelled."))
 
     def _claim(self, job_id: str) -> JobRecord | None:
         """The job row, claimed for this worker; None when there is nothing to run. A job running on a live worker
         (delivered again because it ran longer than redeliver_seconds) is waited for until it ends or that worker
         stops reporting."""
         while True:
-            while self.redis.exists(self.keys.paused):  # an admin paused the queue: start nothing new
-                time.sleep(0.5)
-            record, claimed = self.jobs.claim(job_id, self.name, self.stale_after)
-            if record is None:
-                log.warning("job %s is not in the job table; dropped", job_id)
-                return None
-            if claimed:
-                if record.attempts > 1:
-                    log.warning("job %s taken over from a worker that stopped (attempt %d)", job_id, record.attempts)
+            self._wait_while_paused()
+            record, busy = self._take(job_id)
+            if not busy:
                 return record
-            if record.finished:
-                self._tell(record, kind="finished")  # in case the front-end missed it
-                return None
             time.sleep(min(1.0, self.stale_after / 4))
+
+    def _take(self, job_id: str) -> tuple[JobRecord | None, bool]:
+        """One try at claiming the job: (the row, False) when claimed; (None, True) while it runs on a live worker;
+        (None, False) when there is nothing to run."""
+        record, claimed = self.jobs.claim(job_id, self.name, self.stale_after)
+        if record is None:
+            log.warning("job %s is not in the job table; dropped", job_id)
+            return None, False
+        if claimed:
+            if record.attempts > 1:
+                log.warning("job %s taken over from a worker that stopped (attempt %d)", job_id, record.attempts)
+            return record, False
+        if record.finished:
+            self._tell(record, kind="finished")  # in case the front-end missed it
+            return None, False
+        return None, True
+
+    def _wait_while_paused(self) -> None:
+        while self.redis.exists(self.keys.paused):  # an admin paused the queue: start nothing new
+            time.sleep(0.5)
 
     def _tell(self, record: JobRecord, **event) -> None:
         self.redis.publish(self.keys.events(record.frontend), json.dumps({"job": record.id, **event}))
 
 
-async def serve(worker: EditWorker, redis_url: str, queue_name: str, redeliver_seconds: float,
-                on_ready: Callable[[], None] | None = None) -> None:
-    """Listen for jobs until cancelled: one at a time, acknowledged once run. on_ready: called once connected."""
-    broker = make_broker(redis_url, queue_name, redeliver_seconds=redeliver_seconds, consumer_name=worker.name)
+class Deliveries:
+    """The jobs a batching worker holds: delivered by the broker and not acknowledged yet. The broker reads more
+    only when none are held, so jobs that arrive while a batch runs stay in the stream for idle workers; the jobs of
+    one read run as one `EditWorker.process_batch` once every one of them has reached its task."""
 
-    async def edit(job_id: str) -> None:
-        await asyncio.to_thread(worker.process, job_id)
+    def __init__(self, worker: EditWorker, size: int) -> None:
+        self.worker = worker
+        self.size = size
+        self.held = 0
+        self._arrived: list[tuple[str, asyncio.Future]] = []
+        self._none_held = asyncio.Event()
+        self._none_held.set()
+        self._batches: set[asyncio.Task] = set()
+
+    def delivered(self, count: int) -> None:
+        """The broker hands over `count` deliveries read together (counted before the first reaches its task)."""
+        self.held += count
+        self._none_held.clear()
+
+    def acknowledged(self) -> None:
+        self.held -= 1
+        if self.held == 0:
+            self._none_held.set()
+        self._start_when_all_arrived()  # a delivery Taskiq acknowledged without running it (malformed) counts too
+
+    async def wait_until_none_held(self) -> None:
+        await self._none_held.wait()
+
+    async def run(self, job_id: str) -> None:
+        """The task body: wait for the job's batch to run."""
+        done = asyncio.get_running_loop().create_future()
+        self._arrived.append((job_id, done))
+        self._start_when_all_arrived()
+        await done
+
+    def _start_when_all_arrived(self) -> None:
+        if not self._arrived or len(self._arrived) < self.held:
+            return
+        batch, self._arrived = self._arrived, []
+        task = asyncio.create_task(asyncio.to_thread(self.worker.process_batch, [job_id for job_id, _ in batch]))
+        self._batches.add(task)
+
+        def settle(task: asyncio.Task) -> None:
+            self._batches.discard(task)
+            for _, done in batch:
+                if done.done():
+                    continue
+                if task.cancelled():
+                    done.cancel()
+                elif task.exception() is not None:
+                    done.set_exception(task.exception())
+                else:
+                    done.set_result(None)
+
+        task.add_done_callback(settle)
+
+
+class BatchingStreamBroker(ReclaimingStreamBroker):
+    """The stream broker of a batching worker: reads only when its `deliveries` hold nothing, then up to
+    `deliveries.size` jobs (deliveries left by a dead worker first), waiting BATCH_WINDOW_SECONDS at most for more
+    once one came. Each delivery's acknowledgement releases it from `deliveries`."""
+
+    deliveries: Deliveries
+
+    async def listen(self) -> AsyncIterator[AckableMessage]:
+        async with Redis(connection_pool=self.connection_pool) as redis_client:
+            while True:
+                await self.deliveries.wait_until_none_held()
+                messages = await self._read(redis_client, self.deliveries.size)
+                if not messages:
+                    continue
+                self.deliveries.delivered(len(messages))
+                for message_id, fields in messages:
+                    yield AckableMessage(data=fields[b"data"], ack=self._releasing_ack(message_id))
+
+    async def _read(self, redis_client: Redis, size: int) -> list[tuple[bytes, dict]]:
+        _, claimed, *_ = await redis_client.xautoclaim(
+            self.queue_name, self.consumer_group_name, self.consumer_name, min_idle_time=self.idle_timeout, count=size,
+        )
+        messages = [(message_id, fields) for message_id, fields in claimed if fields]
+        deadline = None
+        while len(messages) < size:
+            block_ms = self.block
+            if messages:
+                deadline = deadline or time.monotonic() + BATCH_WINDOW_SECONDS
+                block_ms = int((deadline - time.monotonic()) * 1000)
+                if block_ms <= 0:
+                    break
+            fetched = await redis_client.xreadgroup(
+                self.consumer_group_name, self.consumer_name, {self.queue_name: ">"}, block=block_ms,
+                count=size - len(messages),
+            )
+            new = [(message_id, fields) for _, entries in fetched or [] for message_id, fields in entries if fields]
+            if not new and not messages:
+                break  # nothing for a while: reclaim again
+            messages += new
+        return messages
+
+    def _releasing_ack(self, message_id: bytes) -> Callable[[], Awaitable[None]]:
+        ack = self._ack_generator(message_id, self.queue_name)
+
+        async def ack_and_release() -> None:
+            try:
+                await ack()
+            finally:
+                self.deliveries.acknowledged()
+
+        return ack_and_release
+
+
+async def serve(worker: EditWorker, redis_url: str, queue_name: str, redeliver_seconds: float,
+                on_ready: Callable[[], None] | None = None, *, batch_size: int = 1) -> None:
+    """Listen for jobs until cancelled, each acknowledged once run: one at a time, or with batch_size > 1 up to that
+    many read together and run as batches (see the module's docstring). on_ready: called once connected."""
+    if batch_size == 1:
+        broker = make_broker(redis_url, queue_name, redeliver_seconds=redeliver_seconds, consumer_name=worker.name)
+
+        async def edit(job_id: str) -> None:
+            await asyncio.to_thread(worker.process, job_id)
+    else:
+        broker = make_broker(redis_url, queue_name, redeliver_seconds=redeliver_seconds, consumer_name=worker.name,
+                             broker_class=BatchingStreamBroker)
+        deliveries = broker.deliveries = Deliveries(worker, batch_size)
+
+        async def edit(job_id: str) -> None:
+            await deliveries.run(job_id)
 
     broker.register_task(edit, task_name=TASK_NAME)
     await broker.startup()
     if on_ready is not None:
         on_ready()
     try:
-        await run_receiver_task(broker, max_async_tasks=1, max_prefetch=0, ack_time=AcknowledgeType.WHEN_EXECUTED)
+        # Room for exactly one read's jobs (max_prefetch=0): the rest stay in the stream for other workers.
+        await run_receiver_task(broker, max_async_tasks=batch_size, max_prefetch=0,
+                                ack_time=AcknowledgeType.WHEN_EXECUTED)
     finally:
         await broker.shutdown()
 
@@ -145,11 +386,6 @@ def run_worker(settings, *, editor=None, on_ready: Callable[[], None] | None = N
         editor = build_editor(settings)
         if settings.ops.warmup:
             warm_up(editor)
-    if options.worker_batch_size > 1:
-        # Batching jobs needs one model call over several photos and instructions; the editor's edit_batch renders
-        # variants of one photo only. So the setting is accepted, and jobs run one by one.
-        log.warning("EDITBOT_WORKER_BATCH_SIZE=%d: the editor cannot batch different photos yet; jobs run one by one",
-                    options.worker_batch_size)
     worker = EditWorker(
         EditRunner(editor, history, images),
         jobs,
@@ -157,5 +393,6 @@ def run_worker(settings, *, editor=None, on_ready: Callable[[], None] | None = N
         queue_name=options.queue_name,
         stale_after=options.redeliver_seconds,
     )
-    log.info("worker %s ready", worker.name)
-    asyncio.run(serve(worker, options.redis_url, options.queue_name, options.redeliver_seconds, on_ready))
+    log.info("worker %s ready (batch size %d)", worker.name, options.worker_batch_size)
+    asyncio.run(serve(worker, options.redis_url, options.queue_name, options.redeliver_seconds, on_ready,
+                      batch_size=options.worker_batch_size))

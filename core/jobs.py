@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PIL import Image
 
 from core.domain import EditParams, Node
 from core.images import encode_png
-from core.ports import Editor, HistoryRepository, ImageStore, ProgressCallback
+from core.ports import Editor, EditResult, HistoryRepository, ImageStore, ProgressCallback
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,28 @@ class EditRunner:
                cancel: threading.Event | None = None) -> list[tuple[str, EditParams, float]]:
         """Blocking: edit and store the images, record nothing. Returns (digest, params used, seconds) per result,
         for `run` or for a distributed worker that records them through the job table."""
-        with Image.open(io.BytesIO(self.images.get(job.image_hash))) as stored:
-            photo = stored.convert("RGB")
+        photo = self.photo(job)
         if job.variants:
             results = self.editor.edit_batch(photo, job.instruction, job.variants, on_step=on_step, cancel=cancel)
         else:
             results = [self.editor.edit(photo, job.instruction, job.params, on_step=on_step, cancel=cancel)]
+        return self._store(results)
+
+    def render_many(self, jobs: Sequence[EditJob], photos: Sequence[Image.Image],
+                    on_step: ProgressCallback | None = None,
+                    cancel: threading.Event | None = None) -> list[list[tuple[str, EditParams, float]]]:
+        """Blocking: several plain edits (no variants) in one `Editor.edit_many` call, their photos already loaded
+        (`photo`) and sharing the editor's batch_key. Stores the images, records nothing; for each job what `render`
+        gives for it."""
+        requests = [(photo, job.instruction, job.params) for job, photo in zip(jobs, photos, strict=True)]
+        results = self.editor.edit_many(requests, on_step=on_step, cancel=cancel)
+        return [self._store([result]) for result in results]
+
+    def photo(self, job: EditJob) -> Image.Image:
+        """The photo the job edits, from the image store, in RGB."""
+        with Image.open(io.BytesIO(self.images.get(job.image_hash))) as stored:
+            return stored.convert("RGB")
+
+    def _store(self, results: Sequence[EditResult]) -> list[tuple[str, EditParams, float]]:
         # Every image is durable before any row names it.
         return [(self.images.put(encode_png(result.image)), result.params, result.seconds) for result in results]

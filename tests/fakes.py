@@ -10,7 +10,7 @@ import time
 from PIL import Image, ImageChops
 
 from core.domain import EditParams
-from core.errors import EditCancelled
+from core.errors import BadParams, EditCancelled
 from core.ports import EditResult
 
 
@@ -18,7 +18,8 @@ class FakeEditor:
     """Tints the image with a colour derived from (instruction, params, seed): same inputs, same pixels.
 
     `gate`, when given, makes every edit wait for it after the first step: tests use it to hold an edit
-    "running" while they queue or cancel others. Records every call in `calls`.
+    "running" while they queue or cancel others. Records every edit in `calls`, the size of every edit_batch in
+    `batches` and the instructions of every edit_many in `many`.
     """
 
     def __init__(self, *, step_seconds: float = 0.0, gate: threading.Event | None = None) -> None:
@@ -26,6 +27,7 @@ class FakeEditor:
         self.gate = gate
         self.calls: list[tuple[str, EditParams]] = []
         self.batches: list[int] = []
+        self.many: list[tuple[str, ...]] = []
         self.started = threading.Event()
 
     def edit(self, image, instruction, params, *, on_step=None, cancel=None) -> EditResult:
@@ -52,6 +54,18 @@ class FakeEditor:
         self.batches.append(len(variants))
         return [self.edit(image, instruction, params, on_step=on_step if n == 0 else None, cancel=cancel)
                 for n, params in enumerate(variants)]
+
+    def edit_many(self, requests, *, on_step=None, cancel=None) -> list[EditResult]:
+        """Like the real editor: the edits must share batch_key; one pass over the steps for all of them."""
+        if len({self.batch_key(image, params) for image, _, params in requests}) > 1:
+            raise BadParams("Edits run together must share their working size, steps and scheduler.")
+        self.many.append(tuple(instruction for _, instruction, _ in requests))
+        return [self.edit(image, instruction, params, on_step=on_step if n == 0 else None, cancel=cancel)
+                for n, (image, instruction, params) in enumerate(requests)]
+
+    def batch_key(self, image, params) -> tuple:
+        """The fake edits at the input's size."""
+        return image.size, params.steps, params.scheduler
 
     def _render(self, image, instruction, params, start) -> EditResult:
         key = f"{instruction}|{params.text_guidance}|{params.image_guidance}|{params.steps}|{params.seed}"
