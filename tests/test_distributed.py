@@ -8,10 +8,12 @@ when EDITBOT_TEST_POSTGRES_URL is set. Every test uses its own Redis key prefix 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -24,14 +26,17 @@ pytest.importorskip("taskiq_redis")
 from redis.asyncio import Redis  # noqa: E402
 
 from bot.distributed import DistributedQueue, make_broker  # noqa: E402
+from bot.worker import EditWorker, serve  # noqa: E402
 from core.domain import ChatKey  # noqa: E402
 from core.engine import ConversationEngine  # noqa: E402
+from core.jobs import EditRunner  # noqa: E402
 from storage.blobs import FileImageStore  # noqa: E402
 from storage.database import make_engine  # noqa: E402
 from storage.jobs import SqlJobRepository  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.repository import SqlHistoryRepository  # noqa: E402
-from tests.conftest import Chat, images, progress, texts  # noqa: E402
+from tests.conftest import Chat, images, photo_bytes, progress, texts  # noqa: E402
+from tests.fakes import FakeEditor  # noqa: E402
 from tests.test_repository import postgres_url  # noqa: E402,F401  (fixture: a fresh PostgreSQL schema)
 
 REDIS_URL = os.environ.get("EDITBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -61,7 +66,7 @@ class Cluster:
         self.jobs = SqlJobRepository(self.db)
         self.workers: list[subprocess.Popen] = []
 
-    def start_worker(self, step_seconds: float) -> subprocess.Popen:
+    def start_worker(self, step_seconds: float, batch_size: int = 1) -> subprocess.Popen:
         env = {
             **os.environ,
             "EDITBOT_DATA_DIR": str(self.data_dir),
@@ -70,6 +75,7 @@ class Cluster:
             "EDITBOT_REDIS_URL": REDIS_URL,
             "EDITBOT_QUEUE_NAME": self.queue_name,
             "EDITBOT_REDELIVER_SECONDS": str(REDELIVER_SECONDS),
+            "EDITBOT_WORKER_BATCH_SIZE": str(batch_size),
             "TEST_STEP_SECONDS": str(step_seconds),
         }
         process = subprocess.Popen(
@@ -78,6 +84,22 @@ class Cluster:
         )
         self.workers.append(process)
         return process
+
+    @contextlib.asynccontextmanager
+    async def worker_here(self, editor: FakeEditor, batch_size: int):
+        """A worker in this process (so the test can look at its editor's calls), served until the block ends."""
+        worker = EditWorker(EditRunner(editor, self.history, self.images), self.jobs,
+                            redis_module.Redis.from_url(REDIS_URL), queue_name=self.queue_name,
+                            stale_after=REDELIVER_SECONDS)
+        serving = asyncio.create_task(serve(worker, REDIS_URL, self.queue_name, REDELIVER_SECONDS,
+                                            batch_size=batch_size))
+        try:
+            yield worker
+        finally:
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+            worker.redis.close()
 
     def engine(self, frontend: str = "test") -> ConversationEngine:
         queue = DistributedQueue(
@@ -278,3 +300,90 @@ async def test_cancel_reaches_the_worker_running_the_edit(cluster):
     [(_, state, _, _, _)] = cluster.job_rows()
     assert state == "cancelled"
     assert cluster.children_of_roots() == [0]
+
+
+WIDE, TALL = (96, 64), (64, 96)
+
+
+async def _queue_edits(cluster: Cluster, engine: ConversationEngine, sizes: list[tuple[int, int]]) -> list:
+    """One person per photo size given; each sends a photo, then an edit of it, in this order (so the stream's order
+    is known). Returns the edits' tasks; nothing runs them until a worker starts."""
+    edits = []
+    for number, size in enumerate(sizes):
+        chat = Chat(engine, _person(number))
+        assert not images(await chat.photo(data=photo_bytes(size=size)))
+        edits.append(asyncio.create_task(chat(f"make it snow {number}")))
+        await _until(lambda: len(cluster.job_rows()) == number + 1, what=f"job {number} queued")
+    return edits
+
+
+@pytest.mark.parametrize(
+    ("sizes", "together"),
+    [
+        ([WIDE, WIDE, WIDE, TALL], ["make it snow 0", "make it snow 1", "make it snow 2"]),  # the 4th: next read
+        ([WIDE, TALL, WIDE], ["make it snow 0", "make it snow 2"]),  # one read, two groups
+    ],
+)
+async def test_a_batching_worker_runs_compatible_jobs_in_one_call_and_records_each_once(cluster, sizes, together):
+    editor = FakeEditor()
+    engine = cluster.engine()
+    await engine.start()
+    try:
+        edits = await _queue_edits(cluster, engine, sizes)
+        async with cluster.worker_here(editor, batch_size=3):
+            replies = await asyncio.wait_for(asyncio.gather(*edits), timeout=20)
+    finally:
+        await engine.close()
+    assert all(len(images(reply)) == 1 for reply in replies), [texts(reply) for reply in replies]
+    assert editor.many == [tuple(together)]
+    # Every job edited once: the batch's in its one call, the incompatible ones alone.
+    assert sorted(instruction for instruction, _ in editor.calls) == [f"make it snow {n}" for n in range(len(sizes))]
+    assert cluster.children_of_roots() == [1] * len(sizes)
+    assert {(state, attempts, delivered) for _, state, _, attempts, delivered in cluster.job_rows()} == {
+        ("done", 1, True)}
+
+
+async def test_a_job_cancelled_in_a_batch_is_dropped_and_the_others_complete(cluster, redis_prefix):
+    gate = threading.Event()
+    editor = FakeEditor(gate=gate)  # holds the batch after its first step until the test opens the gate
+    engine = cluster.engine()
+    await engine.start()
+    flags = redis_module.Redis.from_url(REDIS_URL)
+    try:
+        edits = await _queue_edits(cluster, engine, [WIDE, WIDE, WIDE])
+        async with cluster.worker_here(editor, batch_size=3):
+            await _until(lambda: editor.started.is_set(), what="the batch running")
+            assert [reply.text for reply in await Chat(engine, _person(1))("/cancel")] == ["Cancelling your edit."]
+            await _until(lambda: bool(flags.keys(f"{redis_prefix}:cancel:*")), what="the cancel flag")
+            gate.set()
+            replies = await asyncio.wait_for(asyncio.gather(*edits), timeout=20)
+    finally:
+        flags.close()
+        await engine.close()
+    assert editor.many == [("make it snow 0", "make it snow 1", "make it snow 2")]
+    assert [len(images(reply)) for reply in replies] == [1, 0, 1]
+    assert [reply.text for reply in texts(replies[1]) if reply.error] == ["Edit cancelled."]
+    assert sorted(state for _, state, *_ in cluster.job_rows()) == ["cancelled", "done", "done"]
+    assert cluster.children_of_roots() == [1, 0, 1]
+
+
+async def test_a_batching_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(cluster):
+    engine = cluster.engine()
+    await engine.start()
+    try:
+        edits = await _queue_edits(cluster, engine, [WIDE, WIDE, WIDE])
+        first = cluster.start_worker(step_seconds=0.1, batch_size=3)  # the fake edits one after the other: 6 s
+        await _until(lambda: [state for _, state, *_ in cluster.job_rows()] == ["running"] * 3,
+                     what="the batch running")
+        time.sleep(0.3)  # a few steps in
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        cluster.start_worker(step_seconds=0.01, batch_size=3)
+        replies = await asyncio.wait_for(asyncio.gather(*edits), timeout=30)
+    finally:
+        await engine.close()
+    assert all(len(images(reply)) == 1 for reply in replies), [texts(reply) for reply in replies]
+    rows = cluster.job_rows()
+    assert {(state, attempts, delivered) for _, state, _, attempts, delivered in rows} == {("done", 2, True)}
+    assert not any(worker.endswith(f":{first.pid}") for _, _, worker, _, _ in rows)
+    assert cluster.children_of_roots() == [1, 1, 1]
