@@ -196,7 +196,9 @@ class ConversationEngine:
         if intake.notice:
             await send(TextReply(intake.notice))
         instruction = (incoming.text or "").strip()
-        if instruction:
+        if parsed := split_command(instruction):
+            await self._command(incoming, *parsed, send)  # e.g. a photo captioned "/text 9": the new photo is head
+        elif instruction:
             await self._instruct(conversation, root, instruction, send)
         else:
             await send(TextReply("Got your photo. What should I change? For example: “make it a watercolour”."))

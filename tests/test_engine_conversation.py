@@ -40,6 +40,14 @@ async def test_photo_alone_asks_what_to_change_then_text_edits_it(chat, history)
     assert history.node(result.node_id).parent_id == root.id
 
 
+async def test_a_photo_captioned_with_a_command_runs_the_command_on_it(chat, history, editor):
+    replies = await chat.photo("/rotate 90")
+    [rotated] = images(replies)
+    node = history.node(rotated.node_id)
+    assert node.instruction == "rotate 90" and history.node(node.parent_id).parent_id is None
+    assert editor.calls == []
+
+
 async def test_text_without_a_photo_asks_for_one(chat, history):
     [reply] = await chat("make it night")
     assert reply.error and reply.text == "Send me a photo first."
