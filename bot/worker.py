@@ -96,8 +96,8 @@ class EditWorker:
 
     def _compatible_groups(self, job_ids: Sequence[str]) -> tuple[list[list[str]], dict[str, Image.Image]]:
         """The job ids grouped by the editor's batch_key (first come first), and the photos loaded to tell it. Jobs
-        with variants (already one batched call), finished, unknown, or whose photo cannot be read run alone: the
-        single path reports what is wrong with them."""
+        with variants (already one batched call), finished, unknown, or that cannot be grouped (their photo cannot be
+        read, say) run alone: the single path reports what is wrong with them."""
         groups: dict[object, list[str]] = {}
         photos: dict[str, Image.Image] = {}
         for job_id in job_ids:
@@ -106,11 +106,11 @@ class EditWorker:
             if record is not None and not record.finished and not record.job.variants:
                 try:
                     photo = self.runner.photo(record.job)
+                    key = ("batch", self.runner.editor.batch_key(photo, record.job.params))
                 except Exception:
-                    log.warning("job %s: cannot read its photo; it runs alone", job_id, exc_info=True)
+                    log.warning("job %s cannot be grouped; it runs alone", job_id, exc_info=True)
                 else:
                     photos[job_id] = photo
-                    key = ("batch", self.runner.editor.batch_key(photo, record.job.params))
             groups.setdefault(key, []).append(job_id)
         return list(groups.values()), photos
 
