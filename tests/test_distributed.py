@@ -50,7 +50,10 @@ def _worker_main() -> None:
     from core.config import Settings
     from tests.fakes import FakeEditor
 
-    run_worker(Settings(), editor=FakeEditor(step_seconds=float(os.environ["TEST_STEP_SECONDS"])))
+    settings = Settings()
+    ready = settings.storage.data_dir / f"worker-ready-{os.getpid()}"
+    run_worker(settings, editor=FakeEditor(step_seconds=float(os.environ["TEST_STEP_SECONDS"])),
+               on_ready=ready.touch)
 
 
 class Cluster:
@@ -84,6 +87,10 @@ class Cluster:
         )
         self.workers.append(process)
         return process
+
+    def ready_workers(self) -> int:
+        """Workers connected to the queue so far (each marks itself ready in the data folder)."""
+        return len(list(self.data_dir.glob("worker-ready-*")))
 
     @contextlib.asynccontextmanager
     async def worker_here(self, editor: FakeEditor, batch_size: int):
@@ -190,6 +197,8 @@ def _person(number: int) -> ChatKey:
 async def test_several_workers_share_the_jobs_and_record_each_edit_once(cluster):
     for _ in range(3):
         cluster.start_worker(step_seconds=0.02)
+    # Under load a worker can take seconds to start; one alone would take every job.
+    await _until(lambda: cluster.ready_workers() == 3, what="three workers ready")
     engine = cluster.engine()
     await engine.start()
     try:
