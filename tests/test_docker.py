@@ -5,9 +5,11 @@ Each tool-based check skips cleanly when its tool is missing."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -44,9 +46,12 @@ def build_context() -> set[str]:
 
 
 def run_tool(*command: str) -> subprocess.CompletedProcess:
-    if shutil.which(command[0]) is None:
+    # The test extra installs the linters beside this Python, which need not be on PATH (.venv/bin/python -m pytest).
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    program = shutil.which(command[0], path=path)
+    if program is None:
         pytest.skip(f"{command[0]} is not installed")
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    return subprocess.run([program, *command[1:]], capture_output=True, text=True, timeout=120, cwd=ROOT)
 
 
 def test_dockerfile_lints_clean():
