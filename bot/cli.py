@@ -77,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="time our editor against the stock diffusers pipeline")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.add_argument("--fast", action="store_true", help="also time fast mode")
+    bench.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
+                       help="also time fast mode (default: yes)")
+    bench.add_argument("--repeats", type=int, default=1, help="rounds; each case keeps its fastest (default 1)")
     bench.add_argument("--device", default="auto")
     bench.add_argument("--size", type=int, help="square side in pixels (CPU 256, CUDA 512)")
     bench.add_argument("--steps", type=int, help="denoising steps (CPU 4, CUDA 20)")
@@ -237,7 +239,8 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
 def bench_command(settings: Settings, args: argparse.Namespace) -> int:
     from core.editing.bench import run_benchmark
 
-    run_benchmark(device=args.device, size=args.size, steps=args.steps, fast=args.fast, as_json=args.json)
+    run_benchmark(device=args.device, size=args.size, steps=args.steps, fast=args.fast, repeats=args.repeats,
+                  as_json=args.json)
     return 0
 
 
