@@ -123,7 +123,8 @@ def _load_hub(repo_id: str, offline: bool, safety_checker: bool, dtype: torch.dt
                 "reachable, or set EDITBOT_MODEL to a local folder."
             ) from error
         raise ModelUnavailable(
-            f"Could not download model {repo_id}; check the id and the network, or set EDITBOT_MODEL to a local folder (or to tiny for an offline demo)."
+            f"Could not download model {repo_id}; check the id and the network, or set EDITBOT_MODEL to a local "
+            "folder (or to tiny for an offline demo)."
         ) from error
 
 
