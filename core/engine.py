@@ -11,7 +11,6 @@ every repository or image call runs in a worker thread so the event loop stays f
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import random
 import re
@@ -33,13 +32,13 @@ from core.domain import (
 )
 from core.errors import BadParams, UserError
 from core.hints import estimate_tokens, instruction_problem
-from core.images import encode_png, load_untrusted
+from core.images import decode_png, encode_png, load_untrusted
 from core.metrics import log_conversation
 from core import pictures
 from core.messages import Button, ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
 from core.ports import HistoryRepository, ImageStore
 from core.jobs import EditJob
-from core.queue import EditQueue, Position, Step
+from core.queue import EditQueue, Position, Step, TrackedJob
 
 log = logging.getLogger(__name__)
 
@@ -146,16 +145,14 @@ class ConversationEngine:
             task.cancel()
         await self._queue.close()
 
-    async def _deliver_recovered(self, queued, send_to: Callable[[ChatKey], Send]) -> None:
+    async def _deliver_recovered(self, queued: TrackedJob, send_to: Callable[[ChatKey], Send]) -> None:
         """Relay a re-attached job's progress and outcome to its conversation, as `_run` would have."""
         conversation = await self._db(self._history.conversation_by_id, queued.job.conversation_id)
         if conversation is None:
             return
         send = send_to(conversation.key)
         try:
-            async for update in queued.updates():
-                await send(self._progress(queued.id, update))
-            for node in await queued.result:
+            for node in await self._follow(queued, send):
                 await send(await self._show(node, self._caption(node)))
         except UserError as error:
             await send(TextReply(str(error), error=True))
@@ -240,7 +237,10 @@ class ConversationEngine:
 
     async def _run(self, job: EditJob, send: Send) -> list[Node]:
         """Queue a job, relay its progress, and return the nodes it recorded."""
-        queued = self._queue.submit(job)
+        return await self._follow(self._queue.submit(job), send)
+
+    async def _follow(self, queued: TrackedJob, send: Send) -> list[Node]:
+        """Relay a queued job's progress to `send`; then the nodes it recorded (or its error)."""
         async for update in queued.updates():
             await send(self._progress(queued.id, update))
         return await queued.result
@@ -685,8 +685,7 @@ class ConversationEngine:
 
     def _image(self, digest: str) -> Image.Image:
         """Blocking: decode a stored image (call from a worker thread)."""
-        with Image.open(io.BytesIO(self._images.get(digest))) as stored:
-            return stored.convert("RGB")
+        return decode_png(self._images.get(digest))
 
     async def _head(self, conversation: Conversation) -> Node:
         if conversation.head_id is None:

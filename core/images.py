@@ -93,6 +93,12 @@ def encode_png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def decode_png(data: bytes) -> Image.Image:
+    """An image we stored ourselves (encode_png's output: trusted), fully loaded, in RGB."""
+    with Image.open(io.BytesIO(data)) as stored:
+        return stored.convert("RGB")
+
+
 # JPEG qualities tried, best first, before shrinking; below ~60 artefacts show more than a smaller image would.
 _JPEG_QUALITIES = (92, 85, 75, 60)
 _SHRUNK_JPEG_QUALITY = 85

@@ -8,7 +8,6 @@ node is recorded in one transaction, so a crash or a cancel at any point leaves 
 
 from __future__ import annotations
 
-import io
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from core.domain import EditParams, Node
-from core.images import encode_png
+from core.images import decode_png, encode_png
 from core.ports import Editor, EditResult, HistoryRepository, ImageStore, ProgressCallback
 
 
@@ -79,8 +78,7 @@ class EditRunner:
 
     def photo(self, job: EditJob) -> Image.Image:
         """The photo the job edits, from the image store, in RGB."""
-        with Image.open(io.BytesIO(self.images.get(job.image_hash))) as stored:
-            return stored.convert("RGB")
+        return decode_png(self.images.get(job.image_hash))
 
     def _store(self, results: Sequence[EditResult]) -> list[tuple[str, EditParams, float]]:
         # Every image is durable before any row names it.
