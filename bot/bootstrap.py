@@ -145,9 +145,8 @@ def build_engine(
         )
     if on_queue is not None:
         on_queue(queue)
-    intake = {"max_pixels": limits.max_pixels, "min_side": limits.min_side, "max_aspect": limits.max_aspect}
     admin = AdminCommands(queue, history, settings.ops.admin_ids)
-    return ConversationEngine(history, images, queue, intake_limits=intake, command_groups=[admin])
+    return ConversationEngine(history, images, queue, intake_limits=limits.intake, command_groups=[admin])
 
 
 @contextmanager

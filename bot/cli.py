@@ -165,8 +165,7 @@ def edit_command(settings: Settings, args: argparse.Namespace) -> int:
         raise UserError(f"Cannot read {args.input}: {error.strerror}.") from None
     params = EditParams(args.text_guidance, args.image_guidance, args.steps, args.seed,
                         args.scheduler or settings.editor.scheduler).validated()
-    limits = settings.limits
-    intake = load_untrusted(data, max_pixels=limits.max_pixels, min_side=limits.min_side, max_aspect=limits.max_aspect)
+    intake = load_untrusted(data, **settings.limits.intake)
     if intake.notice:
         print(intake.notice, file=sys.stderr)
     editor = build_editor(settings)

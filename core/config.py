@@ -67,6 +67,11 @@ class LimitSettings(BaseSettings):
     max_waiting_per_person: int = 1
     max_waiting_total: int = 100
 
+    @property
+    def intake(self) -> dict:
+        """The keyword arguments of core.images.load_untrusted that these settings fix."""
+        return {"max_pixels": self.max_pixels, "min_side": self.min_side, "max_aspect": self.max_aspect}
+
 
 class TelegramSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TELEGRAM_", env_file=".env", extra="ignore")
