@@ -1,64 +1,26 @@
-"""Shared fixtures: an engine over in-memory storage and a fake editor, and a `chat` helper that talks to it
-the way an adapter would."""
+"""Shared fixtures: an engine over in-memory storage and a fake editor, the `chat` that talks to it the way an
+adapter would (tests/support/chat.py), and a fresh PostgreSQL schema for tests that need one."""
 
 from __future__ import annotations
 
-import io
+import os
+import uuid
+from collections.abc import Iterator
 
 import pytest
-from PIL import Image
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from core.domain import ChatKey
 from core.engine import ConversationEngine
-from core.messages import ImageReply, Incoming, Press, ProgressReply, TextReply
 from core.jobs import EditRunner
 from core.queue import EditQueue
+from storage.database import make_engine
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
-from tests.fakes import FakeEditor
+from tests.support.chat import Chat
+from tests.support.fakes import FakeEditor
 
-
-def photo_bytes(size=(96, 64), colour=(30, 120, 200), fmt="JPEG") -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, colour).save(buffer, fmt)
-    return buffer.getvalue()
-
-
-class Chat:
-    """One person talking to the engine. Each call returns the replies, in order."""
-
-    def __init__(self, engine: ConversationEngine, key: ChatKey) -> None:
-        self.engine = engine
-        self.key = key
-
-    async def _send(self, incoming: Incoming) -> list:
-        replies = []
-
-        async def send(reply):
-            replies.append(reply)
-
-        await self.engine.handle(incoming, send)
-        return replies
-
-    async def __call__(self, text: str) -> list:
-        return await self._send(Incoming(self.key, text=text))
-
-    async def photo(self, caption: str | None = None, data: bytes | None = None) -> list:
-        return await self._send(Incoming(self.key, text=caption, image=data or photo_bytes()))
-
-    async def press(self, action: str, node_id: int) -> list:
-        return await self._send(Incoming(self.key, action=Press(action, node_id)))
-
-
-def images(replies) -> list[ImageReply]:
-    return [reply for reply in replies if isinstance(reply, ImageReply)]
-
-
-def texts(replies) -> list[TextReply]:
-    return [reply for reply in replies if isinstance(reply, TextReply)]
-
-
-def progress(replies) -> list[ProgressReply]:
-    return [reply for reply in replies if isinstance(reply, ProgressReply)]
+POSTGRES_ENV = "EDITBOT_TEST_POSTGRES_URL"
 
 
 @pytest.fixture
@@ -88,3 +50,25 @@ async def engine(editor, history, image_store):
 def chat(engine) -> Chat:
     return Chat(engine, ChatKey("test", "chat-1", "alice"))
 
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A migrated-ready URL whose search_path is a fresh schema, dropped after the test."""
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set")
+    admin = make_engine(base)
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    except OperationalError as error:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL at {POSTGRES_ENV} is unreachable: {error.orig}")
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()

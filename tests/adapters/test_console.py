@@ -6,7 +6,7 @@ import io
 
 from bot.console_adapter import ConsoleChat, run_console
 from core.domain import ChatKey
-from tests.conftest import photo_bytes
+from tests.support.chat import photo_bytes
 
 
 def console(engine, tmp_path):

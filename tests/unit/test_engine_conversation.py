@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.domain import ChatKey
-from tests.conftest import Chat, images, progress, texts
+from tests.support.chat import Chat, images, progress, texts
 
 
 async def head(chat: Chat, history):

@@ -1,5 +1,5 @@
 """The Discord adapter, driven offline through SimCord: the real discord.py client, a simulated Discord, and the
-real engine over in-memory storage with the fast fake editor (tests/conftest.py)."""
+real engine over in-memory storage with the fast fake editor (tests/conftest.py, tests/support/)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from core.messages import Incoming, ProgressReply
 from core.jobs import EditJob, EditRunner
 from core.queue import EditQueue, TrackedJob
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
-from tests.conftest import photo_bytes
+from tests.support.chat import photo_bytes
 
 MESSAGE_RESPONSE, DEFERRED_THINKING, SILENT_UPDATE, MODAL_RESPONSE = 4, 5, 6, 9  # interaction callback types
 EPHEMERAL = 1 << 6

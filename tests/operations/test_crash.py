@@ -21,7 +21,7 @@ from storage.migrate import upgrade
 from storage.models import ConversationRow, NodeRow
 
 ROUNDS = 8
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Puts an image, then records a node for it, forever; says "writing" once the first node is committed.
 WRITER = textwrap.dedent(

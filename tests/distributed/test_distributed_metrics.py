@@ -1,6 +1,6 @@
 """/metrics in distributed mode: a front-end wired by bootstrap counts edits, failures and edit time from the
 outcomes of the jobs it follows, as the in-process queue does for the edits it runs. Real Redis and `editbot worker`
-subprocesses, as in tests/test_distributed.py (skipped when Redis is not reachable)."""
+subprocesses, as in tests/distributed/test_distributed.py (skipped when Redis is not reachable)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ pytest.importorskip("taskiq_redis")
 from bot.bootstrap import build_engine  # noqa: E402
 from bot.ops_http import EditMetrics  # noqa: E402
 from core.config import Settings  # noqa: E402
-from tests.conftest import Chat, images, texts  # noqa: E402
-from tests.test_distributed import REDELIVER_SECONDS, REDIS_URL, _person, _until  # noqa: E402
-from tests.test_distributed import cluster, redis_prefix  # noqa: E402,F401  (fixtures)
-from tests.test_ops import samples  # noqa: E402
+from tests.support.chat import Chat, images, texts  # noqa: E402
+from tests.support.cluster import REDELIVER_SECONDS, REDIS_URL, person, until  # noqa: E402
+from tests.support.metrics import samples  # noqa: E402
 
 
 @pytest.fixture
@@ -46,19 +45,19 @@ async def test_metrics_count_the_jobs_workers_ran(cluster, distributed_settings)
     cluster.start_worker(step_seconds=0.05)  # 20 steps: 1 s per edit
     await engine.start()
     try:
-        done = Chat(engine, _person(1))
+        done = Chat(engine, person(1))
         assert images(await done.photo("make it snow"))
 
-        cancelled_running = Chat(engine, _person(2))
+        cancelled_running = Chat(engine, person(2))
         running = asyncio.create_task(cancelled_running.photo("make it night"))
-        await _until(lambda: any(state == "running" for _, state, *_ in cluster.job_rows()), what="a running job")
+        await until(lambda: any(state == "running" for _, state, *_ in cluster.job_rows()), what="a running job")
         await cancelled_running("/cancel")
         assert texts(await running)[-1].text == "Edit cancelled."
 
         queue.pause()  # no worker takes the next job: cancelled while waiting, it is not an edit that ran
-        cancelled_waiting = Chat(engine, _person(3))
+        cancelled_waiting = Chat(engine, person(3))
         waiting = asyncio.create_task(cancelled_waiting.photo("make it rain"))
-        await _until(lambda: len(cluster.job_rows()) == 3, what="the third job queued")
+        await until(lambda: len(cluster.job_rows()) == 3, what="the third job queued")
         await cancelled_waiting("/cancel")
         assert texts(await waiting)[-1].text == "Edit cancelled."
         queue.resume()

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client.parser import text_string_to_metric_families
+from tests.support.metrics import samples
 
 from bot.bootstrap import bot_service, warm_up
 from bot.cli import main
@@ -30,8 +30,8 @@ from core.jobs import EditRunner
 from core.metrics import log_conversation
 from core.queue import EditQueue
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
-from tests.conftest import Chat, images, texts
-from tests.fakes import FakeEditor
+from tests.support.chat import Chat, images, texts
+from tests.support.fakes import FakeEditor
 
 TOKEN = "123456:AAE-secret-token-value"
 
@@ -44,15 +44,6 @@ def root_logging_restored():
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-
-
-def samples(exposition: str) -> dict[tuple[str, tuple], float]:
-    """Every sample of a Prometheus text exposition, keyed by (name, sorted labels)."""
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(exposition)
-        for sample in family.samples
-    }
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from core.domain import ChatKey
 from core.engine import ConversationEngine
 from core.jobs import EditRunner
 from core.queue import EditQueue
-from tests.conftest import Chat, images
-from tests.fakes import FakeEditor
+from tests.support.chat import Chat, images
+from tests.support.fakes import FakeEditor
 
 ADMIN = ChatKey("telegram", "group-1", "42")
 STRANGER = ChatKey("telegram", "group-1", "43")

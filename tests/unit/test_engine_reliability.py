@@ -14,8 +14,8 @@ from storage.blobs import FileImageStore
 from storage.database import make_engine
 from storage.migrate import upgrade
 from storage.repository import SqlHistoryRepository
-from tests.conftest import Chat, images, texts
-from tests.fakes import FakeEditor
+from tests.support.chat import Chat, images, texts
+from tests.support.fakes import FakeEditor
 
 PEOPLE = 50
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.domain import ChatKey
-from tests.conftest import Chat, images
+from tests.support.chat import Chat, images
 
 
 async def test_undo_button_goes_to_the_parent_of_its_node(chat, history):

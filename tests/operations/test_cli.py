@@ -17,7 +17,7 @@ def run_editbot(*args: str, stdin: str = "", env: dict | None = None, cwd: Path 
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
         input=stdin, capture_output=True, text=True, timeout=300, cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), **(env or {})},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]), **(env or {})},
     )
 
 

@@ -36,9 +36,9 @@ from bot.telegram_adapter import (
 from core.config import LimitSettings, Settings, StorageSettings, TelegramSettings
 from core.domain import ChatKey
 from core.messages import Press, TextReply
-from tests.conftest import photo_bytes
-from tests.fakes import FakeEditor
-from tests.telegram_harness import (
+from tests.support.chat import photo_bytes
+from tests.support.fakes import FakeEditor
+from tests.support.telegram_harness import (
     BOT_ID,
     BOT_USERNAME,
     EmulatorSession,

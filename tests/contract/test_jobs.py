@@ -15,7 +15,6 @@ from storage.jobs import InMemoryJobRepository, SqlJobRepository
 from storage.memory import InMemoryHistoryRepository
 from storage.migrate import upgrade
 from storage.repository import SqlHistoryRepository
-from tests.test_repository import postgres_url  # noqa: F401  (a fixture: a fresh PostgreSQL schema per test)
 
 ALICE = ChatKey("telegram", "100", "1")
 USED = EditParams(text_guidance=9.0, image_guidance=1.2, steps=3, seed=7)

@@ -6,11 +6,9 @@ each test gets a fresh schema of its own, dropped afterwards.
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,8 +18,6 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
 from core.domain import ChatKey, EditParams
 from core.errors import BadParams
@@ -54,29 +50,6 @@ def _a_moment_between() -> datetime:
 
 def _sqlite_url(folder: Path) -> str:
     return f"sqlite:///{folder / 'nested' / 'editbot.sqlite3'}"
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A migrated-ready URL whose search_path is a fresh schema, dropped after the test."""
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"{POSTGRES_ENV} is not set")
-    admin = make_engine(base)
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    except OperationalError as error:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL at {POSTGRES_ENV} is unreachable: {error.orig}")
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
 
 
 def _sql_backend(url: str) -> Iterator[Backend]:

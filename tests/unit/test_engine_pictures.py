@@ -9,7 +9,7 @@ from PIL import Image
 
 from core.domain import ChatKey
 from core.messages import Incoming
-from tests.conftest import Chat, images, texts
+from tests.support.chat import Chat, images, texts
 
 
 def picture(reply) -> Image.Image:

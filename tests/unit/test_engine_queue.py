@@ -11,8 +11,8 @@ from core.domain import ChatKey
 from core.engine import ConversationEngine
 from core.jobs import EditRunner
 from core.queue import EditQueue
-from tests.conftest import Chat, images, progress, texts
-from tests.fakes import FakeEditor
+from tests.support.chat import Chat, images, progress, texts
+from tests.support.fakes import FakeEditor
 
 
 @pytest.fixture
