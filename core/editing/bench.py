@@ -48,6 +48,8 @@ def run_benchmark(
     repeats: int = DEFAULT_REPEATS,
     as_json: bool = False,
     model: str = FULL_RANDOM,
+    dtype: str = "auto",
+    compile: bool = False,
 ) -> dict:
     """Time stock vs our editor (exact, cached retry and, when `fast`, fast mode) in interleaved pairs.
 
@@ -56,14 +58,15 @@ def run_benchmark(
     and each of our cases is paired with the stock run of its round and guidance. A case's figure is the median of
     its per-pair speed-ups with their interquartile range, and its median seconds. Prints a table, or one JSON
     object when as_json; returns the same figures as a dict. `model`: `full-random` (default) or `tiny` (tests).
+    dtype: as EDITBOT_DTYPE (auto: float16 on CUDA); compile: torch.compile our editors' UNet (CUDA only).
     """
     torch_device = resolve_device(device)
     on_cuda = torch_device.type == "cuda"
     size = size or (512 if on_cuda else 256)
     steps = steps or (20 if on_cuda else 4)
-    pipeline = load_pipeline(model, device=str(torch_device))
+    pipeline = load_pipeline(model, device=str(torch_device), dtype=dtype)
     photo = _test_photo(size)
-    exact = Pix2PixEditor(pipeline, max_side=size, safety_checker=False)
+    exact = Pix2PixEditor(pipeline, max_side=size, safety_checker=False, compile=compile)
 
     def stock(guidance: float) -> np.ndarray:
         return pipeline(
@@ -90,7 +93,7 @@ def run_benchmark(
             # the exact editor's caches always hold this photo and instruction from its previous (cold) edit
             cases.append((f"exact cached retry g_i={guidance:g}", partial(ours, exact, guidance, cached=True), guidance))
     if fast:
-        fast_editor = Pix2PixEditor(pipeline, max_side=size, safety_checker=False, fast=True)
+        fast_editor = Pix2PixEditor(pipeline, max_side=size, safety_checker=False, fast=True, compile=compile)
         cases += [(f"fast g_i={g:g}", partial(ours, fast_editor, g), g) for g in image_guidance]
 
     outputs: dict[str, np.ndarray] = {}
@@ -111,6 +114,8 @@ def run_benchmark(
         "device": str(torch_device),
         "torch": torch.__version__,
         "model": model,
+        "dtype": str(pipeline.unet.dtype).removeprefix("torch."),
+        "compile": compile,
         "size": size,
         "steps": steps,
         "threads": torch.get_num_threads(),
@@ -222,6 +227,8 @@ def run_from_args(args: argparse.Namespace) -> dict:
         fast=args.fast,
         repeats=args.repeats,
         as_json=args.json,
+        dtype=args.dtype,
+        compile=args.compile,
     )
 
 

@@ -24,3 +24,6 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--repeats", type=int, default=DEFAULT_REPEATS, help=f"paired rounds (default {DEFAULT_REPEATS})"
     )
+    parser.add_argument("--dtype", default="auto", help="auto (float16 on CUDA, float32 on CPU), float32, float16, "
+                        "bfloat16")
+    parser.add_argument("--compile", action="store_true", help="torch.compile our editors' UNet (CUDA only)")

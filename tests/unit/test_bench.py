@@ -41,3 +41,19 @@ def test_pipeline_bench_times_every_phase_of_an_edit_through_the_engine(capsys):
     assert figures["peak_memory_mib"]["denoising steps"] > 0
     assert figures["model_ms"] + figures["non_model_ms"] >= phases["whole edit (handle)"]
     assert figures["edits"] == 1 and figures["photo"] == [1280, 960]
+
+
+def test_gpu_bench_writes_one_json_file_with_every_part(tmp_path):
+    # the GPU script's code path, on the tiny model and the CPU (compile applies on CUDA only)
+    from core.editing.gpu_bench import run
+
+    out = tmp_path / "gpu-bench.json"
+    run(out, size=32, steps=1, repeats=1, model="tiny", device="cpu")
+    report = json.loads(out.read_text())
+    for part in ("bench_float16", "bench_float16_compiled", "float16_vs_float32", "batched"):
+        assert "error" not in report[part], report[part]
+    assert report["float16_vs_float32"]["half_dtype"] == "bfloat16"  # the CPU refuses float16
+    assert report["float16_vs_float32"]["nan_pixels_half"] == 0
+    assert [row["jobs"] for row in report["batched"]] == [1, 4, 8]
+    assert all(row["edits_per_s"] > 0 for row in report["batched"])
+    assert report["targets"] == {"seconds_per_edit": 0.3, "batched_edits_per_s": 6.0}
