@@ -202,7 +202,8 @@ def _summarise(runs: list[dict], baseline_runs: list[dict]) -> dict:
         "jobs_per_s": median("jobs_per_s"), "wall_s": median("wall_s"),
         "speedup": round(gain["ratio"]["median"], 2), "speedup_iqr_pct": gain["ratio"]["iqr_pct"],
         "lost": sum(run["lost"] for run in runs), "duplicated": sum(run["duplicated"] for run in runs),
-        "overhead_ms_per_job": median("overhead_ms_per_job"), "round_trip_overhead_ms": median("round_trip_overhead_ms"),
+        "overhead_ms_per_job": median("overhead_ms_per_job"),
+        "round_trip_overhead_ms": median("round_trip_overhead_ms"),
     }
 
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.benchstats import MachineLoad
+from core.benchstats import MachineLoad, peak_memory_mib, reset_peak_memory
 from core.domain import ChatKey
-from core.editing.bench import INSTRUCTION, _peak_memory_mib, _reset_peak_memory
+from core.editing.bench import INSTRUCTION
 from core.images import encode_png, load_untrusted
 from core.messages import ImageReply, Incoming
 
@@ -61,8 +61,8 @@ class PhaseClock:
         # The peak-memory counter is process-wide: before resetting it for a nested phase, its reading so far
         # goes to every enclosing phase; on leaving, the reading goes to this phase and all enclosing ones.
         if self._open:
-            self._fold(_peak_memory_mib(self.device))
-        _reset_peak_memory(self.device)
+            self._fold(peak_memory_mib(self.device))
+        reset_peak_memory(self.device)
         entry = [name, 0.0]
         self._open.append(entry)
         started = time.perf_counter()
@@ -70,7 +70,7 @@ class PhaseClock:
             yield
         finally:
             self.edits[-1][name] += (time.perf_counter() - started) * 1000
-            self._fold(_peak_memory_mib(self.device))
+            self._fold(peak_memory_mib(self.device))
             self._open.remove(entry)
             self.peak_mib[name] = max(self.peak_mib[name], entry[1])
 
@@ -119,7 +119,7 @@ def instrument(clock: PhaseClock, editor, history, images) -> None:
         clock.wrap(history, method, "database")
 
 
-def test_photo_jpeg(size: tuple[int, int] = PHOTO_SIZE) -> bytes:
+def sample_photo_jpeg(size: tuple[int, int] = PHOTO_SIZE) -> bytes:
     """A photo-like JPEG as a phone sends it: smooth colours, some noise, an EXIF orientation tag."""
     width, height = size
     y, x = np.mgrid[0:height, 0:width]
@@ -189,7 +189,7 @@ def run_pipeline_benchmark(*, model: str = "full-random", device: str = "auto", 
         clock = PhaseClock(torch_device)
         instrument(clock, editor, history, images)
         engine = build_engine(settings, editor=editor, storage=(history, images))
-        photo = test_photo_jpeg()
+        photo = sample_photo_jpeg()
 
         async def drive() -> None:
             await engine.start()

@@ -9,8 +9,10 @@ pair alike, so the ratio survives it. `MachineLoad` says how much of the CPU oth
 from __future__ import annotations
 
 import os
+import re
 import resource
 import statistics
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +20,8 @@ from pathlib import Path
 
 _PROC_STAT = Path("/proc/stat")
 _LOADAVG = Path("/proc/loadavg")
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
 BUSY_WARNING_SHARE = 0.10
 """Warn when other processes used more than this share of the machine's CPU time during a bench."""
 
@@ -132,3 +136,30 @@ class MachineLoad:
             "others_cpu_share": None if self.others_share is None else round(self.others_share, 3),
             "warning": self.warning,
         }
+
+
+def reset_peak_memory(device) -> None:
+    """Start a new peak-memory reading: CUDA's allocator statistics, or the process's peak RSS on Linux."""
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+    elif _CLEAR_REFS.exists():
+        try:  # Linux: writing 5 resets the process's peak RSS (VmHWM)
+            _CLEAR_REFS.write_text("5")
+        except OSError:
+            pass
+
+
+def peak_memory_mib(device) -> float:
+    """Peak memory since the last reset_peak_memory (since start where it could not be reset), in MiB."""
+    if device.type == "cuda":
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+    if _STATUS.exists():
+        match = re.search(r"VmHWM:\s+(\d+) kB", _STATUS.read_text())
+        if match:
+            return int(match.group(1)) / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # since start: kB on Linux, bytes on macOS
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024

@@ -24,7 +24,8 @@ if [ "${1:-}" = "--wheels" ]; then
 fi
 out=${1:-gpu-bench.json}
 
-if [ -x .venv/bin/python ] && .venv/bin/python -c "import diffusers, torch; assert torch.cuda.is_available()" 2>/dev/null; then
+has_cuda_and_diffusers='import diffusers, torch; assert torch.cuda.is_available()'
+if [ -x .venv/bin/python ] && .venv/bin/python -c "$has_cuda_and_diffusers" 2>/dev/null; then
     python=.venv/bin/python
 else
     python=python3
@@ -35,7 +36,8 @@ else
             exit 2
         fi
         site=$(mktemp -d /tmp/editbot-site.XXXXXX)
-        "$python" -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --target "$site" "$wheels"/*.whl
+        "$python" -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --target "$site" \
+            "$wheels"/*.whl
         export PYTHONPATH="$site"
     fi
 fi

@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from core.benchstats import MachineLoad, paired_summary, round_order
+from core.benchstats import MachineLoad, paired_summary, peak_memory_mib, reset_peak_memory, round_order
 from core.domain import EditParams
 from core.editing.bench_options import DEFAULT_REPEATS, add_options
 from core.editing.pix2pix import Pix2PixEditor
@@ -34,8 +31,6 @@ from core.editing.sources import FULL_RANDOM, load_pipeline, resolve_device
 INSTRUCTION = "make it look like a watercolour painting"
 TEXT_GUIDANCE = 7.5
 SEED = 1234
-_STATUS = Path("/proc/self/status")
-_CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
 def run_benchmark(
@@ -65,7 +60,7 @@ def run_benchmark(
     size = size or (512 if on_cuda else 256)
     steps = steps or (20 if on_cuda else 4)
     pipeline = load_pipeline(model, device=str(torch_device), dtype=dtype)
-    photo = _test_photo(size)
+    photo = sample_photo(size)
     exact = Pix2PixEditor(pipeline, max_side=size, safety_checker=False, compile=compile)
 
     def stock(guidance: float) -> np.ndarray:
@@ -91,7 +86,8 @@ def run_benchmark(
         cases.append((f"exact g_i={guidance:g}", partial(ours, exact, guidance), guidance))
         if guidance == image_guidance[0]:
             # the exact editor's caches always hold this photo and instruction from its previous (cold) edit
-            cases.append((f"exact cached retry g_i={guidance:g}", partial(ours, exact, guidance, cached=True), guidance))
+            retry = partial(ours, exact, guidance, cached=True)
+            cases.append((f"exact cached retry g_i={guidance:g}", retry, guidance))
     if fast:
         fast_editor = Pix2PixEditor(pipeline, max_side=size, safety_checker=False, fast=True, compile=compile)
         cases += [(f"fast g_i={g:g}", partial(ours, fast_editor, g), g) for g in image_guidance]
@@ -141,7 +137,7 @@ def _is_first(cases: list, name: str) -> bool:
     return next(case for case, _, _ in cases if case.split()[0] == kind) == name
 
 
-def _test_photo(size: int) -> Image.Image:
+def sample_photo(size: int) -> Image.Image:
     """A deterministic photo-like picture: smooth gradients plus a little noise."""
     y, x = np.mgrid[0:size, 0:size] / size
     rgb = np.stack([x, y, 0.5 + 0.5 * np.sin(6 * x * y)], axis=-1)
@@ -151,33 +147,12 @@ def _test_photo(size: int) -> Image.Image:
 
 def _measure(run: Callable[[], np.ndarray], device: torch.device) -> tuple[float, float, np.ndarray]:
     """(seconds, peak memory in MiB during the run, output)."""
-    _reset_peak_memory(device)
+    reset_peak_memory(device)
     started = time.perf_counter()
     output = run()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - started, _peak_memory_mib(device), output
-
-
-def _reset_peak_memory(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    elif _CLEAR_REFS.exists():
-        try:  # Linux: writing 5 resets the process's peak RSS (VmHWM)
-            _CLEAR_REFS.write_text("5")
-        except OSError:
-            pass
-
-
-def _peak_memory_mib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    if _STATUS.exists():
-        match = re.search(r"VmHWM:\s+(\d+) kB", _STATUS.read_text())
-        if match:
-            return int(match.group(1)) / 1024
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # since start: kB on Linux, bytes on macOS
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+    return time.perf_counter() - started, peak_memory_mib(device), output
 
 
 def _max_diff(output: np.ndarray, reference: np.ndarray) -> float:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from core.domain import EditParams
-from core.editing.bench import INSTRUCTION, SEED, TEXT_GUIDANCE, _test_photo, run_benchmark
+from core.editing.bench import INSTRUCTION, SEED, TEXT_GUIDANCE, sample_photo, run_benchmark
 from core.editing.pix2pix import Pix2PixEditor
 from core.editing.sources import FULL_RANDOM, load_pipeline
 
@@ -38,7 +38,7 @@ def float16_check(size: int, steps: int, *, model: str = FULL_RANDOM, device: st
     and the NaN count of the half-precision output."""
     half_dtype = "float16" if device.startswith("cuda") else "bfloat16"
     params = EditParams(text_guidance=TEXT_GUIDANCE, image_guidance=1.5, steps=steps, seed=SEED)
-    photo = _test_photo(size)
+    photo = sample_photo(size)
     outputs = {}
     for dtype in ("float32", half_dtype):
         editor = Pix2PixEditor(load_pipeline(model, device=device, dtype=dtype), max_side=size, safety_checker=False)
@@ -58,7 +58,7 @@ def batched_throughput(size: int, steps: int, *, model: str = FULL_RANDOM, devic
     """Edits per second with `edit_many` over n different seeds of one photo and instruction (median of repeats,
     after one warm-up per batch size)."""
     editor = Pix2PixEditor(load_pipeline(model, device=device, dtype=dtype), max_side=size, safety_checker=False)
-    photo = _test_photo(size)
+    photo = sample_photo(size)
     results = []
     for count in batch_sizes:
         requests = [(photo, INSTRUCTION, EditParams(text_guidance=TEXT_GUIDANCE, image_guidance=1.5, steps=steps,
