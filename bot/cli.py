@@ -4,7 +4,7 @@
     editbot edit IN "INSTR" -o OUT [options]
     editbot chat [IMAGE] [--instruction TEXT]
     editbot telegram | discord | bots
-    editbot bench [--json] [--fast]
+    editbot bench [--json] [--fast] [--repeats N] [--pipeline]
     editbot worker             distributed mode: run edit jobs from Redis (one process per GPU)
     editbot bench-queue [--jobs N] [--hold S] [--workers 1 2 4] [--json]
     editbot db upgrade | db sweep | db purge --older-than DAYS | db backup PATH
@@ -75,14 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         _editor_options(commands.add_parser(name, help=f"run the {name.capitalize()} bot"))
     _editor_options(commands.add_parser("bots", help="run the bots whose tokens are set, in one process"))
 
-    bench = commands.add_parser("bench", help="time our editor against the stock diffusers pipeline")
-    bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
-                       help="also time fast mode (default: yes)")
-    bench.add_argument("--repeats", type=int, default=1, help="rounds; each case keeps its fastest (default 1)")
-    bench.add_argument("--device", default="auto")
-    bench.add_argument("--size", type=int, help="square side in pixels (CPU 256, CUDA 512)")
-    bench.add_argument("--steps", type=int, help="denoising steps (CPU 4, CUDA 20)")
+    from core.editing.bench_options import add_options as add_bench_options
+
+    bench = commands.add_parser("bench", help="time our editor against the stock diffusers pipeline, in pairs")
+    add_bench_options(bench)
+    bench.add_argument("--pipeline", action="store_true",
+                       help="instead: time one whole edit through the engine, phase by phase")
 
     worker = commands.add_parser("worker", help="distributed mode: load the model once, then run edit jobs from Redis")
     _editor_options(worker)
@@ -236,10 +234,16 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def bench_command(settings: Settings, args: argparse.Namespace) -> int:
-    from core.editing.bench import run_benchmark
+    if args.repeats < 1:
+        raise UserError("--repeats must be at least 1.")
+    if args.pipeline:
+        from bot.pipeline_bench import run_from_args as run_pipeline_bench
 
-    run_benchmark(device=args.device, size=args.size, steps=args.steps, fast=args.fast, repeats=args.repeats,
-                  as_json=args.json)
+        run_pipeline_bench(args)
+    else:
+        from core.editing.bench import run_from_args
+
+        run_from_args(args)
     return 0
 
 
@@ -257,9 +261,9 @@ def worker_command(settings: Settings, args: argparse.Namespace) -> int:
 def bench_queue_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot.distributed_bench import run_benchmark
 
-    if args.jobs < 1 or args.hold <= 0 or min(args.workers) < 1:
-        raise UserError("--jobs, --hold and --workers must be positive.")
-    run_benchmark(args.jobs, args.hold, tuple(args.workers), args.json)
+    if args.jobs < 1 or args.hold <= 0 or min(args.workers) < 1 or args.repeats < 1:
+        raise UserError("--jobs, --hold, --workers and --repeats must be positive.")
+    run_benchmark(args.jobs, args.hold, tuple(args.workers), args.json, args.repeats)
     return 0
 
 

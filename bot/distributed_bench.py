@@ -1,14 +1,15 @@
 """Benchmark of the distributed queue: throughput with 1, 2 and 4 workers, lost and duplicated edits, queue overhead.
 
     python -m bot.distributed_bench [--jobs 32] [--hold 0.25] [--workers 1 2 4] [--json]
-    editbot bench-queue [same options]
+    editbot bench-queue [same options] [--repeats 3]
 
 The workers run `editbot worker`'s wiring with an editor stand-in that holds each job for `--hold` seconds (sleeping,
 so two CPU cores do not cap the figures) and returns the photo. Everything else is real: Taskiq's Redis stream broker,
 the job table, the image store, progress over pub/sub. Redis comes from EDITBOT_REDIS_URL, the database from
 EDITBOT_DATABASE_URL (default: SQLite in a temporary folder). Figures printed:
 
-- throughput (jobs/s) and speed-up over one worker;
+- throughput (jobs/s) and speed-up over one worker: medians over `--repeats` rounds, the speed-up paired round by
+  round, with its interquartile range; and the share of the CPU other processes took meanwhile;
 - lost (jobs not done) and duplicated (photos edited more than once) edits: both must be 0;
 - overhead per job: worker time not spent holding, per job, (workers x wall - jobs x hold) / jobs, in ms;
 - round trip: one job on idle workers, submit to result, minus the hold, in ms.
@@ -21,6 +22,7 @@ import asyncio
 import io
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +32,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from core.benchstats import MachineLoad, paired_summary, round_order
 from core.domain import ChatKey, EditParams
 from core.jobs import EditJob
 from core.ports import EditResult
@@ -157,27 +160,51 @@ class Bench:
 
 
 def run_benchmark(jobs: int = 32, hold: float = 0.25, workers: tuple[int, ...] = (1, 2, 4),
-                  as_json: bool = False) -> list[dict]:
-    """Run the benchmark for each worker count and print the figures; returns them."""
+                  as_json: bool = False, repeats: int = 3) -> list[dict]:
+    """Run `repeats` rounds over the worker counts (order reversed every other round) and print, per count, the
+    median figures and the median of the per-round throughput ratios to the first count, with their spread."""
     redis_url = os.environ.get("EDITBOT_REDIS_URL", "redis://127.0.0.1:6379/0")
-    with tempfile.TemporaryDirectory(prefix="editbot-bench-") as folder:
+    rounds: dict[int, list[dict]] = {count: [] for count in workers}
+    with tempfile.TemporaryDirectory(prefix="editbot-bench-") as folder, MachineLoad() as load:
         database_url = os.environ.get("EDITBOT_DATABASE_URL") or f"sqlite:///{Path(folder) / 'bench.sqlite3'}"
         bench = Bench(database_url, Path(folder), redis_url, hold)
-        results = [asyncio.run(bench.run(count, jobs)) for count in workers]
+        for round_index in range(max(1, repeats)):
+            for count in round_order(workers, round_index):
+                rounds[count].append(asyncio.run(bench.run(count, jobs)))
         bench.db.dispose()
-    base = results[0]["jobs_per_s"]
-    for result in results:
-        result["speedup"] = round(result["jobs_per_s"] / base, 2)
+    results = [_summarise(rounds[count], rounds[workers[0]]) for count in workers]
     if as_json:
-        print(json.dumps({"hold_s": hold, "database": database_url.split(":")[0], "results": results}))
+        print(json.dumps({"hold_s": hold, "database": database_url.split(":")[0], "repeats": max(1, repeats),
+                          "machine": load.figures(), "results": results}))
     else:
-        print(f"hold {hold:g} s per job, {jobs} jobs, database {database_url.split(':')[0]}")
-        print(f"{'workers':>7} {'jobs/s':>8} {'speed-up':>8} {'lost':>5} {'dup':>4} {'overhead ms/job':>16} "
-              f"{'round trip ms':>14}")
+        print(f"hold {hold:g} s per job, {jobs} jobs, database {database_url.split(':')[0]}, "
+              f"{max(1, repeats)} rounds (medians)")
+        print(f"{'workers':>7} {'jobs/s':>8} {'speed-up':>8} {'IQR %':>6} {'lost':>5} {'dup':>4} "
+              f"{'overhead ms/job':>16} {'round trip ms':>14}")
         for r in results:
-            print(f"{r['workers']:>7} {r['jobs_per_s']:>8} {r['speedup']:>8} {r['lost']:>5} {r['duplicated']:>4} "
-                  f"{r['overhead_ms_per_job']:>16} {r['round_trip_overhead_ms']:>14}")
+            print(f"{r['workers']:>7} {r['jobs_per_s']:>8} {r['speedup']:>8} {r['speedup_iqr_pct']:>6} {r['lost']:>5} "
+                  f"{r['duplicated']:>4} {r['overhead_ms_per_job']:>16} {r['round_trip_overhead_ms']:>14}")
+        if load.warning:
+            print(load.warning, file=sys.stderr)
     return results
+
+
+def _summarise(runs: list[dict], baseline_runs: list[dict]) -> dict:
+    """One worker count's rounds: medians, lost and duplicated summed (both must be 0), and the throughput gain
+    over the baseline count, paired round by round."""
+    def median(field: str) -> float:
+        return round(statistics.median(run[field] for run in runs), 2)
+
+    gain = paired_summary([run["jobs_per_s"] for run in baseline_runs], [run["jobs_per_s"] for run in runs],
+                          higher_is_better=True)
+    return {
+        "workers": runs[0]["workers"], "jobs": runs[0]["jobs"], "rounds": runs,
+        "jobs_per_s": median("jobs_per_s"), "wall_s": median("wall_s"),
+        "speedup": round(gain["ratio"]["median"], 2), "speedup_iqr_pct": gain["ratio"]["iqr_pct"],
+        "lost": sum(run["lost"] for run in runs), "duplicated": sum(run["duplicated"] for run in runs),
+        "overhead_ms_per_job": median("overhead_ms_per_job"),
+        "round_trip_overhead_ms": median("round_trip_overhead_ms"),
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,6 +218,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=32, help="jobs per worker count (default 32)")
     parser.add_argument("--hold", type=float, default=0.25, help="seconds each job holds a worker (default 0.25)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4], help="worker counts (default 1 2 4)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds over the worker counts (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -199,4 +227,4 @@ if __name__ == "__main__":
     if arguments.serve_worker is not None:
         _worker_main(arguments.serve_worker)
     else:
-        run_benchmark(arguments.jobs, arguments.hold, tuple(arguments.workers), arguments.json)
+        run_benchmark(arguments.jobs, arguments.hold, tuple(arguments.workers), arguments.json, arguments.repeats)

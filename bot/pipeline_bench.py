@@ -1,0 +1,250 @@
+"""Benchmark of one whole edit as a chat sees it, phase by phase: `editbot bench --pipeline`.
+
+A 1280x960 JPEG photo (with an EXIF orientation tag) and an instruction go through `ConversationEngine.handle`,
+wired by bot/bootstrap.py as a bot wires it (SQLite and the image folder in a temporary folder, the in-process
+queue). Phases are timed by wrappers around the editor's model parts, the image store and the history repository,
+never inside the engine; what no wrapper sees (queue hand-offs, threads, captions, buttons) is "engine and queue".
+The person-side steps the engine does not own are timed on the same bytes: intake (decode, EXIF, checks), the
+result's encodings (PNG, WebP, JPEG) and the reply as the Telegram and Discord adapters prepare it. Each phase
+reports its median milliseconds per edit and its peak memory (process RSS on CPU, allocated memory on CUDA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from core.benchstats import MachineLoad, peak_memory_mib, reset_peak_memory
+from core.domain import ChatKey
+from core.editing.bench import INSTRUCTION
+from core.images import encode_png, load_untrusted
+from core.messages import ImageReply, Incoming
+
+NON_MODEL_BUDGET_MS = 30.0
+"""What everything but the model may add to one edit (1280x960 photo, 512 working size)."""
+MODEL_PHASES = ("text encoder", "image encoder", "denoising steps", "VAE decode", "safety checker")
+PHOTO_SIZE = (1280, 960)
+DISCORD_UPLOAD_LIMIT = 10 * 2**20
+
+
+class PhaseClock:
+    """Milliseconds and peak memory per named phase, summed over the calls within one edit."""
+
+    def __init__(self, device) -> None:
+        self.device = device
+        self.edits: list[dict[str, float]] = []
+        self.peak_mib: dict[str, float] = defaultdict(float)
+        self._open: list[list] = []  # [name, peak MiB] of the phases running now, outermost first
+        self.recording = False
+
+    def new_edit(self) -> None:
+        self.edits.append(defaultdict(float))
+        self.recording = True
+
+    @contextmanager
+    def phase(self, name: str):
+        if not self.recording:  # calls between edits (e.g. the /steps command) count nowhere
+            yield
+            return
+        # The peak-memory counter is process-wide: before resetting it for a nested phase, its reading so far
+        # goes to every enclosing phase; on leaving, the reading goes to this phase and all enclosing ones.
+        if self._open:
+            self._fold(peak_memory_mib(self.device))
+        reset_peak_memory(self.device)
+        entry = [name, 0.0]
+        self._open.append(entry)
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.edits[-1][name] += (time.perf_counter() - started) * 1000
+            self._fold(peak_memory_mib(self.device))
+            self._open.remove(entry)
+            self.peak_mib[name] = max(self.peak_mib[name], entry[1])
+
+    def _fold(self, reading: float) -> None:
+        for entry in self._open:
+            entry[1] = max(entry[1], reading)
+
+    def wrap(self, owner, method: str, name: str) -> None:
+        """Time every call of `owner.method` (an instance attribute shadows the class's method)."""
+        original = getattr(owner, method)
+
+        def timed(*args, **kwargs):
+            with self.phase(name):
+                return original(*args, **kwargs)
+
+        setattr(owner, method, timed)
+
+    def hook_module(self, module, name: str) -> None:
+        """Time every forward pass of a torch module."""
+        contexts = []
+
+        def enter(*_) -> None:
+            contexts.append(self.phase(name))
+            contexts[-1].__enter__()
+
+        def leave(*_) -> None:  # returns None: a forward hook's return value would replace the module's output
+            contexts.pop().__exit__(None, None, None)
+
+        module.register_forward_pre_hook(enter)
+        module.register_forward_hook(leave)
+
+
+def instrument(clock: PhaseClock, editor, history, images) -> None:
+    """Wrap the model parts the editor calls, the image store and every repository method."""
+    pipeline = editor.pipeline
+    clock.hook_module(pipeline.text_encoder, "text encoder")
+    clock.wrap(pipeline.vae, "encode", "image encoder")
+    clock.hook_module(pipeline.unet, "denoising steps")
+    clock.wrap(pipeline.vae, "decode", "VAE decode")
+    clock.wrap(pipeline, "run_safety_checker", "safety checker")
+    clock.wrap(editor, "edit", "editor, all")
+    clock.wrap(images, "put", "image store write + fsync")
+    clock.wrap(images, "get", "image store read")
+    for method in ("conversation", "conversation_by_id", "node", "children", "path", "add_node", "move_head",
+                   "save_settings"):
+        clock.wrap(history, method, "database")
+
+
+def sample_photo_jpeg(size: tuple[int, int] = PHOTO_SIZE) -> bytes:
+    """A photo-like JPEG as a phone sends it: smooth colours, some noise, an EXIF orientation tag."""
+    width, height = size
+    y, x = np.mgrid[0:height, 0:width]
+    rgb = np.stack([x / width, y / height, 0.5 + 0.5 * np.sin(x * y / (width * height) * 12)], axis=-1)
+    rgb += np.random.default_rng(0).normal(0, 0.03, rgb.shape)
+    image = Image.fromarray((rgb.clip(0, 1) * 255).astype(np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 1  # orientation: upright (intake still reads and applies it)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90, exif=exif)
+    return buffer.getvalue()
+
+
+def person_side(clock: PhaseClock, photo: bytes, reply: ImageReply, intake_limits: dict) -> None:
+    """The steps around the engine, on the same bytes: intake, the result's encodings, each platform's reply."""
+    from bot.discord_adapter import fit_upload
+    from bot.telegram_adapter import fits_as_photo
+
+    with clock.phase("intake (decode, EXIF, checks)"):
+        load_untrusted(photo, **intake_limits)
+    with Image.open(io.BytesIO(reply.image)) as opened:
+        result = opened.convert("RGB")
+    with clock.phase("encode PNG (as stored)"):
+        encode_png(result)
+    for name, options in (("encode WebP", {"format": "WEBP", "quality": 90}),
+                          ("encode JPEG", {"format": "JPEG", "quality": 92})):
+        with clock.phase(name):
+            result.save(io.BytesIO(), **options)
+    with clock.phase("reply encode, Telegram"):
+        fits_as_photo(reply.image)
+    with clock.phase("reply encode, Discord"):
+        fit_upload(reply.image, DISCORD_UPLOAD_LIMIT)
+
+
+async def _one_edit(engine, engine_editor, clock: PhaseClock, photo: bytes, key: ChatKey, intake_limits: dict) -> None:
+    replies: list = []
+
+    async def send(reply) -> None:
+        replies.append(reply)
+
+    engine_editor.clear_caches()  # a new photo and instruction: nothing cached, as for a new person
+    clock.new_edit()
+    with clock.phase("whole edit (handle)"):
+        await engine.handle(Incoming(key, text=INSTRUCTION, image=photo), send)
+    results = [reply for reply in replies if isinstance(reply, ImageReply)]
+    if not results:
+        raise RuntimeError(f"the engine sent no result: {replies}")
+    person_side(clock, photo, results[-1], intake_limits)
+    clock.recording = False
+
+
+def run_pipeline_benchmark(*, model: str = "full-random", device: str = "auto", size: int = 512,
+                           steps: int | None = None, edits: int = 3, as_json: bool = False) -> dict:
+    """Time `edits` edits (after one warm-up) through the engine and print each phase's median ms and peak memory."""
+    from bot.bootstrap import build_editor, build_engine, build_storage
+    from core.config import Settings
+    from core.editing.sources import resolve_device
+
+    torch_device = resolve_device(device)
+    steps = steps or (20 if torch_device.type == "cuda" else 4)
+    with tempfile.TemporaryDirectory(prefix="editbot-pipeline-bench-") as folder:
+        settings = Settings()
+        settings.editor.model, settings.editor.device, settings.editor.max_side = model, str(torch_device), size
+        settings.storage.data_dir, settings.storage.database_url = Path(folder), None
+        settings.distributed.mode, settings.distributed.image_store = "embedded", "local"
+        editor, (history, images) = build_editor(settings), build_storage(settings)
+        clock = PhaseClock(torch_device)
+        instrument(clock, editor, history, images)
+        engine = build_engine(settings, editor=editor, storage=(history, images))
+        photo = sample_photo_jpeg()
+
+        async def drive() -> None:
+            await engine.start()
+            for number in range(edits + 1):  # the first edit is a warm-up
+                key = ChatKey("bench", "chat", str(number))
+                await engine.handle(Incoming(key, text=f"/steps {steps}"), _ignore)  # the default is 20
+                await _one_edit(engine, editor, clock, photo, key, settings.limits.intake)
+            await engine.close()
+
+        with MachineLoad() as load:
+            asyncio.run(drive())
+    figures = _figures(clock.edits[1:], clock.peak_mib, torch_device, model, size, steps, load)
+    if as_json:
+        print(json.dumps(figures, indent=2))
+    else:
+        _print(figures)
+    return figures
+
+
+async def _ignore(reply) -> None:
+    pass
+
+
+def _figures(edits, peaks, device, model, size, steps, load) -> dict:
+    names = list(dict.fromkeys(name for edit in edits for name in edit))
+    phases = {name: round(statistics.median(edit.get(name, 0.0) for edit in edits), 2) for name in names}
+    editor_glue = phases.get("editor, all", 0.0) - sum(phases.get(name, 0.0) for name in MODEL_PHASES)
+    engine_glue = phases["whole edit (handle)"] - phases.get("editor, all", 0.0) - sum(
+        phases.get(name, 0.0) for name in ("image store write + fsync", "image store read", "database"))
+    phases["editor glue (scheduler, array to image, resize)"] = round(editor_glue, 2)
+    phases["engine and queue (intake, PNG encodes, threads)"] = round(engine_glue, 2)
+    model_ms = sum(phases.get(name, 0.0) for name in MODEL_PHASES)
+    # intake runs inside handle (timed again alone above); the reply encodes run in the adapters, after it
+    non_model = phases["whole edit (handle)"] - model_ms + phases["reply encode, Telegram"] + phases[
+        "reply encode, Discord"]
+    return {
+        "device": str(device), "model": model, "photo": list(PHOTO_SIZE), "working_size": size, "steps": steps,
+        "edits": len(edits), "machine": load.figures(),
+        "phases_ms": phases, "peak_memory_mib": {name: round(value) for name, value in peaks.items()},
+        "model_ms": round(model_ms, 2), "non_model_ms": round(non_model, 2), "non_model_budget_ms": NON_MODEL_BUDGET_MS,
+    }
+
+
+def _print(figures: dict) -> None:
+    print(f"device {figures['device']} · {figures['model']} · photo {figures['photo'][0]}x{figures['photo'][1]} · "
+          f"working size {figures['working_size']} · {figures['steps']} steps · median of {figures['edits']} edits")
+    print(f"{'phase':<50}{'ms':>10}{'peak MiB':>10}")
+    for name, ms in figures["phases_ms"].items():
+        print(f"{name:<50}{ms:>10.1f}{figures['peak_memory_mib'].get(name, ''):>10}")
+    print(f"model {figures['model_ms']:.1f} ms; everything else {figures['non_model_ms']:.1f} ms "
+          f"(budget {figures['non_model_budget_ms']:g} ms: handle less the model, plus the reply encodes)")
+    if figures["machine"]["warning"]:
+        print(figures["machine"]["warning"], file=sys.stderr)
+
+
+def run_from_args(args: argparse.Namespace) -> dict:
+    return run_pipeline_benchmark(device=args.device, size=args.size or 512, steps=args.steps, edits=args.repeats,
+                                  as_json=args.json)
