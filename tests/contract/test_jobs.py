@@ -10,6 +10,7 @@ import pytest
 
 from bot.distributed.jobs import SqlJobRepository
 from core.domain import ChatKey, EditJob, EditParams
+from core.errors import EDIT_FAILED_ON_OUR_SIDE
 from storage.database import make_engine
 from storage.memory import InMemoryHistoryRepository
 from storage.migrate import upgrade
@@ -163,3 +164,34 @@ def test_undelivered_lists_a_frontends_jobs_until_marked_delivered(jobs, job):
     jobs.mark_delivered("t1")
     assert [record.id for record in jobs.undelivered("telegram")] == ["t2"]
     assert [record.id for record in jobs.undelivered("discord")] == ["d1"]
+
+
+def test_jobs_failed_before_kinds_were_kept_get_the_kind_metrics_gave_them(tmp_path):
+    """Migration 0003_job_failure_kind: rows of 0002 had only their line; "internal" for a failure on our side."""
+    from alembic import command
+
+    from storage.migrate import alembic_config
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    try:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0002")
+        history = SqlHistoryRepository(engine)
+        parent = history.add_node(history.conversation(ALICE).id, None, "a" * 64, None, None, None)
+        with engine.begin() as connection:
+            for job_id, state, error in [("ours", "failed", EDIT_FAILED_ON_OUR_SIDE), ("unsafe", "failed", "Flagged."),
+                                         ("stopped", "cancelled", "Edit cancelled."), ("fine", "done", None)]:
+                connection.exec_driver_sql(
+                    "INSERT INTO jobs (id, conversation_id, person, frontend, parent_id, image_hash, instruction, "
+                    "params, variants, state, attempts, step, total, node_ids, error, delivered, created_at, "
+                    "updated_at) VALUES (?, ?, 'p', 'f', ?, 'a', 'i', '{}', '[]', ?, 1, 0, 0, '[]', ?, 0, "
+                    "'2026-01-01', '2026-01-01')", (job_id, parent.conversation_id, parent.id, state, error))
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+            kinds = dict(connection.exec_driver_sql("SELECT id, failure_kind FROM jobs").all())
+    finally:
+        engine.dispose()
+    assert kinds == {"ours": "internal", "unsafe": "UserError", "stopped": "EditCancelled", "fine": None}
