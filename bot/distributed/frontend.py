@@ -304,7 +304,9 @@ class DistributedQueue(JobQueue):
             return
         if record.state == "done":
             self._observer.edit_succeeded(time.monotonic() - handle.timed_from)
-        elif record.state == "failed" or record.worker is not None:
+        elif record.state == "cancelled" and record.worker is None:
+            return  # cancelled while it waited: not an edit that ran
+        else:
             self._observer.edit_failed(record.failure_kind or INTERNAL_FAILURE)
 
     def _settle(self, handle: DistributedJob, *, result: list[Node] | None = None,
