@@ -14,10 +14,10 @@ from core.config import Settings
 from core.domain import EditParams
 from core.engine import ConversationEngine
 from core.errors import UserError
-from core.jobs import EditRunner
 from core.metrics import EditObserver
-from core.ports import Editor, HistoryRepository, ImageStore
+from core.ports import Editor, HistoryRepository, ImageStore, JobQueue
 from core.queue import EditQueue
+from core.runner import EditRunner
 
 log = logging.getLogger(__name__)
 
@@ -80,17 +80,18 @@ def build_image_store(settings: Settings) -> ImageStore:
 
 
 def build_distributed_queue(settings: Settings, history: HistoryRepository, frontend: str,
-                            observer: EditObserver | None = None):
+                            observer: EditObserver | None = None) -> JobQueue:
     """The queue of a front-end in distributed mode: jobs to `editbot worker` processes through Redis; `observer`
     hears how each of this front-end's jobs ended (metrics), as with the in-process queue."""
     try:
         from redis.asyncio import Redis
 
-        from bot.distributed import DistributedQueue, make_broker
+        from bot.distributed.broker import make_broker
+        from bot.distributed.frontend import DistributedQueue
     except ImportError:
         raise UserError("EDITBOT_MODE=distributed needs taskiq-redis: pip install 'editbot[distributed]'.") from None
+    from bot.distributed.jobs import SqlJobRepository
     from storage.database import make_engine
-    from storage.jobs import SqlJobRepository
 
     options, limits = settings.distributed, settings.limits
     return DistributedQueue(
@@ -121,7 +122,7 @@ def build_engine(
     editor: Editor | None = None,
     storage: tuple[HistoryRepository, ImageStore] | None = None,
     observer: EditObserver | None = None,
-    on_queue: Callable[[EditQueue], None] | None = None,
+    on_queue: Callable[[JobQueue], None] | None = None,
     frontend: str = "editbot",
 ) -> ConversationEngine:
     """Everything the adapters need. Pass `editor` to skip loading the model (tests, demos), `storage` to reuse an
@@ -166,7 +167,7 @@ def bot_service(settings: Settings, *, editor: Editor | None = None,
     service = OpsService(settings.ops, health, metrics, purge=purge)
     service.start()
     try:
-        def watch(queue: EditQueue) -> None:
+        def watch(queue: JobQueue) -> None:
             metrics.watch_queue(queue)
             health.queue = queue
 

@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="distributed mode: load the model once, then run edit jobs from Redis")
     _editor_options(worker)
 
-    from bot.distributed_bench import add_options as add_bench_queue_options
+    from bot.distributed.bench import add_options as add_bench_queue_options
 
     add_bench_queue_options(commands.add_parser(
         "bench-queue", help="distributed queue throughput with 1, 2 and 4 workers (needs Redis)"))
@@ -249,7 +249,7 @@ def bench_command(settings: Settings, args: argparse.Namespace) -> int:
 
 def worker_command(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        from bot.worker import run_worker
+        from bot.distributed.worker import run_worker
     except ImportError:
         raise UserError("editbot worker needs taskiq-redis: pip install 'editbot[distributed]'.") from None
 
@@ -259,7 +259,7 @@ def worker_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def bench_queue_command(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.distributed_bench import run_benchmark
+    from bot.distributed.bench import run_benchmark
 
     if args.jobs < 1 or args.hold <= 0 or min(args.workers) < 1 or args.repeats < 1:
         raise UserError("--jobs, --hold, --workers and --repeats must be positive.")

@@ -18,8 +18,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import ProcessCollector
 
-from core.ports import HistoryRepository
-from core.queue import EditQueue
+from core.ports import HistoryRepository, JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ class EditMetrics:
     def edit_failed(self, kind: str) -> None:
         self.failures.labels(kind=kind).inc()
 
-    def watch_queue(self, queue: EditQueue) -> None:
+    def watch_queue(self, queue: JobQueue) -> None:
         """Read the queue's depth and pause state at each scrape."""
         self.queue_depth.set_function(lambda: queue.depth)
         self.queue_paused.set_function(lambda: float(queue.status.paused))
@@ -80,7 +79,7 @@ class Health:
     def __init__(self) -> None:
         self._model_ready = threading.Event()
         self.history: HistoryRepository | None = None
-        self.queue: EditQueue | None = None
+        self.queue: JobQueue | None = None
 
     def mark_model_ready(self) -> None:
         self._model_ready.set()

@@ -15,8 +15,7 @@ from core.commands import command, parse_whole, unknown_command
 from core.domain import Conversation
 from core.errors import BadParams
 from core.messages import Reply, TextReply
-from core.ports import HistoryRepository
-from core.queue import EditQueue
+from core.ports import HistoryRepository, JobQueue
 
 Send = Callable[[Reply], Awaitable[None]]
 
@@ -28,7 +27,7 @@ USAGE_TOP_MAX = 100
 class AdminCommands:
     """/queue, /usage, /pause and /resume. admin_ids: entries like "telegram:12345" (ChatKey platform:user_id)."""
 
-    def __init__(self, queue: EditQueue, history: HistoryRepository, admin_ids: Iterable[str]) -> None:
+    def __init__(self, queue: JobQueue, history: HistoryRepository, admin_ids: Iterable[str]) -> None:
         self._queue = queue
         self._history = history
         self._admins = frozenset(admin_ids)

@@ -129,7 +129,7 @@ class DistributedSettings(BaseSettings):
     """A job unacknowledged this long, with no progress from its worker, goes to another worker (its worker died)."""
     worker_batch_size: int = Field(1, ge=1, le=16)
     """Jobs a worker reads at once; those sharing working size, steps and scheduler run as one batched call, each
-    still recorded and acknowledged on its own (bot.worker). 1: one job at a time."""
+    still recorded and acknowledged on its own (bot.distributed.worker). 1: one job at a time."""
     image_store: Literal["local", "s3"] = "local"
     """local: files under DATA_DIR (a shared folder when workers run elsewhere); s3: an S3-compatible bucket."""
     s3_endpoint_url: str | None = None

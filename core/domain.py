@@ -113,3 +113,22 @@ class Node:
     seconds: float | None
     created_at: datetime
     visit: int
+
+
+@dataclass(frozen=True)
+class EditJob:
+    """Edit node `parent_id` (whose image is `image_hash`) of a conversation with `instruction` and `params`.
+
+    Plain data, so it can wait in the in-process queue or travel to a worker on another machine.
+    person: who asked ("platform:user"), for per-person limits across chats.
+    variants: when given, render these instead of `params`, in one batched call, and record each as a candidate
+        (a child that does not become the head until adopted): sweeps and variations.
+    """
+
+    conversation_id: int
+    person: str
+    parent_id: int
+    image_hash: str
+    instruction: str
+    params: EditParams
+    variants: tuple[EditParams, ...] = ()

@@ -27,6 +27,7 @@ from core.domain import (
     TEXT_GUIDANCE_RANGE,
     ChatKey,
     Conversation,
+    EditJob,
     EditParams,
     Node,
 )
@@ -36,9 +37,7 @@ from core.images import decode_png, encode_png, load_untrusted
 from core.metrics import log_conversation
 from core import pictures
 from core.messages import Button, ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
-from core.ports import HistoryRepository, ImageStore
-from core.jobs import EditJob
-from core.queue import EditQueue, Position, Step, TrackedJob
+from core.ports import HistoryRepository, ImageStore, JobQueue, Position, Step, TrackedJob
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +101,7 @@ class ConversationEngine:
         self,
         history: HistoryRepository,
         images: ImageStore,
-        queue: EditQueue,
+        queue: JobQueue,
         *,
         intake_limits: dict | None = None,
         defaults: EditParams = EditParams(),

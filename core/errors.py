@@ -27,3 +27,15 @@ class ModelUnavailable(UserError):
 
 class QueueFull(UserError):
     """Too many edits waiting for this person or in total."""
+
+
+EDIT_FAILED_ON_OUR_SIDE = "The edit failed on my side; nothing was changed. Please try again."
+"""What a person is told when their edit hit a bug or a device failure (whichever queue ran it)."""
+
+INTERNAL_FAILURE = "internal"
+
+
+def failure_kind(error: BaseException) -> str:
+    """How an edit's failure is counted (metrics) and kept (the job row): the UserError's class name (EditCancelled,
+    UnsafeImage, ...), or "internal" for a bug or a device failure."""
+    return type(error).__name__ if isinstance(error, UserError) else INTERNAL_FAILURE

@@ -1,22 +1,22 @@
 """The small interfaces the engine needs from the outside world. Storage implements the first two, the editing
-package the third; tests use in-memory fakes. Everything here is synchronous: the engine calls it from worker threads
-so the event loop never waits on a disk, a database or the model.
+package the third; tests use in-memory fakes. Those three are synchronous: the engine calls them from worker threads
+so the event loop never waits on a disk, a database or the model. The fourth, the edit queue, is asynchronous: the
+in-process queue (core.queue) and the distributed front-end's (bot.distributed.frontend) implement it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Protocol
 
 from PIL import Image
 
-from core.domain import ChatKey, Conversation, EditParams, Node
-
-if TYPE_CHECKING:  # core.jobs imports this module
-    from core.jobs import EditJob
+from core.domain import ChatKey, Conversation, EditJob, EditParams, Node
 
 
 class HistoryRepository(Protocol):
@@ -146,68 +146,115 @@ class Editor(Protocol):
         """Edits with equal keys (working size, steps, scheduler) can run together in one `edit_many` call."""
 
 
-JobState = Literal["queued", "running", "done", "failed", "cancelled"]
-FINISHED_STATES: frozenset[str] = frozenset({"done", "failed", "cancelled"})
+@dataclass(frozen=True)
+class Position:
+    """The job waits with `ahead` jobs in front of it (the running one included)."""
+
+    ahead: int
 
 
 @dataclass(frozen=True)
-class JobRecord:
-    """One edit job as the job table holds it (distributed mode): the row is the truth about the job.
-
-    frontend: the front-end that submitted it and delivers its result (re-attached after a restart).
-    worker/heartbeat: who runs it and when it last reported a step; a stale heartbeat lets another worker take over.
-    node_ids: the nodes recorded once done. error: the one human line of a failed or cancelled job.
-    delivered: the outcome reached the front-end.
-    """
-
-    id: str
-    job: EditJob
-    frontend: str
-    state: JobState
-    worker: str | None
-    attempts: int
-    step: int
+class Step:
+    done: int
     total: int
-    node_ids: tuple[int, ...]
-    error: str | None
-    delivered: bool
-    created_at: datetime
-    heartbeat_at: datetime | None
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """What an admin sees: whether an edit runs, how many wait, whether the queue is paused."""
+
+    running: bool
+    waiting: int
+    paused: bool
+
+
+@dataclass(eq=False)
+class TrackedJob:
+    """A job as a front-end follows it, whichever queue runs it: progress (`updates`), then the outcome (`result`:
+    the nodes recorded, or the UserError to show). The queue running it reports through `report`, `succeed`,
+    `fail` and `end`."""
+
+    id: int | str
+    job: EditJob
+    result: asyncio.Future[list[Node]]
+    _events: asyncio.Queue[Position | Step | None] = field(default_factory=asyncio.Queue)
+    _ended: bool = field(default=False, init=False)
 
     @property
-    def finished(self) -> bool:
-        return self.state in FINISHED_STATES
+    def owner(self) -> int:
+        return self.job.conversation_id
+
+    async def updates(self) -> AsyncIterator[Position | Step]:
+        """Progress until the job ends (successfully or not); then await `result`."""
+        while True:
+            event = await self._events.get()
+            if event is None:
+                return
+            yield event
+
+    def report(self, update: Position | Step) -> None:
+        """Queue side: pass on where the job stands. Call from the event loop."""
+        self._events.put_nowait(update)
+
+    def succeed(self, nodes: list[Node]) -> None:
+        """Queue side: the job recorded `nodes`; its updates end. No effect on a job already settled."""
+        if not self.result.done():
+            self.result.set_result(nodes)
+        self.end()
+
+    def fail(self, error: BaseException) -> None:
+        """Queue side: the job ended without a result; its updates end. No effect on a job already settled."""
+        if not self.result.done():
+            self.result.set_exception(error)
+        self.end()
+
+    def end(self) -> None:
+        """Queue side: no more updates (the result is settled, or the queue is closing). Idempotent."""
+        if not self._ended:
+            self._ended = True
+            self._events.put_nowait(None)
 
 
-class JobRepository(Protocol):
-    """Edit jobs of the distributed mode. Every method is one transaction. The job id is the idempotency key: a job
-    delivered twice (a worker died, the broker redelivered) is recorded once."""
+class JobQueue(Protocol):
+    """What the engine needs from an edit queue. Implementations subclass it (so a missing method is an error when
+    the queue is made, not when someone first uses it)."""
 
-    def create(self, job_id: str, job: EditJob, frontend: str) -> JobRecord:
-        """Record a queued job; creating an existing id returns the existing row unchanged."""
+    @abstractmethod
+    async def start(self) -> None:
+        """Start taking jobs (and, for a queue that outlives its process, re-attach the ones not yet delivered)."""
 
-    def get(self, job_id: str) -> JobRecord | None: ...
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop following jobs and release what the queue holds."""
 
-    def claim(self, job_id: str, worker: str, stale_after: float) -> tuple[JobRecord | None, bool]:
-        """Take the job for `worker`: (the row, True) if it was queued, or running with no heartbeat for
-        `stale_after` seconds (its worker died). (row, False) when it is finished or alive elsewhere; (None, False)
-        for an unknown id."""
+    @abstractmethod
+    def submit(self, job: EditJob) -> TrackedJob:
+        """Queue an edit. Raises QueueFull with a line the person can act on."""
 
-    def progress(self, job_id: str, step: int, total: int) -> None:
-        """Record a denoising step; doubles as the running worker's heartbeat."""
+    @abstractmethod
+    def cancel(self, conversation_id: int) -> bool:
+        """Cancel the conversation's waiting or running job. True if there was one."""
 
-    def complete(self, job_id: str, results: Sequence[tuple[str, EditParams, float]]) -> list[Node]:
-        """Record the job's nodes (image digest, params used, seconds each; the images already stored) AND mark the
-        job done, in one transaction. Idempotent: for a job already done, the nodes it recorded, never new ones.
-        Raises ValueError for an unknown job, or one failed or cancelled meanwhile (nothing is recorded)."""
+    @abstractmethod
+    def busy(self, conversation_id: int) -> bool:
+        """Whether the conversation has a job waiting or running."""
 
-    def fail(self, job_id: str, error: str, *, cancelled: bool = False) -> JobRecord | None:
-        """Mark an unfinished job failed (or cancelled) with the line to show; a finished job is left as it is."""
+    @abstractmethod
+    def recovered(self) -> list[TrackedJob]:
+        """Jobs re-attached by start(): submitted before a restart, not yet delivered."""
 
-    def cancel(self, job_id: str) -> JobRecord | None:
-        """Cancel the job if it is still queued (a running one is stopped by its worker). Returns the row."""
+    @property
+    @abstractmethod
+    def depth(self) -> int:
+        """Jobs waiting plus those running (for /healthz and the queue-depth metric)."""
 
-    def mark_delivered(self, job_id: str) -> None: ...
+    @property
+    @abstractmethod
+    def status(self) -> QueueStatus: ...
 
-    def undelivered(self, frontend: str) -> list[JobRecord]:
-        """The front-end's jobs whose outcome it has not delivered yet, oldest first: re-attached on restart."""
+    @abstractmethod
+    def pause(self) -> None:
+        """Admin: start no new job until resume(); running ones finish, waiting ones keep their places."""
+
+    @abstractmethod
+    def resume(self) -> None: ...

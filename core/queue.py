@@ -1,4 +1,4 @@
-"""The job queue in front of the single editor.
+"""The in-process job queue (a core.ports.JobQueue) in front of the single editor.
 
 One edit runs at a time (one model, one GPU), first come first served. A conversation has at most one job running
 or waiting, a person at most `max_waiting_per_person` waiting across their chats, and the queue at most
@@ -6,7 +6,8 @@ or waiting, a person at most `max_waiting_per_person` waiting across their chats
 waiting or running. The model runs in a dedicated thread, so the event loop never blocks on it.
 
 An admin may pause the queue: it then starts no new job (the running one finishes, waiting ones keep their places
-and new ones still queue up) until resumed. An observer (core.metrics.EditObserver) hears how each edit ended.
+and new ones still queue up) until resumed. An observer (core.metrics.EditObserver) hears how each edit ended; a
+failure's kind is core.errors.failure_kind, the one distributed workers keep in the job row.
 """
 
 from __future__ import annotations
@@ -18,64 +19,16 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from core.domain import Node
-from core.errors import EditCancelled, QueueFull, UserError
-from core.jobs import EditJob, EditRunner
+from core.domain import EditJob, Node
+from core.errors import EDIT_FAILED_ON_OUR_SIDE, EditCancelled, QueueFull, UserError, failure_kind
 from core.metrics import EditObserver, NoObserver, log_conversation
+from core.ports import JobQueue, Position, QueueStatus, Step, TrackedJob
+from core.runner import EditRunner
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Position:
-    """The job waits with `ahead` jobs in front of it (the running one included)."""
-
-    ahead: int
-
-
-@dataclass(frozen=True)
-class Step:
-    done: int
-    total: int
-
-
-@dataclass(frozen=True)
-class QueueStatus:
-    """What an admin sees: whether an edit runs, how many wait, whether the queue is paused."""
-
-    running: bool
-    waiting: int
-    paused: bool
-
-
-@dataclass(eq=False)
-class TrackedJob:
-    """A job as a front-end follows it, whichever queue runs it: progress events, then the outcome (the nodes
-    recorded)."""
-
-    id: int | str
-    job: EditJob
-    result: asyncio.Future[list[Node]]
-    _events: asyncio.Queue[Position | Step | None] = field(default_factory=asyncio.Queue)
-
-    @property
-    def owner(self) -> int:
-        return self.job.conversation_id
-
-    async def updates(self) -> AsyncIterator[Position | Step]:
-        """Progress until the job ends (successfully or not); then await `result`."""
-        while True:
-            event = await self._events.get()
-            if event is None:
-                return
-            yield event
-
-    def _emit(self, event: Position | Step | None) -> None:
-        self._events.put_nowait(event)
 
 
 @dataclass(eq=False)
@@ -86,7 +39,9 @@ class QueuedJob(TrackedJob):
     conversation_label: str | None = None  # for the logs: the conversation that asked, as the engine named it
 
 
-class EditQueue:
+class EditQueue(JobQueue):
+    """The in-process queue: this process runs the model, one edit at a time."""
+
     def __init__(
         self,
         runner: EditRunner,
@@ -161,7 +116,7 @@ class EditQueue:
         queued = QueuedJob(next(self._ids), job, asyncio.get_running_loop().create_future(),
                            conversation_label=log_conversation.get())
         self._waiting.append(queued)
-        queued._emit(Position(self._ahead_of(queued)))
+        queued.report(Position(self._ahead_of(queued)))
         self._wakeup.set()
         return queued
 
@@ -187,13 +142,11 @@ class EditQueue:
 
     def _drop(self, job: QueuedJob) -> None:
         self._waiting.remove(job)
-        if not job.result.done():
-            job.result.set_exception(EditCancelled("Edit cancelled."))
-        job._emit(None)
+        job.fail(EditCancelled("Edit cancelled."))
 
     def _announce_positions(self) -> None:
         for job in self._waiting:
-            job._emit(Position(self._ahead_of(job)))
+            job.report(Position(self._ahead_of(job)))
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
@@ -204,10 +157,10 @@ class EditQueue:
                 continue
             job = self._running = self._waiting.popleft()
             self._announce_positions()
-            job._emit(Position(0))
+            job.report(Position(0))
 
             def on_step(done: int, total: int, job: QueuedJob = job) -> None:
-                loop.call_soon_threadsafe(job._emit, Step(done, total))
+                loop.call_soon_threadsafe(job.report, Step(done, total))
 
             # Log lines of this job, here and in the editor thread, name its conversation.
             label = log_conversation.set(job.conversation_label)
@@ -215,20 +168,20 @@ class EditQueue:
             try:
                 in_job_context = contextvars.copy_context().run
                 result = await loop.run_in_executor(self._executor, in_job_context, self._run, job, on_step)
-            except UserError as error:
-                self._observer.edit_failed(type(error).__name__)
-                job.result.set_exception(error)
-            except Exception:  # a bug or a device failure: log it whole, tell the person one line
-                log.exception("edit %s failed", job.id)
-                self._observer.edit_failed("internal")
-                job.result.set_exception(UserError("The edit failed on my side; nothing was changed. Please try again."))
+            except Exception as error:
+                self._observer.edit_failed(failure_kind(error))
+                if isinstance(error, UserError):
+                    job.fail(error)
+                else:  # a bug or a device failure: log it whole, tell the person one line
+                    log.exception("edit %s failed", job.id)
+                    job.fail(UserError(EDIT_FAILED_ON_OUR_SIDE))
             else:
                 self._observer.edit_succeeded(time.perf_counter() - started)
-                job.result.set_result(result)
+                job.succeed(result)
             finally:
                 log_conversation.reset(label)
                 self._running = None
-                job._emit(None)
+                job.end()  # also when the queue closes mid-edit
 
     def _run(self, queued: QueuedJob, on_step) -> list[Node]:
         if queued.cancel_event.is_set():

@@ -92,7 +92,7 @@ class NodeRow(Base):
 
 
 class JobRow(Base):
-    """An edit job of the distributed mode (storage.jobs). Its id, chosen by the front-end, is the idempotency key."""
+    """An edit job of the distributed mode (bot.distributed.jobs). Its id, chosen by the front-end, is the idempotency key."""
 
     __tablename__ = "jobs"
     # The front-end's re-attachment query: its jobs not yet delivered.
@@ -115,6 +115,8 @@ class JobRow(Base):
     total: Mapped[int] = mapped_column(Integer, default=0)
     node_ids: Mapped[list] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    # How a failed or cancelled job's failure is counted (core.errors.failure_kind); NULL while it has not failed.
+    failure_kind: Mapped[str | None] = mapped_column(String(64))
     delivered: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, onupdate=utc_now)

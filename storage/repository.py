@@ -50,13 +50,13 @@ class SqlHistoryRepository:
     def node(self, node_id: int) -> Node | None:
         with self._reads.begin() as session:
             row = session.get(NodeRow, node_id)
-            return None if row is None else _to_node(row)
+            return None if row is None else node_from_row(row)
 
     def children(self, node_id: int) -> list[Node]:
         """Direct children, oldest first."""
         with self._reads.begin() as session:
             rows = session.scalars(select(NodeRow).where(NodeRow.parent_id == node_id).order_by(NodeRow.id))
-            return [_to_node(row) for row in rows]
+            return [node_from_row(row) for row in rows]
 
     def path(self, node_id: int) -> list[Node]:
         """From the root down to this node, inclusive; empty for an unknown node. One recursive query."""
@@ -71,7 +71,7 @@ class SqlHistoryRepository:
         )
         query = select(NodeRow).join(ancestors, NodeRow.id == ancestors.c.id).order_by(ancestors.c.depth.desc())
         with self._reads.begin() as session:
-            return [_to_node(row) for row in session.scalars(query)]
+            return [node_from_row(row) for row in session.scalars(query)]
 
     def add_node(
         self,
@@ -135,7 +135,7 @@ class SqlHistoryRepository:
                     select(NodeRow.id, NodeRow.parent_id, NodeRow.created_at)
                     .where(NodeRow.conversation_id == conversation_id)
                 )
-                doomed = expired_nodes(((row.id, row.parent_id, _as_utc(row.created_at)) for row in rows), cutoff)
+                doomed = expired_nodes(((row.id, row.parent_id, as_utc(row.created_at)) for row in rows), cutoff)
                 if not doomed:
                     continue
                 if conversation.head_id in doomed:
@@ -198,7 +198,7 @@ def insert_node(
     session.flush()  # the node must exist before head_id may point at it
     if make_head:
         conversation.head_id = row.id
-    return _to_node(row)
+    return node_from_row(row)
 
 
 def _find_conversation(session: Session, key: ChatKey) -> ConversationRow | None:
@@ -244,7 +244,7 @@ def _to_conversation(row: ConversationRow) -> Conversation:
     )
 
 
-def _to_node(row: NodeRow) -> Node:
+def node_from_row(row: NodeRow) -> Node:
     params = None
     if row.text_guidance is not None:
         params = EditParams(row.text_guidance, row.image_guidance, row.steps, row.seed, row.scheduler)
@@ -256,11 +256,11 @@ def _to_node(row: NodeRow) -> Node:
         instruction=row.instruction,
         params=params,
         seconds=row.seconds,
-        created_at=_as_utc(row.created_at),
+        created_at=as_utc(row.created_at),
         visit=row.visit,
     )
 
 
-def _as_utc(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes (stored as UTC), PostgreSQL aware ones: return aware UTC either way."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -13,8 +13,8 @@ from sqlalchemy.exc import OperationalError
 
 from core.domain import ChatKey
 from core.engine import ConversationEngine
-from core.jobs import EditRunner
 from core.queue import EditQueue
+from core.runner import EditRunner
 from storage.database import make_engine
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
 from tests.support.chat import Chat

@@ -15,11 +15,12 @@ from bot.discord_adapter import CUSTOM_ID_PREFIX, NOT_ALLOWED, build_client, fit
 from core.admin import AdminCommands
 from core.commands import unknown_command
 from core.config import DiscordSettings, LimitSettings, Settings
-from core.domain import ChatKey
+from core.domain import ChatKey, EditJob
 from core.engine import ConversationEngine
 from core.messages import Incoming, ProgressReply
-from core.jobs import EditJob, EditRunner
-from core.queue import EditQueue, TrackedJob
+from core.ports import TrackedJob
+from core.queue import EditQueue
+from core.runner import EditRunner
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
 from tests.support.chat import photo_bytes
 
@@ -458,8 +459,7 @@ class RecoveringQueue(EditQueue):
     def __init__(self, runner: EditRunner, job: EditJob, nodes: list) -> None:
         super().__init__(runner)
         self._finished = TrackedJob("job-before-restart", job, asyncio.get_running_loop().create_future())
-        self._finished.result.set_result(nodes)
-        self._finished._emit(None)  # no more progress: the job is over
+        self._finished.succeed(nodes)  # over: no more progress
 
     def recovered(self) -> list[TrackedJob]:
         return [self._finished]

@@ -8,13 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.domain import ChatKey, EditParams
-from core.jobs import EditJob
+from bot.distributed.jobs import SqlJobRepository
+from core.domain import ChatKey, EditJob, EditParams
+from core.errors import EDIT_FAILED_ON_OUR_SIDE
 from storage.database import make_engine
-from storage.jobs import InMemoryJobRepository, SqlJobRepository
 from storage.memory import InMemoryHistoryRepository
 from storage.migrate import upgrade
 from storage.repository import SqlHistoryRepository
+from tests.support.fakes import InMemoryJobRepository
 
 ALICE = ChatKey("telegram", "100", "1")
 USED = EditParams(text_guidance=9.0, image_guidance=1.2, steps=3, seed=7)
@@ -126,7 +127,8 @@ def test_a_variants_job_records_candidates_that_do_not_move_the_head(jobs, histo
 
 def test_cancel_stops_a_queued_job_but_leaves_a_running_one_to_its_worker(jobs, history, job):
     jobs.create("queued", job, "telegram")
-    assert jobs.cancel("queued").state == "cancelled"
+    cancelled = jobs.cancel("queued")
+    assert cancelled.state == "cancelled" and cancelled.failure_kind == "EditCancelled"
     with pytest.raises(ValueError):
         jobs.complete("queued", [("b" * 64, USED, 1.0)])
     assert history.children(job.parent_id) == []
@@ -134,19 +136,24 @@ def test_cancel_stops_a_queued_job_but_leaves_a_running_one_to_its_worker(jobs, 
     jobs.create("running", job, "telegram")
     jobs.claim("running", "worker-a", stale_after=60)
     assert jobs.cancel("running").state == "running"
-    failed = jobs.fail("running", "Edit cancelled.", cancelled=True)
-    assert failed.state == "cancelled" and failed.error == "Edit cancelled."
+    failed = jobs.fail("running", "Edit cancelled.", "EditCancelled", cancelled=True)
+    assert failed.state == "cancelled" and failed.error == "Edit cancelled." and failed.failure_kind == "EditCancelled"
     assert jobs.cancel("unknown") is None
 
 
-def test_fail_keeps_the_line_and_never_undoes_a_finished_job(jobs, job):
-    jobs.create("job-1", job, "telegram")
+def test_fail_keeps_the_line_and_the_kind_and_never_undoes_a_finished_job(jobs, job):
+    assert jobs.create("job-1", job, "telegram").failure_kind is None
     jobs.claim("job-1", "worker-a", stale_after=60)
-    assert jobs.fail("job-1", "That result was flagged as unsafe.").state == "failed"
+    failed = jobs.fail("job-1", "That result was flagged as unsafe.", "UnsafeImage")
+    assert (failed.state, failed.error, failed.failure_kind) == ("failed", "That result was flagged as unsafe.",
+                                                                 "UnsafeImage")
+    assert jobs.get("job-1") == failed
+    assert jobs.fail("job-1", "again", "internal").failure_kind == "UnsafeImage"  # the first outcome stands
     jobs.create("job-2", job, "telegram")
     jobs.claim("job-2", "worker-a", stale_after=60)
     jobs.complete("job-2", [("b" * 64, USED, 1.0)])
-    assert jobs.fail("job-2", "too late").state == "done"
+    done = jobs.fail("job-2", "too late", "internal")
+    assert done.state == "done" and done.failure_kind is None
 
 
 def test_undelivered_lists_a_frontends_jobs_until_marked_delivered(jobs, job):
@@ -157,3 +164,34 @@ def test_undelivered_lists_a_frontends_jobs_until_marked_delivered(jobs, job):
     jobs.mark_delivered("t1")
     assert [record.id for record in jobs.undelivered("telegram")] == ["t2"]
     assert [record.id for record in jobs.undelivered("discord")] == ["d1"]
+
+
+def test_jobs_failed_before_kinds_were_kept_get_the_kind_metrics_gave_them(tmp_path):
+    """Migration 0003_job_failure_kind: rows of 0002 had only their line; "internal" for a failure on our side."""
+    from alembic import command
+
+    from storage.migrate import alembic_config
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    try:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0002")
+        history = SqlHistoryRepository(engine)
+        parent = history.add_node(history.conversation(ALICE).id, None, "a" * 64, None, None, None)
+        with engine.begin() as connection:
+            for job_id, state, error in [("ours", "failed", EDIT_FAILED_ON_OUR_SIDE), ("unsafe", "failed", "Flagged."),
+                                         ("stopped", "cancelled", "Edit cancelled."), ("fine", "done", None)]:
+                connection.exec_driver_sql(
+                    "INSERT INTO jobs (id, conversation_id, person, frontend, parent_id, image_hash, instruction, "
+                    "params, variants, state, attempts, step, total, node_ids, error, delivered, created_at, "
+                    "updated_at) VALUES (?, ?, 'p', 'f', ?, 'a', 'i', '{}', '[]', ?, 1, 0, 0, '[]', ?, 0, "
+                    "'2026-01-01', '2026-01-01')", (job_id, parent.conversation_id, parent.id, state, error))
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+            kinds = dict(connection.exec_driver_sql("SELECT id, failure_kind FROM jobs").all())
+    finally:
+        engine.dispose()
+    assert kinds == {"ours": "internal", "unsafe": "UserError", "stopped": "EditCancelled", "fine": None}

@@ -26,9 +26,9 @@ from core.config import OpsSettings, Settings
 from core.domain import ChatKey
 from core.engine import ConversationEngine
 from core.errors import UserError
-from core.jobs import EditRunner
 from core.metrics import log_conversation
 from core.queue import EditQueue
+from core.runner import EditRunner
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
 from tests.support.chat import Chat, images, texts
 from tests.support.fakes import FakeEditor

@@ -14,14 +14,15 @@ from pathlib import Path
 import redis as redis_module
 from redis.asyncio import Redis
 
-from bot.distributed import DistributedQueue, make_broker
-from bot.worker import EditWorker, serve
+from bot.distributed.broker import make_broker
+from bot.distributed.frontend import DistributedQueue
+from bot.distributed.jobs import SqlJobRepository
+from bot.distributed.worker import EditWorker, serve
 from core.domain import ChatKey
 from core.engine import ConversationEngine
-from core.jobs import EditRunner
+from core.runner import EditRunner
 from storage.blobs import FileImageStore
 from storage.database import make_engine
-from storage.jobs import SqlJobRepository
 from storage.repository import SqlHistoryRepository
 from tests.support.fakes import FakeEditor
 
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def worker_main() -> None:
     """Entry point of a worker subprocess: `editbot worker`'s wiring with the fake editor."""
-    from bot.worker import run_worker
+    from bot.distributed.worker import run_worker
     from core.config import Settings
     from tests.support.fakes import FakeEditor
 

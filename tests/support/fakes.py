@@ -1,4 +1,5 @@
-"""Fakes for engine tests: an editor that is fast and deterministic, with the same contract as the real one."""
+"""Fakes of ports that have no in-memory twin in storage.memory: an editor that is fast and deterministic, and the
+distributed mode's job table, each with the same contract as the real one."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import hashlib
 import random
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 
 from PIL import Image, ImageChops
 
-from core.domain import EditParams
+from bot.distributed.jobs import CANCELLED, CANCELLED_KIND, JobRecord, claimable
+from core.domain import EditJob, EditParams, Node
 from core.errors import BadParams, EditCancelled
-from core.ports import EditResult
+from core.ports import EditResult, HistoryRepository
 
 
 class FakeEditor:
@@ -72,3 +77,82 @@ class FakeEditor:
         colour = tuple(hashlib.sha256(key.encode()).digest()[:3])
         tinted = ImageChops.blend(image.convert("RGB"), Image.new("RGB", image.size, colour), 0.5)
         return EditResult(tinted, params, time.perf_counter() - start)
+
+
+class InMemoryJobRepository:
+    """JobRepository (bot.distributed.jobs) over an in-memory history (storage.memory); one lock stands for the
+    transaction."""
+
+    def __init__(self, history: HistoryRepository) -> None:
+        self._history = history
+        self._lock = threading.Lock()
+        self._jobs: dict[str, JobRecord] = {}
+
+    def create(self, job_id: str, job: EditJob, frontend: str) -> JobRecord:
+        with self._lock:
+            if job_id not in self._jobs:
+                self._jobs[job_id] = JobRecord(job_id, job, frontend, "queued", None, 0, 0, 0, (), None, None,
+                                               False, datetime.now(UTC), None)
+            return self._jobs[job_id]
+
+    def get(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def claim(self, job_id: str, worker: str, stale_after: float) -> tuple[JobRecord | None, bool]:
+        with self._lock:
+            record = self._jobs.get(job_id)
+            if record is None or not claimable(record.state, record.heartbeat_at, stale_after):
+                return record, False
+            record = self._jobs[job_id] = replace(record, state="running", worker=worker,
+                                                  attempts=record.attempts + 1, heartbeat_at=datetime.now(UTC))
+            return record, True
+
+    def progress(self, job_id: str, step: int, total: int) -> None:
+        with self._lock:
+            record = self._jobs.get(job_id)
+            if record is not None and record.state == "running":
+                self._jobs[job_id] = replace(record, step=step, total=total, heartbeat_at=datetime.now(UTC))
+
+    def complete(self, job_id: str, results: Sequence[tuple[str, EditParams, float]]) -> list[Node]:
+        with self._lock:
+            record = self._jobs.get(job_id)
+            if record is None:
+                raise ValueError(f"no job {job_id}")
+            if record.state == "done":
+                return [self._history.node(node_id) for node_id in record.node_ids]
+            if record.finished:
+                raise ValueError(f"job {job_id} is {record.state}")
+            job = record.job
+            nodes = [
+                self._history.add_node(job.conversation_id, job.parent_id, digest, job.instruction, params, seconds,
+                                       make_head=not job.variants)
+                for digest, params, seconds in results
+            ]
+            self._jobs[job_id] = replace(record, state="done", node_ids=tuple(node.id for node in nodes))
+            return nodes
+
+    def fail(self, job_id: str, error: str, kind: str, *, cancelled: bool = False) -> JobRecord | None:
+        with self._lock:
+            record = self._jobs.get(job_id)
+            if record is not None and not record.finished:
+                record = self._jobs[job_id] = replace(record, state="cancelled" if cancelled else "failed",
+                                                      error=error, failure_kind=kind)
+            return record
+
+    def cancel(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            record = self._jobs.get(job_id)
+            if record is not None and record.state == "queued":
+                record = self._jobs[job_id] = replace(record, state="cancelled", error=CANCELLED,
+                                                      failure_kind=CANCELLED_KIND)
+            return record
+
+    def mark_delivered(self, job_id: str) -> None:
+        with self._lock:
+            if job_id in self._jobs:
+                self._jobs[job_id] = replace(self._jobs[job_id], delivered=True)
+
+    def undelivered(self, frontend: str) -> list[JobRecord]:
+        with self._lock:
+            return [record for record in self._jobs.values() if record.frontend == frontend and not record.delivered]

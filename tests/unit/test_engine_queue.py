@@ -9,8 +9,8 @@ import pytest
 
 from core.domain import ChatKey
 from core.engine import ConversationEngine
-from core.jobs import EditRunner
 from core.queue import EditQueue
+from core.runner import EditRunner
 from tests.support.chat import Chat, images, progress, texts
 from tests.support.fakes import FakeEditor
 

@@ -8,8 +8,8 @@ import hashlib
 
 from core.domain import ChatKey
 from core.engine import ConversationEngine
-from core.jobs import EditRunner
 from core.queue import EditQueue
+from core.runner import EditRunner
 from storage.blobs import FileImageStore
 from storage.database import make_engine
 from storage.migrate import upgrade

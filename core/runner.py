@@ -1,6 +1,5 @@
-"""What an edit job is, and how one is carried out.
+"""How an edit job (core.domain.EditJob) is carried out.
 
-An `EditJob` is plain data, so it can wait in the in-process queue or travel to a worker on another machine.
 `EditRunner.run` does the whole job in one worker thread: load the parent image, edit it, store the result, record the
 node. The order is what keeps history whole: the image is durable before the row that names it is committed, and the
 node is recorded in one transaction, so a crash or a cancel at any point leaves either the full edit or nothing.
@@ -10,34 +9,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from PIL import Image
 
-from core.domain import EditParams, Node
+from core.domain import EditJob, EditParams, Node
 from core.images import decode_png, encode_png
 from core.ports import Editor, EditResult, HistoryRepository, ImageStore, ProgressCallback
 
 
-@dataclass(frozen=True)
-class EditJob:
-    """Edit node `parent_id` (whose image is `image_hash`) of a conversation with `instruction` and `params`.
-
-    person: who asked ("platform:user"), for per-person limits across chats.
-    variants: when given, render these instead of `params`, in one batched call, and record each as a candidate
-        (a child that does not become the head until adopted): sweeps and variations.
-    """
-
-    conversation_id: int
-    person: str
-    parent_id: int
-    image_hash: str
-    instruction: str
-    params: EditParams
-    variants: tuple[EditParams, ...] = ()
-
-
 class EditRunner:
+    """Renders jobs with the editor, stores their images and records their nodes; shared by both queues."""
+
     def __init__(self, editor: Editor, history: HistoryRepository, images: ImageStore) -> None:
         self.editor = editor
         self.history = history

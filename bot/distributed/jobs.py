@@ -1,4 +1,5 @@
-"""JobRepository (core.ports) on SQLAlchemy, and an in-memory twin for tests: the edit jobs of the distributed mode.
+"""The edit jobs of the distributed mode: the job record, the JobRepository contract, and it on SQLAlchemy (the in-memory
+twin the contract tests also run is tests.support.fakes.InMemoryJobRepository).
 
 The job row is the truth about a job. Its id, chosen by the front-end before anything is queued, is the idempotency
 key: a worker killed mid-edit makes the broker deliver the job again, and `complete` records the nodes and marks the
@@ -7,20 +8,89 @@ job done in one transaction, so a second delivery finds the job done and gets th
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.domain import EditParams, Node
-from core.jobs import EditJob
-from core.ports import FINISHED_STATES, HistoryRepository, JobRecord
+from core.domain import EditJob, EditParams, Node
+from core.errors import EditCancelled
 from storage.database import read_only
 from storage.models import JobRow, NodeRow
-from storage.repository import _as_utc, _to_node, insert_node
+from storage.repository import as_utc, insert_node, node_from_row
+
+JobState = Literal["queued", "running", "done", "failed", "cancelled"]
+FINISHED_STATES: frozenset[str] = frozenset({"done", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One edit job as the job table holds it (distributed mode): the row is the truth about the job.
+
+    frontend: the front-end that submitted it and delivers its result (re-attached after a restart).
+    worker/heartbeat: who runs it and when it last reported a step; a stale heartbeat lets another worker take over.
+    node_ids: the nodes recorded once done. error: the one human line of a failed or cancelled job, failure_kind how
+    its failure is counted (core.errors.failure_kind: EditCancelled, UnsafeImage, ..., or "internal").
+    delivered: the outcome reached the front-end.
+    """
+
+    id: str
+    job: EditJob
+    frontend: str
+    state: JobState
+    worker: str | None
+    attempts: int
+    step: int
+    total: int
+    node_ids: tuple[int, ...]
+    error: str | None
+    failure_kind: str | None
+    delivered: bool
+    created_at: datetime
+    heartbeat_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+
+class JobRepository(Protocol):
+    """Edit jobs of the distributed mode. Every method is one transaction. The job id is the idempotency key: a job
+    delivered twice (a worker died, the broker redelivered) is recorded once."""
+
+    def create(self, job_id: str, job: EditJob, frontend: str) -> JobRecord:
+        """Record a queued job; creating an existing id returns the existing row unchanged."""
+
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+    def claim(self, job_id: str, worker: str, stale_after: float) -> tuple[JobRecord | None, bool]:
+        """Take the job for `worker`: (the row, True) if it was queued, or running with no heartbeat for
+        `stale_after` seconds (its worker died). (row, False) when it is finished or alive elsewhere; (None, False)
+        for an unknown id."""
+
+    def progress(self, job_id: str, step: int, total: int) -> None:
+        """Record a denoising step; doubles as the running worker's heartbeat."""
+
+    def complete(self, job_id: str, results: Sequence[tuple[str, EditParams, float]]) -> list[Node]:
+        """Record the job's nodes (image digest, params used, seconds each; the images already stored) AND mark the
+        job done, in one transaction. Idempotent: for a job already done, the nodes it recorded, never new ones.
+        Raises ValueError for an unknown job, or one failed or cancelled meanwhile (nothing is recorded)."""
+
+    def fail(self, job_id: str, error: str, kind: str, *, cancelled: bool = False) -> JobRecord | None:
+        """Mark an unfinished job failed (or cancelled) with the line to show and the failure's kind; a finished job is
+        left as it is."""
+
+    def cancel(self, job_id: str) -> JobRecord | None:
+        """Cancel the job if it is still queued (a running one is stopped by its worker), its kind EditCancelled.
+        Returns the row."""
+
+    def mark_delivered(self, job_id: str) -> None: ...
+
+    def undelivered(self, frontend: str) -> list[JobRecord]:
+        """The front-end's jobs whose outcome it has not delivered yet, oldest first: re-attached on restart."""
 
 
 class SqlJobRepository:
@@ -67,7 +137,7 @@ class SqlJobRepository:
             row = _lock_job(session, job_id)
             if row is None:
                 return None, False
-            if not _claimable(row.state, row.heartbeat_at and _as_utc(row.heartbeat_at), stale_after):
+            if not claimable(row.state, row.heartbeat_at and as_utc(row.heartbeat_at), stale_after):
                 return _to_record(row), False
             row.state, row.worker, row.attempts, row.heartbeat_at = "running", worker, row.attempts + 1, _now()
             return _to_record(row), True
@@ -86,7 +156,7 @@ class SqlJobRepository:
                 raise ValueError(f"no job {job_id}")
             if row.state == "done":
                 nodes = session.scalars(select(NodeRow).where(NodeRow.id.in_(row.node_ids)))
-                by_id = {node.id: _to_node(node) for node in nodes}
+                by_id = {node.id: node_from_row(node) for node in nodes}
                 return [by_id[node_id] for node_id in row.node_ids]
             if row.state in FINISHED_STATES:
                 raise ValueError(f"job {job_id} is {row.state}")
@@ -99,18 +169,18 @@ class SqlJobRepository:
             row.state, row.node_ids, row.heartbeat_at = "done", [node.id for node in nodes], _now()
             return nodes
 
-    def fail(self, job_id: str, error: str, *, cancelled: bool = False) -> JobRecord | None:
+    def fail(self, job_id: str, error: str, kind: str, *, cancelled: bool = False) -> JobRecord | None:
         with self._writes.begin() as session:
             row = _lock_job(session, job_id)
             if row is not None and row.state not in FINISHED_STATES:
-                row.state, row.error = ("cancelled" if cancelled else "failed"), error
+                row.state, row.error, row.failure_kind = ("cancelled" if cancelled else "failed"), error, kind
             return None if row is None else _to_record(row)
 
     def cancel(self, job_id: str) -> JobRecord | None:
         with self._writes.begin() as session:
             row = _lock_job(session, job_id)
             if row is not None and row.state == "queued":
-                row.state, row.error = "cancelled", CANCELLED
+                row.state, row.error, row.failure_kind = "cancelled", CANCELLED, CANCELLED_KIND
             return None if row is None else _to_record(row)
 
     def mark_delivered(self, job_id: str) -> None:
@@ -129,91 +199,16 @@ class SqlJobRepository:
             return [_to_record(row) for row in session.scalars(query)]
 
 
-class InMemoryJobRepository:
-    """The same contract over an in-memory history (storage.memory); one lock stands for the transaction."""
-
-    def __init__(self, history: HistoryRepository) -> None:
-        self._history = history
-        self._lock = threading.Lock()
-        self._jobs: dict[str, JobRecord] = {}
-
-    def create(self, job_id: str, job: EditJob, frontend: str) -> JobRecord:
-        with self._lock:
-            if job_id not in self._jobs:
-                self._jobs[job_id] = JobRecord(job_id, job, frontend, "queued", None, 0, 0, 0, (), None, False,
-                                               _now(), None)
-            return self._jobs[job_id]
-
-    def get(self, job_id: str) -> JobRecord | None:
-        with self._lock:
-            return self._jobs.get(job_id)
-
-    def claim(self, job_id: str, worker: str, stale_after: float) -> tuple[JobRecord | None, bool]:
-        with self._lock:
-            record = self._jobs.get(job_id)
-            if record is None or not _claimable(record.state, record.heartbeat_at, stale_after):
-                return record, False
-            record = self._jobs[job_id] = replace(record, state="running", worker=worker,
-                                                  attempts=record.attempts + 1, heartbeat_at=_now())
-            return record, True
-
-    def progress(self, job_id: str, step: int, total: int) -> None:
-        with self._lock:
-            record = self._jobs.get(job_id)
-            if record is not None and record.state == "running":
-                self._jobs[job_id] = replace(record, step=step, total=total, heartbeat_at=_now())
-
-    def complete(self, job_id: str, results: Sequence[tuple[str, EditParams, float]]) -> list[Node]:
-        with self._lock:
-            record = self._jobs.get(job_id)
-            if record is None:
-                raise ValueError(f"no job {job_id}")
-            if record.state == "done":
-                return [self._history.node(node_id) for node_id in record.node_ids]
-            if record.finished:
-                raise ValueError(f"job {job_id} is {record.state}")
-            job = record.job
-            nodes = [
-                self._history.add_node(job.conversation_id, job.parent_id, digest, job.instruction, params, seconds,
-                                       make_head=not job.variants)
-                for digest, params, seconds in results
-            ]
-            self._jobs[job_id] = replace(record, state="done", node_ids=tuple(node.id for node in nodes))
-            return nodes
-
-    def fail(self, job_id: str, error: str, *, cancelled: bool = False) -> JobRecord | None:
-        with self._lock:
-            record = self._jobs.get(job_id)
-            if record is not None and not record.finished:
-                record = self._jobs[job_id] = replace(record, state="cancelled" if cancelled else "failed",
-                                                      error=error)
-            return record
-
-    def cancel(self, job_id: str) -> JobRecord | None:
-        with self._lock:
-            record = self._jobs.get(job_id)
-            if record is not None and record.state == "queued":
-                record = self._jobs[job_id] = replace(record, state="cancelled", error=CANCELLED)
-            return record
-
-    def mark_delivered(self, job_id: str) -> None:
-        with self._lock:
-            if job_id in self._jobs:
-                self._jobs[job_id] = replace(self._jobs[job_id], delivered=True)
-
-    def undelivered(self, frontend: str) -> list[JobRecord]:
-        with self._lock:
-            return [record for record in self._jobs.values() if record.frontend == frontend and not record.delivered]
-
-
 CANCELLED = "Edit cancelled."
+CANCELLED_KIND = EditCancelled.__name__
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _claimable(state: str, heartbeat_at: datetime | None, stale_after: float) -> bool:
+def claimable(state: str, heartbeat_at: datetime | None, stale_after: float) -> bool:
+    """Whether a job may be claimed: queued, or running with no heartbeat for `stale_after` seconds."""
     if state == "queued":
         return True
     return state == "running" and (heartbeat_at is None or _now() - heartbeat_at >= timedelta(seconds=stale_after))
@@ -244,7 +239,8 @@ def _to_record(row: JobRow) -> JobRecord:
         total=row.total,
         node_ids=tuple(row.node_ids),
         error=row.error,
+        failure_kind=row.failure_kind,
         delivered=row.delivered,
-        created_at=_as_utc(row.created_at),
-        heartbeat_at=row.heartbeat_at and _as_utc(row.heartbeat_at),
+        created_at=as_utc(row.created_at),
+        heartbeat_at=row.heartbeat_at and as_utc(row.heartbeat_at),
     )

@@ -1,6 +1,6 @@
 """Benchmark of the distributed queue: throughput with 1, 2 and 4 workers, lost and duplicated edits, queue overhead.
 
-    python -m bot.distributed_bench [--jobs 32] [--hold 0.25] [--workers 1 2 4] [--json]
+    python -m bot.distributed.bench [--jobs 32] [--hold 0.25] [--workers 1 2 4] [--json]
     editbot bench-queue [same options] [--repeats 3]
 
 The workers run `editbot worker`'s wiring with an editor stand-in that holds each job for `--hold` seconds (sleeping,
@@ -33,8 +33,7 @@ from pathlib import Path
 from PIL import Image
 
 from core.benchstats import MachineLoad, paired_summary, round_order
-from core.domain import ChatKey, EditParams
-from core.jobs import EditJob
+from core.domain import ChatKey, EditJob, EditParams
 from core.ports import EditResult
 
 STEPS = 4
@@ -62,7 +61,7 @@ class HoldingEditor:
 def _worker_main(hold: float) -> None:
     import redis
 
-    from bot.worker import run_worker
+    from bot.distributed.worker import run_worker
     from core.config import Settings
 
     settings = Settings()
@@ -76,9 +75,9 @@ def _worker_main(hold: float) -> None:
 
 class Bench:
     def __init__(self, database_url: str, data_dir: Path, redis_url: str, hold: float) -> None:
+        from bot.distributed.jobs import SqlJobRepository
         from storage.blobs import FileImageStore
         from storage.database import make_engine
-        from storage.jobs import SqlJobRepository
         from storage.migrate import upgrade
         from storage.repository import SqlHistoryRepository
 
@@ -95,7 +94,7 @@ class Bench:
     def start_workers(self, count: int, queue_name: str) -> list[subprocess.Popen]:
         env = {**os.environ, "EDITBOT_DATA_DIR": str(self.data_dir), "EDITBOT_DATABASE_URL": self.database_url,
                "EDITBOT_REDIS_URL": self.redis_url, "EDITBOT_QUEUE_NAME": queue_name, "EDITBOT_IMAGE_STORE": "local"}
-        command = [sys.executable, "-m", "bot.distributed_bench", "--serve-worker", str(self.hold)]
+        command = [sys.executable, "-m", "bot.distributed.bench", "--serve-worker", str(self.hold)]
         return [subprocess.Popen(command, env=env) for _ in range(count)]
 
     def new_jobs(self, count: int, run: str) -> list[EditJob]:
@@ -114,7 +113,8 @@ class Bench:
     async def run(self, workers: int, job_count: int) -> dict:
         from redis.asyncio import Redis
 
-        from bot.distributed import DistributedQueue, make_broker
+        from bot.distributed.broker import make_broker
+        from bot.distributed.frontend import DistributedQueue
 
         queue_name = f"bench-{uuid.uuid4().hex[:8]}"
         redis = Redis.from_url(self.redis_url)

@@ -1,18 +1,15 @@
-"""The distributed edit queue: front-ends hand jobs to `editbot worker` processes through Taskiq on Redis.
+"""The front-end's edit queue: it hands jobs to `editbot worker` processes through Taskiq on Redis.
 
-`DistributedQueue` has the interface of core.queue.EditQueue (start, close, submit, cancel, busy, depth, and handles
-with `id`, `updates()` and `result`), so the engine does not know which one it has. What travels where:
+`DistributedQueue` is a core.ports.JobQueue, like the in-process core.queue.EditQueue, so the engine does not know
+which one it has. What travels where (the Redis names: bot.distributed.keys):
 
-- the job row (storage.jobs) is the truth: the front-end records it before queueing, workers claim and complete it;
+- the job row (bot.distributed.jobs) is the truth: the front-end records it before queueing, workers claim and complete it;
 - the job id goes through Taskiq's Redis *stream* broker: a delivery is acknowledged only after the job ran, so a job
   whose worker died is delivered again (after `redeliver_seconds`) and the job row makes it count once;
 - queue positions come from a Redis sorted set of waiting jobs; steps, start and end travel on a Redis pub/sub
   channel per front-end; a cancel is a Redis key the worker checks every step;
 - a front-end that restarts re-attaches to its undelivered jobs (`recovered()`), and a slow poll of the job rows
   makes up for any pub/sub message lost while it was away.
-
-Redis keys, all under the `queue_name` prefix P: P:jobs (stream), P:waiting (sorted set), P:events:FRONTEND and
-P:moved (channels), P:cancel:JOB (flags).
 """
 
 from __future__ import annotations
@@ -22,94 +19,20 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
-from taskiq import AckableMessage
 from taskiq.kicker import AsyncKicker
-from taskiq_redis import RedisStreamBroker
 
-from core.domain import Node
-from core.errors import EditCancelled, QueueFull, UserError
-from core.jobs import EditJob
+from bot.distributed.broker import ReclaimingStreamBroker
+from bot.distributed.jobs import JobRecord, JobRepository
+from bot.distributed.keys import CANCEL_FLAG_SECONDS, TASK_NAME, Keys
+from core.domain import EditJob, Node
+from core.errors import EDIT_FAILED_ON_OUR_SIDE, INTERNAL_FAILURE, EditCancelled, QueueFull, UserError
 from core.metrics import EditObserver, NoObserver
-from core.ports import HistoryRepository, JobRecord, JobRepository
-from core.queue import Position, QueueStatus, Step, TrackedJob
+from core.ports import HistoryRepository, JobQueue, Position, QueueStatus, Step, TrackedJob
 
 log = logging.getLogger(__name__)
-
-TASK_NAME = "editbot.edit"
-FAILED_ON_OUR_SIDE = "The edit failed on my side; nothing was changed. Please try again."
-CANCEL_FLAG_SECONDS = 24 * 3600
-
-
-@dataclass(frozen=True)
-class Keys:
-    """The Redis names of one deployment (one `queue_name`)."""
-
-    prefix: str
-
-    @property
-    def stream(self) -> str:
-        return f"{self.prefix}:jobs"
-
-    @property
-    def waiting(self) -> str:
-        return f"{self.prefix}:waiting"
-
-    @property
-    def moved(self) -> str:
-        return f"{self.prefix}:moved"
-
-    def events(self, frontend: str) -> str:
-        return f"{self.prefix}:events:{frontend}"
-
-    def cancel(self, job_id: str) -> str:
-        return f"{self.prefix}:cancel:{job_id}"
-
-    @property
-    def paused(self) -> str:
-        return f"{self.prefix}:paused"
-
-
-class ReclaimingStreamBroker(RedisStreamBroker):
-    """taskiq-redis's stream broker, fetching one message at a time (so an idle worker finds the next job, not a
-    busy one that fetched it early) and reclaiming deliveries left unacknowledged for `idle_timeout` ms by a dead
-    worker on every round: the stock listen() looks for them only after a new message arrived."""
-
-    async def listen(self) -> AsyncIterator[AckableMessage]:
-        async with Redis(connection_pool=self.connection_pool) as redis:
-            while True:
-                _, claimed, *_ = await redis.xautoclaim(
-                    self.queue_name, self.consumer_group_name, self.consumer_name,
-                    min_idle_time=self.idle_timeout, count=1,
-                )
-                fetched = [(self.queue_name, claimed)] if claimed else await redis.xreadgroup(
-                    self.consumer_group_name, self.consumer_name, {self.queue_name: ">"}, block=self.block, count=1,
-                )
-                for stream, messages in fetched or []:
-                    for message_id, fields in messages:
-                        if fields:  # None for an entry trimmed from the stream meanwhile
-                            yield AckableMessage(data=fields[b"data"], ack=self._ack_generator(message_id, stream))
-
-
-def make_broker(redis_url: str, queue_name: str, *, redeliver_seconds: float, consumer_name: str | None = None,
-                broker_class: type[ReclaimingStreamBroker] = ReclaimingStreamBroker) -> ReclaimingStreamBroker:
-    """The broker front-ends kick jobs into and workers listen on. The consumer group starts at the stream's
-    beginning ("0"), so jobs queued before any worker ever started are not skipped. broker_class: a subclass that
-    reads differently (a batching worker's, bot.worker.BatchingStreamBroker)."""
-    idle_ms = int(redeliver_seconds * 1000)
-    return broker_class(
-        redis_url,
-        queue_name=Keys(queue_name).stream,
-        consumer_group_name=f"{queue_name}-workers",
-        consumer_name=consumer_name,
-        consumer_id="0",
-        idle_timeout=idle_ms,
-        xread_block=min(2000, max(100, idle_ms // 2)),
-        xread_count=1,
-    )
 
 
 @dataclass(eq=False)
@@ -124,8 +47,8 @@ class DistributedJob(TrackedJob):
     enqueued: asyncio.Task | None = None
 
 
-class DistributedQueue:
-    """EditQueue's interface over Redis and the job table. One per front-end process; `frontend` names it in the job
+class DistributedQueue(JobQueue):
+    """The JobQueue of a front-end, over Redis and the job table. One per front-end process; `frontend` names it in the job
     table so a restarted process re-attaches to its own jobs. The observer hears how each of its jobs ended, as
     EditQueue's does (see `_observe`)."""
 
@@ -161,7 +84,7 @@ class DistributedQueue:
         self._pubsub = None
         self._paused = False
 
-    # ------------------------------------------------------------------ EditQueue's interface
+    # ------------------------------------------------------------------ JobQueue
 
     async def start(self) -> None:
         """Connect, listen for this front-end's events, then re-attach to its jobs not yet delivered."""
@@ -269,7 +192,7 @@ class DistributedQueue:
             await self._queue(handle, time.time())
         except Exception:
             log.exception("could not queue job %s", handle.id)
-            await self._fail(handle, FAILED_ON_OUR_SIDE)
+            await self._fail(handle, EDIT_FAILED_ON_OUR_SIDE)
 
     async def _queue(self, handle: DistributedJob, since: float) -> None:
         await self._redis.zadd(self._keys.waiting, {handle.id: since}, nx=True)
@@ -287,7 +210,7 @@ class DistributedQueue:
 
     async def _fail(self, handle: DistributedJob, line: str) -> None:
         try:
-            await asyncio.to_thread(self._jobs.fail, handle.id, line)
+            await asyncio.to_thread(self._jobs.fail, handle.id, line, INTERNAL_FAILURE)
         finally:
             await self._resolve(handle)
 
@@ -322,7 +245,7 @@ class DistributedQueue:
         if event["kind"] == "started" and not handle.started:
             self._mark_started(handle)
         elif event["kind"] == "step":
-            handle._emit(Step(event["done"], event["total"]))
+            handle.report(Step(event["done"], event["total"]))
         elif event["kind"] == "finished":
             await self._resolve(handle)
 
@@ -330,7 +253,7 @@ class DistributedQueue:
     def _mark_started(handle: DistributedJob) -> None:
         handle.started = True
         handle.timed_from = time.monotonic()
-        handle._emit(Position(0))
+        handle.report(Position(0))
 
     async def _poll(self) -> None:
         for handle in list(self._handles.values()):
@@ -349,7 +272,7 @@ class DistributedQueue:
         for handle, rank in zip(waiting, ranks):
             if rank is not None and handle.announced != rank + 1 and not handle.started:
                 handle.announced = rank + 1
-                handle._emit(Position(rank + 1))
+                handle.report(Position(rank + 1))
 
     async def _resolve(self, handle: DistributedJob, record: JobRecord | None = None) -> None:
         """If the job row says the job is finished, hand its outcome to the handle and mark it delivered."""
@@ -370,31 +293,28 @@ class DistributedQueue:
         elif record.state == "cancelled":
             self._settle(handle, exception=EditCancelled(record.error or "Edit cancelled."))
         else:
-            self._settle(handle, exception=UserError(record.error or FAILED_ON_OUR_SIDE))
+            self._settle(handle, exception=UserError(record.error or EDIT_FAILED_ON_OUR_SIDE))
 
     def _observe(self, handle: DistributedJob, record: JobRecord) -> None:
         """Tell the observer how a finished job ended, counted as EditQueue counts the edits it runs: a job cancelled
         before any worker took it is not an edit that ran, and one that ended while this front-end was away is left
-        out (it was not seen running). The time is from the start this front-end saw to now. The row keeps a
-        failure's line, not its class, so a refused edit's kind is "UserError" (EditQueue names the class, e.g.
-        UnsafeImage)."""
+        out (it was not seen running). The time is from the start this front-end saw to now; a failure's kind is the
+        one its row keeps (core.errors.failure_kind, as EditQueue reports it)."""
         if handle.timed_from is None:
             return
         if record.state == "done":
             self._observer.edit_succeeded(time.monotonic() - handle.timed_from)
-        elif record.state == "cancelled":
-            if record.worker is not None:
-                self._observer.edit_failed(EditCancelled.__name__)
+        elif record.state == "cancelled" and record.worker is None:
+            return  # cancelled while it waited: not an edit that ran
         else:
-            self._observer.edit_failed("internal" if record.error in (None, FAILED_ON_OUR_SIDE) else UserError.__name__)
+            self._observer.edit_failed(record.failure_kind or INTERNAL_FAILURE)
 
     def _settle(self, handle: DistributedJob, *, result: list[Node] | None = None,
                 exception: BaseException | None = None) -> None:
         if handle.result.done():
             return
-        if exception is not None:
-            handle.result.set_exception(exception)
-        else:
-            handle.result.set_result(result)
         self._handles.pop(handle.id, None)
-        handle._emit(None)
+        if exception is not None:
+            handle.fail(exception)
+        else:
+            handle.succeed(result)

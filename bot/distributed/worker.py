@@ -20,26 +20,24 @@ import os
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import redis
 from PIL import Image
-from redis.asyncio import Redis
-from taskiq import AckableMessage
 from taskiq.acks import AcknowledgeType
 from taskiq.api import run_receiver_task
 
-from bot.distributed import FAILED_ON_OUR_SIDE, TASK_NAME, Keys, ReclaimingStreamBroker, make_broker
-from core.errors import EditCancelled, UserError
-from core.jobs import EditRunner
-from core.ports import JobRecord, JobRepository
+from bot.distributed.broker import BatchingStreamBroker, Deliveries, make_broker
+from bot.distributed.jobs import JobRecord, JobRepository, SqlJobRepository
+from bot.distributed.keys import TASK_NAME, Keys
+from core.errors import EDIT_FAILED_ON_OUR_SIDE, EditCancelled, UserError, failure_kind
+from core.runner import EditRunner
+from storage.database import make_engine
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1.0
 """At most how often a running job's row is touched (its heartbeat)."""
-BATCH_WINDOW_SECONDS = 0.03
-"""A batching worker that got a job waits this long for more to run with it: a small delay next to an edit."""
 
 
 class EditWorker:
@@ -176,10 +174,10 @@ class EditWorker:
     def _fail(self, record: JobRecord, error: BaseException) -> None:
         try:
             if isinstance(error, UserError):
-                self.jobs.fail(record.id, str(error), cancelled=isinstance(error, EditCancelled))
+                self.jobs.fail(record.id, str(error), failure_kind(error), cancelled=isinstance(error, EditCancelled))
             else:
                 log.error("job %s failed", record.id, exc_info=error)
-                self.jobs.fail(record.id, FAILED_ON_OUR_SIDE)
+                self.jobs.fail(record.id, EDIT_FAILED_ON_OUR_SIDE, failure_kind(error))
         finally:
             self._end(record)
 
@@ -233,116 +231,6 @@ class EditWorker:
         self.redis.publish(self.keys.events(record.frontend), json.dumps({"job": record.id, **event}))
 
 
-class Deliveries:
-    """The jobs a batching worker holds: delivered by the broker and not acknowledged yet. The broker reads more
-    only when none are held, so jobs that arrive while a batch runs stay in the stream for idle workers; the jobs of
-    one read run as one `EditWorker.process_batch` once every one of them has reached its task."""
-
-    def __init__(self, worker: EditWorker, size: int) -> None:
-        self.worker = worker
-        self.size = size
-        self.held = 0
-        self._arrived: list[tuple[str, asyncio.Future]] = []
-        self._none_held = asyncio.Event()
-        self._none_held.set()
-        self._batches: set[asyncio.Task] = set()
-
-    def delivered(self, count: int) -> None:
-        """The broker hands over `count` deliveries read together (counted before the first reaches its task)."""
-        self.held += count
-        self._none_held.clear()
-
-    def acknowledged(self) -> None:
-        self.held -= 1
-        if self.held == 0:
-            self._none_held.set()
-        self._start_when_all_arrived()  # a delivery Taskiq acknowledged without running it (malformed) counts too
-
-    async def wait_until_none_held(self) -> None:
-        await self._none_held.wait()
-
-    async def run(self, job_id: str) -> None:
-        """The task body: wait for the job's batch to run."""
-        done = asyncio.get_running_loop().create_future()
-        self._arrived.append((job_id, done))
-        self._start_when_all_arrived()
-        await done
-
-    def _start_when_all_arrived(self) -> None:
-        if not self._arrived or len(self._arrived) < self.held:
-            return
-        batch, self._arrived = self._arrived, []
-        task = asyncio.create_task(asyncio.to_thread(self.worker.process_batch, [job_id for job_id, _ in batch]))
-        self._batches.add(task)
-
-        def settle(task: asyncio.Task) -> None:
-            self._batches.discard(task)
-            for _, done in batch:
-                if done.done():
-                    continue
-                if task.cancelled():
-                    done.cancel()
-                elif task.exception() is not None:
-                    done.set_exception(task.exception())
-                else:
-                    done.set_result(None)
-
-        task.add_done_callback(settle)
-
-
-class BatchingStreamBroker(ReclaimingStreamBroker):
-    """The stream broker of a batching worker: reads only when its `deliveries` hold nothing, then up to
-    `deliveries.size` jobs (deliveries left by a dead worker first), waiting BATCH_WINDOW_SECONDS at most for more
-    once one came. Each delivery's acknowledgement releases it from `deliveries`."""
-
-    deliveries: Deliveries
-
-    async def listen(self) -> AsyncIterator[AckableMessage]:
-        async with Redis(connection_pool=self.connection_pool) as redis_client:
-            while True:
-                await self.deliveries.wait_until_none_held()
-                messages = await self._read(redis_client, self.deliveries.size)
-                if not messages:
-                    continue
-                self.deliveries.delivered(len(messages))
-                for message_id, fields in messages:
-                    yield AckableMessage(data=fields[b"data"], ack=self._releasing_ack(message_id))
-
-    async def _read(self, redis_client: Redis, size: int) -> list[tuple[bytes, dict]]:
-        _, claimed, *_ = await redis_client.xautoclaim(
-            self.queue_name, self.consumer_group_name, self.consumer_name, min_idle_time=self.idle_timeout, count=size,
-        )
-        messages = [(message_id, fields) for message_id, fields in claimed if fields]
-        deadline = None
-        while len(messages) < size:
-            block_ms = self.block
-            if messages:
-                deadline = deadline or time.monotonic() + BATCH_WINDOW_SECONDS
-                block_ms = int((deadline - time.monotonic()) * 1000)
-                if block_ms <= 0:
-                    break
-            fetched = await redis_client.xreadgroup(
-                self.consumer_group_name, self.consumer_name, {self.queue_name: ">"}, block=block_ms,
-                count=size - len(messages),
-            )
-            new = [(message_id, fields) for _, entries in fetched or [] for message_id, fields in entries if fields]
-            if not new and not messages:
-                break  # nothing for a while: reclaim again
-            messages += new
-        return messages
-
-    def _releasing_ack(self, message_id: bytes) -> Callable[[], Awaitable[None]]:
-        ack = self._ack_generator(message_id, self.queue_name)
-
-        async def ack_and_release() -> None:
-            try:
-                await ack()
-            finally:
-                self.deliveries.acknowledged()
-
-        return ack_and_release
-
-
 async def serve(worker: EditWorker, redis_url: str, queue_name: str, redeliver_seconds: float,
                 on_ready: Callable[[], None] | None = None, *, batch_size: int = 1) -> None:
     """Listen for jobs until cancelled, each acknowledged once run: one at a time, or with batch_size > 1 up to that
@@ -355,7 +243,7 @@ async def serve(worker: EditWorker, redis_url: str, queue_name: str, redeliver_s
     else:
         broker = make_broker(redis_url, queue_name, redeliver_seconds=redeliver_seconds, consumer_name=worker.name,
                              broker_class=BatchingStreamBroker)
-        deliveries = broker.deliveries = Deliveries(worker, batch_size)
+        deliveries = broker.deliveries = Deliveries(worker.process_batch, batch_size)
 
         async def edit(job_id: str) -> None:
             await deliveries.run(job_id)
@@ -376,8 +264,6 @@ def run_worker(settings, *, editor=None, on_ready: Callable[[], None] | None = N
     """`editbot worker`: build the editor (the model loads here, once), the storage, and serve until interrupted.
     Pass `editor` to skip loading the model (tests, benchmarks)."""
     from bot.bootstrap import build_editor, build_storage, warm_up
-    from storage.database import make_engine
-    from storage.jobs import SqlJobRepository
 
     options = settings.distributed
     history, images = build_storage(settings)

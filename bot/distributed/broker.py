@@ -1,0 +1,173 @@
+"""Taskiq's Redis stream broker, as front-ends kick job ids into it and workers read them back.
+
+A delivery is acknowledged only after its job ran, so a job whose worker died is delivered again (after
+`redeliver_seconds`), and the job row makes it count once. Two readers: `ReclaimingStreamBroker` (one job at a time)
+and `BatchingStreamBroker` (up to N jobs read together, held in `Deliveries` until they have all run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from redis.asyncio import Redis
+from taskiq import AckableMessage
+from taskiq_redis import RedisStreamBroker
+
+from bot.distributed.keys import Keys
+
+BATCH_WINDOW_SECONDS = 0.03
+"""A batching worker that got a job waits this long for more to run with it: a small delay next to an edit."""
+
+
+class ReclaimingStreamBroker(RedisStreamBroker):
+    """taskiq-redis's stream broker, fetching one message at a time (so an idle worker finds the next job, not a
+    busy one that fetched it early) and reclaiming deliveries left unacknowledged for `idle_timeout` ms by a dead
+    worker on every round: the stock listen() looks for them only after a new message arrived."""
+
+    async def listen(self) -> AsyncIterator[AckableMessage]:
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            while True:
+                _, claimed, *_ = await redis.xautoclaim(
+                    self.queue_name, self.consumer_group_name, self.consumer_name,
+                    min_idle_time=self.idle_timeout, count=1,
+                )
+                fetched = [(self.queue_name, claimed)] if claimed else await redis.xreadgroup(
+                    self.consumer_group_name, self.consumer_name, {self.queue_name: ">"}, block=self.block, count=1,
+                )
+                for stream, messages in fetched or []:
+                    for message_id, fields in messages:
+                        if fields:  # None for an entry trimmed from the stream meanwhile
+                            yield AckableMessage(data=fields[b"data"], ack=self._ack_generator(message_id, stream))
+
+
+def make_broker(redis_url: str, queue_name: str, *, redeliver_seconds: float, consumer_name: str | None = None,
+                broker_class: type[ReclaimingStreamBroker] = ReclaimingStreamBroker) -> ReclaimingStreamBroker:
+    """The broker front-ends kick jobs into and workers listen on. The consumer group starts at the stream's
+    beginning ("0"), so jobs queued before any worker ever started are not skipped. broker_class: a subclass that
+    reads differently (a batching worker's, BatchingStreamBroker)."""
+    idle_ms = int(redeliver_seconds * 1000)
+    return broker_class(
+        redis_url,
+        queue_name=Keys(queue_name).stream,
+        consumer_group_name=f"{queue_name}-workers",
+        consumer_name=consumer_name,
+        consumer_id="0",
+        idle_timeout=idle_ms,
+        xread_block=min(2000, max(100, idle_ms // 2)),
+        xread_count=1,
+    )
+
+
+class Deliveries:
+    """The jobs a batching worker holds: delivered by the broker and not acknowledged yet. The broker reads more
+    only when none are held, so jobs that arrive while a batch runs stay in the stream for idle workers; the jobs of
+    one read run as one `run_batch` call (a worker's `EditWorker.process_batch`, in a thread) once every one of them
+    has reached its task."""
+
+    def __init__(self, run_batch: Callable[[list[str]], None], size: int) -> None:
+        self.run_batch = run_batch
+        self.size = size
+        self.held = 0
+        self._arrived: list[tuple[str, asyncio.Future]] = []
+        self._none_held = asyncio.Event()
+        self._none_held.set()
+        self._batches: set[asyncio.Task] = set()
+
+    def delivered(self, count: int) -> None:
+        """The broker hands over `count` deliveries read together (counted before the first reaches its task)."""
+        self.held += count
+        self._none_held.clear()
+
+    def acknowledged(self) -> None:
+        self.held -= 1
+        if self.held == 0:
+            self._none_held.set()
+        self._start_when_all_arrived()  # a delivery Taskiq acknowledged without running it (malformed) counts too
+
+    async def wait_until_none_held(self) -> None:
+        await self._none_held.wait()
+
+    async def run(self, job_id: str) -> None:
+        """The task body: wait for the job's batch to run."""
+        done = asyncio.get_running_loop().create_future()
+        self._arrived.append((job_id, done))
+        self._start_when_all_arrived()
+        await done
+
+    def _start_when_all_arrived(self) -> None:
+        if not self._arrived or len(self._arrived) < self.held:
+            return
+        batch, self._arrived = self._arrived, []
+        task = asyncio.create_task(asyncio.to_thread(self.run_batch, [job_id for job_id, _ in batch]))
+        self._batches.add(task)
+
+        def settle(task: asyncio.Task) -> None:
+            self._batches.discard(task)
+            for _, done in batch:
+                if done.done():
+                    continue
+                if task.cancelled():
+                    done.cancel()
+                elif task.exception() is not None:
+                    done.set_exception(task.exception())
+                else:
+                    done.set_result(None)
+
+        task.add_done_callback(settle)
+
+
+class BatchingStreamBroker(ReclaimingStreamBroker):
+    """The stream broker of a batching worker: reads only when its `deliveries` hold nothing, then up to
+    `deliveries.size` jobs (deliveries left by a dead worker first), waiting BATCH_WINDOW_SECONDS at most for more
+    once one came. Each delivery's acknowledgement releases it from `deliveries`."""
+
+    deliveries: Deliveries
+
+    async def listen(self) -> AsyncIterator[AckableMessage]:
+        async with Redis(connection_pool=self.connection_pool) as redis_client:
+            while True:
+                await self.deliveries.wait_until_none_held()
+                messages = await self._read(redis_client, self.deliveries.size)
+                if not messages:
+                    continue
+                self.deliveries.delivered(len(messages))
+                for message_id, fields in messages:
+                    yield AckableMessage(data=fields[b"data"], ack=self._releasing_ack(message_id))
+
+    async def _read(self, redis_client: Redis, size: int) -> list[tuple[bytes, dict]]:
+        _, claimed, *_ = await redis_client.xautoclaim(
+            self.queue_name, self.consumer_group_name, self.consumer_name, min_idle_time=self.idle_timeout, count=size,
+        )
+        messages = [(message_id, fields) for message_id, fields in claimed if fields]
+        deadline = None
+        while len(messages) < size:
+            block_ms = self.block
+            if messages:
+                deadline = deadline or time.monotonic() + BATCH_WINDOW_SECONDS
+                block_ms = int((deadline - time.monotonic()) * 1000)
+                if block_ms <= 0:
+                    break
+            fetched = await redis_client.xreadgroup(
+                self.consumer_group_name, self.consumer_name, {self.queue_name: ">"}, block=block_ms,
+                count=size - len(messages),
+            )
+            new = [(message_id, fields) for _, entries in fetched or [] for message_id, fields in entries if fields]
+            if not new and not messages:
+                break  # nothing for a while: reclaim again
+            messages += new
+        return messages
+
+    def _releasing_ack(self, message_id: bytes) -> Callable[[], Awaitable[None]]:
+        ack = self._ack_generator(message_id, self.queue_name)
+
+        async def ack_and_release() -> None:
+            try:
+                await ack()
+            finally:
+                self.deliveries.acknowledged()
+
+        return ack_and_release
+
+

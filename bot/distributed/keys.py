@@ -1,0 +1,45 @@
+"""The names a deployment (one `queue_name`, prefix P) uses in Redis, shared by front-ends and workers:
+
+- P:jobs, the stream of job ids (Taskiq's task TASK_NAME) workers read;
+- P:waiting, a sorted set of the jobs not started yet, by submission time (queue positions);
+- P:events:FRONTEND, the pub/sub channel of a front-end's jobs (started, step, finished), and P:moved, told when a job
+  leaves the waiting set (positions changed);
+- P:cancel:JOB, a flag the running worker checks every step; P:paused, set while an admin paused the queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TASK_NAME = "editbot.edit"
+CANCEL_FLAG_SECONDS = 24 * 3600
+"""A cancel flag outlives any edit, then expires by itself."""
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The Redis names of one deployment (one `queue_name`)."""
+
+    prefix: str
+
+    @property
+    def stream(self) -> str:
+        return f"{self.prefix}:jobs"
+
+    @property
+    def waiting(self) -> str:
+        return f"{self.prefix}:waiting"
+
+    @property
+    def moved(self) -> str:
+        return f"{self.prefix}:moved"
+
+    def events(self, frontend: str) -> str:
+        return f"{self.prefix}:events:{frontend}"
+
+    def cancel(self, job_id: str) -> str:
+        return f"{self.prefix}:cancel:{job_id}"
+
+    @property
+    def paused(self) -> str:
+        return f"{self.prefix}:paused"
