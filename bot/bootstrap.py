@@ -9,10 +9,10 @@ from functools import partial
 
 from PIL import Image
 
-from core.admin import AdminCommands
+from core.conversation.admin import AdminCommands
 from core.config import Settings
 from core.domain import EditParams
-from core.engine import ConversationEngine
+from core.conversation.engine import ConversationEngine
 from core.errors import UserError
 from core.jobs import EditRunner
 from core.metrics import EditObserver

@@ -27,7 +27,7 @@ import discord
 from discord import app_commands
 from PIL import Image
 
-from core.admin import USAGE_DAYS, USAGE_TOP, USAGE_TOP_MAX
+from core.conversation.admin import USAGE_DAYS, USAGE_TOP, USAGE_TOP_MAX
 from core.config import Settings
 from core.domain import IMAGE_GUIDANCE_RANGE, SEED_RANGE, STEPS_RANGE, TEXT_GUIDANCE_RANGE, ChatKey, EditParams
 from core.errors import BadImage, UserError
@@ -35,7 +35,7 @@ from core.images import encode_for_upload
 from core.messages import Button, ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
 
 if TYPE_CHECKING:
-    from core.engine import ConversationEngine
+    from core.conversation.engine import ConversationEngine
 
 log = logging.getLogger(__name__)
 

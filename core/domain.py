@@ -30,6 +30,11 @@ class ChatKey:
     def __str__(self) -> str:
         return f"{self.platform}:{self.chat_id}:{self.user_id}"
 
+    @property
+    def person(self) -> str:
+        """The person across their chats on one platform, "platform:user_id": for fairness, usage and admin lists."""
+        return f"{self.platform}:{self.user_id}"
+
 
 @dataclass(frozen=True)
 class EditParams:

@@ -59,6 +59,20 @@ class HistoryRepository(Protocol):
 
     def save_settings(self, conversation_id: int, settings: EditParams) -> Conversation: ...
 
+    def save_offer(self, conversation_id: int, node_ids: Sequence[int]) -> None:
+        """Remember the cells of the grid just offered (/sweep, /variations), in order, for /pick N. Raises
+        ValueError if a cell belongs to another conversation."""
+
+    def offer(self, conversation_id: int) -> list[int]:
+        """The cells of the last grid offered; empty if none."""
+
+    def hold_back(self, conversation_id: int, parent_id: int, instruction: str) -> None:
+        """Keep an instruction a hint held back, with the node it was meant for, for /anyway (replacing any
+        earlier one). Raises ValueError if the node belongs to another conversation."""
+
+    def take_held_back(self, conversation_id: int) -> tuple[int, str] | None:
+        """The held-back (parent id, instruction), forgotten as it is returned; None if there is none."""
+
     def referenced_images(self) -> set[str]:
         """Every image hash some node refers to, for the image store's sweep."""
 

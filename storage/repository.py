@@ -8,6 +8,7 @@ hand out the same visit number or lose a head move.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, delete, func, literal, select
@@ -115,6 +116,35 @@ class SqlHistoryRepository:
             conversation.scheduler = settings.scheduler
             return _to_conversation(conversation)
 
+    def save_offer(self, conversation_id: int, node_ids: Sequence[int]) -> None:
+        """Remember the cells of the grid just offered, in order (replacing the previous grid)."""
+        with self._writes.begin() as session:
+            conversation = _lock_conversation(session, conversation_id)
+            for node_id in node_ids:
+                _own_node(session, conversation_id, node_id, "cell")
+            conversation.offer = list(node_ids)
+
+    def offer(self, conversation_id: int) -> list[int]:
+        """The cells of the last grid offered; empty if none (or an unknown conversation)."""
+        with self._reads.begin() as session:
+            row = session.get(ConversationRow, conversation_id)
+            return list(row.offer or []) if row is not None else []
+
+    def hold_back(self, conversation_id: int, parent_id: int, instruction: str) -> None:
+        """Keep an instruction a hint held back, with the node it was for, until take_held_back."""
+        with self._writes.begin() as session:
+            conversation = _lock_conversation(session, conversation_id)
+            _own_node(session, conversation_id, parent_id, "parent")
+            conversation.held_parent_id, conversation.held_instruction = parent_id, instruction
+
+    def take_held_back(self, conversation_id: int) -> tuple[int, str] | None:
+        """The held-back (parent id, instruction), forgotten as it is returned; None if there is none."""
+        with self._writes.begin() as session:
+            conversation = _lock_conversation(session, conversation_id)
+            held = conversation.held_parent_id, conversation.held_instruction
+            conversation.held_parent_id = conversation.held_instruction = None
+            return None if held[1] is None else held
+
     def referenced_images(self) -> set[str]:
         """Every image hash some node refers to, for the image store's sweep."""
         with self._reads.begin() as session:
@@ -141,6 +171,10 @@ class SqlHistoryRepository:
                 if conversation.head_id in doomed:
                     conversation.head_id = None
                     session.flush()  # the head must let go before its node is deleted
+                if set(conversation.offer or ()) & doomed:
+                    conversation.offer = None
+                if conversation.held_parent_id in doomed:
+                    conversation.held_parent_id = conversation.held_instruction = None
                 # Whole trees in one statement: the parent links are checked once it has run.
                 session.execute(
                     delete(NodeRow).where(NodeRow.id.in_(doomed)).execution_options(synchronize_session=False)
@@ -150,7 +184,7 @@ class SqlHistoryRepository:
 
     def edit_counts(self, since: datetime, limit: int) -> list[tuple[str, int]]:
         """People ("platform:user_id") by the edits they made since `since`, most first, at most limit."""
-        person = ConversationRow.platform + ":" + ConversationRow.user_id
+        person = ConversationRow.platform + ":" + ConversationRow.user_id  # ChatKey.person, in SQL
         edits = func.count(NodeRow.id)
         query = (
             select(person, edits)

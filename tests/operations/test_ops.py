@@ -24,7 +24,7 @@ from bot.ops import OpsService, PurgeResult, backup_sqlite, purge_history
 from bot.ops_http import EditMetrics, Health, make_app
 from core.config import OpsSettings, Settings
 from core.domain import ChatKey
-from core.engine import ConversationEngine
+from core.conversation.engine import ConversationEngine
 from core.errors import UserError
 from core.jobs import EditRunner
 from core.metrics import log_conversation

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from bot.distributed import DistributedQueue, make_broker
 from bot.worker import EditWorker, serve
 from core.domain import ChatKey
-from core.engine import ConversationEngine
+from core.conversation.engine import ConversationEngine
 from core.jobs import EditRunner
 from storage.blobs import FileImageStore
 from storage.database import make_engine
