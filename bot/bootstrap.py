@@ -146,7 +146,8 @@ def build_engine(
     if on_queue is not None:
         on_queue(queue)
     admin = AdminCommands(queue, history, settings.ops.admin_ids)
-    return ConversationEngine(history, images, queue, intake_limits=limits.intake, command_groups=[admin])
+    return ConversationEngine(history, images, queue, intake_limits=limits.intake, command_groups=[admin],
+                              model=settings.editor.model)
 
 
 @contextmanager
