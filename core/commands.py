@@ -17,7 +17,7 @@ import inspect
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.errors import BadParams, UserError
 
@@ -46,21 +46,26 @@ class Arg:
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
     default: object = REQUIRED
     words: tuple[tuple[str, object], ...] = ()
+    upper: str | None = None
+    """The name of an async method of the command's group that gives the highest value for one conversation
+    (e.g. the last step of /history); `high` stays the most any conversation allows (Discord's limit)."""
 
     @classmethod
     def whole(cls, name: str, low: int, high: int, help: str, *, default: object = REQUIRED, usage: str = "N",
-              words: tuple[tuple[str, object], ...] = ()) -> Arg:
-        return cls(name, int, help, usage, low, high, default=default, words=words)
+              words: tuple[tuple[str, object], ...] = (), upper: str | None = None) -> Arg:
+        return cls(name, int, help, usage, low, high, default=default, words=words, upper=upper)
 
     @classmethod
     def number(cls, name: str, low: float, high: float, help: str, *, usage: str = "X") -> Arg:
         return cls(name, float, help, usage, low, high)
 
     @classmethod
-    def choice(cls, name: str, choices: tuple[str, ...], help: str) -> Arg:
-        return cls(name, str, help, "|".join(choices), choices=choices)
+    def choice(cls, name: str, choices: tuple[str, ...], help: str, labels: tuple[str, ...] = ()) -> Arg:
+        """labels: what each choice means, in the same order (Discord shows them; refusals name them)."""
+        return cls(name, str, help, "|".join(choices), choices=choices, labels=labels)
 
     @property
     def required(self) -> bool:
@@ -70,8 +75,8 @@ class Arg:
     def allowed(self) -> str:
         """What a person may give, in words: 'from 1 to 20', 'h or v'."""
         if self.kind is str:
-            return " or ".join([", ".join(self.choices[:-1]), self.choices[-1]] if len(self.choices) > 1
-                               else self.choices)
+            named = [f"{choice} ({label})" for choice, label in zip(self.choices, self.labels)] or list(self.choices)
+            return " or ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
         text = f"from {self.low:g} to {self.high:g}"
         return text + "".join(f", or '{word}'" for word, _ in self.words)
 
@@ -117,6 +122,15 @@ class CommandInfo:
     def usage(self) -> str:
         parts = [arg.usage if arg.required else f"[{arg.usage}]" for arg in self.args]
         return " ".join([f"/{self.name}", *parts])
+
+    async def narrowed(self, group: object, conversation: object) -> CommandInfo:
+        """This command with each `upper` bound asked of its group for this conversation."""
+        args = []
+        for arg in self.args:
+            if arg.upper is not None:
+                arg = replace(arg, high=min(arg.high, await getattr(group, arg.upper)(conversation)))
+            args.append(arg)
+        return replace(self, args=tuple(args))
 
     def parse_args(self, text: str) -> dict[str, object]:
         """The handler's keyword arguments from the text after the command name. A command without arguments

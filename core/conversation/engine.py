@@ -172,8 +172,10 @@ class ConversationEngine:
             raise unknown_command(name)
         info, handler = entry
         conversation = await self._conversation(incoming)
-        if not handler.__self__.admits(conversation):  # the same answer as an unknown command, before any parsing
+        group = handler.__self__
+        if not group.admits(conversation):  # the same answer as an unknown command, before any parsing
             raise unknown_command(name)
+        info = await info.narrowed(group, conversation)
         await handler(conversation, send, **info.parse_args(args))
 
     async def _press(self, incoming: Incoming, send: Send) -> None:

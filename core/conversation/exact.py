@@ -46,7 +46,8 @@ class ExactEdits(CommandGroup):
         """Rotate the image clockwise, exactly (no model)."""
         await exact_edit(self.core, conversation, await self.core.head(conversation), f"rotate {angle}", send)
 
-    @command("flip", Arg.choice("direction", ("h", "v"), "h: left to right, v: top to bottom"))
+    @command("flip", Arg.choice("direction", ("h", "v"), "Which way to mirror",
+                                     labels=("left to right", "top to bottom")))
     async def flip_command(self, conversation: Conversation, send: Send, direction: str) -> None:
         """Mirror the image left to right (h) or top to bottom (v), exactly."""
         await exact_edit(self.core, conversation, await self.core.head(conversation), f"flip {direction}", send)

@@ -10,7 +10,7 @@ from core.commands import Arg, button, command
 from core.conversation.edits import CommandGroup, caption, clamp, is_exact_edit, is_model_edit, short
 from core.conversation.exact import exact_edit
 from core.domain import IMAGE_GUIDANCE_RANGE, TEXT_GUIDANCE_RANGE, Conversation, EditParams, Node
-from core.errors import BadParams, UserError
+from core.errors import UserError
 from core.hints import instruction_problem
 from core.images import encode_png
 from core.jobs import EditJob
@@ -93,15 +93,17 @@ class Grids(CommandGroup):
         await send(ImageReply(await in_image_thread(draw), f"{title}\nPick one with the buttons or /pick N.",
                               head.id, buttons, kind="grid"))
 
-    @command("pick", Arg.whole("n", 1, MAX_CELLS, "The cell number on the grid"))
+    @command("pick", Arg.whole("n", 1, MAX_CELLS, "The cell number on the grid", upper="cells"))
     async def pick_command(self, conversation: Conversation, send: Send, n: int) -> None:
         """Adopt cell N of your last /sweep or /variations."""
         offer = await in_thread(self.core.history.offer, conversation.id)
+        await self.pick_button(conversation, await in_thread(self.core.history.node, offer[n - 1]), send)
+
+    async def cells(self, conversation: Conversation) -> int:
+        offer = await in_thread(self.core.history.offer, conversation.id)
         if not offer:
             raise UserError("Nothing to pick from: use /sweep or /variations first (or the buttons under a grid).")
-        if n > len(offer):
-            raise BadParams(f"/pick needs a whole number: from 1 to {len(offer)}.")
-        await self.pick_button(conversation, await in_thread(self.core.history.node, offer[n - 1]), send)
+        return len(offer)
 
     @button("pick", "Pick")
     async def pick_button(self, conversation: Conversation, node: Node, send: Send) -> None:

@@ -8,7 +8,7 @@ from core import pictures
 from core.commands import Arg, button, command
 from core.conversation.edits import CommandGroup, caption, short
 from core.domain import Conversation, Node
-from core.errors import BadParams, UserError
+from core.errors import UserError
 from core.images import encode_png
 from core.messages import ImageReply, Send, TextReply
 from core.offload import in_image_thread, in_thread
@@ -95,14 +95,15 @@ class Navigation(CommandGroup):
 
         return await in_image_thread(draw)
 
-    @command("goto", Arg.whole("n", 0, GOTO_MAX, "The step number, as listed by /history"))
+    @command("goto", Arg.whole("n", 0, GOTO_MAX, "The step number, as listed by /history", upper="last_step"))
     async def goto_command(self, conversation: Conversation, send: Send, n: int) -> None:
         """Jump to step N of /history."""
         line = await self.core.line(conversation)
-        if n >= len(line):
-            raise BadParams(f"/goto needs a step from 0 to {len(line) - 1}, as numbered in /history.")
         node = await self.core.move(conversation, line[n].id)
         await send(await self.core.show(node, f"Step {n}: {caption(node)}"))
+
+    async def last_step(self, conversation: Conversation) -> int:
+        return len(await self.core.line(conversation)) - 1
 
     @command("retry")
     async def retry_command(self, conversation: Conversation, send: Send) -> None:
