@@ -289,6 +289,40 @@ class TestHistoryRepositoryContract:
         assert repo.purge_before(cutoff) == 0
         assert repo.node(root.id) == root and repo.conversation(ALICE).head_id == root.id
 
+    def test_the_last_grid_offered_is_kept_per_conversation_and_replaced_by_the_next(self, repo):
+        alice, bob = repo.conversation(ALICE), repo.conversation(BOB)
+        root = repo.add_node(alice.id, None, "r" * 64, None, None, None)
+        cells = [repo.add_node(alice.id, root.id, f"{n}" * 64, "x", USED, 1.0, make_head=False).id for n in range(3)]
+        assert repo.offer(alice.id) == []
+        repo.save_offer(alice.id, cells)
+        assert repo.offer(alice.id) == cells and repo.offer(bob.id) == []
+        repo.save_offer(alice.id, cells[:1])
+        assert repo.offer(alice.id) == cells[:1]
+        with pytest.raises(ValueError):  # bob may not be offered alice's cells
+            repo.save_offer(bob.id, cells)
+        assert repo.offer(bob.id) == []
+
+    def test_a_held_back_instruction_is_given_once(self, repo):
+        alice, bob = repo.conversation(ALICE), repo.conversation(BOB)
+        root = repo.add_node(alice.id, None, "r" * 64, None, None, None)
+        assert repo.take_held_back(alice.id) is None
+        repo.hold_back(alice.id, root.id, "mach es nachts")
+        repo.hold_back(alice.id, root.id, "rends-le nocturne")  # the newest replaces the older
+        with pytest.raises(ValueError):
+            repo.hold_back(bob.id, root.id, "not bob's node")
+        assert repo.take_held_back(bob.id) is None
+        assert repo.take_held_back(alice.id) == (root.id, "rends-le nocturne")
+        assert repo.take_held_back(alice.id) is None
+
+    def test_purge_forgets_the_grid_and_held_back_instruction_of_a_deleted_tree(self, repo):
+        alice = repo.conversation(ALICE)
+        root = repo.add_node(alice.id, None, "r" * 64, None, None, None)
+        cell = repo.add_node(alice.id, root.id, "c" * 64, "x", USED, 1.0, make_head=False)
+        repo.save_offer(alice.id, [cell.id])
+        repo.hold_back(alice.id, root.id, "too long")
+        repo.purge_before(_a_moment_between())
+        assert repo.offer(alice.id) == [] and repo.take_held_back(alice.id) is None
+
     def test_edit_counts_are_per_person_across_chats_since_a_moment(self, repo):
         def edits(key: ChatKey, count: int) -> None:
             conversation = repo.conversation(key)
