@@ -1,6 +1,7 @@
-"""The small interfaces the engine needs from the outside world. Storage implements the first two, the editing
-package the third; tests use in-memory fakes. Everything here is synchronous: the engine calls it from worker threads
-so the event loop never waits on a disk, a database or the model.
+"""The small interfaces core/ needs from the outside world: the edit history and the image store (storage/ implements
+them), the editor (core/editing/ implements it), and the job table of the distributed mode (JobRecord,
+JobRepository). Tests use in-memory fakes. Everything here is synchronous: the engine calls the history and the
+image store through core/offload.py, so the event loop never waits on a disk, a database or the model.
 """
 
 from __future__ import annotations
