@@ -505,7 +505,8 @@ def engine_command(client: EditBotClient, info: CommandInfo) -> app_commands.Com
     async def callback(interaction: discord.Interaction, **values: Any) -> None:
         words = []
         for arg in info.args:
-            value = arg.choices[0] if len(arg.choices) == 1 else getattr(values.get(arg.name), "value", values.get(arg.name))
+            value = values.get(arg.name)
+            value = arg.choices[0] if len(arg.choices) == 1 else getattr(value, "value", value)  # a Choice's value
             if value is None and arg.words:
                 value = arg.words[0][0]
             if value is not None:

@@ -101,6 +101,23 @@ class Conversation:
 
 
 @dataclass(frozen=True)
+class NewNode:
+    """What HistoryRepository.add_node records: a photo someone sent (no parent, no instruction), an exact edit
+    (instruction, no params) or a model edit (instruction, the params and seed used, the seconds it took).
+
+    make_head=False records a candidate (a sweep cell, a variation): not visited until someone adopts it.
+    """
+
+    conversation_id: int
+    parent_id: int | None
+    image_hash: str
+    instruction: str | None = None
+    params: EditParams | None = None
+    seconds: float | None = None
+    make_head: bool = True
+
+
+@dataclass(frozen=True)
 class Node:
     """One image in the edit tree. A photo someone sent is a root (no parent, no instruction); an edit is a
     child of the node it edited and records the parameters and seed actually used.

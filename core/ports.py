@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from PIL import Image
 
-from core.domain import ChatKey, Conversation, EditParams, Node
+from core.domain import ChatKey, Conversation, EditParams, NewNode, Node
 
 if TYPE_CHECKING:  # core.jobs imports this module
     from core.jobs import EditJob
@@ -36,20 +36,11 @@ class HistoryRepository(Protocol):
     def path(self, node_id: int) -> list[Node]:
         """From the root down to this node, inclusive."""
 
-    def add_node(
-        self,
-        conversation_id: int,
-        parent_id: int | None,
-        image_hash: str,
-        instruction: str | None,
-        params: EditParams | None,
-        seconds: float | None,
-        make_head: bool = True,
-    ) -> Node:
+    def add_node(self, new: NewNode) -> Node:
         """Record a node and make it the head, in one transaction. The image must already be in the store.
 
-        make_head=False records a candidate (a sweep cell, a variation): a child that is not visited (visit 0) until
-        someone adopts it with move_head. Raises ValueError if the parent belongs to another conversation.
+        new.make_head=False records a candidate (a sweep cell, a variation): a child that is not visited (visit 0)
+        until someone adopts it with move_head. Raises ValueError if the parent belongs to another conversation.
         """
 
     def move_head(self, conversation_id: int, node_id: int | None) -> Conversation:

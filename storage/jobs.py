@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.domain import EditParams, Node
+from core.domain import EditParams, NewNode, Node
 from core.jobs import EditJob
 from core.ports import FINISHED_STATES, HistoryRepository, JobRecord
 from storage.database import read_only
@@ -92,8 +92,8 @@ class SqlJobRepository:
                 raise ValueError(f"job {job_id} is {row.state}")
             candidates = bool(row.variants)
             nodes = [
-                insert_node(session, row.conversation_id, row.parent_id, digest, row.instruction, params, seconds,
-                            make_head=not candidates)
+                insert_node(session, NewNode(row.conversation_id, row.parent_id, digest, row.instruction, params,
+                                             seconds, make_head=not candidates))
                 for digest, params, seconds in results
             ]
             row.state, row.node_ids, row.heartbeat_at = "done", [node.id for node in nodes], _now()
@@ -174,8 +174,8 @@ class InMemoryJobRepository:
                 raise ValueError(f"job {job_id} is {record.state}")
             job = record.job
             nodes = [
-                self._history.add_node(job.conversation_id, job.parent_id, digest, job.instruction, params, seconds,
-                                       make_head=not job.variants)
+                self._history.add_node(NewNode(job.conversation_id, job.parent_id, digest, job.instruction, params,
+                                               seconds, make_head=not job.variants))
                 for digest, params, seconds in results
             ]
             self._jobs[job_id] = replace(record, state="done", node_ids=tuple(node.id for node in nodes))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from core.domain import ChatKey, Conversation, EditParams, Node
+from core.domain import ChatKey, Conversation, EditParams, NewNode, Node
 from storage.retention import expired_nodes
 
 
@@ -69,40 +69,31 @@ class InMemoryHistoryRepository:
             path.reverse()
             return path
 
-    def add_node(
-        self,
-        conversation_id: int,
-        parent_id: int | None,
-        image_hash: str,
-        instruction: str | None,
-        params: EditParams | None,
-        seconds: float | None,
-        make_head: bool = True,
-    ) -> Node:
-        """Record a node and (unless make_head=False) make it the head.
+    def add_node(self, new: NewNode) -> Node:
+        """Record a node and (unless new.make_head is False) make it the head.
 
         ValueError for an unknown conversation or a foreign parent."""
         with self._lock:
-            self._require_conversation(conversation_id)
-            if parent_id is not None:
-                self._require_own_node(conversation_id, parent_id, "parent")
-            visit = self._next_visit(conversation_id) if make_head else 0
+            self._require_conversation(new.conversation_id)
+            if new.parent_id is not None:
+                self._require_own_node(new.conversation_id, new.parent_id, "parent")
+            visit = self._next_visit(new.conversation_id) if new.make_head else 0
             node = Node(
                 id=next(self._node_ids),
-                conversation_id=conversation_id,
-                parent_id=parent_id,
-                image_hash=image_hash,
-                instruction=instruction,
-                params=params,
-                seconds=seconds,
+                conversation_id=new.conversation_id,
+                parent_id=new.parent_id,
+                image_hash=new.image_hash,
+                instruction=new.instruction,
+                params=new.params,
+                seconds=new.seconds,
                 created_at=datetime.now(UTC),
                 visit=visit,
             )
             self._nodes[node.id] = node
-            if parent_id is not None:
-                self._children.setdefault(parent_id, []).append(node.id)
-            if make_head:
-                self._set_head(conversation_id, node.id)
+            if new.parent_id is not None:
+                self._children.setdefault(new.parent_id, []).append(node.id)
+            if new.make_head:
+                self._set_head(new.conversation_id, node.id)
             return node
 
     def move_head(self, conversation_id: int, node_id: int | None) -> Conversation:

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, delete, func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from core.domain import ChatKey, Conversation, EditParams, Node
+from core.domain import ChatKey, Conversation, EditParams, NewNode, Node
 from storage.database import read_only
 from storage.models import ConversationRow, NodeRow
 from storage.retention import expired_nodes
@@ -74,21 +74,12 @@ class SqlHistoryRepository:
         with self._reads.begin() as session:
             return [_to_node(row) for row in session.scalars(query)]
 
-    def add_node(
-        self,
-        conversation_id: int,
-        parent_id: int | None,
-        image_hash: str,
-        instruction: str | None,
-        params: EditParams | None,
-        seconds: float | None,
-        make_head: bool = True,
-    ) -> Node:
+    def add_node(self, new: NewNode) -> Node:
         """Record a node and (unless make_head=False) make it the head.
 
         ValueError for an unknown conversation or a foreign parent."""
         with self._writes.begin() as session:
-            return insert_node(session, conversation_id, parent_id, image_hash, instruction, params, seconds, make_head)
+            return insert_node(session, new)
 
     def move_head(self, conversation_id: int, node_id: int | None) -> Conversation:
         """Make node_id the head (None: no current image) and raise its visit counter.
@@ -198,31 +189,22 @@ class SqlHistoryRepository:
             return [(name, count) for name, count in session.execute(query)]
 
 
-def insert_node(
-    session: Session,
-    conversation_id: int,
-    parent_id: int | None,
-    image_hash: str,
-    instruction: str | None,
-    params: EditParams | None,
-    seconds: float | None,
-    make_head: bool = True,
-) -> Node:
+def insert_node(session: Session, new: NewNode) -> Node:
     """add_node's work inside the caller's transaction, so other writes (the job table's) can commit with it."""
-    conversation = _lock_conversation(session, conversation_id)
-    if parent_id is not None:
-        _own_node(session, conversation_id, parent_id, "parent")
-    if make_head:
+    conversation = _lock_conversation(session, new.conversation_id)
+    if new.parent_id is not None:
+        _own_node(session, new.conversation_id, new.parent_id, "parent")
+    if new.make_head:
         conversation.visit_counter += 1
     row = NodeRow(
-        conversation_id=conversation_id,
-        parent_id=parent_id,
-        image_hash=image_hash,
-        instruction=instruction,
-        seconds=seconds,
-        visit=conversation.visit_counter if make_head else 0,
+        conversation_id=new.conversation_id,
+        parent_id=new.parent_id,
+        image_hash=new.image_hash,
+        instruction=new.instruction,
+        seconds=new.seconds,
+        visit=conversation.visit_counter if new.make_head else 0,
     )
-    if params is not None:
+    if (params := new.params) is not None:
         row.text_guidance = params.text_guidance
         row.image_guidance = params.image_guidance
         row.steps = params.steps
@@ -230,7 +212,7 @@ def insert_node(
         row.scheduler = params.scheduler
     session.add(row)
     session.flush()  # the node must exist before head_id may point at it
-    if make_head:
+    if new.make_head:
         conversation.head_id = row.id
     return _to_node(row)
 

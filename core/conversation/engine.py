@@ -20,7 +20,7 @@ from core import conversation as groups_package
 from core.commands import NO_COMMAND, CommandInfo, collect, split_command, unknown_command
 from core.conversation.edits import GROUPS, CommandGroup, EditCore, caption, is_model_edit
 from core.conversation.tuning import Tuning, tuning_direction
-from core.domain import ChatKey, Conversation, EditParams
+from core.domain import ChatKey, Conversation, EditParams, NewNode
 from core.errors import UserError
 from core.hints import estimate_tokens
 from core.images import encode_png, load_untrusted
@@ -138,7 +138,7 @@ class ConversationEngine:
         intake = await in_image_thread(load_untrusted, incoming.image, **core.intake_limits)
         digest = await in_image_thread(lambda: core.images.put(encode_png(intake.image)))
         conversation = await self._conversation(incoming)
-        root = await in_thread(core.history.add_node, conversation.id, None, digest, None, None, None)
+        root = await in_thread(core.history.add_node, NewNode(conversation.id, None, digest))
         if intake.notice:
             await send(TextReply(intake.notice))
         instruction = (incoming.text or "").strip()

@@ -6,7 +6,7 @@ from PIL import Image, ImageOps
 
 from core.commands import Arg, command
 from core.conversation.edits import CommandGroup, EditCore, caption
-from core.domain import Conversation, Node
+from core.domain import Conversation, NewNode, Node
 from core.images import encode_png
 from core.messages import Send
 from core.offload import in_image_thread, in_thread
@@ -33,7 +33,7 @@ async def exact_edit(core: EditCore, conversation: Conversation, parent: Node, o
         return core.images.put(encode_png(image))
 
     digest = await in_image_thread(apply)
-    node = await in_thread(core.history.add_node, conversation.id, parent.id, digest, operation, None, None)
+    node = await in_thread(core.history.add_node, NewNode(conversation.id, parent.id, digest, operation))
     await send(await core.show(node, caption(node)))
     return node
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.domain import ChatKey, EditParams
+from core.domain import ChatKey, EditParams, NewNode
 from core.jobs import EditJob
 from storage.database import make_engine
 from storage.jobs import InMemoryJobRepository, SqlJobRepository
@@ -50,7 +50,7 @@ def jobs(stores):
 @pytest.fixture
 def job(history) -> EditJob:
     conversation = history.conversation(ALICE)
-    root = history.add_node(conversation.id, None, "a" * 64, None, None, None)
+    root = history.add_node(NewNode(conversation.id, None, "a" * 64, None, None, None))
     return EditJob(conversation.id, "telegram:1", root.id, root.image_hash, "make it snow", USED)
 
 
