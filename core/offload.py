@@ -13,11 +13,11 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def in_thread(fn: Callable[..., T], *args: object) -> T:
+async def in_thread(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
     """Run a blocking repository (database) call in a worker thread and return its result."""
-    return await asyncio.to_thread(fn, *args)
+    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
-async def in_image_thread(fn: Callable[..., T], *args: object) -> T:
+async def in_image_thread(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
     """Run blocking image work (decode, encode, draw, store) in a worker thread and return its result."""
-    return await asyncio.to_thread(fn, *args)
+    return await asyncio.to_thread(fn, *args, **kwargs)
