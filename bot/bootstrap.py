@@ -9,10 +9,10 @@ from functools import partial
 
 from PIL import Image
 
-from core.admin import AdminCommands
+from core.conversation.admin import AdminCommands
 from core.config import Settings
 from core.domain import EditParams
-from core.engine import ConversationEngine
+from core.conversation.engine import ConversationEngine
 from core.errors import UserError
 from core.metrics import EditObserver
 from core.ports import Editor, HistoryRepository, ImageStore, JobQueue
@@ -147,7 +147,8 @@ def build_engine(
     if on_queue is not None:
         on_queue(queue)
     admin = AdminCommands(queue, history, settings.ops.admin_ids)
-    return ConversationEngine(history, images, queue, intake_limits=limits.intake, command_groups=[admin])
+    return ConversationEngine(history, images, queue, intake_limits=limits.intake, command_groups=[admin],
+                              model=settings.editor.model)
 
 
 @contextmanager

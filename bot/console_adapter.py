@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from core.domain import ChatKey
-from core.engine import ConversationEngine
+from core.conversation.engine import ConversationEngine
 from core.messages import ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
 
 HELP = "Type an instruction, a /command (/help lists them), /open PATH [instruction], !action for a button, or /quit."

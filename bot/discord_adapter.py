@@ -14,6 +14,7 @@ restart are posted to their channels, mentioning the person (`send_to`).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import logging
 import mimetypes
@@ -21,13 +22,14 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 import discord
 from discord import app_commands
 from PIL import Image
 
-from core.admin import USAGE_DAYS, USAGE_TOP, USAGE_TOP_MAX
+from core.conversation.admin import USAGE_DAYS, USAGE_TOP, USAGE_TOP_MAX
+from core.commands import Arg, CommandInfo
 from core.config import Settings
 from core.domain import IMAGE_GUIDANCE_RANGE, SEED_RANGE, STEPS_RANGE, TEXT_GUIDANCE_RANGE, ChatKey, EditParams
 from core.errors import BadImage, UserError
@@ -35,7 +37,7 @@ from core.images import encode_for_upload
 from core.messages import Button, ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
 
 if TYPE_CHECKING:
-    from core.engine import ConversationEngine
+    from core.conversation.engine import ConversationEngine
 
 log = logging.getLogger(__name__)
 
@@ -484,9 +486,55 @@ class EditBotClient(discord.Client):
             await interaction.response.send_message(SOMETHING_WRONG, ephemeral=True)
 
 
+PRIVATE_ANSWERS = frozenset({"help", "history", "reset", "cancel", "settings", "info"})
+"""Commands whose answer only the asker needs to see: answered ephemerally."""
+
+
+def _option_type(arg: Arg) -> object:
+    """The Discord option type for an engine argument, with the engine's own limits."""
+    if arg.kind is str:
+        return app_commands.Choice[str]
+    return app_commands.Range[arg.kind, arg.kind(arg.low), arg.kind(arg.high)]
+
+
+def engine_command(client: EditBotClient, info: CommandInfo) -> app_commands.Command:
+    """A slash command that sends the engine `/name args`, its options built from the command's declared Args.
+    A choice with one value is filled in (/crop square); a number with words (/seed random) may be left out."""
+    options = [arg for arg in info.args if len(arg.choices) != 1]
+
+    async def callback(interaction: discord.Interaction, **values: Any) -> None:
+        words = []
+        for arg in info.args:
+            value = values.get(arg.name)
+            value = arg.choices[0] if len(arg.choices) == 1 else getattr(value, "value", value)  # a Choice's value
+            if value is None and arg.words:
+                value = arg.words[0][0]
+            if value is not None:
+                words.append(f"{value:g}" if isinstance(value, float) else str(value))
+        await client.answer(interaction, [" ".join([f"/{info.name}", *words])], ephemeral=info.name in PRIVATE_ANSWERS)
+
+    parameters = [inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                    annotation=discord.Interaction)]
+    for arg in options:
+        optional = not arg.required or bool(arg.words)
+        parameters.append(inspect.Parameter(
+            arg.name, inspect.Parameter.KEYWORD_ONLY, default=None if optional else inspect.Parameter.empty,
+            annotation=Optional[_option_type(arg)] if optional else _option_type(arg),
+        ))
+    callback.__signature__ = inspect.Signature(parameters)
+    if options:
+        callback = app_commands.describe(**{arg.name: arg.help[:100] for arg in options})(callback)
+    choices = {arg.name: [app_commands.Choice(name=label, value=choice)
+                          for choice, label in zip(arg.choices, arg.labels or arg.choices)]
+               for arg in options if arg.kind is str}
+    if choices:
+        callback = app_commands.choices(**choices)(callback)
+    return app_commands.Command(name=info.name, description=info.summary[:100], callback=callback)
+
+
 def _add_commands(client: EditBotClient) -> None:
-    """Register the slash commands and the message menu. Descriptions come from the engine's command summaries
-    where it has the command, else from each callback's docstring."""
+    """Register the slash commands and the message menu: one generated command per public engine command (its
+    summary as description, its Args as options), and by hand only /edit, /refine, /admin and the menu."""
     tree = client.tree
 
     @tree.command(name="edit")
@@ -513,119 +561,8 @@ def _add_commands(client: EditBotClient) -> None:
         # A leading "/" would make the engine read the instruction as a command.
         await client.answer(interaction, [instruction.lstrip("/ ") or instruction])
 
-    @tree.command(name="undo")
-    async def undo(interaction: discord.Interaction) -> None:
-        """Go back to the image before the last edit."""
-        await client.answer(interaction, ["/undo"])
-
-    @tree.command(name="redo")
-    async def redo(interaction: discord.Interaction) -> None:
-        """Go forward again to the edit you undid."""
-        await client.answer(interaction, ["/redo"])
-
-    @tree.command(name="retry")
-    async def retry(interaction: discord.Interaction) -> None:
-        """Run the last edit again with a new seed."""
-        await client.answer(interaction, ["/retry"])
-
-    # What only the asker needs to see is answered ephemerally.
-    @tree.command(name="history")
-    async def history(interaction: discord.Interaction) -> None:
-        """Show your edits, numbered for /goto."""
-        await client.answer(interaction, ["/history"], ephemeral=True)
-
-    @tree.command(name="reset")
-    async def reset(interaction: discord.Interaction) -> None:
-        """Put the photo aside and restore the default settings."""
-        await client.answer(interaction, ["/reset"], ephemeral=True)
-
-    @tree.command(name="cancel")
-    async def cancel(interaction: discord.Interaction) -> None:
-        """Cancel your edit that is waiting or running."""
-        await client.answer(interaction, ["/cancel"], ephemeral=True)
-
-    @tree.command(name="help")
-    async def help_(interaction: discord.Interaction) -> None:
-        """List what I can do."""
-        await client.answer(interaction, ["/help"], ephemeral=True)
-
-    @tree.command(name="goto")
-    @app_commands.describe(n="The step number, as listed by /history")
-    async def goto(interaction: discord.Interaction, n: app_commands.Range[int, 0, 10_000]) -> None:
-        """Jump to a step of your history."""
-        await client.answer(interaction, [f"/goto {n}"])
-
-    @tree.command(name="settings")
-    @app_commands.describe(**PARAM_DESCRIPTIONS)
-    async def settings(
-        interaction: discord.Interaction,
-        text_guidance: TextGuidance | None = None,
-        image_guidance: ImageGuidance | None = None,
-        steps: Steps | None = None,
-        seed: Seed | None = None,
-    ) -> None:
-        """Show your edit settings, or change the ones you give."""
-        changes = settings_commands(text_guidance, image_guidance, steps, seed)
-        if changes:
-            await client.answer(interaction, changes, ephemeral=True, last_only=True)
-        else:
-            await client.answer(interaction, ["/settings"], ephemeral=True)
-
-    @tree.command(name="original")
-    async def original(interaction: discord.Interaction) -> None:
-        """Go back to the original photo."""
-        await client.answer(interaction, ["/original"])
-
-    @tree.command(name="compare")
-    async def compare(interaction: discord.Interaction) -> None:
-        """Show the current image beside the one it was made from."""
-        await client.answer(interaction, ["/compare"])
-
-    @tree.command(name="sweep")
-    async def sweep(interaction: discord.Interaction) -> None:
-        """Re-render your last edit over a 3x3 grid of guidance values."""
-        await client.answer(interaction, ["/sweep"])
-
-    @tree.command(name="variations")
-    @app_commands.describe(n="How many new seeds to try (1-4, default 4)")
-    async def variations(interaction: discord.Interaction, n: app_commands.Range[int, 1, 4] | None = None) -> None:
-        """Render your last edit with new seeds at once."""
-        await client.answer(interaction, [f"/variations {n or ''}".strip()])
-
-    @tree.command(name="pick")
-    @app_commands.describe(n="The cell number on the grid")
-    async def pick(interaction: discord.Interaction, n: app_commands.Range[int, 1, 9]) -> None:
-        """Adopt a cell of your last sweep or variations."""
-        await client.answer(interaction, [f"/pick {n}"])
-
-    @tree.command(name="squash")
-    async def squash(interaction: discord.Interaction) -> None:
-        """Redo your chain of edits as one edit of the original photo."""
-        await client.answer(interaction, ["/squash"])
-
-    @tree.command(name="anyway")
-    async def anyway(interaction: discord.Interaction) -> None:
-        """Run the instruction I held back as it is."""
-        await client.answer(interaction, ["/anyway"])
-
-    @tree.command(name="rotate")
-    @app_commands.describe(angle="Clockwise")
-    @app_commands.choices(angle=[app_commands.Choice(name=f"{angle}°", value=angle) for angle in ("90", "180", "270")])
-    async def rotate(interaction: discord.Interaction, angle: app_commands.Choice[str]) -> None:
-        """Rotate the image clockwise, exactly (no model)."""
-        await client.answer(interaction, [f"/rotate {angle.value}"])
-
-    @tree.command(name="flip")
-    @app_commands.choices(direction=[app_commands.Choice(name="left to right", value="h"),
-                                     app_commands.Choice(name="top to bottom", value="v")])
-    async def flip(interaction: discord.Interaction, direction: app_commands.Choice[str]) -> None:
-        """Mirror the image, exactly."""
-        await client.answer(interaction, [f"/flip {direction.value}"])
-
-    @tree.command(name="crop")
-    async def crop(interaction: discord.Interaction) -> None:
-        """Crop the image to a centred square, exactly."""
-        await client.answer(interaction, ["/crop square"])
+    for info in client.engine.commands:
+        tree.add_command(engine_command(client, info))
 
     # The engine's hidden admin commands, in one command only server managers see by default; the engine still
     # answers only the people in EDITBOT_ADMIN_IDS (anyone else gets its unknown-command line).
@@ -653,10 +590,6 @@ def _add_commands(client: EditBotClient) -> None:
     async def edit_this_image(interaction: discord.Interaction, message: discord.Message) -> None:
         await client.offer_edit(interaction, message)
 
-    summaries = {info.name.lstrip("/"): info.summary for info in client.engine.commands}
-    for command in tree.get_commands(type=discord.AppCommandType.chat_input):
-        if command.name in summaries:
-            command.description = summaries[command.name][:100]
 
 
 def build_client(settings: Settings, engine: ConversationEngine) -> EditBotClient:

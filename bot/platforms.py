@@ -12,7 +12,8 @@ from contextlib import AsyncExitStack
 
 from core.config import Settings
 from core.domain import ChatKey
-from core.engine import ConversationEngine, Send
+from core.conversation.engine import ConversationEngine
+from core.messages import Send
 from core.errors import UserError
 from core.messages import Reply
 

@@ -1,22 +1,118 @@
-"""Chat commands: a tiny registry where each command's docstring is its /help text.
+"""Chat commands and buttons: one table that every front-end reads.
 
-The engine marks its handlers with `@command("undo")`; adapters read `engine.commands` to build menus
-(Telegram's setMyCommands, Discord's slash command descriptions) so every platform says the same thing.
+A handler is marked once with what it answers:
+
+    @command("goto", Arg.whole("n", 0, GOTO_MAX, "The step number, as listed by /history"))
+    async def goto(self, conversation, send, n: int) -> None:
+        \"\"\"Jump to step N of /history.\"\"\"
+
+The docstring's first line is the summary (/help, Telegram's menu, Discord's descriptions); the Args say what the
+command takes. The engine parses and checks the text once (`parse_args`) and calls the handler with typed values;
+Discord builds its slash options from the same Args. Buttons are marked the same way with `@button`.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.errors import BadParams, UserError
+
+WHOLE = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also takes '²' and other scripts' digits
+DECIMAL = re.compile(r"[0-9]{1,9}(?:[.,][0-9]{1,9})?|[.,][0-9]{1,9}")
+COMMAND_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+MAX_ARG_CHARS = 64
+"""A longer argument is refused before any parsing: no command takes one."""
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of a command: how to read it from text, and how a platform should ask for it.
+
+    kind: int, float or str (one of `choices`). low/high: the allowed range (inclusive), also Discord's limits.
+    default: the value when the argument is left out; REQUIRED when it may not be. words: extra words that stand
+    for a value (e.g. "random" -> None for /seed). usage: how /help writes it, e.g. "N" or "90|180|270".
+    """
+
+    name: str
+    kind: type
+    help: str
+    usage: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    default: object = REQUIRED
+    words: tuple[tuple[str, object], ...] = ()
+    upper: str | None = None
+    """The name of an async method of the command's group that gives the highest value for one conversation
+    (e.g. the last step of /history); `high` stays the most any conversation allows (Discord's limit)."""
+
+    @classmethod
+    def whole(cls, name: str, low: int, high: int, help: str, *, default: object = REQUIRED, usage: str = "N",
+              words: tuple[tuple[str, object], ...] = (), upper: str | None = None) -> Arg:
+        return cls(name, int, help, usage, low, high, default=default, words=words, upper=upper)
+
+    @classmethod
+    def number(cls, name: str, low: float, high: float, help: str, *, usage: str = "X") -> Arg:
+        return cls(name, float, help, usage, low, high)
+
+    @classmethod
+    def choice(cls, name: str, choices: tuple[str, ...], help: str, labels: tuple[str, ...] = ()) -> Arg:
+        """labels: what each choice means, in the same order (Discord shows them; refusals name them)."""
+        return cls(name, str, help, "|".join(choices), choices=choices, labels=labels)
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    @property
+    def allowed(self) -> str:
+        """What a person may give, in words: 'from 1 to 20', 'h or v'."""
+        if self.kind is str:
+            named = [f"{choice} ({label})" for choice, label in zip(self.choices, self.labels)] or list(self.choices)
+            return " or ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
+        text = f"from {self.low:g} to {self.high:g}"
+        return text + "".join(f", or '{word}'" for word, _ in self.words)
+
+    def parse(self, raw: str, command: str) -> object:
+        """The typed value of `raw`, or BadParams with one line saying what is allowed."""
+        text = raw.strip().lower()
+        if not text:
+            if self.required:
+                raise BadParams(f"/{command} needs {self._what}: {self.allowed}.")
+            return self.default
+        for word, value in self.words:
+            if text == word:
+                return value
+        if len(text) > MAX_ARG_CHARS:
+            raise BadParams(f"/{command} needs {self._what}: {self.allowed}.")
+        if self.kind is str:
+            if text not in self.choices:
+                raise BadParams(f"/{command} needs {self._what}: {self.allowed}.")
+            return text
+        pattern = WHOLE if self.kind is int else DECIMAL
+        if not pattern.fullmatch(text):
+            raise BadParams(f"/{command} needs {self._what}: {self.allowed}.")
+        value = int(text) if self.kind is int else float(text.replace(",", "."))
+        if not math.isfinite(value) or not self.low <= value <= self.high:
+            raise BadParams(f"/{command} needs {self._what}: {self.allowed}.")
+        return value
+
+    @property
+    def _what(self) -> str:
+        return {int: "a whole number", float: "a number", str: "one of"}[self.kind]
 
 
 @dataclass(frozen=True)
 class CommandInfo:
     name: str
-    args: str
+    args: tuple[Arg, ...]
     summary: str
     help: str
     hidden: bool = False
@@ -24,11 +120,38 @@ class CommandInfo:
 
     @property
     def usage(self) -> str:
-        return f"/{self.name} {self.args}".rstrip()
+        parts = [arg.usage if arg.required else f"[{arg.usage}]" for arg in self.args]
+        return " ".join([f"/{self.name}", *parts])
+
+    async def narrowed(self, group: object, conversation: object) -> CommandInfo:
+        """This command with each `upper` bound asked of its group for this conversation."""
+        args = []
+        for arg in self.args:
+            if arg.upper is not None:
+                arg = replace(arg, high=min(arg.high, await getattr(group, arg.upper)(conversation)))
+            args.append(arg)
+        return replace(self, args=tuple(args))
+
+    def parse_args(self, text: str) -> dict[str, object]:
+        """The handler's keyword arguments from the text after the command name. A command without arguments
+        ignores any text; the last argument takes the rest of the line."""
+        if not self.args:
+            return {}
+        words = text.split(maxsplit=len(self.args) - 1) if text.strip() else []
+        words += [""] * (len(self.args) - len(words))
+        return {arg.name: arg.parse(word, self.name) for arg, word in zip(self.args, words)}
 
 
-def command(name: str, args: str = "", *, hidden: bool = False) -> Callable[[Callable], Callable]:
-    """Mark a coroutine method as the handler of `/name`. Its docstring's first line is the summary."""
+@dataclass(frozen=True)
+class ButtonInfo:
+    action: str
+    label: str
+
+
+def command(name: str, *args: Arg, hidden: bool = False) -> Callable[[Callable], Callable]:
+    """Mark a coroutine method as the handler of `/name`, called as handler(conversation, send, **typed args)."""
+    if not COMMAND_NAME.fullmatch(name):
+        raise ValueError(f"bad command name {name!r}")
 
     def mark(handler: Callable) -> Callable:
         doc = inspect.cleandoc(handler.__doc__ or "")
@@ -39,44 +162,48 @@ def command(name: str, args: str = "", *, hidden: bool = False) -> Callable[[Cal
     return mark
 
 
-def collect(*owners: object) -> dict[str, tuple[CommandInfo, Callable]]:
-    """The marked handlers of the given objects, bound, in definition order (the first owner's first)."""
-    found: dict[str, tuple[CommandInfo, Callable]] = {}
+def button(action: str, label: str) -> Callable[[Callable], Callable]:
+    """Mark a coroutine method as what the `action` button does, called as handler(conversation, node, send)."""
+
+    def mark(handler: Callable) -> Callable:
+        handler.__button__ = ButtonInfo(action, label)
+        return handler
+
+    return mark
+
+
+def collect(*owners: object) -> tuple[dict[str, tuple[CommandInfo, Callable]], dict[str, tuple[ButtonInfo, Callable]]]:
+    """The marked commands and buttons of the given objects, bound, in definition order (the first owner's first)."""
+    commands: dict[str, tuple[CommandInfo, Callable]] = {}
+    buttons: dict[str, tuple[ButtonInfo, Callable]] = {}
     for owner in owners:
         for cls in reversed(type(owner).__mro__):
             for attr in vars(cls).values():
-                info = getattr(attr, "__command__", None)
-                if info is not None:
-                    if info.name in found:
-                        raise ValueError(f"two handlers for /{info.name}")
-                    found[info.name] = (info, getattr(owner, attr.__name__))
-    return found
+                for table, info, key in ((commands, getattr(attr, "__command__", None), "name"),
+                                         (buttons, getattr(attr, "__button__", None), "action")):
+                    if info is None:
+                        continue
+                    if getattr(info, key) in table:
+                        raise ValueError(f"two handlers for {getattr(info, key)}")
+                    table[getattr(info, key)] = (info, getattr(owner, attr.__name__))
+    return commands, buttons
 
 
 def unknown_command(name: str) -> UserError:
     """The answer to a command we do not have (or that this person may not use: they get the same answer)."""
-    return UserError(f"I don't know /{name}. Send /help for the list of commands.")
+    shown = name if COMMAND_NAME.fullmatch(name) else name[:32].encode("ascii", "replace").decode()
+    return UserError(f"I don't know /{shown}. Send /help for the list of commands.")
+
+
+NO_COMMAND = "A command goes right after the slash, like /undo. Send /help for the list of commands."
 
 
 def split_command(text: str) -> tuple[str, str] | None:
-    """'/text 9' -> ('text', '9'); '/goto@MyBot 3' -> ('goto', '3'); not a command -> None."""
+    """'/text 9' -> ('text', '9'); '/goto@MyBot 3' -> ('goto', '3'); not a command -> None.
+
+    Anything that starts with '/' is a command, even '/' alone or '/ undo' (name ''): never an instruction."""
     if not text.startswith("/"):
         return None
     head, _, rest = text[1:].partition(" ")
     name = head.split("@", 1)[0].lower()
-    return (name, rest.strip()) if name else None
-
-
-def parse_number(raw: str, what: str, allowed: str) -> float:
-    """A float from a person's text, or BadParams naming what is allowed."""
-    try:
-        value = float(raw.replace(",", "."))
-    except ValueError:
-        raise BadParams(f"{what} needs a number: {allowed}.") from None
-    return value
-
-
-def parse_whole(raw: str, what: str, allowed: str) -> int:
-    if not raw.strip().isdigit():
-        raise BadParams(f"{what} needs a whole number: {allowed}.")
-    return int(raw)
+    return name, rest.strip()

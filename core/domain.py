@@ -30,6 +30,11 @@ class ChatKey:
     def __str__(self) -> str:
         return f"{self.platform}:{self.chat_id}:{self.user_id}"
 
+    @property
+    def person(self) -> str:
+        """The person across their chats on one platform, "platform:user_id": for fairness, usage and admin lists."""
+        return f"{self.platform}:{self.user_id}"
+
 
 @dataclass(frozen=True)
 class EditParams:
@@ -93,6 +98,23 @@ class Conversation:
     key: ChatKey
     head_id: int | None
     settings: EditParams
+
+
+@dataclass(frozen=True)
+class NewNode:
+    """What HistoryRepository.add_node records: a photo someone sent (no parent, no instruction), an exact edit
+    (instruction, no params) or a model edit (instruction, the params and seed used, the seconds it took).
+
+    make_head=False records a candidate (a sweep cell, a variation): not visited until someone adopts it.
+    """
+
+    conversation_id: int
+    parent_id: int | None
+    image_hash: str
+    instruction: str | None = None
+    params: EditParams | None = None
+    seconds: float | None = None
+    make_head: bool = True
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,15 @@ Reply passed to `send` as a platform message. Nothing else crosses.
 
 from __future__ import annotations
 
+import re
+
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from core.domain import ChatKey
+
+ASCII_WORD = re.compile(r"[a-z]{1,32}")
+ASCII_NUMBER = re.compile(r"[0-9]{1,18}")  # str.isdigit() also takes '²', which int() refuses
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ class Press:
     def parse(cls, data: str) -> Press | None:
         """Inverse of `data`; None for anything malformed (a forged or foreign payload)."""
         action, sep, node = data.partition(":")
-        if not sep or not action.isalpha() or not node.isdigit() or len(node) > 18:
+        if not sep or not ASCII_WORD.fullmatch(action) or not ASCII_NUMBER.fullmatch(node):
             return None
         return cls(action, int(node))
 
@@ -91,3 +97,6 @@ class ProgressReply:
 
 
 Reply = TextReply | ImageReply | ProgressReply
+
+Send = Callable[[Reply], Awaitable[None]]
+"""How the engine answers: awaited once per Reply, in order."""

@@ -1,7 +1,7 @@
-"""The small interfaces the engine needs from the outside world. Storage implements the first two, the editing
-package the third; tests use in-memory fakes. Those three are synchronous: the engine calls them from worker threads
-so the event loop never waits on a disk, a database or the model. The fourth, the edit queue, is asynchronous: the
-in-process queue (core.queue) and the distributed front-end's (bot.distributed.frontend) implement it.
+"""The small interfaces core/ needs from the outside world: the edit history and the image store (storage/ implements
+them), the editor (core/editing/ implements it) and the edit queue (core.queue in process,
+bot.distributed.frontend for the distributed mode). Tests use in-memory fakes. The first three are synchronous: the
+engine calls them through core/offload.py, so the event loop never waits on a disk, a database or the model.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Protocol
 
 from PIL import Image
 
-from core.domain import ChatKey, Conversation, EditJob, EditParams, Node
+from core.domain import ChatKey, Conversation, EditJob, EditParams, NewNode, Node
 
 
 class HistoryRepository(Protocol):
@@ -35,20 +35,11 @@ class HistoryRepository(Protocol):
     def path(self, node_id: int) -> list[Node]:
         """From the root down to this node, inclusive."""
 
-    def add_node(
-        self,
-        conversation_id: int,
-        parent_id: int | None,
-        image_hash: str,
-        instruction: str | None,
-        params: EditParams | None,
-        seconds: float | None,
-        make_head: bool = True,
-    ) -> Node:
+    def add_node(self, new: NewNode) -> Node:
         """Record a node and make it the head, in one transaction. The image must already be in the store.
 
-        make_head=False records a candidate (a sweep cell, a variation): a child that is not visited (visit 0) until
-        someone adopts it with move_head. Raises ValueError if the parent belongs to another conversation.
+        new.make_head=False records a candidate (a sweep cell, a variation): a child that is not visited (visit 0)
+        until someone adopts it with move_head. Raises ValueError if the parent belongs to another conversation.
         """
 
     def move_head(self, conversation_id: int, node_id: int | None) -> Conversation:
@@ -58,6 +49,20 @@ class HistoryRepository(Protocol):
         """
 
     def save_settings(self, conversation_id: int, settings: EditParams) -> Conversation: ...
+
+    def save_offer(self, conversation_id: int, node_ids: Sequence[int]) -> None:
+        """Remember the cells of the grid just offered (/sweep, /variations), in order, for /pick N. Raises
+        ValueError if a cell belongs to another conversation."""
+
+    def offer(self, conversation_id: int) -> list[int]:
+        """The cells of the last grid offered; empty if none."""
+
+    def hold_back(self, conversation_id: int, parent_id: int, instruction: str) -> None:
+        """Keep an instruction a hint held back, with the node it was meant for, for /anyway (replacing any
+        earlier one). Raises ValueError if the node belongs to another conversation."""
+
+    def take_held_back(self, conversation_id: int) -> tuple[int, str] | None:
+        """The held-back (parent id, instruction), forgotten as it is returned; None if there is none."""
 
     def referenced_images(self) -> set[str]:
         """Every image hash some node refers to, for the image store's sweep."""

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from PIL import Image
 
-from core.domain import EditJob, EditParams, Node
+from core.domain import EditJob, EditParams, NewNode, Node
 from core.images import decode_png, encode_png
 from core.ports import Editor, EditResult, HistoryRepository, ImageStore, ProgressCallback
 
@@ -32,8 +32,8 @@ class EditRunner:
         Raises the editor's UserErrors (EditCancelled, UnsafeImage, BadParams) having recorded nothing.
         """
         return [
-            self.history.add_node(job.conversation_id, job.parent_id, digest, job.instruction, params, seconds,
-                                  make_head=not job.variants)
+            self.history.add_node(NewNode(job.conversation_id, job.parent_id, digest, job.instruction, params,
+                                          seconds, make_head=not job.variants))
             for digest, params, seconds in self.render(job, on_step, cancel)
         ]
 

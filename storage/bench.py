@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from core.domain import ChatKey, EditParams
+from core.domain import ChatKey, EditParams, NewNode
 from storage.blobs import FileImageStore
 from storage.database import make_engine
 from storage.migrate import upgrade
@@ -49,7 +49,7 @@ def main(url: str | None, folder: Path) -> None:
 
     def chain() -> None:
         for _ in range(CHAIN_DEPTH):
-            head[0] = repository.add_node(conversation.id, head[0], "0" * 64, "edit", EditParams(seed=1), 1.0).id
+            head[0] = repository.add_node(NewNode(conversation.id, head[0], "0" * 64, "edit", EditParams(seed=1), 1.0)).id
 
     _report("add_node, one thread", CHAIN_DEPTH, chain)
     _report(f"path() of a {CHAIN_DEPTH}-deep node", 20, lambda: [repository.path(head[0]) for _ in range(20)])
@@ -58,7 +58,7 @@ def main(url: str | None, folder: Path) -> None:
         own = repository.conversation(ChatKey("bench", "group", str(number)))
         parent = None
         for _ in range(EDITS_PER_THREAD):
-            parent = repository.add_node(own.id, parent, "0" * 64, "edit", EditParams(seed=1), 1.0).id
+            parent = repository.add_node(NewNode(own.id, parent, "0" * 64, "edit", EditParams(seed=1), 1.0)).id
 
     def crowd() -> None:
         workers = [threading.Thread(target=person, args=(n,)) for n in range(THREADS)]

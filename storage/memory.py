@@ -11,10 +11,11 @@ import itertools
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from core.domain import ChatKey, Conversation, EditParams, Node
+from core.domain import ChatKey, Conversation, EditParams, NewNode, Node
 from storage.retention import expired_nodes
 
 
@@ -29,6 +30,8 @@ class InMemoryHistoryRepository:
         self._nodes: dict[int, Node] = {}
         self._children: dict[int, list[int]] = {}
         self._node_ids = itertools.count(1)  # never reused, even after a purge
+        self._offers: dict[int, list[int]] = {}
+        self._held_back: dict[int, tuple[int, str]] = {}
 
     def conversation(self, key: ChatKey) -> Conversation:
         """The conversation of this person in this chat, created on first use with default settings."""
@@ -66,40 +69,31 @@ class InMemoryHistoryRepository:
             path.reverse()
             return path
 
-    def add_node(
-        self,
-        conversation_id: int,
-        parent_id: int | None,
-        image_hash: str,
-        instruction: str | None,
-        params: EditParams | None,
-        seconds: float | None,
-        make_head: bool = True,
-    ) -> Node:
-        """Record a node and (unless make_head=False) make it the head.
+    def add_node(self, new: NewNode) -> Node:
+        """Record a node and (unless new.make_head is False) make it the head.
 
         ValueError for an unknown conversation or a foreign parent."""
         with self._lock:
-            self._require_conversation(conversation_id)
-            if parent_id is not None:
-                self._require_own_node(conversation_id, parent_id, "parent")
-            visit = self._next_visit(conversation_id) if make_head else 0
+            self._require_conversation(new.conversation_id)
+            if new.parent_id is not None:
+                self._require_own_node(new.conversation_id, new.parent_id, "parent")
+            visit = self._next_visit(new.conversation_id) if new.make_head else 0
             node = Node(
                 id=next(self._node_ids),
-                conversation_id=conversation_id,
-                parent_id=parent_id,
-                image_hash=image_hash,
-                instruction=instruction,
-                params=params,
-                seconds=seconds,
+                conversation_id=new.conversation_id,
+                parent_id=new.parent_id,
+                image_hash=new.image_hash,
+                instruction=new.instruction,
+                params=new.params,
+                seconds=new.seconds,
                 created_at=datetime.now(UTC),
                 visit=visit,
             )
             self._nodes[node.id] = node
-            if parent_id is not None:
-                self._children.setdefault(parent_id, []).append(node.id)
-            if make_head:
-                self._set_head(conversation_id, node.id)
+            if new.parent_id is not None:
+                self._children.setdefault(new.parent_id, []).append(node.id)
+            if new.make_head:
+                self._set_head(new.conversation_id, node.id)
             return node
 
     def move_head(self, conversation_id: int, node_id: int | None) -> Conversation:
@@ -122,6 +116,32 @@ class InMemoryHistoryRepository:
             self._conversations[conversation_id] = conversation
             return conversation
 
+    def save_offer(self, conversation_id: int, node_ids: Sequence[int]) -> None:
+        """Remember the cells of the grid just offered, in order (replacing the previous grid)."""
+        with self._lock:
+            self._require_conversation(conversation_id)
+            for node_id in node_ids:
+                self._require_own_node(conversation_id, node_id, "cell")
+            self._offers[conversation_id] = list(node_ids)
+
+    def offer(self, conversation_id: int) -> list[int]:
+        """The cells of the last grid offered; empty if none (or an unknown conversation)."""
+        with self._lock:
+            return list(self._offers.get(conversation_id, []))
+
+    def hold_back(self, conversation_id: int, parent_id: int, instruction: str) -> None:
+        """Keep an instruction a hint held back, with the node it was for, until take_held_back."""
+        with self._lock:
+            self._require_conversation(conversation_id)
+            self._require_own_node(conversation_id, parent_id, "parent")
+            self._held_back[conversation_id] = (parent_id, instruction)
+
+    def take_held_back(self, conversation_id: int) -> tuple[int, str] | None:
+        """The held-back (parent id, instruction), forgotten as it is returned; None if there is none."""
+        with self._lock:
+            self._require_conversation(conversation_id)
+            return self._held_back.pop(conversation_id, None)
+
     def referenced_images(self) -> set[str]:
         """Every image hash some node refers to, for the image store's sweep."""
         with self._lock:
@@ -137,6 +157,10 @@ class InMemoryHistoryRepository:
                 doomed = expired_nodes(((node.id, node.parent_id, node.created_at) for node in own), cutoff)
                 if self._conversations[conversation_id].head_id in doomed:
                     self._set_head(conversation_id, None)
+                if set(self._offers.get(conversation_id, ())) & doomed:
+                    del self._offers[conversation_id]
+                if self._held_back.get(conversation_id, (None,))[0] in doomed:
+                    del self._held_back[conversation_id]
                 for node_id in doomed:
                     del self._nodes[node_id]
                     self._children.pop(node_id, None)
@@ -147,7 +171,7 @@ class InMemoryHistoryRepository:
         """People ("platform:user_id") by the edits they made since `since`, most first (ties by name), at most limit."""
         with self._lock:
             counts = Counter(
-                _person(self._conversations[node.conversation_id].key)
+                self._conversations[node.conversation_id].key.person
                 for node in self._nodes.values()
                 if node.instruction is not None and node.created_at >= since
             )
@@ -177,8 +201,6 @@ class InMemoryHistoryRepository:
         return conversation
 
 
-def _person(key: ChatKey) -> str:
-    return f"{key.platform}:{key.user_id}"
 
 
 class InMemoryImageStore:

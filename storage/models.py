@@ -66,6 +66,11 @@ class ConversationRow(Base):
     scheduler: Mapped[str] = mapped_column(String(16))
     # Raised each time a node becomes head; the node keeps the value it got, so redo can find the latest child.
     visit_counter: Mapped[int] = mapped_column(Integer, default=0)
+    # Conversation state between messages: the cells of the last grid offered (node ids, for /pick N) and the
+    # instruction a hint held back with the node it was for (for /anyway). No foreign keys: retention clears them.
+    offer: Mapped[list | None] = mapped_column(JSON)
+    held_parent_id: Mapped[int | None] = mapped_column(Id)
+    held_instruction: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, onupdate=utc_now)
 

@@ -8,13 +8,14 @@ hand out the same visit number or lose a head move.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, delete, func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from core.domain import ChatKey, Conversation, EditParams, Node
+from core.domain import ChatKey, Conversation, EditParams, NewNode, Node
 from storage.database import read_only
 from storage.models import ConversationRow, NodeRow
 from storage.retention import expired_nodes
@@ -73,21 +74,12 @@ class SqlHistoryRepository:
         with self._reads.begin() as session:
             return [node_from_row(row) for row in session.scalars(query)]
 
-    def add_node(
-        self,
-        conversation_id: int,
-        parent_id: int | None,
-        image_hash: str,
-        instruction: str | None,
-        params: EditParams | None,
-        seconds: float | None,
-        make_head: bool = True,
-    ) -> Node:
+    def add_node(self, new: NewNode) -> Node:
         """Record a node and (unless make_head=False) make it the head.
 
         ValueError for an unknown conversation or a foreign parent."""
         with self._writes.begin() as session:
-            return insert_node(session, conversation_id, parent_id, image_hash, instruction, params, seconds, make_head)
+            return insert_node(session, new)
 
     def move_head(self, conversation_id: int, node_id: int | None) -> Conversation:
         """Make node_id the head (None: no current image) and raise its visit counter.
@@ -115,6 +107,35 @@ class SqlHistoryRepository:
             conversation.scheduler = settings.scheduler
             return _to_conversation(conversation)
 
+    def save_offer(self, conversation_id: int, node_ids: Sequence[int]) -> None:
+        """Remember the cells of the grid just offered, in order (replacing the previous grid)."""
+        with self._writes.begin() as session:
+            conversation = _lock_conversation(session, conversation_id)
+            for node_id in node_ids:
+                _own_node(session, conversation_id, node_id, "cell")
+            conversation.offer = list(node_ids)
+
+    def offer(self, conversation_id: int) -> list[int]:
+        """The cells of the last grid offered; empty if none (or an unknown conversation)."""
+        with self._reads.begin() as session:
+            row = session.get(ConversationRow, conversation_id)
+            return list(row.offer or []) if row is not None else []
+
+    def hold_back(self, conversation_id: int, parent_id: int, instruction: str) -> None:
+        """Keep an instruction a hint held back, with the node it was for, until take_held_back."""
+        with self._writes.begin() as session:
+            conversation = _lock_conversation(session, conversation_id)
+            _own_node(session, conversation_id, parent_id, "parent")
+            conversation.held_parent_id, conversation.held_instruction = parent_id, instruction
+
+    def take_held_back(self, conversation_id: int) -> tuple[int, str] | None:
+        """The held-back (parent id, instruction), forgotten as it is returned; None if there is none."""
+        with self._writes.begin() as session:
+            conversation = _lock_conversation(session, conversation_id)
+            held = conversation.held_parent_id, conversation.held_instruction
+            conversation.held_parent_id = conversation.held_instruction = None
+            return None if held[1] is None else held
+
     def referenced_images(self) -> set[str]:
         """Every image hash some node refers to, for the image store's sweep."""
         with self._reads.begin() as session:
@@ -141,6 +162,10 @@ class SqlHistoryRepository:
                 if conversation.head_id in doomed:
                     conversation.head_id = None
                     session.flush()  # the head must let go before its node is deleted
+                if set(conversation.offer or ()) & doomed:
+                    conversation.offer = None
+                if conversation.held_parent_id in doomed:
+                    conversation.held_parent_id = conversation.held_instruction = None
                 # Whole trees in one statement: the parent links are checked once it has run.
                 session.execute(
                     delete(NodeRow).where(NodeRow.id.in_(doomed)).execution_options(synchronize_session=False)
@@ -150,7 +175,7 @@ class SqlHistoryRepository:
 
     def edit_counts(self, since: datetime, limit: int) -> list[tuple[str, int]]:
         """People ("platform:user_id") by the edits they made since `since`, most first, at most limit."""
-        person = ConversationRow.platform + ":" + ConversationRow.user_id
+        person = ConversationRow.platform + ":" + ConversationRow.user_id  # ChatKey.person, in SQL
         edits = func.count(NodeRow.id)
         query = (
             select(person, edits)
@@ -164,31 +189,22 @@ class SqlHistoryRepository:
             return [(name, count) for name, count in session.execute(query)]
 
 
-def insert_node(
-    session: Session,
-    conversation_id: int,
-    parent_id: int | None,
-    image_hash: str,
-    instruction: str | None,
-    params: EditParams | None,
-    seconds: float | None,
-    make_head: bool = True,
-) -> Node:
+def insert_node(session: Session, new: NewNode) -> Node:
     """add_node's work inside the caller's transaction, so other writes (the job table's) can commit with it."""
-    conversation = _lock_conversation(session, conversation_id)
-    if parent_id is not None:
-        _own_node(session, conversation_id, parent_id, "parent")
-    if make_head:
+    conversation = _lock_conversation(session, new.conversation_id)
+    if new.parent_id is not None:
+        _own_node(session, new.conversation_id, new.parent_id, "parent")
+    if new.make_head:
         conversation.visit_counter += 1
     row = NodeRow(
-        conversation_id=conversation_id,
-        parent_id=parent_id,
-        image_hash=image_hash,
-        instruction=instruction,
-        seconds=seconds,
-        visit=conversation.visit_counter if make_head else 0,
+        conversation_id=new.conversation_id,
+        parent_id=new.parent_id,
+        image_hash=new.image_hash,
+        instruction=new.instruction,
+        seconds=new.seconds,
+        visit=conversation.visit_counter if new.make_head else 0,
     )
-    if params is not None:
+    if (params := new.params) is not None:
         row.text_guidance = params.text_guidance
         row.image_guidance = params.image_guidance
         row.steps = params.steps
@@ -196,7 +212,7 @@ def insert_node(
         row.scheduler = params.scheduler
     session.add(row)
     session.flush()  # the node must exist before head_id may point at it
-    if make_head:
+    if new.make_head:
         conversation.head_id = row.id
     return node_from_row(row)
 

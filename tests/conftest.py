@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from core.domain import ChatKey
-from core.engine import ConversationEngine
+from core.conversation.engine import ConversationEngine
 from core.queue import EditQueue
 from core.runner import EditRunner
 from storage.database import make_engine

@@ -33,7 +33,7 @@ from pathlib import Path
 from PIL import Image
 
 from core.benchstats import MachineLoad, paired_summary, round_order
-from core.domain import ChatKey, EditJob, EditParams
+from core.domain import ChatKey, EditJob, EditParams, NewNode
 from core.ports import EditResult
 
 STEPS = 4
@@ -102,7 +102,7 @@ class Bench:
         jobs = []
         for number in range(count):
             conversation = self.history.conversation(ChatKey("bench", run, str(number)))
-            root = self.history.add_node(conversation.id, None, self.photo, None, None, None)
+            root = self.history.add_node(NewNode(conversation.id, None, self.photo, None, None, None))
             jobs.append(EditJob(conversation.id, f"bench:{run}:{number}", root.id, self.photo, "hold",
                                 EditParams(steps=STEPS, seed=1)))
         return jobs

@@ -16,8 +16,8 @@ from typing import Literal, Protocol
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.domain import EditJob, EditParams, Node
 from core.errors import EditCancelled
+from core.domain import EditJob, EditParams, NewNode, Node
 from storage.database import read_only
 from storage.models import JobRow, NodeRow
 from storage.repository import as_utc, insert_node, node_from_row
@@ -162,8 +162,8 @@ class SqlJobRepository:
                 raise ValueError(f"job {job_id} is {row.state}")
             candidates = bool(row.variants)
             nodes = [
-                insert_node(session, row.conversation_id, row.parent_id, digest, row.instruction, params, seconds,
-                            make_head=not candidates)
+                insert_node(session, NewNode(row.conversation_id, row.parent_id, digest, row.instruction, params,
+                                             seconds, make_head=not candidates))
                 for digest, params, seconds in results
             ]
             row.state, row.node_ids, row.heartbeat_at = "done", [node.id for node in nodes], _now()

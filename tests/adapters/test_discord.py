@@ -12,11 +12,11 @@ import simcord
 from PIL import Image
 
 from bot.discord_adapter import CUSTOM_ID_PREFIX, NOT_ALLOWED, build_client, fit_upload
-from core.admin import AdminCommands
+from core.conversation.admin import AdminCommands
 from core.commands import unknown_command
 from core.config import DiscordSettings, LimitSettings, Settings
 from core.domain import ChatKey, EditJob
-from core.engine import ConversationEngine
+from core.conversation.engine import ConversationEngine
 from core.messages import Incoming, ProgressReply
 from core.ports import TrackedJob
 from core.queue import EditQueue
@@ -272,16 +272,21 @@ async def test_edit_this_image_on_a_message_without_image(world):
     assert result.response.content == "That message has no image to edit."
 
 
-async def test_settings_options_become_engine_commands(world):
+async def test_setting_commands_are_generated_from_the_engine_s_arguments(world):
     env, _, channel, alice, _ = world
 
-    result = await alice.slash(channel, "settings", text_guidance=9.0, steps=30)
+    await alice.slash(channel, "text", x=9.0)
+    result = await alice.slash(channel, "steps", n=30)
 
-    assert result.ephemeral
     assert result.response.content.startswith("Settings:")
     assert "text guidance 9" in result.response.content and "30 steps" in result.response.content
     shown = await alice.slash(channel, "settings")
-    assert "Text guidance: 9" in shown.response.content
+    assert shown.ephemeral and "Text guidance: 9" in shown.response.content
+    assert "Seed: random" in shown.response.content
+    await alice.slash(channel, "seed", n=77)
+    assert "Seed: 77" in (await alice.slash(channel, "settings")).response.content
+    await alice.slash(channel, "seed")  # left out: back to random
+    assert "Seed: random" in (await alice.slash(channel, "settings")).response.content
 
 
 async def test_errors_are_one_line(world):
@@ -394,6 +399,9 @@ async def test_descriptions_come_from_the_engine(simcord_bot, engine):
 
     assert commands["undo"].description == summaries["undo"]
     assert commands["edit"].description.startswith("Edit a photo")
+    # Every public engine command exists here, so Discord's /help lists only commands Discord has.
+    slash = {command.name for command in simcord_bot.tree.get_commands(type=discord.AppCommandType.chat_input)}
+    assert set(summaries) <= slash and slash - set(summaries) == {"edit", "refine", "admin"}
 
 
 def spy_engine(monkeypatch, engine) -> list[Incoming]:
@@ -549,3 +557,22 @@ async def test_admin_command_is_hidden_from_members_who_do_not_manage_the_server
     with pytest.raises(simcord.SetupError, match="not visible"):
         await alice.slash(channel, "admin", command="pause")
     assert not queue.status.paused
+
+
+def test_option_limits_come_from_the_engine_s_constants(simcord_bot):
+    from core.conversation.grids import MAX_CELLS, MAX_VARIATIONS
+    from core.conversation.navigation import GOTO_MAX
+    from core.domain import STEPS_RANGE
+
+    def limits(name: str) -> tuple:
+        [option] = simcord_bot.tree.get_command(name).parameters
+        return option.min_value, option.max_value, option.required
+
+    assert limits("variations") == (1, MAX_VARIATIONS, False)
+    assert limits("pick") == (1, MAX_CELLS, True)
+    assert limits("goto") == (0, GOTO_MAX, True)
+    assert limits("steps") == (*STEPS_RANGE, True)
+    [direction] = simcord_bot.tree.get_command("flip").parameters
+    assert [(choice.name, choice.value) for choice in direction.choices] == [("left to right", "h"),
+                                                                             ("top to bottom", "v")]
+    assert simcord_bot.tree.get_command("crop").parameters == []  # its one choice is filled in

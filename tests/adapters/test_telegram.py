@@ -156,7 +156,7 @@ async def test_one_process_serves_the_platforms_whose_tokens_are_set(emulator, e
         with contextlib.suppress(asyncio.CancelledError):
             await serving
         await session.close()
-    assert engine._queue.depth == 0 and engine._queue._worker is None  # closed
+    assert engine.queue.depth == 0 and engine.queue._worker is None  # closed
 
 
 async def _listening(port: int, timeout: float = 10.0) -> None:

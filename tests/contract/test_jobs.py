@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from bot.distributed.jobs import SqlJobRepository
-from core.domain import ChatKey, EditJob, EditParams
 from core.errors import EDIT_FAILED_ON_OUR_SIDE
+from core.domain import ChatKey, EditJob, EditParams, NewNode
 from storage.database import make_engine
 from storage.memory import InMemoryHistoryRepository
 from storage.migrate import upgrade
@@ -51,7 +51,7 @@ def jobs(stores):
 @pytest.fixture
 def job(history) -> EditJob:
     conversation = history.conversation(ALICE)
-    root = history.add_node(conversation.id, None, "a" * 64, None, None, None)
+    root = history.add_node(NewNode(conversation.id, None, "a" * 64, None, None, None))
     return EditJob(conversation.id, "telegram:1", root.id, root.image_hash, "make it snow", USED)
 
 
@@ -167,7 +167,7 @@ def test_undelivered_lists_a_frontends_jobs_until_marked_delivered(jobs, job):
 
 
 def test_jobs_failed_before_kinds_were_kept_get_the_kind_metrics_gave_them(tmp_path):
-    """Migration 0003_job_failure_kind: rows of 0002 had only their line; "internal" for a failure on our side."""
+    """Migration 0004_job_failure_kind: rows from before it had only their line; "internal" for a failure on our side."""
     from alembic import command
 
     from storage.migrate import alembic_config
@@ -177,9 +177,9 @@ def test_jobs_failed_before_kinds_were_kept_get_the_kind_metrics_gave_them(tmp_p
         with engine.begin() as connection:
             config = alembic_config()
             config.attributes["connection"] = connection
-            command.upgrade(config, "0002")
+            command.upgrade(config, "0003_conversation_state")  # the one before
         history = SqlHistoryRepository(engine)
-        parent = history.add_node(history.conversation(ALICE).id, None, "a" * 64, None, None, None)
+        parent = history.add_node(NewNode(history.conversation(ALICE).id, None, "a" * 64, None, None, None))
         with engine.begin() as connection:
             for job_id, state, error in [("ours", "failed", EDIT_FAILED_ON_OUR_SIDE), ("unsafe", "failed", "Flagged."),
                                          ("stopped", "cancelled", "Edit cancelled."), ("fine", "done", None)]:

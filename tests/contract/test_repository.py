@@ -19,7 +19,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, select
 
-from core.domain import ChatKey, EditParams
+from core.domain import ChatKey, EditParams, NewNode
 from core.errors import BadParams
 from core.ports import HistoryRepository
 from storage.database import make_engine
@@ -92,7 +92,7 @@ class TestHistoryRepositoryContract:
 
     def test_add_root_records_it_and_makes_it_head(self, repo):
         conversation = repo.conversation(ALICE)
-        root = repo.add_node(conversation.id, None, "a" * 64, None, None, None)
+        root = repo.add_node(NewNode(conversation.id, None, "a" * 64, None, None, None))
         assert (root.conversation_id, root.parent_id, root.image_hash) == (conversation.id, None, "a" * 64)
         assert (root.instruction, root.params, root.seconds) == (None, None, None)
         assert root.created_at.tzinfo is not None and root.created_at.utcoffset() == UTC.utcoffset(None)
@@ -101,8 +101,8 @@ class TestHistoryRepositoryContract:
 
     def test_add_child_records_what_was_used(self, repo):
         conversation = repo.conversation(ALICE)
-        root = repo.add_node(conversation.id, None, "root", None, None, None)
-        child = repo.add_node(conversation.id, root.id, "child", "make it snow", USED, 3.25)
+        root = repo.add_node(NewNode(conversation.id, None, "root", None, None, None))
+        child = repo.add_node(NewNode(conversation.id, root.id, "child", "make it snow", USED, 3.25))
         assert (child.parent_id, child.instruction) == (root.id, "make it snow")
         assert (child.params, child.seconds) == (USED, 3.25)
         assert repo.node(child.id) == child
@@ -110,9 +110,9 @@ class TestHistoryRepositoryContract:
 
     def test_a_candidate_is_recorded_without_becoming_head_until_adopted(self, repo):
         conversation = repo.conversation(ALICE)
-        root = repo.add_node(conversation.id, None, "root", None, None, None)
-        kept = repo.add_node(conversation.id, root.id, "kept", "make it snow", USED, 1.0)
-        candidate = repo.add_node(conversation.id, root.id, "cand", "make it snow", USED, 1.0, make_head=False)
+        root = repo.add_node(NewNode(conversation.id, None, "root", None, None, None))
+        kept = repo.add_node(NewNode(conversation.id, root.id, "kept", "make it snow", USED, 1.0))
+        candidate = repo.add_node(NewNode(conversation.id, root.id, "cand", "make it snow", USED, 1.0, make_head=False))
         assert candidate.visit == 0 and repo.node(candidate.id) == candidate
         assert repo.conversation(ALICE).head_id == kept.id
         assert [node.id for node in repo.children(root.id)] == [kept.id, candidate.id]
@@ -122,25 +122,25 @@ class TestHistoryRepositoryContract:
 
     def test_path_runs_from_root_down_to_the_node(self, repo):
         conversation = repo.conversation(ALICE)
-        root = repo.add_node(conversation.id, None, "h0", None, None, None)
-        first = repo.add_node(conversation.id, root.id, "h1", "one", USED, 1.0)
-        repo.add_node(conversation.id, root.id, "side", "side branch", USED, 1.0)
-        second = repo.add_node(conversation.id, first.id, "h2", "two", USED, 1.0)
+        root = repo.add_node(NewNode(conversation.id, None, "h0", None, None, None))
+        first = repo.add_node(NewNode(conversation.id, root.id, "h1", "one", USED, 1.0))
+        repo.add_node(NewNode(conversation.id, root.id, "side", "side branch", USED, 1.0))
+        second = repo.add_node(NewNode(conversation.id, first.id, "h2", "two", USED, 1.0))
         assert [node.id for node in repo.path(second.id)] == [root.id, first.id, second.id]
         assert repo.path(root.id) == [repo.node(root.id)]
 
     def test_children_come_oldest_first(self, repo):
         conversation = repo.conversation(ALICE)
-        root = repo.add_node(conversation.id, None, "h0", None, None, None)
-        made = [repo.add_node(conversation.id, root.id, f"h{i}", f"edit {i}", USED, 1.0).id for i in range(4)]
-        repo.add_node(conversation.id, made[0], "grandchild", "deeper", USED, 1.0)
+        root = repo.add_node(NewNode(conversation.id, None, "h0", None, None, None))
+        made = [repo.add_node(NewNode(conversation.id, root.id, f"h{i}", f"edit {i}", USED, 1.0)).id for i in range(4)]
+        repo.add_node(NewNode(conversation.id, made[0], "grandchild", "deeper", USED, 1.0))
         assert [node.id for node in repo.children(root.id)] == made
         assert repo.children(made[1]) == []
 
     def test_each_new_head_gets_a_higher_visit(self, repo):
         conversation = repo.conversation(ALICE)
-        root = repo.add_node(conversation.id, None, "h0", None, None, None)
-        child = repo.add_node(conversation.id, root.id, "h1", "edit", USED, 1.0)
+        root = repo.add_node(NewNode(conversation.id, None, "h0", None, None, None))
+        child = repo.add_node(NewNode(conversation.id, root.id, "h1", "edit", USED, 1.0))
         assert child.visit > root.visit
 
         moved = repo.move_head(conversation.id, root.id)  # undo
@@ -152,24 +152,24 @@ class TestHistoryRepositoryContract:
 
     def test_visits_count_per_conversation(self, repo):
         alice, bob = repo.conversation(ALICE), repo.conversation(BOB)
-        alice_root = repo.add_node(alice.id, None, "a", None, None, None)
-        repo.add_node(alice.id, alice_root.id, "a1", "edit", USED, 1.0)
-        bob_root = repo.add_node(bob.id, None, "b", None, None, None)
+        alice_root = repo.add_node(NewNode(alice.id, None, "a", None, None, None))
+        repo.add_node(NewNode(alice.id, alice_root.id, "a1", "edit", USED, 1.0))
+        bob_root = repo.add_node(NewNode(bob.id, None, "b", None, None, None))
         assert bob_root.visit == alice_root.visit
 
     def test_head_can_be_cleared(self, repo):
         conversation = repo.conversation(ALICE)
-        root = repo.add_node(conversation.id, None, "h0", None, None, None)
+        root = repo.add_node(NewNode(conversation.id, None, "h0", None, None, None))
         assert repo.move_head(conversation.id, None).head_id is None
         assert repo.conversation_by_id(conversation.id).head_id is None
         assert repo.node(root.id) == root  # the tree stays
 
     def test_a_branch_after_undo_keeps_the_old_branch_and_redo_prefers_the_latest(self, repo):
         conversation = repo.conversation(ALICE)
-        root = repo.add_node(conversation.id, None, "h0", None, None, None)
-        old = repo.add_node(conversation.id, root.id, "old", "first idea", USED, 1.0)
+        root = repo.add_node(NewNode(conversation.id, None, "h0", None, None, None))
+        old = repo.add_node(NewNode(conversation.id, root.id, "old", "first idea", USED, 1.0))
         repo.move_head(conversation.id, root.id)
-        new = repo.add_node(conversation.id, root.id, "new", "second idea", USED, 1.0)
+        new = repo.add_node(NewNode(conversation.id, root.id, "new", "second idea", USED, 1.0))
 
         assert [node.id for node in repo.children(root.id)] == [old.id, new.id]
         assert repo.node(old.id) == old
@@ -183,24 +183,24 @@ class TestHistoryRepositoryContract:
 
     def test_a_parent_from_another_conversation_is_refused_and_nothing_is_written(self, repo):
         alice, bob = repo.conversation(ALICE), repo.conversation(BOB)
-        alice_root = repo.add_node(alice.id, None, "alice", None, None, None)
-        bob_root = repo.add_node(bob.id, None, "bob", None, None, None)
+        alice_root = repo.add_node(NewNode(alice.id, None, "alice", None, None, None))
+        bob_root = repo.add_node(NewNode(bob.id, None, "bob", None, None, None))
 
         with pytest.raises(ValueError):
-            repo.add_node(bob.id, alice_root.id, "intruder", "edit", USED, 1.0)
+            repo.add_node(NewNode(bob.id, alice_root.id, "intruder", "edit", USED, 1.0))
         with pytest.raises(ValueError):
-            repo.add_node(bob.id, 987_654, "dangling", "edit", USED, 1.0)
+            repo.add_node(NewNode(bob.id, 987_654, "dangling", "edit", USED, 1.0))
 
         assert repo.children(alice_root.id) == []
         assert repo.conversation_by_id(bob.id).head_id == bob_root.id
         assert repo.referenced_images() == {"alice", "bob"}
         # The visit counter did not move either: the next head gets the very next number.
-        assert repo.add_node(bob.id, bob_root.id, "fine", "edit", USED, 1.0).visit == bob_root.visit + 1
+        assert repo.add_node(NewNode(bob.id, bob_root.id, "fine", "edit", USED, 1.0)).visit == bob_root.visit + 1
 
     def test_moving_to_a_node_of_another_conversation_is_refused_and_nothing_is_written(self, repo):
         alice, bob = repo.conversation(ALICE), repo.conversation(BOB)
-        alice_root = repo.add_node(alice.id, None, "alice", None, None, None)
-        bob_root = repo.add_node(bob.id, None, "bob", None, None, None)
+        alice_root = repo.add_node(NewNode(alice.id, None, "alice", None, None, None))
+        bob_root = repo.add_node(NewNode(bob.id, None, "bob", None, None, None))
 
         with pytest.raises(ValueError):
             repo.move_head(bob.id, alice_root.id)
@@ -212,7 +212,7 @@ class TestHistoryRepositoryContract:
 
     def test_an_unknown_conversation_is_refused(self, repo):
         with pytest.raises(ValueError):
-            repo.add_node(987_654, None, "h", None, None, None)
+            repo.add_node(NewNode(987_654, None, "h", None, None, None))
         with pytest.raises(ValueError):
             repo.move_head(987_654, None)
         with pytest.raises(ValueError):
@@ -221,7 +221,7 @@ class TestHistoryRepositoryContract:
 
     def test_settings_are_saved_and_read_back(self, repo):
         conversation = repo.conversation(ALICE)
-        root = repo.add_node(conversation.id, None, "h0", None, None, None)
+        root = repo.add_node(NewNode(conversation.id, None, "h0", None, None, None))
         saved = repo.save_settings(conversation.id, USED)
         assert saved.settings == USED and saved.head_id == root.id
         assert repo.conversation(ALICE).settings == USED
@@ -241,10 +241,10 @@ class TestHistoryRepositoryContract:
     def test_referenced_images_are_every_nodes_hash(self, repo):
         assert repo.referenced_images() == set()
         alice, bob = repo.conversation(ALICE), repo.conversation(BOB)
-        root = repo.add_node(alice.id, None, "x", None, None, None)
-        repo.add_node(alice.id, root.id, "y", "edit", USED, 1.0)
-        repo.add_node(alice.id, root.id, "x", "same picture again", USED, 1.0)
-        repo.add_node(bob.id, None, "z", None, None, None)
+        root = repo.add_node(NewNode(alice.id, None, "x", None, None, None))
+        repo.add_node(NewNode(alice.id, root.id, "y", "edit", USED, 1.0))
+        repo.add_node(NewNode(alice.id, root.id, "x", "same picture again", USED, 1.0))
+        repo.add_node(NewNode(bob.id, None, "z", None, None, None))
         assert repo.referenced_images() == {"x", "y", "z"}
 
     def test_unknown_ids_give_none_or_nothing(self, repo):
@@ -256,15 +256,15 @@ class TestHistoryRepositoryContract:
 
     def test_purge_deletes_whole_trees_whose_newest_node_is_old_and_keeps_the_rest(self, repo):
         alice, bob = repo.conversation(ALICE), repo.conversation(BOB)
-        old_root = repo.add_node(alice.id, None, "old-root", None, None, None)
-        old_child = repo.add_node(alice.id, old_root.id, "old-child", "edit", USED, 1.0)
-        old_grandchild = repo.add_node(alice.id, old_child.id, "shared", "edit", USED, 1.0)
-        revisited_root = repo.add_node(alice.id, None, "revisited-root", None, None, None)
-        bob_root = repo.add_node(bob.id, None, "bob-root", None, None, None)
+        old_root = repo.add_node(NewNode(alice.id, None, "old-root", None, None, None))
+        old_child = repo.add_node(NewNode(alice.id, old_root.id, "old-child", "edit", USED, 1.0))
+        old_grandchild = repo.add_node(NewNode(alice.id, old_child.id, "shared", "edit", USED, 1.0))
+        revisited_root = repo.add_node(NewNode(alice.id, None, "revisited-root", None, None, None))
+        bob_root = repo.add_node(NewNode(bob.id, None, "bob-root", None, None, None))
         repo.save_settings(bob.id, USED)
         cutoff = _a_moment_between()
-        recent_child = repo.add_node(alice.id, revisited_root.id, "recent-child", "edit", USED, 1.0)
-        recent_root = repo.add_node(alice.id, None, "shared", None, None, None)  # same picture as an old node
+        recent_child = repo.add_node(NewNode(alice.id, revisited_root.id, "recent-child", "edit", USED, 1.0))
+        recent_root = repo.add_node(NewNode(alice.id, None, "shared", None, None, None))  # same picture as an old node
         repo.move_head(alice.id, recent_child.id)
 
         assert repo.purge_before(cutoff) == 4  # Alice's first tree and Bob's
@@ -279,22 +279,56 @@ class TestHistoryRepositoryContract:
         assert repo.referenced_images() == {"revisited-root", "recent-child", "shared"}
 
         assert repo.purge_before(cutoff) == 0
-        again = repo.add_node(bob.id, None, "bob-again", None, None, None)
+        again = repo.add_node(NewNode(bob.id, None, "bob-again", None, None, None))
         assert again.id not in {old_root.id, old_child.id, old_grandchild.id, bob_root.id}
 
     def test_purge_with_nothing_old_changes_nothing(self, repo):
         conversation = repo.conversation(ALICE)
         cutoff = _a_moment_between()
-        root = repo.add_node(conversation.id, None, "h0", None, None, None)
+        root = repo.add_node(NewNode(conversation.id, None, "h0", None, None, None))
         assert repo.purge_before(cutoff) == 0
         assert repo.node(root.id) == root and repo.conversation(ALICE).head_id == root.id
+
+    def test_the_last_grid_offered_is_kept_per_conversation_and_replaced_by_the_next(self, repo):
+        alice, bob = repo.conversation(ALICE), repo.conversation(BOB)
+        root = repo.add_node(NewNode(alice.id, None, "r" * 64, None, None, None))
+        cells = [repo.add_node(NewNode(alice.id, root.id, f"{n}" * 64, "x", USED, 1.0, make_head=False)).id for n in range(3)]
+        assert repo.offer(alice.id) == []
+        repo.save_offer(alice.id, cells)
+        assert repo.offer(alice.id) == cells and repo.offer(bob.id) == []
+        repo.save_offer(alice.id, cells[:1])
+        assert repo.offer(alice.id) == cells[:1]
+        with pytest.raises(ValueError):  # bob may not be offered alice's cells
+            repo.save_offer(bob.id, cells)
+        assert repo.offer(bob.id) == []
+
+    def test_a_held_back_instruction_is_given_once(self, repo):
+        alice, bob = repo.conversation(ALICE), repo.conversation(BOB)
+        root = repo.add_node(NewNode(alice.id, None, "r" * 64, None, None, None))
+        assert repo.take_held_back(alice.id) is None
+        repo.hold_back(alice.id, root.id, "mach es nachts")
+        repo.hold_back(alice.id, root.id, "rends-le nocturne")  # the newest replaces the older
+        with pytest.raises(ValueError):
+            repo.hold_back(bob.id, root.id, "not bob's node")
+        assert repo.take_held_back(bob.id) is None
+        assert repo.take_held_back(alice.id) == (root.id, "rends-le nocturne")
+        assert repo.take_held_back(alice.id) is None
+
+    def test_purge_forgets_the_grid_and_held_back_instruction_of_a_deleted_tree(self, repo):
+        alice = repo.conversation(ALICE)
+        root = repo.add_node(NewNode(alice.id, None, "r" * 64, None, None, None))
+        cell = repo.add_node(NewNode(alice.id, root.id, "c" * 64, "x", USED, 1.0, make_head=False))
+        repo.save_offer(alice.id, [cell.id])
+        repo.hold_back(alice.id, root.id, "too long")
+        repo.purge_before(_a_moment_between())
+        assert repo.offer(alice.id) == [] and repo.take_held_back(alice.id) is None
 
     def test_edit_counts_are_per_person_across_chats_since_a_moment(self, repo):
         def edits(key: ChatKey, count: int) -> None:
             conversation = repo.conversation(key)
-            parent = repo.add_node(conversation.id, None, "photo", None, None, None)  # a photo is not an edit
+            parent = repo.add_node(NewNode(conversation.id, None, "photo", None, None, None))  # a photo is not an edit
             for number in range(count):
-                parent = repo.add_node(conversation.id, parent.id, f"e{number}", "edit", USED, 1.0)
+                parent = repo.add_node(NewNode(conversation.id, parent.id, f"e{number}", "edit", USED, 1.0))
 
         edits(ChatKey("telegram", "old-chat", "7"), 5)
         since = _a_moment_between()
@@ -322,11 +356,11 @@ class TestHistoryRepositoryContract:
                 start.wait()
                 shared_ids.add(repo.conversation(shared_key).id)  # all racing to create one row
                 conversation = repo.conversation(ChatKey("test", f"chat{number}", str(number)))
-                ids = [repo.add_node(conversation.id, None, f"{number}-root", None, None, None).id]
+                ids = [repo.add_node(NewNode(conversation.id, None, f"{number}-root", None, None, None)).id]
                 chooser = random.Random(number)
                 for edit in range(edits - 1):
                     parent = chooser.choice(ids)
-                    ids.append(repo.add_node(conversation.id, parent, f"{number}-{edit}", "edit", USED, 1.0).id)
+                    ids.append(repo.add_node(NewNode(conversation.id, parent, f"{number}-{edit}", "edit", USED, 1.0)).id)
                     if edit % 2:
                         repo.move_head(conversation.id, chooser.choice(ids))
                 made[conversation.id] = ids

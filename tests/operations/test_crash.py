@@ -28,7 +28,7 @@ WRITER = textwrap.dedent(
     """
     import os, random, sys
     from pathlib import Path
-    from core.domain import ChatKey, EditParams
+    from core.domain import ChatKey, EditParams, NewNode
     from storage.blobs import FileImageStore
     from storage.database import make_engine
     from storage.repository import SqlHistoryRepository
@@ -41,9 +41,9 @@ WRITER = textwrap.dedent(
         image = b"\\x89PNG\\r\\n\\x1a\\n" + os.urandom(random.randint(1, 64 * 1024))
         digest = store.put(image)
         if head is None:
-            return repository.add_node(conversation.id, None, digest, None, None, None).id
+            return repository.add_node(NewNode(conversation.id, None, digest, None, None, None)).id
         params = EditParams(seed=random.randint(0, 2**32 - 1))
-        return repository.add_node(conversation.id, head, digest, "edit", params, 0.5).id
+        return repository.add_node(NewNode(conversation.id, head, digest, "edit", params, 0.5)).id
 
     head = record_one(conversation.head_id)
     print("writing", flush=True)

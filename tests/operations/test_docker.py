@@ -84,7 +84,7 @@ def test_everything_the_dockerfile_copies_is_in_the_build_context():
             assert (ROOT / source).exists(), source
             assert source in context or any(path.startswith(f"{source}/") for path in context), source
     # The package's own files come along, the bundled sample photo included.
-    assert {"core/engine.py", "storage/migrations/env.py", "bot/samples/sample.jpg"} <= context
+    assert {"core/conversation/engine.py", "storage/migrations/env.py", "bot/samples/sample.jpg"} <= context
 
 
 def test_the_build_context_keeps_data_virtualenvs_and_secrets_out():

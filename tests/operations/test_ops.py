@@ -23,8 +23,8 @@ from bot.logging_setup import REDACTED, configure_logging
 from bot.ops import OpsService, PurgeResult, backup_sqlite, purge_history
 from bot.ops_http import EditMetrics, Health, make_app
 from core.config import OpsSettings, Settings
-from core.domain import ChatKey
-from core.engine import ConversationEngine
+from core.domain import ChatKey, NewNode
+from core.conversation.engine import ConversationEngine
 from core.errors import UserError
 from core.metrics import log_conversation
 from core.queue import EditQueue
@@ -216,7 +216,7 @@ def test_warm_up_runs_one_tiny_edit_and_survives_a_refusal():
 def test_purge_history_deletes_old_trees_and_their_images():
     history, store = InMemoryHistoryRepository(), InMemoryImageStore(grace_seconds=0)
     conversation = history.conversation(ChatKey("test", "c", "alice"))
-    root = history.add_node(conversation.id, None, store.put(b"photo"), None, None, None)
+    root = history.add_node(NewNode(conversation.id, None, store.put(b"photo"), None, None, None))
     assert purge_history(history, store, 30) == PurgeResult(0, 0)
     later = datetime.now(UTC) + timedelta(days=31)
     assert purge_history(history, store, 30, now=later) == PurgeResult(1, 1)

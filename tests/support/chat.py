@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from core.engine import ConversationEngine
+from core.conversation.engine import ConversationEngine
 from core.messages import ImageReply, Incoming, Press, ProgressReply, TextReply
 from core.domain import ChatKey
 

@@ -19,8 +19,8 @@ from bot.distributed.frontend import DistributedQueue
 from bot.distributed.jobs import SqlJobRepository
 from bot.distributed.worker import EditWorker, serve
 from core.domain import ChatKey
-from core.engine import ConversationEngine
 from core.runner import EditRunner
+from core.conversation.engine import ConversationEngine
 from storage.blobs import FileImageStore
 from storage.database import make_engine
 from storage.repository import SqlHistoryRepository

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from PIL import Image, ImageChops
 
 from bot.distributed.jobs import CANCELLED, CANCELLED_KIND, JobRecord, claimable
-from core.domain import EditJob, EditParams, Node
+from core.domain import EditJob, EditParams, NewNode, Node
 from core.errors import BadParams, EditCancelled
 from core.ports import EditResult, HistoryRepository
 
@@ -125,8 +125,8 @@ class InMemoryJobRepository:
                 raise ValueError(f"job {job_id} is {record.state}")
             job = record.job
             nodes = [
-                self._history.add_node(job.conversation_id, job.parent_id, digest, job.instruction, params, seconds,
-                                       make_head=not job.variants)
+                self._history.add_node(NewNode(job.conversation_id, job.parent_id, digest, job.instruction, params,
+                                               seconds, make_head=not job.variants))
                 for digest, params, seconds in results
             ]
             self._jobs[job_id] = replace(record, state="done", node_ids=tuple(node.id for node in nodes))

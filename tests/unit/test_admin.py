@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from core.admin import AdminCommands
+from core.conversation.admin import AdminCommands
 from core.domain import ChatKey
-from core.engine import ConversationEngine
+from core.conversation.engine import ConversationEngine
 from core.queue import EditQueue
 from core.runner import EditRunner
 from tests.support.chat import Chat, images
@@ -84,11 +84,11 @@ async def test_queue_status_and_pause_keep_waiting_edits_until_resume(engine, ad
     [paused] = await admin("/pause")
     assert "Paused" in paused.text
     waiting = asyncio.create_task(bob("add snow"))
-    await until(lambda: engine._queue.depth == 2)
+    await until(lambda: engine.queue.depth == 2)
     gate.set()
     assert images(await running)  # the running edit finishes despite the pause
 
-    await until(lambda: engine._queue.depth == 1)
+    await until(lambda: engine.queue.depth == 1)
     [status] = await admin("/queue")
     assert "paused" in status.text and "Running: nothing" in status.text and "Waiting: 1" in status.text
     assert [instruction for instruction, _ in editor.calls] == ["make it night"]  # bob's has not started

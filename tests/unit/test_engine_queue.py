@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from core.domain import ChatKey
-from core.engine import ConversationEngine
+from core.conversation.engine import ConversationEngine
 from core.queue import EditQueue
 from core.runner import EditRunner
 from tests.support.chat import Chat, images, progress, texts
@@ -70,7 +70,7 @@ async def test_waiting_jobs_hear_their_position_and_can_cancel(engine, editor, g
     await asyncio.to_thread(editor.started.wait, 5)
     bob_waits = asyncio.create_task(bob("add snow"))
     carol_waits = asyncio.create_task(carol("add rain"))
-    await wait_until(lambda: engine._queue.depth == 3)
+    await wait_until(lambda: engine.queue.depth == 3)
 
     [reply] = await bob("/cancel")
     assert reply.text == "Cancelling your edit."
@@ -96,7 +96,7 @@ async def test_a_person_cannot_flood_the_queue_from_several_chats(history, image
         running = asyncio.create_task(chats[0]("one"))
         await asyncio.to_thread(editor.started.wait, 5)
         waiting = asyncio.create_task(chats[1]("two"))
-        await wait_until(lambda: engine._queue.depth == 2)
+        await wait_until(lambda: engine.queue.depth == 2)
         [reply] = await chats[2]("three")
         assert reply.error and "too many edits waiting" in reply.text
         gate.set()

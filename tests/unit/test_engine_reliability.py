@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 
 from core.domain import ChatKey
-from core.engine import ConversationEngine
+from core.conversation.engine import ConversationEngine
 from core.queue import EditQueue
 from core.runner import EditRunner
 from storage.blobs import FileImageStore

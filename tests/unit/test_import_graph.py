@@ -9,7 +9,7 @@ from tests.support.import_graph import cycles, import_graph
 
 def test_core_storage_and_bot_import_one_another_without_a_cycle():
     graph = import_graph()
-    assert {"core.engine", "core.ports", "storage.repository", "bot.distributed.frontend"} <= set(graph)
+    assert {"core.conversation.engine", "core.ports", "storage.repository", "bot.distributed.frontend"} <= set(graph)
     assert "core.domain" in graph["core.ports"]  # the graph sees our imports at all
     assert cycles(graph) == []
 

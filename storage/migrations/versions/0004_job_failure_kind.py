@@ -1,6 +1,6 @@
 """A failed job's kind in its row (EditCancelled, UnsafeImage, ..., or "internal"), so metrics need not read its line.
 
-Revision ID: 0003_job_failure_kind
+Revision ID: 0004_job_failure_kind
 Revises: 0002
 Create Date: 2026-12-06
 """
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_job_failure_kind"
-down_revision: str | None = "0002"
+revision: str = "0004_job_failure_kind"
+down_revision: str | None = "0003_conversation_state"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -7,24 +7,23 @@ bot does not reveal that they exist.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from core.commands import command, parse_whole, unknown_command
+from core.commands import Arg, command
+from core.conversation.edits import CommandGroup
 from core.domain import Conversation
-from core.errors import BadParams
-from core.messages import Reply, TextReply
+from core.messages import TextReply
 from core.ports import HistoryRepository, JobQueue
-
-Send = Callable[[Reply], Awaitable[None]]
+from core.messages import Send
+from core.offload import in_thread
 
 USAGE_DAYS = 7
 USAGE_TOP = 10
 USAGE_TOP_MAX = 100
 
 
-class AdminCommands:
+class AdminCommands(CommandGroup, register=False):
     """/queue, /usage, /pause and /resume. admin_ids: entries like "telegram:12345" (ChatKey platform:user_id)."""
 
     def __init__(self, queue: JobQueue, history: HistoryRepository, admin_ids: Iterable[str]) -> None:
@@ -32,35 +31,24 @@ class AdminCommands:
         self._history = history
         self._admins = frozenset(admin_ids)
 
-    def is_admin(self, conversation: Conversation) -> bool:
-        return f"{conversation.key.platform}:{conversation.key.user_id}" in self._admins
-
-    def _require_admin(self, conversation: Conversation, name: str) -> None:
-        if not self.is_admin(conversation):
-            raise unknown_command(name)
+    def admits(self, conversation: Conversation) -> bool:
+        return conversation.key.person in self._admins
 
     @command("queue", hidden=True)
-    async def queue_command(self, conversation: Conversation, args: str, send: Send) -> None:
+    async def queue_command(self, conversation: Conversation, send: Send) -> None:
         """Admin: show whether an edit runs, how many wait, and whether the queue is paused."""
-        self._require_admin(conversation, "queue")
         status = self._queue.status
         state = "paused (/resume to start edits again)" if status.paused else "taking edits"
         await send(TextReply(
             f"Queue: {state}.\nRunning: {'1 edit' if status.running else 'nothing'}.\nWaiting: {status.waiting}."
         ))
 
-    @command("usage", "[N]", hidden=True)
-    async def usage_command(self, conversation: Conversation, args: str, send: Send) -> None:
+    @command("usage", Arg.whole("n", 1, USAGE_TOP_MAX, f"How many people to list (default {USAGE_TOP})",
+                                default=USAGE_TOP), hidden=True)
+    async def usage_command(self, conversation: Conversation, send: Send, n: int) -> None:
         """Admin: the N people with the most edits over the last 7 days (default 10)."""
-        self._require_admin(conversation, "usage")
-        top = USAGE_TOP
-        if args.strip():
-            allowed = f"how many people to list, 1 to {USAGE_TOP_MAX}, e.g. /usage 20"
-            top = parse_whole(args, "/usage", allowed)
-            if not 1 <= top <= USAGE_TOP_MAX:
-                raise BadParams(f"/usage needs {allowed}.")
         since = datetime.now(UTC) - timedelta(days=USAGE_DAYS)
-        counts = await asyncio.to_thread(self._history.edit_counts, since, top)
+        counts = await in_thread(self._history.edit_counts, since, n)
         if not counts:
             await send(TextReply(f"No edits in the last {USAGE_DAYS} days."))
             return
@@ -68,15 +56,13 @@ class AdminCommands:
         await send(TextReply(f"Edits in the last {USAGE_DAYS} days:\n" + "\n".join(rows)))
 
     @command("pause", hidden=True)
-    async def pause_command(self, conversation: Conversation, args: str, send: Send) -> None:
+    async def pause_command(self, conversation: Conversation, send: Send) -> None:
         """Admin: start no new edits; the running one finishes and waiting ones keep their places."""
-        self._require_admin(conversation, "pause")
         self._queue.pause()
         await send(TextReply("Paused: no new edits start until /resume. Waiting edits keep their places."))
 
     @command("resume", hidden=True)
-    async def resume_command(self, conversation: Conversation, args: str, send: Send) -> None:
+    async def resume_command(self, conversation: Conversation, send: Send) -> None:
         """Admin: start edits again after /pause."""
-        self._require_admin(conversation, "resume")
         self._queue.resume()
         await send(TextReply("Resumed: edits run again."))

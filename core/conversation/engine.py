@@ -1,0 +1,195 @@
+"""The conversation engine: the one call every chat adapter makes.
+
+    await engine.handle(Incoming(key, text, image), send)
+
+answers a message by awaiting `send(reply)` for each Reply (core/messages.py). The engine only routes: a photo starts
+a new tree, plain text edits the current image (or tunes the last edit), a command goes to the handler its group
+declared (with typed arguments, parsed once here), a button press to the handler its group marked with `@button`.
+The groups live beside this file, one file each, over the shared core in edits.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import pkgutil
+from collections.abc import Callable, Iterable
+
+from core import conversation as groups_package
+from core.commands import NO_COMMAND, CommandInfo, collect, split_command, unknown_command
+from core.conversation.edits import GROUPS, CommandGroup, EditCore, caption, is_model_edit
+from core.conversation.tuning import Tuning, tuning_direction
+from core.domain import ChatKey, Conversation, EditParams, NewNode
+from core.errors import UserError
+from core.hints import estimate_tokens
+from core.images import encode_png, load_untrusted
+from core.messages import Incoming, Send, TextReply
+from core.metrics import log_conversation
+from core.offload import in_image_thread, in_thread
+from core.ports import HistoryRepository, ImageStore, JobQueue, TrackedJob
+
+log = logging.getLogger(__name__)
+
+SOMETHING_WRONG = "Something went wrong on my side; nothing was changed. Please try again."
+
+
+def _import_groups() -> None:
+    """Import every module of this package, so each CommandGroup subclass registers itself."""
+    for module in pkgutil.iter_modules(groups_package.__path__):
+        importlib.import_module(f"{groups_package.__name__}.{module.name}")
+
+
+class ConversationEngine:
+    """Answers every message of every conversation, whichever platform it came from."""
+
+    def __init__(
+        self,
+        history: HistoryRepository,
+        images: ImageStore,
+        queue: JobQueue,
+        *,
+        intake_limits: dict | None = None,
+        defaults: EditParams = EditParams(),
+        command_groups: Iterable[CommandGroup] = (),
+        count_tokens: Callable[[str], int] = estimate_tokens,
+        model: str = "",
+    ) -> None:
+        """command_groups: more groups, made by the caller, whose commands answer too (e.g. admin commands, which
+        need the admins' ids); the groups of this package are found and made here. model: the editor's model name,
+        as /info reports it."""
+        self._core = EditCore(history, images, queue, intake_limits=intake_limits or {}, defaults=defaults,
+                              count_tokens=count_tokens, model=model)
+        _import_groups()
+        groups = [group(self._core) for group in sorted(GROUPS, key=lambda group: group.position)]
+        self._tuning = next(group for group in groups if isinstance(group, Tuning))
+        self._handlers, self._buttons = collect(*groups, *command_groups)
+        self._core.commands = self.commands
+        self._core.buttons = {action: info for action, (info, _) in self._buttons.items()}
+        self._deliveries: set[asyncio.Task] = set()  # re-attached jobs being delivered (see start)
+
+    @property
+    def commands(self) -> list[CommandInfo]:
+        """The public commands, for /help and the platforms' menus (hidden ones answer but are not listed)."""
+        return [info for info, _ in self._handlers.values() if not info.hidden]
+
+    @property
+    def queue(self) -> JobQueue:
+        """The edit queue the engine submits to (its depth and status are what operators watch)."""
+        return self._core.queue
+
+    async def start(self, send_to: Callable[[ChatKey], Send] | None = None) -> None:
+        """Start the queue. `send_to(key)` is how an adapter sends to a conversation without an incoming message
+        (e.g. Telegram: send to the chat id): with it, edits a distributed queue re-attached after a restart
+        (`queue.recovered()`) are delivered to their conversations when they finish."""
+        await self._core.queue.start()
+        if send_to is not None:
+            for queued in self._core.queue.recovered():
+                task = asyncio.create_task(self._deliver_recovered(queued, send_to))
+                self._deliveries.add(task)
+                task.add_done_callback(self._deliveries.discard)
+
+    async def close(self) -> None:
+        for task in list(self._deliveries):
+            task.cancel()
+        await self._core.queue.close()
+
+    async def _deliver_recovered(self, queued: TrackedJob, send_to: Callable[[ChatKey], Send]) -> None:
+        """Relay a re-attached job's progress and outcome to its conversation, as an edit would have."""
+        conversation = await in_thread(self._core.history.conversation_by_id, queued.job.conversation_id)
+        if conversation is None:
+            return
+        send = send_to(conversation.key)
+        try:
+            for node in await self._core.follow(queued, send):
+                await send(await self._core.show(node, caption(node)))
+        except UserError as error:
+            await send(TextReply(str(error), error=True))
+        except Exception:
+            log.exception("failed to deliver re-attached job %s", queued.id)
+
+    # ------------------------------------------------------------------ entry point
+
+    async def handle(self, incoming: Incoming, send: Send) -> None:
+        """Answer one message. Never raises for the person's mistakes: they become one-line TextReplies."""
+        label = log_conversation.set(str(incoming.key))  # every log line of this answer names the conversation
+        try:
+            if incoming.action is not None:
+                await self._press(incoming, send)
+            elif incoming.image is not None:
+                await self._photo(incoming, send)
+            elif incoming.text and (parsed := split_command(incoming.text.strip())):
+                await self._command(incoming, *parsed, send)
+            elif incoming.text and incoming.text.strip():
+                await self._text(incoming, send)
+            else:
+                await send(TextReply("Send me a photo with an instruction, like “make it night”. /help lists what I can do."))
+        except UserError as error:
+            await send(TextReply(str(error), error=True))
+        except Exception:
+            log.exception("failed to answer %s", incoming.key)
+            await send(TextReply(SOMETHING_WRONG, error=True))
+        finally:
+            log_conversation.reset(label)
+
+    async def _photo(self, incoming: Incoming, send: Send) -> None:
+        core = self._core
+        intake = await in_image_thread(load_untrusted, incoming.image, **core.intake_limits)
+        digest = await in_image_thread(lambda: core.images.put(encode_png(intake.image)))
+        conversation = await self._conversation(incoming)
+        root = await in_thread(core.history.add_node, NewNode(conversation.id, None, digest))
+        if intake.notice:
+            await send(TextReply(intake.notice))
+        instruction = (incoming.text or "").strip()
+        if parsed := split_command(instruction):
+            await self._command(incoming, *parsed, send)  # e.g. a photo captioned "/text 9": the new photo is head
+        elif instruction:
+            await core.instruct(conversation, root, instruction, send)
+        else:
+            await send(TextReply("Got your photo. What should I change? For example: “make it a watercolour”."))
+
+    async def _text(self, incoming: Incoming, send: Send) -> None:
+        """Plain text: "stronger"-style tuning of the last edit, else an instruction for the current image (or for
+        the result the person replied to)."""
+        conversation = await self._conversation(incoming)
+        text = incoming.text.strip()
+        if incoming.reply_to is not None:
+            target = await self._core.own_node(conversation, incoming.reply_to)
+        else:
+            target = await self._core.head(conversation)
+        direction = tuning_direction(text)
+        if direction and is_model_edit(target):
+            await self._tuning.tune(conversation, target, direction, send)
+        else:
+            await self._core.instruct(conversation, target, text, send)
+
+    async def _command(self, incoming: Incoming, name: str, args: str, send: Send) -> None:
+        if not name:
+            raise UserError(NO_COMMAND)
+        entry = self._handlers.get(name)
+        if entry is None:
+            raise unknown_command(name)
+        info, handler = entry
+        conversation = await self._conversation(incoming)
+        group = handler.__self__
+        if not group.admits(conversation):  # the same answer as an unknown command, before any parsing
+            raise unknown_command(name)
+        info = await info.narrowed(group, conversation)
+        await handler(conversation, send, **info.parse_args(args))
+
+    async def _press(self, incoming: Incoming, send: Send) -> None:
+        press = incoming.action
+        conversation = await self._conversation(incoming)
+        node = await in_thread(self._core.history.node, press.node_id)
+        if node is None:
+            raise UserError("That button is out of date.")
+        if node.conversation_id != conversation.id:
+            raise UserError("That button belongs to someone else's edits; send your own photo to start.")
+        entry = self._buttons.get(press.action)
+        if entry is None:
+            raise UserError("That button is out of date.")
+        _, handler = entry
+        await handler(conversation, node, send)
+
+    async def _conversation(self, incoming: Incoming) -> Conversation:
+        return await in_thread(self._core.history.conversation, incoming.key)

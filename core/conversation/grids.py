@@ -1,0 +1,144 @@
+"""Pictures and grids: before/after, the guidance sweep and seed variations with /pick, squash, and /anyway."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from core import pictures
+from core.commands import Arg, button, command
+from core.conversation.edits import CommandGroup, caption, clamp, is_exact_edit, is_model_edit, short
+from core.conversation.exact import exact_edit
+from core.domain import IMAGE_GUIDANCE_RANGE, TEXT_GUIDANCE_RANGE, Conversation, EditJob, EditParams, Node
+from core.errors import UserError
+from core.hints import instruction_problem
+from core.images import encode_png
+from core.messages import Button, ImageReply, Press, Send
+from core.offload import in_image_thread, in_thread
+
+# The /sweep grid around the current settings: rows vary text guidance, columns image guidance.
+SWEEP_TEXT_STEP = 2.0
+SWEEP_IMAGE_STEP = 0.3
+SWEEP_SIDE = 3
+MAX_VARIATIONS = 4
+MAX_CELLS = max(SWEEP_SIDE * SWEEP_SIDE, MAX_VARIATIONS)
+"""The most cells a grid has: the highest number /pick takes."""
+
+
+class Grids(CommandGroup):
+    position = 30
+
+    @command("compare")
+    async def compare_command(self, conversation: Conversation, send: Send) -> None:
+        """Show the current image beside the one it was made from."""
+        await self.compare_button(conversation, await self.core.head(conversation), send)
+
+    @button("compare", "⇆ Compare")
+    async def compare_button(self, conversation: Conversation, node: Node, send: Send) -> None:
+        if node.parent_id is None:
+            raise UserError("This is the original photo: there is nothing to compare yet.")
+        parent = await in_thread(self.core.history.node, node.parent_id)
+
+        def draw() -> bytes:
+            before, after = self.core.image(parent.image_hash), self.core.image(node.image_hash)
+            return encode_png(pictures.compare(before, after, caption=short(node)))
+
+        await send(ImageReply(await in_image_thread(draw), f"Before and after: {short(node)}", node.id,
+                              kind="compare"))
+
+    @command("sweep")
+    async def sweep_command(self, conversation: Conversation, send: Send) -> None:
+        """Re-render your last edit over a 3x3 grid of text and image guidance, to pick the look you like."""
+        head = await self.core.last_edit(conversation, "/sweep")
+        settings = conversation.settings
+        steps = range(-(SWEEP_SIDE // 2), SWEEP_SIDE // 2 + 1)
+        texts = [clamp(settings.text_guidance + step * SWEEP_TEXT_STEP, TEXT_GUIDANCE_RANGE) for step in steps]
+        images = [clamp(settings.image_guidance + step * SWEEP_IMAGE_STEP, IMAGE_GUIDANCE_RANGE) for step in steps]
+        variants = tuple(replace(settings, text_guidance=text, image_guidance=image, seed=head.params.seed)
+                         for text in texts for image in images)
+        await self._offer(conversation, head, variants, send, columns=SWEEP_SIDE,
+                          title=f"“{head.instruction}” · seed {head.params.seed}",
+                          column_labels=[f"image {value:g}" for value in images],
+                          row_labels=[f"text {value:g}" for value in texts])
+
+    @command("variations", Arg.whole("n", 1, MAX_VARIATIONS, f"How many new seeds to try (default {MAX_VARIATIONS})",
+                                     default=MAX_VARIATIONS))
+    async def variations_command(self, conversation: Conversation, send: Send, n: int) -> None:
+        """Render your last edit with N new seeds (up to 4) at once, to pick the one you like."""
+        head = await self.core.last_edit(conversation, "/variations")
+        variants = tuple(replace(head.params, seed=seed) for seed in random.sample(range(2**32), n))
+        await self._offer(conversation, head, variants, send, columns=min(n, 2), title=f"“{head.instruction}”")
+
+    async def _offer(self, conversation: Conversation, head: Node, variants: tuple[EditParams, ...], send: Send,
+                     *, columns: int, title: str, column_labels=(), row_labels=()) -> None:
+        """Render variants of head's edit in one batch, record them as candidates (and as the grid /pick chooses
+        from), and show them as a numbered grid with a button for each."""
+        parent = await in_thread(self.core.history.node, head.parent_id)
+        job = EditJob(conversation.id, conversation.key.person, parent.id, parent.image_hash, head.instruction,
+                      variants[0], variants)
+        candidates = await self.core.run(job, send)
+        await in_thread(self.core.history.save_offer, conversation.id, [node.id for node in candidates])
+
+        def draw() -> bytes:
+            cells = [self.core.image(node.image_hash) for node in candidates]
+            labels = [f"text {node.params.text_guidance:g} · image {node.params.image_guidance:g} · "
+                      f"seed {node.params.seed}" for node in candidates]
+            grid = pictures.labelled_grid(cells, columns=columns, cell_labels=labels, column_labels=column_labels,
+                                          row_labels=row_labels, title=title)
+            return encode_png(grid)
+
+        buttons = tuple(Button(f"Pick {number}", Press("pick", node.id))
+                        for number, node in enumerate(candidates, start=1))
+        await send(ImageReply(await in_image_thread(draw), f"{title}\nPick one with the buttons or /pick N.",
+                              head.id, buttons, kind="grid"))
+
+    @command("pick", Arg.whole("n", 1, MAX_CELLS, "The cell number on the grid", upper="cells"))
+    async def pick_command(self, conversation: Conversation, send: Send, n: int) -> None:
+        """Adopt cell N of your last /sweep or /variations."""
+        offer = await in_thread(self.core.history.offer, conversation.id)
+        await self.pick_button(conversation, await in_thread(self.core.history.node, offer[n - 1]), send)
+
+    async def cells(self, conversation: Conversation) -> int:
+        offer = await in_thread(self.core.history.offer, conversation.id)
+        if not offer:
+            raise UserError("Nothing to pick from: use /sweep or /variations first (or the buttons under a grid).")
+        return len(offer)
+
+    @button("pick", "Pick")
+    async def pick_button(self, conversation: Conversation, node: Node, send: Send) -> None:
+        """Make a candidate the current image; its guidance becomes the conversation's settings."""
+        if node is None or not is_model_edit(node):
+            raise UserError("That button is out of date.")
+        settings = replace(conversation.settings, text_guidance=node.params.text_guidance,
+                           image_guidance=node.params.image_guidance)
+        await in_thread(self.core.history.save_settings, conversation.id, settings)
+        node = await self.core.move(conversation, node.id)
+        await send(await self.core.show(node, f"Picked. {caption(node)}"))
+
+    @command("squash")
+    async def squash_command(self, conversation: Conversation, send: Send) -> None:
+        """Redo your chain of edits as one edit of the original photo (repeated edits lose quality)."""
+        head = await self.core.head(conversation)
+        path = await in_thread(self.core.history.path, head.id)
+        edits = [node for node in path if is_model_edit(node)]
+        if len(edits) < 2:
+            raise UserError("Nothing to squash: /squash combines two or more edits into one.")
+        instruction = " and ".join(node.instruction for node in edits)
+        problem = await in_thread(instruction_problem, instruction, self.core.count_tokens)
+        if problem is not None:
+            raise UserError(f"Combined, the instructions are too much for one edit: {problem}")
+        squashed = await self.core.edit(conversation, path[0], instruction, conversation.settings, send)
+        # Exact edits are lossless and cheap: apply them again, in order, on top of the squashed edit.
+        for node in path:
+            if is_exact_edit(node):
+                squashed = await exact_edit(self.core, conversation, squashed, node.instruction, send)
+
+    @command("anyway")
+    async def anyway_command(self, conversation: Conversation, send: Send) -> None:
+        """Run the instruction I held back (not English, or too long) as it is."""
+        held = await in_thread(self.core.history.take_held_back, conversation.id)
+        if held is None:
+            raise UserError("There is no instruction waiting: just send one.")
+        parent_id, instruction = held
+        parent = await self.core.own_node(conversation, parent_id)
+        await self.core.edit(conversation, parent, instruction, conversation.settings, send)

@@ -1,0 +1,52 @@
+"""Whatever a person types after a slash gets a clear answer: never an internal error, never a model instruction."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.commands import Arg
+from core.errors import BadParams
+from core.messages import Press
+from tests.support.chat import images, progress
+
+
+@pytest.mark.parametrize("text", ["/steps ²", "/steps ١٢", "/steps " + "9" * 1000, "/text 1e1", "/text ∞",
+                                  "/seed " + "1" * 40, "/goto -1", "/pick ²", "/variations 0", "/rotate " + "9" * 999])
+async def test_strange_arguments_get_one_clear_line(chat, history, text):
+    await chat.photo()
+    before = history.conversation(chat.key)
+    [reply] = await chat(text)
+    assert reply.error and "\n" not in reply.text and "went wrong" not in reply.text, reply.text
+    assert len(reply.text) < 200
+    assert history.conversation(chat.key) == before
+
+
+@pytest.mark.parametrize("text", ["/", "/ undo", "/   ", "/@bot"])
+async def test_a_bare_slash_is_never_an_instruction(chat, history, editor, text):
+    await chat.photo()
+    replies = await chat(text)
+    assert not progress(replies) and not images(replies)
+    [reply] = replies
+    assert reply.error and "/help" in reply.text
+    assert len(history.children(history.conversation(chat.key).head_id)) == 0
+
+
+async def test_an_unknown_command_in_another_script_is_named_safely(chat):
+    [reply] = await chat("/ündo")
+    assert reply.error and "/help" in reply.text and "went wrong" not in reply.text
+
+
+@pytest.mark.parametrize("data", ["undo:²", "undo:١٢", "undo:" + "9" * 1000, "ündo:1", "undo", ":1", "undo:-1"])
+def test_forged_button_payloads_are_refused(data):
+    assert Press.parse(data) is None
+
+
+def test_arguments_parse_to_typed_values():
+    steps = Arg.whole("n", 1, 100, "steps")
+    assert steps.parse("30", "steps") == 30
+    assert Arg.number("x", 1.0, 20.0, "guidance").parse("7,5", "text") == 7.5
+    seed = Arg.whole("n", 0, 9, "seed", words=(("random", None),))
+    assert seed.parse("RANDOM", "seed") is None
+    with pytest.raises(BadParams, match="from 1 to 100"):
+        steps.parse("101", "steps")
+    assert Arg.whole("n", 1, 4, "count", default=4).parse("", "variations") == 4
