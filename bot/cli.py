@@ -7,6 +7,7 @@
     editbot bench [--json] [--fast] [--repeats N] [--pipeline]
     editbot worker             distributed mode: run edit jobs from Redis (one process per GPU)
     editbot bench-queue [--jobs N] [--hold S] [--workers 1 2 4] [--json]
+    editbot bench-images [--side 4000] [--scans 5000] [--json]
     editbot db upgrade | db sweep | db purge --older-than DAYS | db backup PATH
 
 Bad input ends with exit status 2 and one line on stderr, never a traceback.
@@ -89,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_queue_options(commands.add_parser(
         "bench-queue", help="distributed queue throughput with 1, 2 and 4 workers (needs Redis)"))
+
+    from bot.images_bench import add_options as add_bench_images_options
+
+    add_bench_images_options(commands.add_parser(
+        "bench-images", help="cost of hostile progressive JPEGs and memory of a /history sheet"))
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, parser_class=OneLineParser)
@@ -267,6 +273,15 @@ def bench_queue_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_images_command(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.images_bench import run_benchmark
+
+    if args.side < 64 or args.scans < 1:
+        raise UserError("--side must be at least 64 and --scans positive.")
+    run_benchmark(args.side, args.scans, args.json)
+    return 0
+
+
 def db_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot.bootstrap import build_storage
     from bot.ops import backup_sqlite, purge_history
@@ -298,6 +313,7 @@ COMMANDS = {
     "db": db_command,
     "worker": worker_command,
     "bench-queue": bench_queue_command,
+    "bench-images": bench_images_command,
 }
 
 if __name__ == "__main__":
