@@ -163,10 +163,7 @@ def edit_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot.bootstrap import build_editor
     from core.images import load_untrusted
 
-    try:
-        data = args.input.read_bytes()
-    except OSError as error:
-        raise UserError(f"Cannot read {args.input}: {error.strerror}.") from None
+    data = _read_limited(args.input, settings.limits.max_upload_bytes)
     params = EditParams(args.text_guidance, args.image_guidance, args.steps, args.seed,
                         args.scheduler or settings.editor.scheduler).validated()
     intake = load_untrusted(data, **settings.limits.intake)
@@ -182,6 +179,19 @@ def edit_command(settings: Settings, args: argparse.Namespace) -> int:
         raise UserError(f"Cannot write {args.output}: {getattr(error, 'strerror', None) or error}.") from None
     print(f"{args.output}: {result.params.describe()} · {result.seconds:.1f} s")
     return 0
+
+
+def _read_limited(path: Path, limit: int) -> bytes:
+    """The file's bytes, refused past `limit` (the upload limit) without reading further: /dev/zero or a FIFO
+    never ends, and a huge file is no better from a terminal than from a chat."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(limit + 1)
+    except OSError as error:
+        raise UserError(f"Cannot read {path}: {error.strerror}.") from None
+    if len(data) > limit:
+        raise UserError(f"{path} is over {limit / 1024 / 1024:g} MB, the most I accept (EDITBOT_MAX_UPLOAD_BYTES).")
+    return data
 
 
 def chat_command(settings: Settings, args: argparse.Namespace) -> int:
