@@ -155,6 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # a start-up failure (token refused, database unreachable...): one line, no traceback
+        from bot.startup_failures import explain
+
+        line, status = explain(error, database_url=settings.storage.url, verbose=args.verbose,
+                               secrets=[settings.telegram.bot_token, settings.discord.bot_token])
+        print(f"editbot: {line}", file=sys.stderr)
+        return status
 
 
 def edit_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -295,14 +302,15 @@ def bench_images_command(settings: Settings, args: argparse.Namespace) -> int:
 def db_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot.bootstrap import build_storage
     from bot.ops import backup_sqlite, purge_history
+    from bot.startup_failures import mask_database_url
 
     if args.db_command == "backup":  # before build_storage: a backup must not migrate the database it copies
         size = backup_sqlite(settings.storage.url, args.path)
-        print(f"Backed up {settings.storage.url} to {args.path} ({size} bytes).")
+        print(f"Backed up {mask_database_url(settings.storage.url)} to {args.path} ({size} bytes).")
         return 0
     history, images = build_storage(settings)  # applies migrations
     if args.db_command == "upgrade":
-        print(f"Database is up to date: {settings.storage.url}")
+        print(f"Database is up to date: {mask_database_url(settings.storage.url)}")
     elif args.db_command == "purge":
         result = purge_history(history, images, args.older_than)
         print(f"Deleted {result.nodes} history node(s) and {result.images} image file(s).")
