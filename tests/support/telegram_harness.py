@@ -176,7 +176,25 @@ def _extend_telemelya() -> None:
                 return {"delivered": True, "status_code": response.status}
 
     app.include_router(router)
+    _answer_refusals_with_their_status(app)
     _extended = True
+
+
+def _answer_refusals_with_their_status(app) -> None:
+    """Telemelya answers a refused getFile with HTTP 200 and {"ok": false}; Telegram answers with the error's HTTP
+    status (400 "file not found"), which is what PTB turns into BadRequest. Put that in front of Telemelya's."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+    from fastapi.routing import APIRoute
+    from telemelya.server.bot_api import get_file
+
+    async def get_file_as_telegram_does(token: str, request: Request):
+        answer = await get_file(token, request)
+        if answer.ok:
+            return answer
+        return JSONResponse(answer.model_dump(exclude_none=True), status_code=answer.error_code or 400)
+
+    app.router.routes.insert(0, APIRoute("/bot{token}/getFile", get_file_as_telegram_does, methods=["POST"]))
 
 
 @contextlib.asynccontextmanager
