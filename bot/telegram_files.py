@@ -14,6 +14,7 @@ import httpx
 from telegram import Message
 from telegram.error import BadRequest
 
+from bot.sizes import size_and_limit
 from core.errors import BadImage, UserError
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ async def download_image(message: Message, limit: int) -> bytes:
             raise BadImage("That file isn't an image: send a photo, or a JPEG, PNG, WebP or GIF file.")
     limit_mb = limit / (1024 * 1024)
     if item.file_size is not None and item.file_size > limit:
-        raise BadImage(f"That {what} is {item.file_size / (1024 * 1024):.1f} MB; I can take images up to {limit_mb:g} MB.")
+        size, most = size_and_limit(item.file_size, limit)
+        raise BadImage(f"That {what} is {size}; I can take images up to {most}.")
     try:
         file = await item.get_file()
     except BadRequest as refusal:

@@ -288,7 +288,8 @@ async def test_errors_are_one_line(world):
 
     result = await alice.slash(channel, "undo")
 
-    assert result.response.content == "Send me a photo first."
+    [refusal] = result.followups
+    assert refusal.content == "Send me a photo first." and refusal.ephemeral
 
 
 async def test_goto_and_history(world):

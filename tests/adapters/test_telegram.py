@@ -304,7 +304,7 @@ async def test_oversized_file_is_refused_before_download(session, history, as_do
         await alice.send_photo([(photo_bytes(), 96, 64)], caption="make it night", file_size=claimed)
     refusal = await session.expect("sendMessage")
 
-    assert "6.0 MB" in refusal["text"] and "5 MB" in refusal["text"]
+    assert "6.0 MB" in refusal["text"] and "5.0 MB" in refusal["text"]
     assert history.conversation(key_of(alice)).head_id is None
     assert not [call for call in await session.settle() if call["method"] in ("sendPhoto", "sendDocument")]
 
