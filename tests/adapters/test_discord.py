@@ -28,28 +28,6 @@ EPHEMERAL = 1 << 6
 INTERACTION_UPLOAD_LIMIT = 25 * 1024 * 1024  # what SimCord, like Discord, grants an interaction by default
 
 
-@pytest.fixture
-def settings() -> Settings:
-    settings = Settings()
-    settings.discord = DiscordSettings(bot_token=None, allowed_ids=set())
-    settings.limits = LimitSettings(max_upload_bytes=64 * 1024 * 1024)
-    return settings
-
-
-@pytest.fixture
-def simcord_bot(settings, engine):
-    return build_client(settings, engine)
-
-
-@pytest.fixture
-def world(simcord_env):
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    alice = guild.add_member(simcord_env.create_user("alice"))
-    bob = guild.add_member(simcord_env.create_user("bob"))
-    return simcord_env, guild, channel, alice, bob
-
-
 def original_edits(env) -> list[str]:
     """The contents the bot gave its deferred responses, in order."""
     return [

@@ -7,35 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from bot.discord_adapter import build_client, check_attachment
+from bot.discord_adapter import check_attachment
 from bot.sizes import size_and_limit
-from core.config import DiscordSettings, LimitSettings, Settings
 from core.errors import BadImage
-from tests.conftest import photo_bytes
+from tests.support.chat import photo_bytes
 
 MEGABYTE = 1024 * 1024
 EPHEMERAL = 1 << 6
-
-
-@pytest.fixture
-def settings() -> Settings:
-    settings = Settings()
-    settings.discord = DiscordSettings(bot_token=None, allowed_ids=set())
-    settings.limits = LimitSettings(max_upload_bytes=64 * MEGABYTE)
-    return settings
-
-
-@pytest.fixture
-def simcord_bot(settings, engine):
-    return build_client(settings, engine)
-
-
-@pytest.fixture
-def world(simcord_env):
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    alice = guild.add_member(simcord_env.create_user("alice"))
-    return simcord_env, channel, alice
 
 
 def posts(env) -> list[dict]:
@@ -50,7 +28,7 @@ async def edit(alice, channel, instruction: str):
 
 
 async def test_an_instruction_saying_everyone_pings_nobody(world):
-    env, channel, alice = world
+    env, _, channel, alice, _ = world
 
     await edit(alice, channel, "@everyone make it night <@&123> <@456>")
 
@@ -63,7 +41,7 @@ async def test_an_instruction_saying_everyone_pings_nobody(world):
 
 
 async def test_a_result_posted_to_the_channel_pings_only_its_person(world):
-    env, channel, alice = world
+    env, _, channel, alice, _ = world
     env.inject_error("POST", "/webhooks/*", status=401, code=50027, message="Invalid Webhook Token")
 
     await edit(alice, channel, "@everyone make it night")
@@ -76,7 +54,7 @@ async def test_a_result_posted_to_the_channel_pings_only_its_person(world):
 
 
 async def test_the_history_contact_sheet_is_private_too(world):
-    env, channel, alice = world
+    env, _, channel, alice, _ = world
     await edit(alice, channel, "make it night")
 
     history = await alice.slash(channel, "history")
@@ -88,7 +66,7 @@ async def test_the_history_contact_sheet_is_private_too(world):
 
 
 async def test_a_refusal_after_a_public_thinking_message_is_private(world):
-    env, channel, alice = world
+    env, _, channel, alice, _ = world
 
     result = await alice.slash(channel, "undo")  # nothing to undo: a refusal
 

@@ -1,80 +1,26 @@
 """The Telegram adapter against hostile or unusual traffic, end to end through the Bot API emulator (Telemelya,
-tests/telegram_harness.py): webhook requests refused before their body is read, files streamed within the upload
+tests/support/telegram_harness.py): webhook requests refused before their body is read, files streamed within the upload
 limit, files Telegram will not serve explained, and anonymous senders keyed by the chat they speak as."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
-from urllib.parse import urlsplit, urlunsplit
 
-import pytest
 from aiohttp import web
 
-from bot.telegram_adapter import webhook_secret
-from core.config import LimitSettings, Settings, TelegramSettings
 from core.domain import ChatKey
-from tests.conftest import photo_bytes
-from tests.telegram_harness import (
-    BOT_USERNAME,
-    EmulatorSession,
-    Person,
-    TelegramEmulator,
-    free_port,
-    redis_available,
-    running_bot,
-)
+from tests.support.chat import photo_bytes
+from tests.support.telegram_harness import BOT_USERNAME, UPLOAD_LIMIT, EmulatorSession, Person, free_port
 
-EMULATOR_REDIS_DB = 14
-UPLOAD_LIMIT = 5 * 1024 * 1024
 GROUP_ANONYMOUS_BOT = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
 CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    pytest.importorskip("telemelya", reason="the Telemelya Bot API emulator is not installed")
-    pytest.importorskip("moto.server", reason="moto's S3 server (moto[server]) is not installed")
-    base = urlsplit(os.environ.get("EDITBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    url = urlunsplit(base._replace(path=f"/{EMULATOR_REDIS_DB}"))
-    if not redis_available(url):
-        pytest.skip(f"no Redis at {url} for the Bot API emulator")
-    with TelegramEmulator.start(url) as running:
-        yield running
-
-
-@pytest.fixture
-async def start_bot(emulator, engine):
-    """Starts the bot in webhook mode against the emulator (file downloads from `file_url` when given)."""
-    async with contextlib.AsyncExitStack() as stack:
-
-        async def start(file_url: str | None = None) -> tuple[EmulatorSession, Settings]:
-            port = free_port()
-            settings = Settings()
-            settings.telegram = TelegramSettings(
-                bot_token=f"{EmulatorSession.new_id()}:AAE-{uuid.uuid4().hex}",
-                base_url=f"{emulator.url}/bot",
-                base_file_url=file_url or f"{emulator.url}/file/bot",
-                webhook_url=f"http://127.0.0.1:{port}/telegram/updates",
-                webhook_listen="127.0.0.1",
-                webhook_port=port,
-            )
-            settings.limits = LimitSettings(max_upload_bytes=UPLOAD_LIMIT)
-            await stack.enter_async_context(running_bot(settings, engine))
-            token = settings.telegram.bot_token
-            session = emulator.session(token, webhook_secret(token))
-            stack.push_async_callback(session.close)
-            return session, settings
-
-        yield start
-
-
-async def status_before_any_body(settings: Settings, headers: dict[str, str]) -> int:
+async def status_before_any_body(session: EmulatorSession, headers: dict[str, str]) -> int:
     """POST headers declaring a big body to the bot's webhook, send no body, and read the status it answers."""
-    port = settings.telegram.webhook_port
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", session.webhook_port)
     try:
         lines = ["POST /telegram/updates HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json",
                  *(f"{name}: {value}" for name, value in headers.items())]
@@ -86,20 +32,17 @@ async def status_before_any_body(settings: Settings, headers: dict[str, str]) ->
         writer.close()
 
 
-async def test_a_webhook_request_with_a_wrong_secret_is_refused_before_its_body(start_bot):
-    _, settings = await start_bot()
+async def test_a_webhook_request_with_a_wrong_secret_is_refused_before_its_body(session):
     headers = {"Content-Length": str(95 * 1024 * 1024), "X-Telegram-Bot-Api-Secret-Token": "guessed"}
-    assert await status_before_any_body(settings, headers) == 403
+    assert await status_before_any_body(session, headers) == 403
 
 
-async def test_a_webhook_body_bigger_than_any_update_is_refused_unread(start_bot):
-    session, settings = await start_bot()
+async def test_a_webhook_body_bigger_than_any_update_is_refused_unread(session):
     headers = {"Content-Length": str(95 * 1024 * 1024), "X-Telegram-Bot-Api-Secret-Token": session.secret_token}
-    assert await status_before_any_body(settings, headers) == 413
+    assert await status_before_any_body(session, headers) == 413
 
 
-async def test_a_file_telegram_will_not_serve_is_explained(start_bot, history):
-    session, _ = await start_bot()
+async def test_a_file_telegram_will_not_serve_is_explained(session):
     alice = Person(session)
     document = {"file_id": "gone-" + uuid.uuid4().hex, "file_unique_id": "gone", "file_name": "photo.jpg",
                 "mime_type": "image/jpeg", "file_size": 1000}
@@ -139,7 +82,7 @@ async def counting_file_server(total: int):
 
 async def test_a_document_without_a_declared_size_is_streamed_and_stopped_at_the_limit(start_bot, history):
     async with counting_file_server(total=64 * 1024 * 1024) as (file_url, sent):
-        session, _ = await start_bot(file_url=file_url)
+        session = await start_bot(base_file_url=file_url)
         alice = Person(session)
         file_id = await session.upload(b"placeholder", "huge.png")
         document = {"file_id": file_id, "file_unique_id": file_id[:16], "file_name": "huge.png",
@@ -162,8 +105,7 @@ async def send_photo_as(person: Person, sender: dict, sender_chat: dict, caption
     )
 
 
-async def test_channels_posting_in_a_group_each_get_their_own_history(start_bot, history):
-    session, _ = await start_bot()
+async def test_channels_posting_in_a_group_each_get_their_own_history(session, history):
     group = Person(session, chat_id=-1000000000000 - session.new_id(), chat_type="supergroup")
     group_chat = {"id": group.chat_id, "type": "supergroup", "title": "Test group"}
     first_channel = {"id": -1000000000000 - session.new_id(), "type": "channel", "title": "One"}

@@ -31,6 +31,8 @@ import httpx
 WAIT_SECONDS = 20.0
 """How long to wait for the bot's next call before failing: a generous bound so a slow machine never flakes."""
 
+UPLOAD_LIMIT = 5 * 1024 * 1024
+"""The bot's upload limit in these tests: small, so limits are tested without big files."""
 BOT_ID = 123456789  # Telemelya's getMe
 BOT_USERNAME = "telemelya_bot"
 
@@ -211,6 +213,26 @@ async def running_bot(settings, engine) -> AsyncIterator:
             await engine.close()
 
 
+def make_settings(emulator: "TelegramEmulator", **telegram):
+    """Settings pointing the bot at the emulator, with a token of its own (the emulator keys webhooks by token);
+    `telegram` overrides any Telegram setting (e.g. base_file_url)."""
+    from core.config import LimitSettings, Settings, TelegramSettings
+
+    settings = Settings()
+    port = free_port()
+    defaults = {
+        "bot_token": f"{EmulatorSession.new_id()}:AAE-{uuid.uuid4().hex}",
+        "base_url": f"{emulator.url}/bot",
+        "base_file_url": f"{emulator.url}/file/bot",
+        "webhook_url": f"http://127.0.0.1:{port}/telegram/updates",
+        "webhook_listen": "127.0.0.1",
+        "webhook_port": port,
+    }
+    settings.telegram = TelegramSettings(**{**defaults, **telegram})
+    settings.limits = LimitSettings(max_upload_bytes=UPLOAD_LIMIT)
+    return settings
+
+
 class TelegramEmulator:
     """Telemelya and an S3 emulator, running for the duration of a `with` block."""
 
@@ -244,18 +266,20 @@ class TelegramEmulator:
         finally:
             s3.stop()
 
-    def session(self, bot_token: str, secret_token: str) -> "EmulatorSession":
-        return EmulatorSession(self.url, bot_token, secret_token)
+    def session(self, bot_token: str, secret_token: str, webhook_port: int = 0) -> "EmulatorSession":
+        return EmulatorSession(self.url, bot_token, secret_token, webhook_port)
 
 
 class EmulatorSession:
-    """One test's view of the emulator: it sends updates as people and reads the bot's calls in order."""
+    """One test's view of the emulator: it sends updates as people and reads the bot's calls in order.
+    webhook_port: where the bot listens for updates, for tests that post to it directly."""
 
     _ids = itertools.count(int(time.time() * 1000) % 10**9)
 
-    def __init__(self, url: str, bot_token: str, secret_token: str) -> None:
+    def __init__(self, url: str, bot_token: str, secret_token: str, webhook_port: int = 0) -> None:
         self.bot_token = bot_token
         self.secret_token = secret_token
+        self.webhook_port = webhook_port
         self.session_id = f"editbot-{uuid.uuid4()}"
         self.http = httpx.AsyncClient(base_url=url, headers={"Authorization": "Bearer test"}, timeout=WAIT_SECONDS)
         self._seen = 0
