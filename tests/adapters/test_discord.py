@@ -14,7 +14,7 @@ from PIL import Image
 from bot.discord_adapter import CUSTOM_ID_PREFIX, NOT_ALLOWED, build_client, fit_upload
 from core.admin import AdminCommands
 from core.commands import unknown_command
-from core.config import DiscordSettings, LimitSettings, Settings
+from core.config import DiscordSettings, LimitSettings
 from core.domain import ChatKey
 from core.engine import ConversationEngine
 from core.messages import Incoming, ProgressReply
