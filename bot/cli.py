@@ -7,6 +7,7 @@
     editbot bench [--json] [--fast] [--repeats N] [--pipeline]
     editbot worker             distributed mode: run edit jobs from Redis (one process per GPU)
     editbot bench-queue [--jobs N] [--hold S] [--workers 1 2 4] [--json]
+    editbot bench-images [--side 4000] [--scans 5000] [--json]
     editbot db upgrade | db sweep | db purge --older-than DAYS | db backup PATH
 
 Bad input ends with exit status 2 and one line on stderr, never a traceback.
@@ -90,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_queue_options(commands.add_parser(
         "bench-queue", help="distributed queue throughput with 1, 2 and 4 workers (needs Redis)"))
 
+    from bot.images_bench import add_options as add_bench_images_options
+
+    add_bench_images_options(commands.add_parser(
+        "bench-images", help="cost of hostile progressive JPEGs and memory of a /history sheet"))
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, parser_class=OneLineParser)
     db_commands.add_parser("upgrade", help="apply database migrations")
@@ -149,6 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # a start-up failure (token refused, database unreachable...): one line, no traceback
+        from bot.startup_failures import explain
+
+        line, status = explain(error, database_url=settings.storage.url, verbose=args.verbose,
+                               secrets=[settings.telegram.bot_token, settings.discord.bot_token])
+        print(f"editbot: {line}", file=sys.stderr)
+        return status
 
 
 def edit_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -157,10 +170,7 @@ def edit_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot.bootstrap import build_editor
     from core.images import load_untrusted
 
-    try:
-        data = args.input.read_bytes()
-    except OSError as error:
-        raise UserError(f"Cannot read {args.input}: {error.strerror}.") from None
+    data = _read_limited(args.input, settings.limits.max_upload_bytes)
     params = EditParams(args.text_guidance, args.image_guidance, args.steps, args.seed,
                         args.scheduler or settings.editor.scheduler).validated()
     intake = load_untrusted(data, **settings.limits.intake)
@@ -176,6 +186,19 @@ def edit_command(settings: Settings, args: argparse.Namespace) -> int:
         raise UserError(f"Cannot write {args.output}: {getattr(error, 'strerror', None) or error}.") from None
     print(f"{args.output}: {result.params.describe()} · {result.seconds:.1f} s")
     return 0
+
+
+def _read_limited(path: Path, limit: int) -> bytes:
+    """The file's bytes, refused past `limit` (the upload limit) without reading further: /dev/zero or a FIFO
+    never ends, and a huge file is no better from a terminal than from a chat."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(limit + 1)
+    except OSError as error:
+        raise UserError(f"Cannot read {path}: {error.strerror}.") from None
+    if len(data) > limit:
+        raise UserError(f"{path} is over {limit / 1024 / 1024:g} MB, the most I accept (EDITBOT_MAX_UPLOAD_BYTES).")
+    return data
 
 
 def chat_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -267,17 +290,27 @@ def bench_queue_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_images_command(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.images_bench import run_benchmark
+
+    if args.side < 64 or args.scans < 1:
+        raise UserError("--side must be at least 64 and --scans positive.")
+    run_benchmark(args.side, args.scans, args.json)
+    return 0
+
+
 def db_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot.bootstrap import build_storage
     from bot.ops import backup_sqlite, purge_history
+    from bot.startup_failures import mask_database_url
 
     if args.db_command == "backup":  # before build_storage: a backup must not migrate the database it copies
         size = backup_sqlite(settings.storage.url, args.path)
-        print(f"Backed up {settings.storage.url} to {args.path} ({size} bytes).")
+        print(f"Backed up {mask_database_url(settings.storage.url)} to {args.path} ({size} bytes).")
         return 0
     history, images = build_storage(settings)  # applies migrations
     if args.db_command == "upgrade":
-        print(f"Database is up to date: {settings.storage.url}")
+        print(f"Database is up to date: {mask_database_url(settings.storage.url)}")
     elif args.db_command == "purge":
         result = purge_history(history, images, args.older_than)
         print(f"Deleted {result.nodes} history node(s) and {result.images} image file(s).")
@@ -298,6 +331,7 @@ COMMANDS = {
     "db": db_command,
     "worker": worker_command,
     "bench-queue": bench_queue_command,
+    "bench-images": bench_images_command,
 }
 
 if __name__ == "__main__":

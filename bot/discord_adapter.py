@@ -28,6 +28,7 @@ import discord
 from discord import app_commands
 from PIL import Image
 
+from bot.sizes import size_and_limit
 from core.conversation.admin import USAGE_DAYS, USAGE_TOP, USAGE_TOP_MAX
 from core.commands import Arg, CommandInfo
 from core.config import Settings
@@ -52,6 +53,7 @@ CUSTOM_ID_PREFIX = "editbot:"
 MESSAGE_LIMIT = 2000
 NOT_ALLOWED = "Sorry, this image editor is private and not available here."
 SOMETHING_WRONG = "Something went wrong on my side; nothing was changed. Please try again."
+PRIVATE_ANSWER = "Answered privately."
 
 TextGuidance = app_commands.Range[float, TEXT_GUIDANCE_RANGE[0], TEXT_GUIDANCE_RANGE[1]]
 ImageGuidance = app_commands.Range[float, IMAGE_GUIDANCE_RANGE[0], IMAGE_GUIDANCE_RANGE[1]]
@@ -97,7 +99,8 @@ def check_attachment(attachment: discord.Attachment, limit: int) -> None:
     if not (attachment.content_type or "").startswith("image/"):
         raise BadImage(f"“{attachment.filename}” is not an image: please attach a photo (PNG, JPEG or WebP).")
     if attachment.size > limit:
-        raise BadImage(f"That image is {_megabytes(attachment.size)}; the most I accept here is {_megabytes(limit)}.")
+        size, most = size_and_limit(attachment.size, limit)
+        raise BadImage(f"That image is {size}; the most I accept here is {most}.")
 
 
 def first_image(message: discord.Message) -> discord.Attachment | None:
@@ -110,10 +113,6 @@ def fit_upload(png: bytes, limit: int) -> tuple[bytes, str]:
         return png, "image/png"
     with Image.open(io.BytesIO(png)) as image:
         return encode_for_upload(image, limit)
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 1024 / 1024:.1f} MB"
 
 
 # ---------------------------------------------------------------------------------------------------- buttons
@@ -186,8 +185,10 @@ class Responder:
     (slash commands, modals); button presses are acknowledged silently, so their progress is a separate message.
     """
 
-    def __init__(self, interaction: discord.Interaction, *, owns_original: bool) -> None:
+    def __init__(self, interaction: discord.Interaction, *, owns_original: bool, private: bool = False) -> None:
+        """private: the interaction was deferred ephemerally; everything that follows is for the person only."""
         self._interaction = interaction
+        self._private = private
         self._original_free = owns_original
         self._progress: dict[int, _Progress] = {}
 
@@ -197,10 +198,30 @@ class Responder:
         elif isinstance(reply, ImageReply):
             await self._show_image(reply)
             await self._end_progress("✅ Done.")
+        elif reply.error:
+            await self._refuse(reply.text)
         else:
-            await self._post(reply.text, ephemeral=reply.error)
-            if reply.error:
-                await self._end_progress("Stopped.")
+            await self._post(reply.text)
+
+    async def _refuse(self, text: str) -> None:
+        """A refusal is for the person alone. The first follow-up of a public "thinking" message would become that
+        message, for the whole channel to read: so that message is closed first, and removed once the refusal is
+        posted privately."""
+        public_thinking = self._original_free and not self._private and not self._token_expired()
+        self._original_free = False
+        if public_thinking:
+            await self._tidy(self._interaction.edit_original_response(content=PRIVATE_ANSWER))
+        await self._post(text, ephemeral=True)
+        if public_thinking:
+            await self._tidy(self._interaction.delete_original_response())
+        await self._end_progress("Stopped.")
+
+    @staticmethod
+    async def _tidy(request: Awaitable) -> None:
+        try:
+            await request
+        except discord.HTTPException as error:  # tidying up is not worth failing the reply for
+            log.info("could not tidy the thinking message: %s", error)
 
     def _token_expired(self) -> bool:
         return discord.utils.utcnow() >= self._interaction.expires_at - TOKEN_MARGIN
@@ -278,7 +299,8 @@ class Responder:
             try:
                 if attach is not None:
                     extras["file"] = attach()
-                await self._interaction.followup.send(content[:MESSAGE_LIMIT], ephemeral=ephemeral, **extras)
+                await self._interaction.followup.send(content[:MESSAGE_LIMIT], ephemeral=ephemeral or self._private,
+                                                      **extras)
                 return
             except discord.HTTPException as error:
                 if error.code not in EXPIRED_TOKEN_CODES:
@@ -286,8 +308,9 @@ class Responder:
                 log.info("interaction token expired; posting to the channel instead")
         if attach is not None:
             extras["file"] = attach()
-        mention = self._interaction.user.mention
-        await self._interaction.channel.send(f"{mention} {content}"[:MESSAGE_LIMIT], **extras)
+        user = self._interaction.user
+        await self._interaction.channel.send(f"{user.mention} {content}"[:MESSAGE_LIMIT],
+                                             allowed_mentions=discord.AllowedMentions(users=[user]), **extras)
 
 
 class ChannelPoster:
@@ -299,6 +322,8 @@ class ChannelPoster:
         self._client = client
         self._channel_id = int(key.chat_id)
         self._mention = f"<@{key.user_id}>"
+        # The person this is for, and nobody else: an instruction may say "@everyone".
+        self._allowed_mentions = discord.AllowedMentions(users=[discord.Object(int(key.user_id))])
 
     async def __call__(self, reply: Reply) -> None:
         if isinstance(reply, ProgressReply):
@@ -314,9 +339,11 @@ class ChannelPoster:
             view = result_view(reply.buttons)
             if view is not None:
                 extras["view"] = view
-            await channel.send(f"{self._mention} {reply.caption}"[:MESSAGE_LIMIT], **extras)
+            await channel.send(f"{self._mention} {reply.caption}"[:MESSAGE_LIMIT],
+                               allowed_mentions=self._allowed_mentions, **extras)
         else:
-            await channel.send(f"{self._mention} {reply.text}"[:MESSAGE_LIMIT])
+            await channel.send(f"{self._mention} {reply.text}"[:MESSAGE_LIMIT],
+                               allowed_mentions=self._allowed_mentions)
 
     def _upload_limit(self) -> int:
         """The channel's server limit when the channel is cached, else what every server and DM allows."""
@@ -346,7 +373,8 @@ class EditBotClient(discord.Client):
     """A discord.Client whose command tree speaks to the engine."""
 
     def __init__(self, settings: Settings, engine: ConversationEngine) -> None:
-        super().__init__(intents=discord.Intents.default())
+        # Nothing the bot sends pings anyone unless it says so: captions echo instructions such as "@everyone ...".
+        super().__init__(intents=discord.Intents.default(), allowed_mentions=discord.AllowedMentions.none())
         self.settings = settings
         self.engine = engine
         self.tree = app_commands.CommandTree(
@@ -389,7 +417,7 @@ class EditBotClient(discord.Client):
         if not await self._admit(interaction):
             return
         await interaction.response.defer(thinking=True, ephemeral=ephemeral)
-        send = Responder(interaction, owns_original=True)
+        send = Responder(interaction, owns_original=True, private=ephemeral)
         key = chat_key(interaction)
         await self._guarded(send, self._answer_texts(key, texts, send, last_only))
 

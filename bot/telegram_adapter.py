@@ -17,7 +17,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -45,9 +45,11 @@ from telegram.ext import (
     filters,
 )
 
+from bot.telegram_files import download_image
+from bot.telegram_webhook import webhook_server
 from core.config import Settings, TelegramSettings
 from core.domain import ChatKey
-from core.errors import BadImage, UserError
+from core.errors import UserError
 from core.messages import ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
 
 log = logging.getLogger(__name__)
@@ -85,7 +87,7 @@ def webhook_secret(token: str) -> str:
 
 
 def webhook_options(telegram: TelegramSettings) -> dict:
-    """Keyword arguments for PTB's `run_webhook`/`Updater.start_webhook`: listen on the configured address, serve
+    """Keyword arguments for `webhook_server` (bot/telegram_webhook.py): listen on the configured address, serve
     the path of the public URL (so a reverse proxy can forward it unchanged), and check the secret header.
     The path never contains the token: request paths end up in access logs."""
     if not telegram.webhook_url:
@@ -353,11 +355,11 @@ class TelegramAdapter:
         image = None
         if message.photo or message.document:
             try:
-                image = await self._download(message)
+                image = await download_image(message, self._download_limit)
             except UserError as error:
                 await replier(TextReply(str(error), error=True))
                 return
-        key = ChatKey(PLATFORM, str(message.chat.id), str(user.id))
+        key = ChatKey(PLATFORM, str(message.chat.id), str(_sender_id(message, user.id)))
         reply_to = None if image is not None else _replied_node(message, context.bot.id)
         try:
             await self._engine.handle(Incoming(key, text=text or None, image=image, reply_to=reply_to), replier)
@@ -445,28 +447,12 @@ class TelegramAdapter:
             return re.sub(r"[ \t]{2,}", " ", raw).strip()
         return None
 
-    async def _download(self, message: Message) -> bytes:
-        """The bytes of the message's image: the largest photo size, or the document as sent (lossless).
-        Refuses, before downloading, files that are too big or clearly not images."""
-        if message.photo:
-            item = max(message.photo, key=lambda size: size.width * size.height)
-            what = "photo"
-        else:
-            item = message.document
-            what = "file"
-            mime = item.mime_type or ""
-            if mime and not mime.startswith("image/") and mime != "application/octet-stream":
-                raise BadImage("That file isn't an image: send a photo, or a JPEG, PNG, WebP or GIF file.")
-        limit_mb = self._download_limit / (1024 * 1024)
-        if item.file_size is not None and item.file_size > self._download_limit:
-            raise BadImage(
-                f"That {what} is {item.file_size / (1024 * 1024):.1f} MB; I can take images up to {limit_mb:g} MB."
-            )
-        file = await item.get_file()
-        data = bytes(await file.download_as_bytearray())
-        if len(data) > self._download_limit:  # the size was not announced
-            raise BadImage(f"That {what} is over {limit_mb:g} MB, the most I can take.")
-        return data
+
+def _sender_id(message: Message, user_id: int) -> int:
+    """Whose conversation a message belongs to. Anonymous group admins and people posting as a channel all arrive
+    as one placeholder user; `sender_chat` tells them apart: the group for its anonymous admins (who therefore
+    share one history there; Telegram does not say which admin wrote), the channel for each channel."""
+    return message.sender_chat.id if message.sender_chat is not None else user_id
 
 
 def _replied_node(message: Message, bot_id: int) -> int | None:
@@ -513,13 +499,15 @@ async def serving(application: Application, settings: Settings) -> AsyncIterator
     async with application:
         await adapter.publish_menu(application.bot)
         await application.start()
-        if settings.telegram.webhook_url:
-            await application.updater.start_webhook(**webhook_options(settings.telegram),
-                                                    allowed_updates=ALLOWED_UPDATES)
-        else:
-            await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
-        try:
-            yield adapter.sender(application.bot)
-        finally:
-            await application.updater.stop()
-            await application.stop()
+        async with AsyncExitStack() as receiving:
+            if settings.telegram.webhook_url:
+                await receiving.enter_async_context(webhook_server(
+                    application, **webhook_options(settings.telegram), allowed_updates=ALLOWED_UPDATES))
+            else:
+                await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+                receiving.push_async_callback(application.updater.stop)
+            try:
+                yield adapter.sender(application.bot)
+            finally:
+                await receiving.aclose()
+                await application.stop()

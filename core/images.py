@@ -5,6 +5,10 @@ GIF (judged by Pillow's detection of the content, never by a file name), refuses
 one human line (`BadImage`) before the pixels are decoded where the header already tells, and hands back a clean
 RGB image: EXIF orientation applied, alpha composited onto a background, every bit of metadata dropped.
 
+Progressive JPEGs are decoded scan by scan over the whole picture, so a small file repeating a scan thousands of
+times takes minutes to open: the scans are counted in the bytes first, and a file with more than real encoders
+write (`MAX_JPEG_SCANS_PER_COMPONENT` per colour component) is refused in milliseconds.
+
 Colour profiles: an embedded RGB or CMYK ICC profile is converted to sRGB (phone photos in Display P3 and print
 CMYK files keep their colours), then dropped like all other metadata; a profile that littleCMS cannot use is
 ignored and the pixels are taken as they are.
@@ -30,6 +34,9 @@ from core.errors import BadImage
 # Pillow format names we open; nothing else is even tried (other decoders are attack surface we do not need).
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 ANIMATED_NOTICE = "Animated image: I used its first frame."
+MAX_JPEG_SCANS_PER_COMPONENT = 8
+"""libjpeg's progressive script writes 6 scans for greyscale, 10 for colour, 24 for CMYK; at 8 per component the
+costliest accepted file decodes in under 5 times a plain JPEG of its size (`editbot bench-images` prints it)."""
 
 _ACCEPTED_HUMAN = "JPEG, PNG, WebP or GIF"
 _DAMAGED = "That image is damaged or incomplete; please send it again."
@@ -79,6 +86,8 @@ def load_untrusted(
     with opened:
         # Checked after probing the animation: a GIF frame reaching past the canvas enlarges it.
         _check_declared_size(opened.size, max_pixels=max_pixels, min_side=min_side, max_aspect=max_aspect)
+        if opened.format in ("JPEG", "MPO"):
+            _check_scan_count(data, components=opened.layers)
         _decode_pixels(opened, stream)
         image = _to_clean_rgb(opened, background)
         original_format = _format_name(opened)
@@ -102,6 +111,18 @@ def encode_png(image: Image.Image) -> bytes:
 def decode_png(data: bytes) -> Image.Image:
     """An image we stored ourselves (encode_png's output: trusted), fully loaded, in RGB."""
     with Image.open(io.BytesIO(data)) as stored:
+        return stored.convert("RGB")
+
+
+def decode_thumbnail(data: bytes, box: int | tuple[int, int]) -> Image.Image:
+    """An image we stored ourselves, in RGB, fitting `box` (a side, or width and height), decoded no bigger than
+    needed; never enlarged.
+
+    JPEG is decoded at a reduced scale (libjpeg's DCT scaling, 1/2 to 1/8); other formats are decoded whole and
+    shrunk at once, so a caller looping over pictures holds at most one full-size picture at a time.
+    """
+    with Image.open(io.BytesIO(data)) as stored:
+        stored.thumbnail((box, box) if isinstance(box, int) else box, Image.Resampling.LANCZOS)
         return stored.convert("RGB")
 
 
@@ -172,6 +193,50 @@ def _open_first_frame(stream: _EndWatchingStream, data: bytes, max_pixels: int) 
             opened.close()
             raise BadImage(_DAMAGED) from None
     return opened, animated
+
+
+# A marker ending a scan's entropy-coded data: 0xFF, then neither a stuffed 0x00, a fill 0xFF nor a restart marker.
+_MARKER_AFTER_SCAN_DATA = re.compile(rb"\xff[^\x00\xff\xd0-\xd7]")
+_SOS, _EOI = 0xDA, 0xD9
+
+
+def _check_scan_count(data: bytes, *, components: int) -> None:
+    """Refuse a JPEG with more scans than any encoder writes, before libjpeg spends minutes on them."""
+    limit = MAX_JPEG_SCANS_PER_COMPONENT * max(components, 1)
+    if _count_jpeg_scans(data, stop_after=limit) > limit:
+        raise BadImage(
+            f"That JPEG is saved in over {limit} progressive passes, which takes far too long to open; "
+            "please save it again as an ordinary JPEG or PNG."
+        )
+
+
+def _count_jpeg_scans(data: bytes, *, stop_after: int) -> int:
+    """Scans (SOS segments) of the first picture in JPEG `data`, counted up to stop_after + 1.
+
+    Walks segment headers only; a scan's entropy-coded data is skipped by searching for the next marker. Damaged
+    structure ends the count early: the decoder reports the damage itself.
+    """
+    position, scans = 2, 0  # after SOI
+    while position + 4 <= len(data) and scans <= stop_after:
+        if data[position] != 0xFF:
+            break
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+            continue
+        if marker == _EOI:
+            break
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            position += 2
+            continue
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker == _SOS:
+            scans += 1
+            following = _MARKER_AFTER_SCAN_DATA.search(data, position)
+            if following is None:
+                break
+            position = following.start()
+    return scans
 
 
 def _format_name(image: ImageFile.ImageFile) -> str:

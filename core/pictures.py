@@ -2,16 +2,23 @@
 
 Text is drawn with the font that ships inside Pillow (ImageFont.load_default at a size), so every machine renders
 the same. Sizes stay well inside the chat platforms' photo limits (Telegram: sides adding up to 10000 px, 10 MB).
+
+Every picture is shown small, so each may be given as a `Picture`: a decoded image, or the stored bytes (or a
+function fetching them) that are decoded one at a time, straight to the size shown. A contact sheet of 24 full-size
+photos then holds one of them in memory at a time instead of all 24 (`editbot bench-images` measures it).
 """
 
 from __future__ import annotations
 
+import io
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from core.images import decode_thumbnail
 
 BACKGROUND = (250, 250, 250)
 INK = (20, 20, 20)
@@ -21,6 +28,9 @@ MAX_COMPARE_HEIGHT = 768
 THUMB = 224
 GRID_CELL = 320
 MARGIN = 12
+
+Picture = Image.Image | bytes | Callable[[], bytes]
+"""A decoded image, the encoded bytes of a stored one, or a function returning them when the picture is drawn."""
 
 
 @cache
@@ -32,8 +42,27 @@ def _text_height(size: int) -> int:
     return int(size * 1.35)
 
 
-def _fit(image: Image.Image, box: int) -> Image.Image:
-    return ImageOps.contain(image.convert("RGB"), (box, box), Image.Resampling.LANCZOS)
+def _fit(picture: Picture, box: int) -> Image.Image:
+    return _contain(picture, (box, box))
+
+
+def _contain(picture: Picture, box: tuple[int, int]) -> Image.Image:
+    """The picture in RGB, contained in box, decoded no bigger than needed when it is still encoded."""
+    picture = _fetched(picture)
+    if not isinstance(picture, Image.Image):
+        picture = decode_thumbnail(picture, box)
+    return ImageOps.contain(picture.convert("RGB"), box, Image.Resampling.LANCZOS)
+
+
+def _fetched(picture: Picture) -> Image.Image | bytes:
+    return picture() if callable(picture) else picture
+
+
+def _height(picture: Image.Image | bytes) -> int:
+    if isinstance(picture, Image.Image):
+        return picture.height
+    with Image.open(io.BytesIO(picture)) as header:  # reads the header only
+        return header.height
 
 
 def _wrap(text: str, width_px: int, size: int, lines: int) -> list[str]:
@@ -46,12 +75,12 @@ def _wrap(text: str, width_px: int, size: int, lines: int) -> list[str]:
     return wrapped
 
 
-def compare(before: Image.Image, after: Image.Image, *, labels: tuple[str, str] = ("Before", "After"),
+def compare(before: Picture, after: Picture, *, labels: tuple[str, str] = ("Before", "After"),
             caption: str | None = None) -> Image.Image:
     """Before and after side by side at one height, each labelled, with an optional caption underneath."""
-    height = min(max(before.height, after.height), MAX_COMPARE_HEIGHT)
-    panels = [ImageOps.contain(image.convert("RGB"), (height * 4, height), Image.Resampling.LANCZOS)
-              for image in (before, after)]
+    pictures = [_fetched(picture) for picture in (before, after)]
+    height = min(max(_height(picture) for picture in pictures), MAX_COMPARE_HEIGHT)
+    panels = [_contain(picture, (height * 4, height)) for picture in pictures]
     label_size = max(height // 24, 16)
     caption_lines = _wrap(caption, sum(panel.width for panel in panels), label_size, 2) if caption else []
     label_band = _text_height(label_size) + MARGIN
@@ -75,7 +104,7 @@ class SheetEntry:
     """One thumbnail of a contact sheet: its number (as /goto expects), image, caption and marks."""
 
     number: int
-    image: Image.Image
+    image: Picture
     caption: str
     current: bool = False
     branches: int = 0  # other branches leaving this node
@@ -112,7 +141,7 @@ def contact_sheet(entries: Sequence[SheetEntry], *, columns: int = 4, title: str
     return sheet
 
 
-def labelled_grid(cells: Sequence[Image.Image], *, columns: int, cell_labels: Sequence[str],
+def labelled_grid(cells: Sequence[Picture], *, columns: int, cell_labels: Sequence[str],
                   column_labels: Sequence[str] = (), row_labels: Sequence[str] = (),
                   title: str | None = None) -> Image.Image:
     """Candidates in a grid, each numbered 1..N (for /pick) with its own label, optional axis labels."""

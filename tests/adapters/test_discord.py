@@ -14,7 +14,7 @@ from PIL import Image
 from bot.discord_adapter import CUSTOM_ID_PREFIX, NOT_ALLOWED, build_client, fit_upload
 from core.conversation.admin import AdminCommands
 from core.commands import unknown_command
-from core.config import DiscordSettings, LimitSettings, Settings
+from core.config import DiscordSettings, LimitSettings
 from core.domain import ChatKey, EditJob
 from core.conversation.engine import ConversationEngine
 from core.messages import Incoming, ProgressReply
@@ -27,28 +27,6 @@ from tests.support.chat import photo_bytes
 MESSAGE_RESPONSE, DEFERRED_THINKING, SILENT_UPDATE, MODAL_RESPONSE = 4, 5, 6, 9  # interaction callback types
 EPHEMERAL = 1 << 6
 INTERACTION_UPLOAD_LIMIT = 25 * 1024 * 1024  # what SimCord, like Discord, grants an interaction by default
-
-
-@pytest.fixture
-def settings() -> Settings:
-    settings = Settings()
-    settings.discord = DiscordSettings(bot_token=None, allowed_ids=set())
-    settings.limits = LimitSettings(max_upload_bytes=64 * 1024 * 1024)
-    return settings
-
-
-@pytest.fixture
-def simcord_bot(settings, engine):
-    return build_client(settings, engine)
-
-
-@pytest.fixture
-def world(simcord_env):
-    guild = simcord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    alice = guild.add_member(simcord_env.create_user("alice"))
-    bob = guild.add_member(simcord_env.create_user("bob"))
-    return simcord_env, guild, channel, alice, bob
 
 
 def original_edits(env) -> list[str]:
@@ -294,7 +272,8 @@ async def test_errors_are_one_line(world):
 
     result = await alice.slash(channel, "undo")
 
-    assert result.response.content == "Send me a photo first."
+    [refusal] = result.followups
+    assert refusal.content == "Send me a photo first." and refusal.ephemeral
 
 
 async def test_goto_and_history(world):

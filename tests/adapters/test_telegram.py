@@ -14,8 +14,6 @@ import logging
 import os
 import re
 import time
-import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from PIL import Image
@@ -33,7 +31,7 @@ from bot.telegram_adapter import (
     split_text,
     webhook_secret,
 )
-from core.config import LimitSettings, Settings, StorageSettings, TelegramSettings
+from core.config import Settings, StorageSettings, TelegramSettings
 from core.domain import ChatKey
 from core.messages import Press, TextReply
 from tests.support.chat import photo_bytes
@@ -41,78 +39,17 @@ from tests.support.fakes import FakeEditor
 from tests.support.telegram_harness import (
     BOT_ID,
     BOT_USERNAME,
+    UPLOAD_LIMIT,
     EmulatorSession,
     Person,
-    TelegramEmulator,
-    free_port,
-    redis_available,
+    make_settings,
     running_bot,
 )
-
-# The emulator keeps its state in its own Redis database, apart from anything else using the server.
-EMULATOR_REDIS_DB = 14
-UPLOAD_LIMIT = 5 * 1024 * 1024
-
-
-def _emulator_redis_url() -> str:
-    base = urlsplit(os.environ.get("EDITBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    return urlunsplit(base._replace(path=f"/{EMULATOR_REDIS_DB}"))
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    pytest.importorskip("telemelya", reason="the Telemelya Bot API emulator is not installed")
-    pytest.importorskip("moto.server", reason="moto's S3 server (moto[server]) is not installed")
-    url = _emulator_redis_url()
-    if not redis_available(url):
-        pytest.skip(f"no Redis at {url} for the Bot API emulator")
-    with TelegramEmulator.start(url) as running:
-        yield running
-
 
 @pytest.fixture
 def editor() -> FakeEditor:
     """Overrides conftest's: each step takes a moment, as a real edit does, so there is progress to show."""
     return FakeEditor(step_seconds=0.005)
-
-
-def make_settings(emulator: TelegramEmulator, **telegram) -> Settings:
-    """Settings pointing the bot at the emulator, with a token of its own (the emulator keys webhooks by token)."""
-    settings = Settings()
-    port = free_port()
-    settings.telegram = TelegramSettings(
-        bot_token=f"{EmulatorSession.new_id()}:AAE-{uuid.uuid4().hex}",
-        base_url=f"{emulator.url}/bot",
-        base_file_url=f"{emulator.url}/file/bot",
-        webhook_url=f"http://127.0.0.1:{port}/telegram/updates",
-        webhook_listen="127.0.0.1",
-        webhook_port=port,
-        **telegram,
-    )
-    settings.limits = LimitSettings(max_upload_bytes=UPLOAD_LIMIT)
-    return settings
-
-
-@pytest.fixture
-async def start_bot(emulator, engine):
-    """Starts the bot (optionally with Telegram settings) and returns the session to talk to it through;
-    everything started is stopped after the test."""
-    async with contextlib.AsyncExitStack() as stack:
-
-        async def start(**telegram) -> EmulatorSession:
-            settings = make_settings(emulator, **telegram)
-            await stack.enter_async_context(running_bot(settings, engine))
-            token = settings.telegram.bot_token
-            session = emulator.session(token, webhook_secret(token))
-            stack.push_async_callback(session.close)
-            return session
-
-        yield start
-
-
-@pytest.fixture
-async def session(start_bot) -> EmulatorSession:
-    return await start_bot()
 
 
 def buttons(record: dict) -> dict[str, Press]:
@@ -304,7 +241,7 @@ async def test_oversized_file_is_refused_before_download(session, history, as_do
         await alice.send_photo([(photo_bytes(), 96, 64)], caption="make it night", file_size=claimed)
     refusal = await session.expect("sendMessage")
 
-    assert "6.0 MB" in refusal["text"] and "5 MB" in refusal["text"]
+    assert "6.0 MB" in refusal["text"] and "5.0 MB" in refusal["text"]
     assert history.conversation(key_of(alice)).head_id is None
     assert not [call for call in await session.settle() if call["method"] in ("sendPhoto", "sendDocument")]
 

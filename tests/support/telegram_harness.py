@@ -31,6 +31,8 @@ import httpx
 WAIT_SECONDS = 20.0
 """How long to wait for the bot's next call before failing: a generous bound so a slow machine never flakes."""
 
+UPLOAD_LIMIT = 5 * 1024 * 1024
+"""The bot's upload limit in these tests: small, so limits are tested without big files."""
 BOT_ID = 123456789  # Telemelya's getMe
 BOT_USERNAME = "telemelya_bot"
 
@@ -176,7 +178,25 @@ def _extend_telemelya() -> None:
                 return {"delivered": True, "status_code": response.status}
 
     app.include_router(router)
+    _answer_refusals_with_their_status(app)
     _extended = True
+
+
+def _answer_refusals_with_their_status(app) -> None:
+    """Telemelya answers a refused getFile with HTTP 200 and {"ok": false}; Telegram answers with the error's HTTP
+    status (400 "file not found"), which is what PTB turns into BadRequest. Put that in front of Telemelya's."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+    from fastapi.routing import APIRoute
+    from telemelya.server.bot_api import get_file
+
+    async def get_file_as_telegram_does(token: str, request: Request):
+        answer = await get_file(token, request)
+        if answer.ok:
+            return answer
+        return JSONResponse(answer.model_dump(exclude_none=True), status_code=answer.error_code or 400)
+
+    app.router.routes.insert(0, APIRoute("/bot{token}/getFile", get_file_as_telegram_does, methods=["POST"]))
 
 
 @contextlib.asynccontextmanager
@@ -191,6 +211,26 @@ async def running_bot(settings, engine) -> AsyncIterator:
             yield application
         finally:
             await engine.close()
+
+
+def make_settings(emulator: "TelegramEmulator", **telegram):
+    """Settings pointing the bot at the emulator, with a token of its own (the emulator keys webhooks by token);
+    `telegram` overrides any Telegram setting (e.g. base_file_url)."""
+    from core.config import LimitSettings, Settings, TelegramSettings
+
+    settings = Settings()
+    port = free_port()
+    defaults = {
+        "bot_token": f"{EmulatorSession.new_id()}:AAE-{uuid.uuid4().hex}",
+        "base_url": f"{emulator.url}/bot",
+        "base_file_url": f"{emulator.url}/file/bot",
+        "webhook_url": f"http://127.0.0.1:{port}/telegram/updates",
+        "webhook_listen": "127.0.0.1",
+        "webhook_port": port,
+    }
+    settings.telegram = TelegramSettings(**{**defaults, **telegram})
+    settings.limits = LimitSettings(max_upload_bytes=UPLOAD_LIMIT)
+    return settings
 
 
 class TelegramEmulator:
@@ -226,18 +266,20 @@ class TelegramEmulator:
         finally:
             s3.stop()
 
-    def session(self, bot_token: str, secret_token: str) -> "EmulatorSession":
-        return EmulatorSession(self.url, bot_token, secret_token)
+    def session(self, bot_token: str, secret_token: str, webhook_port: int = 0) -> "EmulatorSession":
+        return EmulatorSession(self.url, bot_token, secret_token, webhook_port)
 
 
 class EmulatorSession:
-    """One test's view of the emulator: it sends updates as people and reads the bot's calls in order."""
+    """One test's view of the emulator: it sends updates as people and reads the bot's calls in order.
+    webhook_port: where the bot listens for updates, for tests that post to it directly."""
 
     _ids = itertools.count(int(time.time() * 1000) % 10**9)
 
-    def __init__(self, url: str, bot_token: str, secret_token: str) -> None:
+    def __init__(self, url: str, bot_token: str, secret_token: str, webhook_port: int = 0) -> None:
         self.bot_token = bot_token
         self.secret_token = secret_token
+        self.webhook_port = webhook_port
         self.session_id = f"editbot-{uuid.uuid4()}"
         self.http = httpx.AsyncClient(base_url=url, headers={"Authorization": "Bearer test"}, timeout=WAIT_SECONDS)
         self._seen = 0

@@ -1,0 +1,126 @@
+"""The Telegram adapter against hostile or unusual traffic, end to end through the Bot API emulator (Telemelya,
+tests/support/telegram_harness.py): webhook requests refused before their body is read, files streamed within the upload
+limit, files Telegram will not serve explained, and anonymous senders keyed by the chat they speak as."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+from aiohttp import web
+
+from core.domain import ChatKey
+from tests.support.chat import photo_bytes
+from tests.support.telegram_harness import BOT_USERNAME, UPLOAD_LIMIT, EmulatorSession, Person, free_port
+
+GROUP_ANONYMOUS_BOT = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
+
+
+async def status_before_any_body(session: EmulatorSession, headers: dict[str, str]) -> int:
+    """POST headers declaring a big body to the bot's webhook, send no body, and read the status it answers."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", session.webhook_port)
+    try:
+        lines = ["POST /telegram/updates HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json",
+                 *(f"{name}: {value}" for name, value in headers.items())]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout=5)
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+
+
+async def test_a_webhook_request_with_a_wrong_secret_is_refused_before_its_body(session):
+    headers = {"Content-Length": str(95 * 1024 * 1024), "X-Telegram-Bot-Api-Secret-Token": "guessed"}
+    assert await status_before_any_body(session, headers) == 403
+
+
+async def test_a_webhook_body_bigger_than_any_update_is_refused_unread(session):
+    headers = {"Content-Length": str(95 * 1024 * 1024), "X-Telegram-Bot-Api-Secret-Token": session.secret_token}
+    assert await status_before_any_body(session, headers) == 413
+
+
+async def test_a_file_telegram_will_not_serve_is_explained(session):
+    alice = Person(session)
+    document = {"file_id": "gone-" + uuid.uuid4().hex, "file_unique_id": "gone", "file_name": "photo.jpg",
+                "mime_type": "image/jpeg", "file_size": 1000}
+    await alice.send(document=document, caption="make it night")
+    refusal = await session.expect("sendMessage")
+    assert "Telegram would not give me that file" in refusal["text"]
+    assert "file not found" in refusal["text"].lower()  # Telegram's own reason
+    assert "went wrong on my side" not in refusal["text"]
+
+
+@contextlib.asynccontextmanager
+async def counting_file_server(total: int):
+    """Serves `total` bytes for any file path, counting what it managed to send."""
+    sent = [0]
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        chunk = b"\0" * 65536
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            while sent[0] < total:
+                await response.write(chunk)
+                sent[0] += len(chunk)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/{path:.*}", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/file/bot", sent
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_document_without_a_declared_size_is_streamed_and_stopped_at_the_limit(start_bot, history):
+    async with counting_file_server(total=64 * 1024 * 1024) as (file_url, sent):
+        session = await start_bot(base_file_url=file_url)
+        alice = Person(session)
+        file_id = await session.upload(b"placeholder", "huge.png")
+        document = {"file_id": file_id, "file_unique_id": file_id[:16], "file_name": "huge.png",
+                    "mime_type": "image/png"}  # no file_size, as Telegram sometimes sends
+        await alice.send(document=document, caption="make it night")
+        refusal = await session.expect("sendMessage")
+
+    assert "over 5 MB" in refusal["text"]
+    assert sent[0] < UPLOAD_LIMIT + 8 * 1024 * 1024  # the download stopped near the limit, not after 64 MB
+    assert history.conversation(ChatKey("telegram", str(alice.chat_id), str(alice.user_id))).head_id is None
+
+
+async def send_photo_as(person: Person, sender: dict, sender_chat: dict, caption: str) -> None:
+    file_id = await person.session.upload(photo_bytes((96, 64)), "photo.jpg")
+    mention = f"@{BOT_USERNAME}"
+    await person.send(
+        photo=[{"file_id": file_id, "file_unique_id": file_id[:16], "width": 96, "height": 64, "file_size": 900}],
+        caption=f"{mention} {caption}", caption_entities=[{"type": "mention", "offset": 0, "length": len(mention)}],
+        sender_chat=sender_chat, **{"from": sender},
+    )
+
+
+async def test_channels_posting_in_a_group_each_get_their_own_history(session, history):
+    group = Person(session, chat_id=-1000000000000 - session.new_id(), chat_type="supergroup")
+    group_chat = {"id": group.chat_id, "type": "supergroup", "title": "Test group"}
+    first_channel = {"id": -1000000000000 - session.new_id(), "type": "channel", "title": "One"}
+    second_channel = {"id": -1000000000000 - session.new_id(), "type": "channel", "title": "Two"}
+
+    await send_photo_as(group, CHANNEL_BOT, first_channel, "make it night")
+    await session.expect("sendPhoto")
+    await send_photo_as(group, CHANNEL_BOT, second_channel, "make it snow")
+    await session.expect("sendPhoto")
+    await send_photo_as(group, GROUP_ANONYMOUS_BOT, group_chat, "make it rain")
+    await session.expect("sendPhoto")
+
+    def head(speaker_id: int):
+        return history.conversation(ChatKey("telegram", str(group.chat_id), str(speaker_id))).head_id
+
+    heads = [head(first_channel["id"]), head(second_channel["id"]), head(group.chat_id)]
+    assert None not in heads and len(set(heads)) == 3
+    assert head(CHANNEL_BOT["id"]) is None and head(GROUP_ANONYMOUS_BOT["id"]) is None
