@@ -240,6 +240,7 @@ $("#seed-random").addEventListener("change", () => {
 });
 $("#split").addEventListener("input", () => {
   $("#before").style.clipPath = `inset(0 ${100 - $("#split").value}% 0 0)`;
+  $("#divider").style.left = `${$("#split").value}%`;
 });
 
 async function refreshTree() {
