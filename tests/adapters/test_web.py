@@ -197,3 +197,28 @@ async def test_the_page_loads_nothing_from_elsewhere(open_client):
     for asset in ("/assets/app.js", "/assets/app.css"):
         body = await (await client.get(asset)).text()
         assert "http://" not in body and "https://" not in body
+
+
+async def test_serve_platforms_serves_the_web_chat_in_the_bots_process(editor, history, image_store, settings):
+    from aiohttp import ClientSession, CookieJar
+
+    from bot.platforms import serve_platforms
+    from core.engine import ConversationEngine
+    from core.jobs import EditRunner
+    from core.queue import EditQueue
+    from tests.support.web_server import free_port
+
+    settings.web.web, settings.web.web_port = True, free_port()
+    engine = ConversationEngine(history, image_store, EditQueue(EditRunner(editor, history, image_store)))
+    announced = []
+    serving = asyncio.create_task(serve_platforms(settings, engine, (history, image_store), announced.append))
+    try:
+        async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as session, asyncio.timeout(10):  # 127.0.0.1
+            while not announced:
+                await asyncio.sleep(0.05)
+            page = await session.get(announced[0])
+            assert page.status == 200 and COOKIE in page.cookies
+            assert (await session.get(f"{announced[0]}api/state")).status == 200
+    finally:
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)

@@ -23,7 +23,7 @@ def find_chromium() -> str | None:
     return os.environ.get("EDITBOT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -39,7 +39,7 @@ class WebServer:
         self.settings.storage.database_url = None
         self.settings.web.web_secret = SECRET
         self.settings.web.web_password = None
-        self.settings.web.web_port = _free_port()
+        self.settings.web.web_port = free_port()
         if upload_limit is not None:
             self.settings.limits.max_upload_bytes = upload_limit
         self.editor = FakeEditor(step_seconds=step_seconds)
