@@ -20,7 +20,8 @@ from pathlib import Path
 COOKIE = "editbot_web"
 TRANSCRIPT_EVENTS = 200
 """Events a reload replays: enough for a long session; older ones are still in the history tree."""
-PICTURES_KEPT = 24
+PICTURE_BYTES_KEPT = 256 * 1024 * 1024
+"""Comparisons, grids and contact sheets kept for the pages, all browsers together (the oldest go first)."""
 SESSIONS_KEPT = 1000
 """Sessions kept in memory (least recently used go first; their conversations stay in the database)."""
 
@@ -69,11 +70,11 @@ def load_secret(configured: str | None, data_dir: Path) -> bytes:
 class Session:
     """One browser's page state. Events are JSON-able dicts; those with a `seq` are replayed after a reload."""
 
-    def __init__(self) -> None:
+    def __init__(self, pictures: Pictures) -> None:
         self._seq = itertools.count(1)
         self._transcript: deque[dict] = deque(maxlen=TRANSCRIPT_EVENTS)
         self._listeners: set[asyncio.Queue] = set()
-        self._pictures: OrderedDict[str, bytes] = OrderedDict()
+        self._pictures = pictures
         self.progress: dict[str, dict] = {}  # job id -> its latest progress event, while it runs
 
     def publish(self, event: dict, *, keep: bool = True) -> None:
@@ -101,14 +102,34 @@ class Session:
             listener.put_nowait(None)
 
     def keep_picture(self, data: bytes) -> str:
-        name = secrets.token_urlsafe(9)
-        self._pictures[name] = data
-        while len(self._pictures) > PICTURES_KEPT:
-            self._pictures.popitem(last=False)
-        return name
+        """Keep a picture for this session's pages; the name to ask for it by."""
+        return self._pictures.keep(self, data)
 
     def picture(self, name: str) -> bytes | None:
-        return self._pictures.get(name)
+        return self._pictures.get(self, name)
+
+
+class Pictures:
+    """The pictures shown in the chats that are not nodes of a tree (those are in the image store), each readable
+    only by the session it was shown to, within one memory budget."""
+
+    def __init__(self, budget: int = PICTURE_BYTES_KEPT) -> None:
+        self._budget = budget
+        self._kept: OrderedDict[str, tuple[Session, bytes]] = OrderedDict()
+        self._size = 0
+
+    def keep(self, owner: Session, data: bytes) -> str:
+        name = secrets.token_urlsafe(12)
+        self._kept[name] = (owner, data)
+        self._size += len(data)
+        while self._size > self._budget and len(self._kept) > 1:
+            _, (_, dropped) = self._kept.popitem(last=False)
+            self._size -= len(dropped)
+        return name
+
+    def get(self, owner: Session, name: str) -> bytes | None:
+        kept = self._kept.get(name)
+        return kept[1] if kept is not None and kept[0] is owner else None
 
 
 class Sessions:
@@ -116,9 +137,10 @@ class Sessions:
 
     def __init__(self) -> None:
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._pictures = Pictures()
 
     def get(self, browser: str) -> Session:
-        session = self._sessions.pop(browser, None) or Session()
+        session = self._sessions.pop(browser, None) or Session(self._pictures)
         self._sessions[browser] = session
         while len(self._sessions) > SESSIONS_KEPT:
             self._sessions.popitem(last=False)
