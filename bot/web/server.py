@@ -8,7 +8,7 @@ Routes (every one but the assets and the sign-in needs the browser's signed cook
     GET  /                 the page (or the sign-in form when EDITBOT_WEB_PASSWORD is set)
     POST /login            the password, then a cookie
     POST /api/send?cid=ID  multipart: text, file, action (a button's Press.data); cid: the page's name for it
-    GET  /api/events       server-sent events: the chat's events, replayed after `Last-Event-ID`, then live
+    GET  /api/events       server-sent events: the chat's events the page has not seen (Last-Event-ID), then live
     GET  /api/state        the conversation's settings and current image (for the controls and the slider)
     GET  /api/tree         the history panel: the engine's /history (later /tree) answer as numbered lines
     GET  /api/node/ID      a node's image at full resolution (?download=1: as a file)
@@ -81,6 +81,8 @@ class WebChat:
         self._signer = CookieSigner(load_secret(settings.web.web_secret, settings.storage.data_dir),
                                     settings.web.web_password)
         self.sessions = Sessions()
+        # Event ids carry this run's name: a page that reconnects to a restarted server gets the new run's chat whole.
+        self._run = secrets.token_hex(4)
         self._tasks: set[asyncio.Task] = set()
 
     def app(self) -> web.Application:
@@ -236,15 +238,15 @@ class WebChat:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                                "X-Accel-Buffering": "no", **SECURITY_HEADERS})
         await response.prepare(request)
-        raw_after = request.headers.get("Last-Event-ID") or request.query.get("after", "0")
-        last = int(raw_after) if raw_after.isdigit() else 0
+        run, _, seen = request.headers.get("Last-Event-ID", "").partition(".")
+        last = int(seen) if run == self._run and seen.isdigit() and len(seen) < 12 else 0
         queue = session.listen()  # before the replay, so nothing published meanwhile is lost
         try:
             missed = session.replay(last)
             for event in [*missed, *session.progress.values()]:
-                last = await _write_event(response, event, last)
+                last = await _write_event(response, event, last, self._run)
             # Tells a fresh page whether there was a chat to redraw (else it shows the current image).
-            await _write_event(response, {"type": "ready", "replayed": len(missed)}, last)
+            await _write_event(response, {"type": "ready", "replayed": len(missed)}, last, self._run)
             while True:
                 try:
                     event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
@@ -253,7 +255,7 @@ class WebChat:
                     continue
                 if event is None:
                     break
-                last = await _write_event(response, event, last)
+                last = await _write_event(response, event, last, self._run)
         except ConnectionResetError:
             pass  # the page closed
         finally:
@@ -334,12 +336,13 @@ async def _read_part(part: BodyPartReader, limit: int, too_large: UserError | No
     return bytes(data)
 
 
-async def _write_event(response: web.StreamResponse, event: dict, last: int) -> int:
-    """Write one event unless the page has it already; returns the last sequence number written."""
+async def _write_event(response: web.StreamResponse, event: dict, last: int, run: str) -> int:
+    """Write one event unless the page has it already; returns the last sequence number written. Kept events carry
+    an id, `RUN.SEQ`, which the browser sends back as Last-Event-ID when it reconnects."""
     seq = event.get("seq")
     if seq is not None and seq <= last:
         return last
-    head = f"id: {seq}\n" if seq is not None else ""
+    head = f"id: {run}.{seq}\n" if seq is not None else ""
     await response.write(f"{head}data: {json.dumps(event, ensure_ascii=False)}\n\n".encode())
     return seq if seq is not None else last
 

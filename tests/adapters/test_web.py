@@ -50,16 +50,20 @@ def form(text: str = "", image: bytes | None = None, action: str | None = None) 
     return data
 
 
-async def events_until(client: TestClient, stop, after: int = 0) -> list[dict]:
-    """Read the event stream until `stop(event)` is true; every event read, in order."""
-    seen = []
-    async with client.get("/api/events", headers={"Last-Event-ID": str(after)}) as response:
+async def events_until(client: TestClient, stop, last_event_id: str = "") -> list[dict]:
+    """Read the event stream until `stop(event)` is true; every event read, in order (and its `id` when it has
+    one)."""
+    seen, event_id = [], None
+    async with client.get("/api/events", headers={"Last-Event-ID": last_event_id}) as response:
         assert response.headers["Content-Type"] == "text/event-stream"
         async with asyncio.timeout(10):
             async for raw in response.content:
                 line = raw.decode().strip()
+                if line.startswith("id: "):
+                    event_id = line[len("id: "):]
                 if line.startswith("data: "):
-                    seen.append(json.loads(line[len("data: "):]))
+                    seen.append(json.loads(line[len("data: "):]) | ({"id": event_id} if event_id else {}))
+                    event_id = None
                     if stop(seen[-1]):
                         return seen
     raise AssertionError("the stream ended")
@@ -75,7 +79,8 @@ async def test_a_photo_and_an_instruction_come_back_as_a_result_with_buttons_and
     assert response.status == 202
     request = (await response.json())["request"]
     events = await events_until(client, lambda event: event == {"type": "done", "request": request})
-    assert events[0] == {"seq": 1, "type": "user", "text": "make it night", "photo": True, "cid": "c1"}
+    assert events[0] | {"id": "RUN.1"} == {"seq": 1, "type": "user", "text": "make it night", "photo": True,
+                                           "cid": "c1", "id": "RUN.1"}
     assert any(event["type"] == "progress" and event["total"] == 20 for event in events)
     [result] = results(events)
     assert "make it night" in result["caption"] and "text guidance 7.5" in result["caption"]
@@ -94,6 +99,12 @@ async def test_a_reload_replays_the_chat_and_a_button_acts_on_its_node(open_clie
     replayed = await events_until(client, lambda event: event.get("caption", "").startswith("Undone"))
     kept = [event for event in replayed if "seq" in event]  # the whole chat, from the start
     assert [event["type"] for event in kept] == ["user", "image", "image"] and kept[1]["node"] == result["node"]
+    # A page that saw the first two reconnects: it gets the rest; one that saw another server run gets it all.
+    run = kept[1]["id"].split(".")[0]
+    missed = await events_until(client, lambda event: event["type"] == "ready", f"{run}.2")
+    assert [event.get("seq") for event in missed] == [3, None]
+    again = await events_until(client, lambda event: event["type"] == "ready", "0123abcd.2")
+    assert [event.get("seq") for event in again] == [1, 2, 3, None]
     state = await (await client.get("/api/state")).json()
     assert state["head"]["node"] == result["node"] - 1 and state["head"]["parent_url"] is None
 
