@@ -24,6 +24,8 @@ async function send(fields, photo = null) {
     // Refusals the server explains in the chat (413, a stale button) need nothing more here.
     if (response.status === 401 || response.status === 403) {
       addText((await response.json()).error, "error");
+    } else if (response.status >= 500) {
+      addText("Something went wrong on my side; nothing was changed. Please try again.", "error");
     }
   } catch (error) {
     addText("Could not reach the server: is editbot still running?", "error");
