@@ -49,6 +49,8 @@ TEXT_MAX_BYTES = 8192
 FORM_OVERHEAD_BYTES = 64 * 1024
 """Room for the form's other fields and boundaries above the largest upload, when judging Content-Length."""
 KEEPALIVE_SECONDS = 15.0
+WRONG_PASSWORD_DELAY_SECONDS = 0.5
+"""Slows down guessing (one browser at a time; put a reverse proxy with rate limits in front on a network)."""
 COOKIE_MAX_AGE = 365 * 24 * 3600
 SECURITY_HEADERS = {
     # Everything the page uses comes from this server: no CDN, no inline script.
@@ -116,7 +118,8 @@ class WebChat:
             if request.method == "POST" and origin and origin.split("://", 1)[-1] != request.host:
                 return web.json_response({"error": "Requests from other sites are refused."}, status=403)
         response = await handler(request)
-        response.headers.update(SECURITY_HEADERS)
+        if not response.prepared:  # the event stream sent its headers already (with these)
+            response.headers.update(SECURITY_HEADERS)
         return response
 
     async def page(self, request: web.Request) -> web.StreamResponse:
@@ -131,6 +134,7 @@ class WebChat:
     async def login(self, request: web.Request) -> web.Response:
         form = await request.post()
         if not self._signer.password_ok(str(form.get("password", ""))):
+            await asyncio.sleep(WRONG_PASSWORD_DELAY_SECONDS)
             return self._sign_in_form("Wrong password.", status=403)
         response = web.Response(status=303, headers={"Location": "/"})
         self._set_cookie(response)
@@ -152,12 +156,13 @@ class WebChat:
     async def send(self, request: web.Request) -> web.Response:
         """A message from the page: answered at once; the engine's replies follow as events."""
         session = self.sessions.get(request[BROWSER])
+        cid = request.query.get("cid", "")[:40]
         if not request.content_type.startswith("multipart/"):
             return web.json_response({"error": "Send the page's form."}, status=400)
         try:
             fields, image = await self._read_form(request)
         except TooLarge as error:
-            session.publish({"type": "user", "text": "", "photo": True, "cid": request.query.get("cid", "")[:40]})
+            session.publish({"type": "user", "text": "", "photo": True, "cid": cid})
             session.publish({"type": "text", "text": str(error), "error": True})
             return web.json_response({"error": str(error)}, status=413)
         action = fields.get("action")
@@ -167,8 +172,7 @@ class WebChat:
             return web.json_response({"error": OUT_OF_DATE}, status=400)
         text = fields.get("text") or None
         if press is None:
-            session.publish({"type": "user", "text": text or "", "photo": image is not None,
-                             "cid": request.query.get("cid", "")[:40]})
+            session.publish({"type": "user", "text": text or "", "photo": image is not None, "cid": cid})
         incoming = Incoming(self._key(request), text=text, image=image, action=press)
         request_id = secrets.token_hex(6)
         task = asyncio.create_task(self._answer(incoming, session, request_id))
