@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.web.server import WebChat
 from bot.web.sessions import COOKIE
 from core.config import Settings
-from tests.conftest import photo_bytes
+from tests.support.chat import photo_bytes
 
 
 @pytest.fixture

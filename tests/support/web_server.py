@@ -13,7 +13,7 @@ from pathlib import Path
 from bot.bootstrap import build_engine, build_storage
 from bot.web.server import WebChat, serving
 from core.config import Settings
-from tests.fakes import FakeEditor
+from tests.support.fakes import FakeEditor
 
 SECRET = "browser-tests"
 
