@@ -77,9 +77,8 @@ chat.addEventListener("drop", (event) => {
 function add(className) {
   const item = document.createElement("li");
   item.className = className;
-  const atBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 80;
   messages.append(item);
-  if (atBottom) item.scrollIntoView({ block: "end" });
+  item.scrollIntoView({ block: "end" });  // the newest message is the one to read
   return item;
 }
 
