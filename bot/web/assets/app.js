@@ -97,7 +97,7 @@ function addImage(event, note = null) {
   const image = document.createElement("img");
   image.src = event.url;
   image.alt = event.caption;
-  image.addEventListener("load", () => item.scrollIntoView({ block: "end" }), { once: true });
+  image.addEventListener("load", () => messages.lastElementChild.scrollIntoView({ block: "end" }), { once: true });
   link.append(image);
   item.append(link, event.caption);
   if (note) {
