@@ -78,13 +78,15 @@ function add(className) {
   const item = document.createElement("li");
   item.className = className;
   messages.append(item);
-  item.scrollIntoView({ block: "end" });  // the newest message is the one to read
   return item;
 }
+
+function scrollToEnd() { messages.scrollTop = messages.scrollHeight; }  // the newest message is the one to read
 
 function addText(text, className) {
   const item = add(className);
   item.textContent = text;
+  scrollToEnd();
   return item;
 }
 
@@ -97,7 +99,7 @@ function addImage(event, note = null) {
   const image = document.createElement("img");
   image.src = event.url;
   image.alt = event.caption;
-  image.addEventListener("load", () => messages.lastElementChild.scrollIntoView({ block: "end" }), { once: true });
+  image.addEventListener("load", scrollToEnd, { once: true });
   link.append(image);
   item.append(link, event.caption);
   if (note) {
@@ -170,6 +172,7 @@ function onEvent(event) {
       if (!event.replayed && !messages.children.length) greet();
       break;
   }
+  scrollToEnd();
 }
 
 async function greet() {
@@ -177,6 +180,7 @@ async function greet() {
   if (head) {
     addImage({ kind: "node", node: head.node, url: head.url, caption: "Where you left off.", buttons: [] },
              "Type an instruction to go on; /undo, /redo and the History panel walk your edits.");
+    scrollToEnd();
   } else {
     addText("Hi! Drop or paste a photo (or press 📎), say what to change, like “make it night”, and press Send. " +
             "/help lists everything.", "bot");
