@@ -152,15 +152,15 @@ def build_engine(
 
 
 @contextmanager
-def bot_service(settings: Settings, *, editor: Editor | None = None,
-                frontend: str = "editbot") -> Iterator[ConversationEngine]:
+def bot_service(settings: Settings, *, editor: Editor | None = None, frontend: str = "editbot",
+                storage: tuple[HistoryRepository, ImageStore] | None = None) -> Iterator[ConversationEngine]:
     """A bot's engine with operations around it, for as long as the block runs. The health and metrics endpoint
     starts before the model loads (answering "not ready" until the warm-up is done); the retention purge runs
-    daily when EDITBOT_RETENTION_DAYS is set."""
+    daily when EDITBOT_RETENTION_DAYS is set. Pass `storage` to share an open one (the web chat reads it)."""
     from bot.ops import OpsService, purge_history
     from bot.ops_http import EditMetrics, Health
 
-    history, images = build_storage(settings)
+    history, images = storage or build_storage(settings)
     health, metrics = Health(), EditMetrics()
     health.history = history
     days = settings.ops.retention_days

@@ -1,9 +1,10 @@
 """`editbot`: the command line. Every subcommand reads the same settings (environment and .env); flags override.
 
-    editbot                    run the bots whose tokens are set, or the terminal chat when none is
+    editbot                    run the bots whose tokens are set, or the web chat when none is
     editbot edit IN "INSTR" -o OUT [options]
     editbot chat [IMAGE] [--instruction TEXT]
-    editbot telegram | discord | bots
+    editbot web                the web chat on http://127.0.0.1:7860/ (EDITBOT_WEB_HOST, EDITBOT_WEB_PORT)
+    editbot telegram | discord | bots   (bots: every platform whose token is set, and the web chat if EDITBOT_WEB)
     editbot bench [--json] [--fast] [--repeats N] [--pipeline]
     editbot worker             distributed mode: run edit jobs from Redis (one process per GPU)
     editbot bench-queue [--jobs N] [--hold S] [--workers 1 2 4] [--json]
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log details, libraries' warnings included")
     commands = parser.add_subparsers(dest="command", parser_class=OneLineParser)
 
-    run = commands.add_parser("run", help="run the bots whose tokens are set, else the terminal chat (the default)")
+    run = commands.add_parser("run", help="run the bots whose tokens are set, else the web chat (the default)")
     _editor_options(run)
 
     edit = commands.add_parser("edit", help="edit one image file")
@@ -74,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in ("telegram", "discord"):
         _editor_options(commands.add_parser(name, help=f"run the {name.capitalize()} bot"))
-    _editor_options(commands.add_parser("bots", help="run the bots whose tokens are set, in one process"))
+    _editor_options(commands.add_parser("web", help="serve the web chat (a page for your browser)"))
+    _editor_options(commands.add_parser(
+        "bots", help="run the bots whose tokens are set, and the web chat if EDITBOT_WEB=true, in one process"))
 
     from core.editing.bench_options import add_options as add_bench_options
 
@@ -230,30 +233,52 @@ def discord_command(settings: Settings, args: argparse.Namespace) -> int:
     return bots_command(settings, args)
 
 
+def web_command(settings: Settings, args: argparse.Namespace) -> int:
+    settings.web.web = True
+    settings.telegram.bot_token = settings.discord.bot_token = None
+    return bots_command(settings, args)
+
+
 def bots_command(settings: Settings, args: argparse.Namespace) -> int:
-    """The bots whose tokens are set, in one process: one model and one queue behind every platform."""
-    from bot.bootstrap import bot_service
+    """The bots whose tokens are set, and the web chat if asked, in one process: one model and one queue behind
+    every platform."""
+    from bot.bootstrap import bot_service, build_storage
     from bot.platforms import serve_platforms
 
-    platforms = [name for name, token in (("discord", settings.discord.bot_token),
-                                          ("telegram", settings.telegram.bot_token)) if token]
+    platforms = [name for name, on in (("discord", settings.discord.bot_token),
+                                       ("telegram", settings.telegram.bot_token), ("web", settings.web.web)) if on]
     if not platforms:
-        raise UserError("Set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN to run the bots.")
+        raise UserError("Set TELEGRAM_BOT_TOKEN and/or DISCORD_BOT_TOKEN (or EDITBOT_WEB=true) to run the bots.")
     logging.getLogger().setLevel(logging.INFO)
+    if settings.web.web:
+        print(f"Loading the model, then serving the web chat on {settings.web.web_host}:{settings.web.web_port}…",
+              file=sys.stderr, flush=True)
+    storage = build_storage(settings)
     # The front-end's name lets a restarted process re-attach to its own edits in distributed mode.
-    with bot_service(settings, frontend="+".join(platforms)) as engine:
+    with bot_service(settings, frontend="+".join(platforms), storage=storage) as engine:
         try:
-            asyncio.run(serve_platforms(settings, engine))
+            asyncio.run(serve_platforms(settings, engine, storage, on_web_started=_announce_page))
         except KeyboardInterrupt:
             pass
     return 0
 
 
+def _announce_page(url: str) -> None:
+    """Say where the web chat is; open it in the browser where there is a desktop to open it on (elsewhere Python's
+    webbrowser would start a text browser in this terminal)."""
+    print(f"The web chat is ready: open {url} in your browser (Ctrl+C stops it).", file=sys.stderr, flush=True)
+    desktop = sys.platform in ("darwin", "win32") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    if desktop and sys.stdin.isatty():
+        import webbrowser
+
+        webbrowser.open(url)
+
+
 def run_command(settings: Settings, args: argparse.Namespace) -> int:
-    """The README's run command: the bots whose tokens are set, else the terminal chat."""
+    """The README's run command: the bots whose tokens are set, else the web chat."""
     if settings.telegram.bot_token or settings.discord.bot_token:
         return bots_command(settings, args)
-    return chat_command(settings, args)
+    return web_command(settings, args)
 
 
 def bench_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -327,6 +352,7 @@ COMMANDS = {
     "telegram": telegram_command,
     "discord": discord_command,
     "bots": bots_command,
+    "web": web_command,
     "bench": bench_command,
     "db": db_command,
     "worker": worker_command,

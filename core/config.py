@@ -95,6 +95,23 @@ class DiscordSettings(BaseSettings):
     """Guild or user ids allowed to use the bot; empty: everyone."""
 
 
+class WebSettings(BaseSettings):
+    """The web chat (bot/web): a page for browsers, the local default when no bot token is set."""
+
+    model_config = _group("EDITBOT_")
+
+    web: bool = False
+    """Serve the web chat beside the bots in `editbot bots` (`editbot web` serves it alone)."""
+    web_host: str = "127.0.0.1"
+    """Where the page listens; the default keeps it off the network."""
+    web_port: int = Field(7860, ge=1, le=65535)
+    web_password: str | None = None
+    """A shared password the page asks for before anything else; unset: no password (fine on 127.0.0.1)."""
+    web_secret: str | None = None
+    """Key that signs the browsers' cookies; unset: a random one kept in DATA_DIR/web-secret. Front-ends that share
+    browsers (several behind one address) need the same value."""
+
+
 class OpsSettings(BaseSettings):
     """Running the bot as a service: health and metrics endpoint, logs, admins, data retention."""
 
@@ -150,5 +167,6 @@ class Settings:
         self.limits = LimitSettings()
         self.telegram = TelegramSettings()
         self.discord = DiscordSettings()
+        self.web = WebSettings()
         self.ops = OpsSettings()
         self.distributed = DistributedSettings()

@@ -1,0 +1,200 @@
+"""The web chat in headless Chromium (Debian's package, driven by Playwright): what a person does on the page.
+
+The server is real (aiohttp app, engine, queue, SQLite); the editor is the fast fake one. Screenshots of the main
+states go to EDITBOT_SCREENSHOTS (default out/screenshots/).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.support.web_server import WebServer, find_chromium
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (the test extra)")
+CHROMIUM = find_chromium()
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed: apt-get install chromium")
+
+SAMPLE = Path(__file__).parents[2] / "bot" / "samples" / "sample.jpg"
+SHOTS = Path(os.environ.get("EDITBOT_SCREENSHOTS", "out/screenshots"))
+RESULTS = "#messages li.image.node"
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with WebServer(tmp_path_factory.mktemp("web")) as server:
+        yield server
+
+
+@pytest.fixture
+def page(browser, server):
+    """A new browser context (its own cookie, so its own conversation) on the shared server."""
+    context = browser.new_context(viewport={"width": 1200, "height": 860})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(server.url)
+    yield page
+    context.close()
+
+
+def shoot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def say(page, text: str) -> None:
+    page.fill("#text", text)
+    page.press("#text", "Enter")
+
+
+def send_photo(page, path: Path, caption: str) -> None:
+    page.set_input_files("#file", str(path))
+    say(page, caption)
+
+
+def wait_results(page, count: int):
+    """The chat's result bubbles once there are `count` of them; the last one."""
+    page.locator(RESULTS).nth(count - 1).wait_for()
+    return page.locator(RESULTS).nth(count - 1)
+
+
+expect = playwright_api.expect
+expect.set_options(timeout=TIMEOUT_MS)  # a busy machine: a sweep may take seconds
+
+
+def test_a_photo_two_instructions_and_undo(page):
+    send_photo(page, SAMPLE, "make it night")
+    first = wait_results(page, 1)
+    expect(first).to_contain_text("“make it night”")
+    expect(page.locator("#messages li.user img")).to_be_visible()  # the photo as sent
+    say(page, "add snow")
+    second = wait_results(page, 2)
+    expect(second).to_contain_text("“add snow”")
+    expect(page.locator("#slider")).to_be_visible()
+    page.locator("#split").fill("20")  # drag the before/after divider to the left
+    expect(page.locator("#before")).to_have_attribute("style", re.compile(r"inset\(0(px)? 80% 0(px)? 0(px)?\)"))
+    expect(page.locator("#download")).to_have_attribute("href", re.compile(r"/api/node/\d+\?download=1"))
+    shoot(page, "conversation")
+    second.get_by_role("button", name="Undo").click()
+    expect(wait_results(page, 3)).to_contain_text("Undone. Now at: “make it night”")
+
+
+def test_the_text_guidance_control_changes_the_next_edit(page):
+    send_photo(page, SAMPLE, "make it night")
+    wait_results(page, 1)
+    page.locator("#text-guidance").fill("9")
+    expect(page.locator("#messages li.bot", has_text="Settings: text guidance 9")).to_be_visible()
+    expect(page.locator("#messages li.user", has_text="/text 9")).to_be_visible()
+    say(page, "add stars")
+    expect(wait_results(page, 2)).to_contain_text("text guidance 9 ·")
+
+
+def test_the_history_panel_goes_to_a_step(page):
+    send_photo(page, SAMPLE, "make it night")
+    wait_results(page, 1)
+    say(page, "add snow")
+    wait_results(page, 2)
+    page.click("#tree summary")
+    steps = page.locator("#tree-lines button")
+    expect(steps).to_have_count(3)
+    expect(page.locator("#tree-lines button.here")).to_have_text("2. “add snow”")
+    expect(page.locator("#tree-picture")).to_be_visible()
+    shoot(page, "history")
+    steps.nth(1).click()
+    expect(wait_results(page, 3)).to_contain_text("Step 1: “make it night”")
+    expect(page.locator("#tree-lines button.here")).to_have_text("1. “make it night”")
+
+
+def test_sweep_then_pick_a_cell(page):
+    send_photo(page, SAMPLE, "make it night")
+    wait_results(page, 1)
+    say(page, "/sweep")
+    grid = page.locator("#messages li.image.grid")
+    expect(grid.get_by_role("button")).to_have_count(9)
+    shoot(page, "sweep")
+    grid.get_by_role("button", name="Pick 9").click()
+    picked = wait_results(page, 2)
+    expect(picked).to_contain_text("Picked.")
+    expect(picked).to_contain_text("text guidance 9.5 · image guidance 1.8")
+    expect(page.locator("#text-guidance")).to_have_value("9.5")  # the controls follow the conversation
+
+
+def test_a_text_file_is_refused_in_one_line(page, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo\n")
+    send_photo(page, notes, "make it night")
+    refusal = page.locator("#messages li.error")
+    expect(refusal).to_contain_text("I can only read")
+    expect(refusal).not_to_contain_text("Traceback")
+    shoot(page, "refusal")
+
+
+def test_a_reload_finds_the_conversation(page):
+    send_photo(page, SAMPLE, "make it night")
+    wait_results(page, 1)
+    page.reload()
+    expect(page.locator(RESULTS)).to_have_count(1)
+    expect(page.locator(RESULTS)).to_contain_text("“make it night”")
+    expect(page.locator("#messages li.user")).to_contain_text("📷 photo")
+
+
+def test_two_browsers_keep_separate_conversations(page, browser, server):
+    send_photo(page, SAMPLE, "make it night")
+    wait_results(page, 1)
+    other = browser.new_context().new_page()
+    other.goto(server.url)
+    expect(other.locator("#messages li.bot")).to_contain_text("Hi! Drop or paste a photo")
+    expect(other.locator("#no-image")).to_be_visible()
+    other.fill("#text", "/undo")
+    other.press("#text", "Enter")
+    expect(other.locator("#messages li.error")).to_contain_text("Send me a photo first.")
+    other.context.close()
+    expect(page.locator(RESULTS)).to_have_count(1)
+
+
+def test_the_page_answers_while_an_edit_runs(page):
+    send_photo(page, SAMPLE, "make it night")
+    wait_results(page, 1)
+    say(page, "/steps 100")  # the fake editor takes 0.02 s a step: about 2 s
+    expect(page.locator("#messages li.bot", has_text="100 steps")).to_be_visible()
+    say(page, "add snow")
+    progress = page.locator("#messages li.progress")
+    expect(progress).to_contain_text(re.compile(r"Editing: step \d+/100"))
+    shoot(page, "progress")
+    say(page, "/settings")
+    expect(page.locator("#messages li.bot", has_text="Steps: 100")).to_be_visible()
+    expect(progress).to_be_visible()  # answered before the edit finished
+    expect(wait_results(page, 2)).to_contain_text("“add snow”")
+    expect(progress).to_have_count(0)
+
+
+def test_a_restarted_server_resumes_the_conversation(browser, tmp_path):
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    with WebServer(tmp_path) as first:
+        page.goto(first.url)
+        send_photo(page, SAMPLE, "make it night")
+        wait_results(page, 1)
+        port = first.settings.web.web_port
+    second = WebServer(tmp_path)
+    second.settings.web.web_port, second.url = port, first.url
+    with second:
+        page.goto(second.url)
+        resumed = page.locator(RESULTS)
+        expect(resumed).to_contain_text("Where you left off.")
+        say(page, "add snow")
+        expect(wait_results(page, 2)).to_contain_text("“add snow”")
+    context.close()
