@@ -145,8 +145,9 @@ class ModelRegistry:
 
     def editor(self, name: str | None = None):
         """The editor of model `name` (default: the default model), loading it first if needed and dropping the
-        least recently used ones beyond keep_loaded. Raises BadParams for an unknown name; loading errors
-        (core.errors.ModelUnavailable) pass through and nothing is dropped."""
+        least recently used ones beyond keep_loaded first (to free their memory for it). Raises BadParams for an
+        unknown name; loading errors (core.errors.ModelUnavailable) pass through, and the model is tried again
+        on the next call."""
         spec = self.spec(name or self.default)
         with self._lock:
             editor = self._loaded.get(spec.name)
