@@ -4,7 +4,7 @@
     editbot edit IN "INSTR" -o OUT [options]
     editbot chat [IMAGE] [--instruction TEXT]
     editbot telegram | discord | bots
-    editbot bench [--json] [--fast]
+    editbot bench [--json] [--fast] [--family NAME [--model tiny|full-random] [--dtype D]]
     editbot worker             distributed mode: run edit jobs from Redis (one process per GPU)
     editbot bench-queue [--jobs N] [--hold S] [--workers 1 2 4] [--json]
     editbot db upgrade | db sweep | db purge --older-than DAYS | db backup PATH
@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="auto")
     bench.add_argument("--size", type=int, help="square side in pixels (CPU 256, CUDA 512)")
     bench.add_argument("--steps", type=int, help="denoising steps (CPU 4, CUDA 20)")
+    bench.add_argument("--family", help="time this model family instead of pix2pix's full benchmark "
+                       "(pix2pix-xl, kontext, flux2-klein, qwen-edit)")
+    bench.add_argument("--model", choices=("tiny", "full-random"), default="tiny",
+                       help="with --family: the tiny twin (default) or the real architecture with random weights")
+    bench.add_argument("--dtype", default="auto", help="with --family: auto, float32 or bfloat16")
 
     worker = commands.add_parser("worker", help="distributed mode: load the model once, then run edit jobs from Redis")
     _editor_options(worker)
@@ -236,6 +241,16 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def bench_command(settings: Settings, args: argparse.Namespace) -> int:
+    if args.family:
+        from core.editing.family_bench import run_family_benchmark
+        from core.errors import BadParams, ModelUnavailable
+
+        try:
+            run_family_benchmark(args.family, model=args.model, device=args.device, dtype=args.dtype,
+                                 size=args.size, steps=args.steps, as_json=args.json)
+        except (BadParams, ModelUnavailable) as error:
+            raise UserError(str(error)) from error
+        return 0
     from core.editing.bench import run_benchmark
 
     run_benchmark(device=args.device, size=args.size, steps=args.steps, fast=args.fast, repeats=args.repeats,
