@@ -68,3 +68,27 @@ def test_a_family_missing_from_the_installed_diffusers_is_one_line(monkeypatch):
     monkeypatch.setattr(loading, "installed", lambda family: False)
     with pytest.raises(ModelUnavailable, match="installed diffusers has no Flux2KleinPipeline, needed by flux2-klein"):
         load_family_pipeline("flux2-klein", "tiny", device="cpu")
+
+
+def test_the_random_klein_4b_builder_materializes_every_weight(monkeypatch):
+    """The 4B build itself is a benchmark (16 GB); here the same code builds a scaled-down copy and edits with it."""
+    from core.editing import klein_4b
+
+    monkeypatch.setattr(klein_4b, "KLEIN_4B_TRANSFORMER", {
+        **klein_4b.KLEIN_4B_TRANSFORMER, "in_channels": 128, "num_layers": 1, "num_single_layers": 1,
+        "attention_head_dim": 16, "num_attention_heads": 2, "joint_attention_dim": 48, "axes_dims_rope": (4, 4, 4, 4),
+    })
+    monkeypatch.setattr(klein_4b, "QWEN3_4B", {
+        **klein_4b.QWEN3_4B, "hidden_size": 16, "intermediate_size": 16, "num_attention_heads": 2,
+        "num_key_value_heads": 2, "head_dim": 8, "vocab_size": 300, "max_position_embeddings": 512,
+    })
+    monkeypatch.setattr(klein_4b, "AutoencoderKLFlux2", lambda: build_tiny("flux2-klein").vae.__class__(
+        block_out_channels=(8,), down_block_types=("DownEncoderBlock2D",), up_block_types=("UpDecoderBlock2D",),
+        layers_per_block=1, latent_channels=32, norm_num_groups=8))
+    pipeline = klein_4b.build_random_klein_4b(torch.float32)
+    assert not any(p.device.type == "meta" for p in pipeline.transformer.parameters())
+    assert not any(p.device.type == "meta" for p in pipeline.text_encoder.parameters())
+    pipeline.set_progress_bar_config(disable=True)
+    out = pipeline(prompt="a hat", image=PHOTO, height=64, width=96, num_inference_steps=1,
+                   generator=torch.Generator().manual_seed(0), output_type="np").images[0]
+    assert out.shape == (64, 96, 3) and np.isfinite(out).all()
