@@ -179,7 +179,9 @@ def build_tiny_qwen_edit() -> QwenImageEditPlusPipeline:
                 "bos_token_id": ids("<|endoftext|>"), "eos_token_id": ids("<|im_end|>"),
                 "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
             },
-            vision_config={"depth": 2, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2, "out_hidden_size": 16},
+            vision_config={
+                "depth": 2, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2, "out_hidden_size": 16,
+            },
             hidden_size=16, vocab_size=len(tokenizer), image_token_id=ids("<|image_pad|>"),
             video_token_id=ids("<|video_pad|>"), vision_start_token_id=ids("<|vision_start|>"),
             vision_end_token_id=ids("<|vision_end|>"),

@@ -37,7 +37,8 @@ def test_family_values_live_in_extras_and_shared_ones_in_their_fields():
     assert params.family == "qwen-edit" and params.steps == 12
     assert qwen.value(params, "true_cfg_scale") == 5.5 and qwen.value(params, "negative_prompt") == " "
     assert qwen.validated(params) is params
-    assert qwen.describe(params.with_seed(3)) == "qwen-edit · true cfg scale 5.5 · negative prompt - · 12 steps · seed 3"
+    caption = "qwen-edit · true cfg scale 5.5 · negative prompt - · 12 steps · seed 3"
+    assert qwen.describe(params.with_seed(3)) == caption
 
 
 def test_edit_params_with_extras_survive_a_json_round_trip_and_stay_hashable():
