@@ -5,7 +5,7 @@
     editbot chat [IMAGE] [--instruction TEXT]
     editbot web                the web chat on http://127.0.0.1:7860/ (EDITBOT_WEB_HOST, EDITBOT_WEB_PORT)
     editbot telegram | discord | bots   (bots: every platform whose token is set, and the web chat if EDITBOT_WEB)
-    editbot bench [--json] [--fast] [--repeats N] [--pipeline]
+    editbot bench [--json] [--fast] [--repeats N] [--pipeline] [--family NAME [--model tiny|full-random]]
     editbot worker             distributed mode: run edit jobs from Redis (one process per GPU)
     editbot bench-queue [--jobs N] [--hold S] [--workers 1 2 4] [--json]
     editbot bench-images [--side 4000] [--scans 5000] [--json]
@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_options(bench)
     bench.add_argument("--pipeline", action="store_true",
                        help="instead: time one whole edit through the engine, phase by phase")
+    bench.add_argument("--family", help="time this model family instead of pix2pix's full benchmark "
+                       "(pix2pix-xl, kontext, flux2-klein, qwen-edit)")
+    bench.add_argument("--model", choices=("tiny", "full-random"), default="tiny",
+                       help="with --family: the tiny twin (default) or the real architecture with random weights")
 
     worker = commands.add_parser("worker", help="distributed mode: load the model once, then run edit jobs from Redis")
     _editor_options(worker)
@@ -284,7 +288,16 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
 def bench_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.repeats < 1:
         raise UserError("--repeats must be at least 1.")
-    if args.pipeline:
+    if args.family:
+        from core.editing.family_bench import run_family_benchmark
+        from core.errors import BadParams, ModelUnavailable
+
+        try:
+            run_family_benchmark(args.family, model=args.model, device=args.device, dtype=args.dtype,
+                                 size=args.size, steps=args.steps, as_json=args.json)
+        except (BadParams, ModelUnavailable) as error:
+            raise UserError(str(error)) from error
+    elif args.pipeline:
         from bot.pipeline_bench import run_from_args as run_pipeline_bench
 
         run_pipeline_bench(args)

@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.editing.registry import ModelSpec, parse_models
 
 
 def _group(prefix: str) -> SettingsConfigDict:
@@ -38,6 +40,29 @@ class EditorSettings(BaseSettings):
     """For a single-file checkpoint: a local diffusers folder (or hub id) with the matching configs; needed offline."""
     offline: bool = False
     """Never contact the model hub; use only what is in the local cache."""
+    models: str | None = None
+    """Enabled models: comma-separated name=source pairs, the first the default; a source may name its family
+    (family:source), else it is inferred (core.editing.registry). Unset: one model, `default`, from MODEL."""
+    models_loaded: int = Field(1, ge=1, le=16)
+    """How many models stay in memory at once; switching to another loads it and drops the least recently used."""
+    cpu_offload: bool = False
+    """Keep each model on the CPU until the pipeline needs it (CUDA only): less GPU memory, slower edits."""
+    vae_tiling: bool = False
+    """Decode and encode large pictures in tiles: far less VAE memory, same size limits."""
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_models(value)  # ValueError with one line: unknown family, family missing, bad pair
+        return value
+
+    @property
+    def model_specs(self) -> list[ModelSpec]:
+        """The enabled models, the default first."""
+        if self.models is None:
+            return [ModelSpec("default", "pix2pix", self.model)]
+        return parse_models(self.models)
 
 
 class StorageSettings(BaseSettings):

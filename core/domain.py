@@ -46,6 +46,10 @@ class EditParams:
     steps: denoising steps (default 20).
     seed: the random seed; None means "pick one", and the editor reports the one it picked.
     scheduler: "default" (the model's own), "euler-a", "ddim" or "dpm++".
+    family: the editing model family these params are for (core.editing.families; default "pix2pix", whose
+        parameters are exactly the fields above).
+    extras: values of parameters only some families declare (e.g. Qwen's true_cfg_scale and negative prompt), as
+        sorted (name, value) pairs; empty for pix2pix. Lists (e.g. read back from JSON) become tuples.
     """
 
     text_guidance: float = 7.5
@@ -53,6 +57,19 @@ class EditParams:
     steps: int = 20
     seed: int | None = None
     scheduler: str = "default"
+    family: str = "pix2pix"
+    extras: tuple[tuple[str, float | int | str], ...] = ()
+
+    def __post_init__(self) -> None:
+        pairs = self.extras.items() if isinstance(self.extras, dict) else self.extras
+        object.__setattr__(self, "extras", tuple(sorted((str(name), value) for name, value in pairs)))
+
+    def extra(self, name: str, default=None):
+        """The value of a family-specific parameter, or default when these params do not carry it."""
+        return dict(self.extras).get(name, default)
+
+    def with_extra(self, name: str, value) -> EditParams:
+        return replace(self, extras={**dict(self.extras), name: value})
 
     def validated(self) -> EditParams:
         """Return self if every value is allowed, else raise BadParams with one line saying what is allowed."""

@@ -105,14 +105,16 @@ def load_pipeline(
     return pipeline.to(device=torch_device)
 
 
-def _component_kwargs(safety_checker: bool) -> dict:
+def _component_kwargs(safety_checker: bool | None) -> dict:
+    # None: the pipeline has no safety checker (every family but pix2pix)
     # Passing None for both switches the checker off without diffusers' warning about it.
-    return {} if safety_checker else {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+    return {} if safety_checker in (True, None) else {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
 
 
-def _load_hub(repo_id: str, offline: bool, safety_checker: bool, dtype: torch.dtype):
+def _load_hub(repo_id: str, offline: bool, safety_checker: bool, dtype: torch.dtype, pipeline_class=None):
+    pipeline_class = pipeline_class or StableDiffusionInstructPix2PixPipeline
     try:
-        return StableDiffusionInstructPix2PixPipeline.from_pretrained(
+        return pipeline_class.from_pretrained(
             repo_id, torch_dtype=dtype, local_files_only=offline, **_component_kwargs(safety_checker)
         )
     except Exception as error:  # hub, network and file errors come in many types; all mean "cannot have it"
@@ -128,14 +130,15 @@ def _load_hub(repo_id: str, offline: bool, safety_checker: bool, dtype: torch.dt
         ) from error
 
 
-def _load_folder(folder: Path, safety_checker: bool, dtype: torch.dtype):
+def _load_folder(folder: Path, safety_checker: bool, dtype: torch.dtype, pipeline_class=None):
+    pipeline_class = pipeline_class or StableDiffusionInstructPix2PixPipeline
     if not (folder / "model_index.json").is_file():
         raise ModelUnavailable(
             f"{folder} is not a diffusers model folder (no model_index.json); point EDITBOT_MODEL at one saved "
             "with save_pretrained."
         )
     try:
-        return StableDiffusionInstructPix2PixPipeline.from_pretrained(
+        return pipeline_class.from_pretrained(
             folder, torch_dtype=dtype, local_files_only=True, **_component_kwargs(safety_checker)
         )
     except Exception as error:
@@ -145,7 +148,10 @@ def _load_folder(folder: Path, safety_checker: bool, dtype: torch.dtype):
         ) from error
 
 
-def _load_single_file(path: Path, config: str | None, offline: bool, safety_checker: bool, dtype: torch.dtype):
+def _load_single_file(
+    path: Path, config: str | None, offline: bool, safety_checker: bool, dtype: torch.dtype, pipeline_class=None
+):
+    pipeline_class = pipeline_class or StableDiffusionInstructPix2PixPipeline
     if not path.is_file():
         raise ModelUnavailable(f"No checkpoint file at {path}; set EDITBOT_MODEL to an existing .ckpt/.safetensors file.")
     if offline and config is None:
@@ -154,7 +160,7 @@ def _load_single_file(path: Path, config: str | None, offline: bool, safety_chec
             "set EDITBOT_SINGLE_FILE_CONFIG to one, or run once with the hub reachable."
         )
     try:
-        return StableDiffusionInstructPix2PixPipeline.from_single_file(
+        return pipeline_class.from_single_file(
             str(path),
             config=config,
             torch_dtype=dtype,
@@ -164,7 +170,7 @@ def _load_single_file(path: Path, config: str | None, offline: bool, safety_chec
     except Exception as error:
         logger.warning("Could not load %s: %s", path, error)
         raise ModelUnavailable(
-            f"Could not load the checkpoint {path.name} (damaged, or not an InstructPix2Pix model); "
+            f"Could not load the checkpoint {path.name} (damaged, or not a {pipeline_class.__name__} model); "
             "check the file or set EDITBOT_MODEL elsewhere."
         ) from error
 
