@@ -32,7 +32,7 @@ from core.domain import (
 )
 from core.errors import BadParams, UserError
 from core.hints import estimate_tokens, instruction_problem
-from core.images import decode_png, encode_png, load_untrusted
+from core.images import decode_stored, encode_png, encode_stored, load_untrusted, stored_as_png
 from core.metrics import log_conversation
 from core import pictures
 from core.messages import Button, ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
@@ -187,7 +187,7 @@ class ConversationEngine:
 
     async def _photo(self, incoming: Incoming, send: Send) -> None:
         intake = await asyncio.to_thread(load_untrusted, incoming.image, **self._intake_limits)
-        digest = await asyncio.to_thread(lambda: self._images.put(encode_png(intake.image)))
+        digest = await asyncio.to_thread(lambda: self._images.put(encode_stored(intake.image)))
         conversation = await self._conversation(incoming)
         root = await self._db(self._history.add_node, conversation.id, None, digest, None, None, None)
         if intake.notice:
@@ -264,7 +264,7 @@ class ConversationEngine:
 
     async def _show(self, node: Node, caption: str) -> ImageReply:
         """An image reply for a node, with the buttons that make sense on it."""
-        data = await asyncio.to_thread(self._images.get, node.image_hash)
+        data = await asyncio.to_thread(lambda: stored_as_png(self._images.get(node.image_hash)))
         labels = []
         if node.parent_id is not None:
             labels.append(("↶ Undo", "undo"))
@@ -660,7 +660,7 @@ class ConversationEngine:
                 image = ImageOps.fit(image, (side, side), method=Image.Resampling.NEAREST)
             else:
                 image = image.transpose(TRANSPOSES[operation][0])
-            return self._images.put(encode_png(image))
+            return self._images.put(encode_stored(image))
 
         digest = await asyncio.to_thread(apply)
         node = await self._db(self._history.add_node, conversation.id, parent.id, digest, operation, None, None)
@@ -685,7 +685,7 @@ class ConversationEngine:
 
     def _image(self, digest: str) -> Image.Image:
         """Blocking: decode a stored image (call from a worker thread)."""
-        return decode_png(self._images.get(digest))
+        return decode_stored(self._images.get(digest))
 
     async def _head(self, conversation: Conversation) -> Node:
         if conversation.head_id is None:

@@ -1,0 +1,129 @@
+"""Detail transfer: a model's edit, made at its working size, applied to the full-size parent image.
+
+Any editor works at a small working size (InstructPix2Pix: 512 px on the long side). Scaling its result up to the
+photo's size gives a soft picture, and every edit of a chain would re-encode the whole photo. Instead, only the
+*change* the model made (working output minus working input) is carried up to full size:
+
+    1. D = output - input at the working size, split like a two-level Laplacian pyramid into a low band
+       L = gauss(D) (colour, light, tone) and a high band D - L (edges and texture the edit changed).
+    2. Where the high band is strong, the edit changed structure (new edges, new texture, a sharp boundary of a
+       colour change): there the result is the edit itself, brought up to size (`structure` mask S).
+    3. Elsewhere the low band is added to the parent, whose own fine detail stays: result = parent + up(L).
+       Differences under `DEAD_ZONE` levels are dropped first, so a model's re-encoding noise changes nothing.
+    4. Where both L and S are zero the result *is* the parent: the same bytes, pixel for pixel. The full-size work
+       is limited to the box around what changed.
+
+Why this method (measured on this machine, busy, 2 cores, with `python -m core.editing.transfer_bench --compare`):
+a fast guided filter (per-pixel affine A*parent+B fitted at working size) follows colour changes best, but needs
+float arithmetic on every full-size pixel: ~330 ms for 12 MP in numpy against ~95 ms for this method, which does
+its full-size work with Pillow's C operations on 8-bit images (add, subtract, composite, resize of a box). A plain
+upsampled delta (no structure mask) is as fast, but leaves the parent's old texture showing through what the edit
+replaced (PSNR 27.5 dB against 41.6 dB for this method, on a flat patch painted over a textured photo).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageChops
+
+LOW_BAND_SIGMA = 2.0
+"""Gaussian sigma (working pixels) separating the low band (tone) from the high band (structure) of the change."""
+DEAD_ZONE = 1.5
+"""Low-band changes under this many levels (0..255) are noise of the model's re-encoding, not an edit."""
+STRUCTURE_LEVELS = (6.0, 14.0)
+"""Local high-band change (levels) where the edit's own pixels start to replace the parent's, and fully do."""
+MARGIN = 3
+"""Working pixels added around the changed box so upsampling filters see their whole support."""
+
+
+def transfer(parent: Image.Image, working_input: Image.Image, working_output: Image.Image) -> Image.Image:
+    """The parent at full size with the change `working_input` -> `working_output` applied (all RGB; the two
+    working images of one size, the parent any size of the same aspect ratio, usually larger).
+
+    Outside the (slightly widened) box where the edit changed anything, the parent's pixels are returned exactly.
+    """
+    if working_input.size != working_output.size:
+        raise ValueError("the editor's input and output must have one size")
+    before = np.asarray(working_input.convert("RGB"), dtype=np.float32)
+    after = np.asarray(working_output.convert("RGB"), dtype=np.float32)
+    low, structure = _split_change(after - before)
+    changed = (np.abs(low).max(axis=2) > 0) | (structure > 0)
+    if not changed.any():
+        return parent.copy()
+    full_box = _full_box(changed, working_input.size, parent.size)
+    source = _source_box(full_box, working_input.size, parent.size)
+    region = parent if full_box == (0, 0, *parent.size) else parent.crop(full_box)
+    # One add per pass: Pillow computes clip(region + up(low + 128) - 128) in integers; a constant 128 stays 128
+    # through the bilinear upsample, so unchanged pixels stay exact. Changes beyond -128..127 take a second pass.
+    low = np.rint(low)
+    while low.any():
+        step = np.clip(low, -128, 127)
+        low = low - step
+        offset = Image.fromarray((step + 128).astype(np.uint8))
+        region = ImageChops.add(region, offset.resize(region.size, Image.Resampling.BILINEAR, box=source), offset=-128)
+    if structure.any():
+        edit = working_output.convert("RGB").resize(region.size, Image.Resampling.BICUBIC, box=source)
+        weight = _upsample(np.rint(structure * 255).astype(np.uint8), source, region.size)
+        region = Image.composite(edit, region, weight)
+    if region.size == parent.size:
+        return region if region is not parent else parent.copy()
+    result = parent.copy()
+    result.paste(region, full_box[:2])
+    return result
+
+
+def _split_change(change: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(low band with the dead zone applied, HxWx3 float; structure weight in 0..1, HxW float) of a change."""
+    if not change.any():
+        return change, np.zeros(change.shape[:2], np.float32)
+    low = _gauss(change, LOW_BAND_SIGMA)
+    high = np.abs(change - low).max(axis=2, keepdims=True)
+    start, full = STRUCTURE_LEVELS
+    structure = np.clip((_gauss(high, 1.0) - start) / (full - start), 0.0, 1.0)[..., 0]
+    # Feather the structure mask outwards a little, so the edit's own edge is not cut at its threshold.
+    structure = np.clip(_gauss(structure[..., None], 1.0)[..., 0] * 1.5, 0.0, 1.0)
+    structure[structure < 1 / 255] = 0.0
+    low[np.abs(low) < DEAD_ZONE] = 0.0
+    return low * (1.0 - structure[..., None]), structure
+
+
+def _gauss(planes: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur of HxWxC float32 planes, edges repeated (working-size arrays: a few ms)."""
+    radius = max(1, round(3 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps = (taps / taps.sum()).astype(np.float32)
+    for axis in (0, 1):
+        length = planes.shape[axis]
+        padded = np.pad(planes, [(radius, radius) if a == axis else (0, 0) for a in range(3)], mode="edge")
+        window = (lambda start: padded[start:start + length]) if axis == 0 else (
+            lambda start: padded[:, start:start + length])
+        blurred = taps[0] * window(0)
+        for offset in range(1, len(taps)):
+            blurred += taps[offset] * window(offset)
+        planes = blurred
+    return planes
+
+
+def _full_box(changed: np.ndarray, working: tuple[int, int], full: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The full-size box covering the changed working pixels plus MARGIN (whole pixels, inside the image)."""
+    rows, columns = np.nonzero(changed)
+    left = max(int(columns.min()) - MARGIN, 0)
+    top = max(int(rows.min()) - MARGIN, 0)
+    right = min(int(columns.max()) + 1 + MARGIN, working[0])
+    bottom = min(int(rows.max()) + 1 + MARGIN, working[1])
+    scale_x, scale_y = full[0] / working[0], full[1] / working[1]
+    return (int(left * scale_x), int(top * scale_y),
+            min(-int(-right * scale_x // 1), full[0]), min(-int(-bottom * scale_y // 1), full[1]))
+
+
+def _source_box(full_box: tuple[int, int, int, int], working: tuple[int, int],
+                full: tuple[int, int]) -> tuple[float, float, float, float]:
+    """The working-size area (fractional) that `full_box` covers: resizing it with Image.resize(box=...) gives the
+    same pixels as resizing the whole working image to full size and cropping."""
+    scale_x, scale_y = working[0] / full[0], working[1] / full[1]
+    return (full_box[0] * scale_x, full_box[1] * scale_y, full_box[2] * scale_x, full_box[3] * scale_y)
+
+
+def _upsample(plane: np.ndarray, source: tuple[float, float, float, float], size: tuple[int, int]) -> Image.Image:
+    """A working-size uint8 array (HxW or HxWx3), its `source` area brought up bilinearly to `size`."""
+    return Image.fromarray(plane).resize(size, Image.Resampling.BILINEAR, box=source)
