@@ -4,7 +4,7 @@
     editbot edit IN "INSTR" -o OUT [options]
     editbot chat [IMAGE] [--instruction TEXT]
     editbot telegram | discord | bots
-    editbot bench [--json] [--fast]
+    editbot bench [--json] [--fast] | bench --transfer
     editbot worker             distributed mode: run edit jobs from Redis (one process per GPU)
     editbot bench-queue [--jobs N] [--hold S] [--workers 1 2 4] [--json]
     editbot db upgrade | db sweep | db purge --older-than DAYS | db backup PATH
@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="time our editor against the stock diffusers pipeline")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--transfer", action="store_true",
+                       help="instead: what full-size results add per edit of a 12 MP photo (no model)")
     bench.add_argument("--fast", action=argparse.BooleanOptionalAction, default=True,
                        help="also time fast mode (default: yes)")
     bench.add_argument("--repeats", type=int, default=1, help="rounds; each case keeps its fastest (default 1)")
@@ -157,6 +159,7 @@ def edit_command(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from bot.bootstrap import build_editor
+    from core.editing.transfer import full_size, shrink_for
     from core.images import load_untrusted
 
     try:
@@ -169,11 +172,14 @@ def edit_command(settings: Settings, args: argparse.Namespace) -> int:
     if intake.notice:
         print(intake.notice, file=sys.stderr)
     editor = build_editor(settings)
+    full = settings.editor.output == "full"
+    photo = intake.image
+    small = shrink_for(editor, photo) if full else photo
     with tqdm(total=params.steps, desc="editing", unit="step", file=sys.stderr) as bar:
-        result = editor.edit(intake.image, args.instruction, params, on_step=lambda done, total: bar.update(1))
+        result = editor.edit(small, args.instruction, params, on_step=lambda done, total: bar.update(1))
     try:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        result.image.save(args.output)
+        (full_size(photo, small, result.image) if full else result.image).save(args.output)
     except (OSError, ValueError) as error:
         raise UserError(f"Cannot write {args.output}: {getattr(error, 'strerror', None) or error}.") from None
     print(f"{args.output}: {result.params.describe()} · {result.seconds:.1f} s")
@@ -236,6 +242,11 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def bench_command(settings: Settings, args: argparse.Namespace) -> int:
+    if args.transfer:
+        from core.editing.transfer_bench import run_transfer_benchmark
+
+        run_transfer_benchmark(repeats=max(args.repeats, 3), as_json=args.json)
+        return 0
     from core.editing.bench import run_benchmark
 
     run_benchmark(device=args.device, size=args.size, steps=args.steps, fast=args.fast, repeats=args.repeats,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from core.domain import EditParams, Node
-from core.editing.transfer import transfer
+from core.editing.transfer import full_size, shrink_for
 from core.images import decode_stored, encode_stored
 from core.ports import Editor, EditResult, HistoryRepository, ImageStore, ProgressCallback
 
@@ -89,12 +89,9 @@ class EditRunner:
         return decode_stored(self.images.get(job.image_hash))
 
     def _working(self, photo: Image.Image) -> Image.Image:
-        """The photo shrunk once to the editor's working size, as the editor would shrink it (output "working": the
-        photo itself, the editor does as it always did)."""
-        if self.output == "working":
-            return photo
-        size = self.editor.working_size(photo.size)
-        return photo if size == photo.size else photo.resize(size, Image.Resampling.LANCZOS)
+        """What the editor gets: the photo shrunk once to its working size (output "working": the photo itself, and
+        the editor does as it always did)."""
+        return photo if self.output == "working" else shrink_for(self.editor, photo)
 
     def _store(self, photo: Image.Image, small: Image.Image,
                results: Sequence[EditResult]) -> list[tuple[str, EditParams, float]]:
@@ -103,6 +100,4 @@ class EditRunner:
                  result.seconds) for result in results]
 
     def _delivered(self, photo: Image.Image, small: Image.Image, edited: Image.Image) -> Image.Image:
-        if self.output == "working" or edited.size != small.size:
-            return edited  # asked for, or an editor returning another size: nothing to transfer it onto
-        return transfer(photo, small, edited)
+        return edited if self.output == "working" else full_size(photo, small, edited)

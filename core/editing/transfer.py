@@ -32,6 +32,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageChops
 
+from core.ports import Editor
+
 LOW_BAND_SIGMA = 2.0
 """Gaussian sigma (working pixels) separating the low band (tone) from the high band (structure) of the change."""
 DEAD_ZONE = 1.5
@@ -42,6 +44,18 @@ REPAINT_LEVELS = (16.0, 32.0)
 """Low-band change (levels) from which the whole change, texture included, is carried over, and fully is."""
 MARGIN = 3
 """Working pixels added around the changed box so upsampling filters see their whole support."""
+
+
+def shrink_for(editor: Editor, photo: Image.Image) -> Image.Image:
+    """The photo shrunk once to the editor's working size, as the editor itself would shrink it (Lanczos)."""
+    size = editor.working_size(photo.size)
+    return photo if size == photo.size else photo.resize(size, Image.Resampling.LANCZOS)
+
+
+def full_size(photo: Image.Image, small: Image.Image, edited: Image.Image) -> Image.Image:
+    """An editor's result for `small` (shrink_for's photo) as a full-size result for `photo`; a result of another
+    size (an editor that scales its own output) as it is."""
+    return transfer(photo, small, edited) if edited.size == small.size else edited
 
 
 def transfer(parent: Image.Image, working_input: Image.Image, working_output: Image.Image) -> Image.Image:

@@ -10,35 +10,16 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from core.domain import EditParams
+from core.editing import pix2pix
+from core.editing.transfer_bench import photo_like  # noqa: F401  (shared with the benchmark)
 from core.ports import EditResult
 
 WORKING_SIDE = 512
 
 
-def photo_like(size: tuple[int, int], seed: int = 0) -> Image.Image:
-    """A photo-like RGB picture: smooth gradients, texture at several scales on its right half, sensor noise."""
-    width, height = size
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = np.stack([120 + 60 * np.sin(x / (width / 10)), 110 + 50 * np.cos(y / (height / 10)),
-                     100 + 40 * np.sin((x + y) / (width / 8))], axis=-1)
-    texture = np.zeros((height, width), np.float32)
-    for scale, amplitude in ((64, 20), (16, 14), (4, 8)):
-        coarse = rng.normal(0, 1, (height // scale + 2, width // scale + 2)).astype(np.float32)
-        levels = Image.fromarray(np.clip((coarse + 4) * 32, 0, 255).astype(np.uint8))
-        texture += amplitude * (np.asarray(levels.resize(size, Image.Resampling.BICUBIC), np.float32) / 32 - 4)
-    texture *= x > width / 2
-    noise = rng.normal(0, 2, (height, width))
-    return Image.fromarray(np.clip(base + (texture + noise)[..., None], 0, 255).astype(np.uint8))
-
-
-def working_size(size: tuple[int, int], max_side: int = WORKING_SIDE) -> tuple[int, int]:
-    """Like the real editor: longest side at most max_side, sides multiples of 8."""
-    width, height = size
-    longest = max(size)
-    if longest > max_side:
-        width, height = width * max_side // longest, height * max_side // longest
-    return max(8, width // 8 * 8), max(8, height // 8 * 8)
+def working_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The real editor's working size at its default longest side."""
+    return pix2pix.working_size(*size, WORKING_SIDE)
 
 
 class StandInEditor:
