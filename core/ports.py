@@ -73,8 +73,9 @@ class HistoryRepository(Protocol):
 
 
 class ImageStore(Protocol):
-    """Content-addressed image bytes (lossless WebP; PNG for older nodes). `put` is durable before it returns: written to a temporary file,
-    fsynced and renamed, so a row that refers to the hash can be committed safely afterwards."""
+    """Content-addressed image bytes (lossless WebP; PNG for older nodes). `put` is durable before it returns:
+    written to a temporary file, fsynced and renamed, so a row that refers to the hash can be committed safely
+    afterwards."""
 
     def put(self, data: bytes) -> str:
         """Store the bytes and return their SHA-256 hex digest."""
