@@ -139,7 +139,7 @@ def build_engine(
             if settings.ops.warmup:
                 warm_up(editor)
         queue = EditQueue(
-            EditRunner(editor, history, images),
+            EditRunner(editor, history, images, output=settings.editor.output),
             max_waiting_per_person=limits.max_waiting_per_person,
             max_waiting_total=limits.max_waiting_total,
             observer=observer,

@@ -6,6 +6,7 @@
     editbot web                the web chat on http://127.0.0.1:7860/ (EDITBOT_WEB_HOST, EDITBOT_WEB_PORT)
     editbot telegram | discord | bots   (bots: every platform whose token is set, and the web chat if EDITBOT_WEB)
     editbot bench [--json] [--fast] [--repeats N] [--pipeline] [--family NAME [--model tiny|full-random]]
+    editbot bench --transfer
     editbot worker             distributed mode: run edit jobs from Redis (one process per GPU)
     editbot bench-queue [--jobs N] [--hold S] [--workers 1 2 4] [--json]
     editbot bench-images [--side 4000] [--scans 5000] [--json]
@@ -89,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(pix2pix-xl, kontext, flux2-klein, qwen-edit)")
     bench.add_argument("--model", choices=("tiny", "full-random"), default="tiny",
                        help="with --family: the tiny twin (default) or the real architecture with random weights")
+    bench.add_argument("--transfer", action="store_true",
+                       help="instead: what full-size results add per edit of a 12 MP photo (no model)")
 
     worker = commands.add_parser("worker", help="distributed mode: load the model once, then run edit jobs from Redis")
     _editor_options(worker)
@@ -175,6 +178,7 @@ def edit_command(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from bot.bootstrap import build_editor
+    from core.editing.transfer import full_size, shrink_for
     from core.images import load_untrusted
 
     data = _read_limited(args.input, settings.limits.max_upload_bytes)
@@ -184,11 +188,14 @@ def edit_command(settings: Settings, args: argparse.Namespace) -> int:
     if intake.notice:
         print(intake.notice, file=sys.stderr)
     editor = build_editor(settings)
+    full = settings.editor.output == "full"
+    photo = intake.image
+    small = shrink_for(editor, photo) if full else photo
     with tqdm(total=params.steps, desc="editing", unit="step", file=sys.stderr) as bar:
-        result = editor.edit(intake.image, args.instruction, params, on_step=lambda done, total: bar.update(1))
+        result = editor.edit(small, args.instruction, params, on_step=lambda done, total: bar.update(1))
     try:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        result.image.save(args.output)
+        (full_size(photo, small, result.image) if full else result.image).save(args.output)
     except (OSError, ValueError) as error:
         raise UserError(f"Cannot write {args.output}: {getattr(error, 'strerror', None) or error}.") from None
     print(f"{args.output}: {result.params.describe()} · {result.seconds:.1f} s")
@@ -288,6 +295,11 @@ def run_command(settings: Settings, args: argparse.Namespace) -> int:
 def bench_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.repeats < 1:
         raise UserError("--repeats must be at least 1.")
+    if args.transfer:
+        from core.editing.transfer_bench import run_transfer_benchmark
+
+        run_transfer_benchmark(repeats=max(args.repeats, 3), as_json=args.json)
+        return 0
     if args.family:
         from core.editing.family_bench import run_family_benchmark
         from core.errors import BadParams, ModelUnavailable

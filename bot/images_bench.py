@@ -28,7 +28,7 @@ from pathlib import Path
 from PIL import Image
 
 from core.errors import BadImage
-from core.images import MAX_JPEG_SCANS_PER_COMPONENT, decode_png, load_untrusted
+from core.images import MAX_JPEG_SCANS_PER_COMPONENT, decode_stored, load_untrusted
 
 HISTORY_ENTRIES = 24
 _NEXT_MARKER = re.compile(rb"\xff[^\x00\xff\xd0-\xd7]")
@@ -143,7 +143,7 @@ def _history_child(way: str, stored: Path) -> None:
 
     before = _peak_rss_mb()
     if way == "decoded_first":
-        images = [decode_png(fetch()) for _ in range(HISTORY_ENTRIES)]
+        images = [decode_stored(fetch()) for _ in range(HISTORY_ENTRIES)]
         entries = [pictures.SheetEntry(number, image, "edit") for number, image in enumerate(images)]
     else:
         entries = [pictures.SheetEntry(number, fetch, "edit") for number in range(HISTORY_ENTRIES)]

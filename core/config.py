@@ -29,7 +29,12 @@ class EditorSettings(BaseSettings):
     max_side: int = Field(512, ge=64, le=2048)
     """Longest side of the working resolution; sides are rounded down to multiples of 8."""
     keep_original_size: bool = False
-    """Return results at the input's size instead of the working size."""
+    """With output "working": return results scaled back to the input's size instead of the working size."""
+    output: Literal["full", "working"] = "full"
+    """full: each result is the parent at its full size with the model's change transferred onto it
+    (core.editing.transfer); working: results at the working size, as the model returns them."""
+    segmentation_model: str = "CIDAS/clipseg-rd64-refined"
+    """CLIPSeg model that finds regions named in words: hub id, local folder, or `tiny` (random, for tests)."""
     scheduler: Literal["default", "euler-a", "ddim", "dpm++"] = "default"
     safety_checker: bool = True
     fast: bool = False
@@ -89,13 +94,16 @@ class LimitSettings(BaseSettings):
     max_upload_bytes: int = 20 * 1024 * 1024
     min_side: int = 32
     max_aspect: float = 8.0
+    max_output_side: int = Field(4096, ge=64, le=16384)
+    """Photos with a longer side are brought down to it once, when received; results are at most this size."""
     max_waiting_per_person: int = 1
     max_waiting_total: int = 100
 
     @property
     def intake(self) -> dict:
         """The keyword arguments of core.images.load_untrusted that these settings fix."""
-        return {"max_pixels": self.max_pixels, "min_side": self.min_side, "max_aspect": self.max_aspect}
+        return {"max_pixels": self.max_pixels, "min_side": self.min_side, "max_aspect": self.max_aspect,
+                "max_output_side": self.max_output_side}
 
 
 class TelegramSettings(BaseSettings):

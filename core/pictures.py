@@ -1,4 +1,5 @@
-"""Pictures that explain: before/after comparisons, the contact sheet of a history, labelled grids of candidates.
+"""Pictures that explain: before/after comparisons, the contact sheet of a history, labelled grids of candidates,
+the region a mask picked out.
 
 Text is drawn with the font that ships inside Pillow (ImageFont.load_default at a size), so every machine renders
 the same. Sizes stay well inside the chat platforms' photo limits (Telegram: sides adding up to 10000 px, 10 MB).
@@ -178,3 +179,27 @@ def _badge(draw: ImageDraw.ImageDraw, at: tuple[int, int], text: str, size: int 
     x, y = at
     draw.rounded_rectangle((x, y, x + width, y + _text_height(size) + 2), radius=6, fill=(0, 0, 0))
     draw.text((x + 5, y + 1), text, font=font(size), fill=(255, 255, 255))
+
+
+MASK_TINT = (255, 64, 160)
+MASK_PREVIEW_SIDE = 768
+
+
+def mask_preview(photo: Image.Image, mask: Image.Image, *, caption: str | None = None) -> Image.Image:
+    """The photo (at most MASK_PREVIEW_SIDE px) with the region tinted and everything else dimmed, so a person can
+    check what words picked out before any edit runs; an optional caption underneath."""
+    shown = _fit(photo, MASK_PREVIEW_SIDE)
+    weight = mask.convert("L").resize(shown.size, Image.Resampling.BILINEAR)
+    tinted = Image.blend(shown, Image.new("RGB", shown.size, MASK_TINT), 0.45)
+    dimmed = Image.blend(shown, Image.new("RGB", shown.size, (0, 0, 0)), 0.55)
+    picture = Image.composite(tinted, dimmed, weight)
+    if not caption:
+        return picture
+    size = max(shown.width // 40, 16)
+    lines = _wrap(caption, shown.width - 2 * MARGIN, size, 2)
+    sheet = Image.new("RGB", (shown.width, shown.height + MARGIN + len(lines) * _text_height(size)), BACKGROUND)
+    sheet.paste(picture, (0, 0))
+    draw = ImageDraw.Draw(sheet)
+    for number, line in enumerate(lines):
+        draw.text((MARGIN, shown.height + MARGIN // 2 + number * _text_height(size)), line, font=font(size), fill=INK)
+    return sheet

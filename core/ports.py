@@ -78,8 +78,9 @@ class HistoryRepository(Protocol):
 
 
 class ImageStore(Protocol):
-    """Content-addressed image bytes (PNG). `put` is durable before it returns: written to a temporary file,
-    fsynced and renamed, so a row that refers to the hash can be committed safely afterwards."""
+    """Content-addressed image bytes (lossless WebP; PNG for older nodes). `put` is durable before it returns:
+    written to a temporary file, fsynced and renamed, so a row that refers to the hash can be committed safely
+    afterwards."""
 
     def put(self, data: bytes) -> str:
         """Store the bytes and return their SHA-256 hex digest."""
@@ -149,6 +150,17 @@ class Editor(Protocol):
 
     def batch_key(self, image: Image.Image, params: EditParams) -> tuple:
         """Edits with equal keys (working size, steps, scheduler) can run together in one `edit_many` call."""
+
+    def working_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The size the editor edits a picture of `size` at: an input already at it is edited as it is, so the
+        caller can shrink a full-size photo once and bring the change back up to full size (core.editing.transfer)."""
+
+
+class Segmenter(Protocol):
+    """Finds what words name in a picture (e.g. CLIPSeg). Blocking; called from worker threads."""
+
+    def mask(self, image: Image.Image, words: str) -> Image.Image:
+        """An "L" mask at the image's size: 255 where `words` are, 0 elsewhere, soft in between."""
 
 
 @dataclass(frozen=True)

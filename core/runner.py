@@ -13,17 +13,23 @@ from collections.abc import Sequence
 from PIL import Image
 
 from core.domain import EditJob, EditParams, NewNode, Node
-from core.images import decode_png, encode_png
+from core.editing.transfer import full_size, shrink_for
+from core.images import decode_stored, encode_stored
 from core.ports import Editor, EditResult, HistoryRepository, ImageStore, ProgressCallback
 
 
 class EditRunner:
-    """Renders jobs with the editor, stores their images and records their nodes; shared by both queues."""
+    """Renders jobs with the editor, stores their images and records their nodes; shared by both queues.
 
-    def __init__(self, editor: Editor, history: HistoryRepository, images: ImageStore) -> None:
+    output: "full" (default) brings each result onto its parent at the parent's size (core.editing.transfer);
+    "working" stores what the editor returns, at its working size."""
+
+    def __init__(self, editor: Editor, history: HistoryRepository, images: ImageStore, *,
+                 output: str = "full") -> None:
         self.editor = editor
         self.history = history
         self.images = images
+        self.output = output
 
     def run(self, job: EditJob, on_step: ProgressCallback | None = None,
             cancel: threading.Event | None = None) -> list[Node]:
@@ -42,11 +48,12 @@ class EditRunner:
         """Blocking: edit and store the images, record nothing. Returns (digest, params used, seconds) per result,
         for `run` or for a distributed worker that records them through the job table."""
         photo = self.photo(job)
+        small = self._working(photo)
         if job.variants:
-            results = self.editor.edit_batch(photo, job.instruction, job.variants, on_step=on_step, cancel=cancel)
+            results = self.editor.edit_batch(small, job.instruction, job.variants, on_step=on_step, cancel=cancel)
         else:
-            results = [self.editor.edit(photo, job.instruction, job.params, on_step=on_step, cancel=cancel)]
-        return self._store(results)
+            results = [self.editor.edit(small, job.instruction, job.params, on_step=on_step, cancel=cancel)]
+        return self._store(photo, small, results)
 
     def render_many(self, jobs: Sequence[EditJob], photos: Sequence[Image.Image],
                     on_step: ProgressCallback | None = None,
@@ -54,14 +61,25 @@ class EditRunner:
         """Blocking: several plain edits (no variants) in one `Editor.edit_many` call, their photos already loaded
         (`photo`) and sharing the editor's batch_key. Stores the images, records nothing; for each job what `render`
         gives for it."""
-        requests = [(photo, job.instruction, job.params) for job, photo in zip(jobs, photos, strict=True)]
+        smalls = [self._working(photo) for photo in photos]
+        requests = [(small, job.instruction, job.params) for job, small in zip(jobs, smalls, strict=True)]
         results = self.editor.edit_many(requests, on_step=on_step, cancel=cancel)
-        return [self._store([result]) for result in results]
+        return [self._store(photo, small, [result]) for photo, small, result in zip(photos, smalls, results)]
 
     def photo(self, job: EditJob) -> Image.Image:
         """The photo the job edits, from the image store, in RGB."""
-        return decode_png(self.images.get(job.image_hash))
+        return decode_stored(self.images.get(job.image_hash))
 
-    def _store(self, results: Sequence[EditResult]) -> list[tuple[str, EditParams, float]]:
+    def _working(self, photo: Image.Image) -> Image.Image:
+        """What the editor gets: the photo shrunk once to its working size (output "working": the photo itself, and
+        the editor does as it always did)."""
+        return photo if self.output == "working" else shrink_for(self.editor, photo)
+
+    def _store(self, photo: Image.Image, small: Image.Image,
+               results: Sequence[EditResult]) -> list[tuple[str, EditParams, float]]:
         # Every image is durable before any row names it.
-        return [(self.images.put(encode_png(result.image)), result.params, result.seconds) for result in results]
+        return [(self.images.put(encode_stored(self._delivered(photo, small, result.image))), result.params,
+                 result.seconds) for result in results]
+
+    def _delivered(self, photo: Image.Image, small: Image.Image, edited: Image.Image) -> Image.Image:
+        return edited if self.output == "working" else full_size(photo, small, edited)

@@ -57,6 +57,9 @@ class HoldingEditor:
     def edit_batch(self, image, instruction, variants, *, on_step=None, cancel=None) -> list[EditResult]:
         return [self.edit(image, instruction, params, on_step=on_step, cancel=cancel) for params in variants]
 
+    def working_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        return size
+
 
 def _worker_main(hold: float) -> None:
     import redis

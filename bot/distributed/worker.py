@@ -273,7 +273,7 @@ def run_worker(settings, *, editor=None, on_ready: Callable[[], None] | None = N
         if settings.ops.warmup:
             warm_up(editor)
     worker = EditWorker(
-        EditRunner(editor, history, images),
+        EditRunner(editor, history, images, output=settings.editor.output),
         jobs,
         redis.Redis.from_url(options.redis_url),
         queue_name=options.queue_name,

@@ -35,6 +35,7 @@ from aiohttp import BodyPartReader, web
 from core.config import Settings, WebSettings
 from core.domain import ChatKey
 from core.conversation.engine import ConversationEngine
+from core.images import stored_as_png
 from core.messages import Send
 from core.errors import UserError
 from core.messages import ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
@@ -311,7 +312,7 @@ class WebChat:
         node = await asyncio.to_thread(self._history.node, node_id)
         if node is None or node.conversation_id != conversation.id:
             raise web.HTTPNotFound(text="No such image in your history.")
-        data = await asyncio.to_thread(self._images.get, node.image_hash)
+        data = await asyncio.to_thread(lambda: stored_as_png(self._images.get(node.image_hash)))
         headers = {"Cache-Control": "private, max-age=31536000, immutable"}  # a node's image never changes
         if request.query.get("download"):
             headers["Content-Disposition"] = f'attachment; filename="editbot-{node_id}.png"'

@@ -14,7 +14,7 @@ from core.commands import ButtonInfo, CommandInfo
 from core.domain import Conversation, EditJob, EditParams, Node
 from core.errors import BadParams, UserError
 from core.hints import instruction_problem
-from core.images import decode_png
+from core.images import decode_stored, stored_as_png
 from core.messages import Button, ImageReply, Press, ProgressReply, Send
 from core.offload import in_image_thread, in_thread
 from core.ports import HistoryRepository, ImageStore, JobQueue, Position, Step, TrackedJob
@@ -120,7 +120,7 @@ class EditCore:
 
     def image(self, digest: str) -> Image.Image:
         """Blocking: decode a stored image (call through in_image_thread)."""
-        return decode_png(self.images.get(digest))
+        return decode_stored(self.images.get(digest))
 
     # -------------------------------------------------------------- edits
 
@@ -164,7 +164,7 @@ class EditCore:
 
     async def show(self, node: Node, text: str) -> ImageReply:
         """An image reply for a node, with the buttons that make sense on it."""
-        data = await in_image_thread(self.images.get, node.image_hash)
+        data = await in_image_thread(lambda: stored_as_png(self.images.get(node.image_hash)))
         actions = []
         if node.parent_id is not None:
             actions.append("undo")

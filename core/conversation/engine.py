@@ -23,7 +23,7 @@ from core.conversation.tuning import Tuning, tuning_direction
 from core.domain import ChatKey, Conversation, EditParams, NewNode
 from core.errors import UserError
 from core.hints import estimate_tokens
-from core.images import encode_png, load_untrusted
+from core.images import encode_stored, load_untrusted
 from core.messages import Incoming, Send, TextReply
 from core.metrics import log_conversation
 from core.offload import in_image_thread, in_thread
@@ -135,7 +135,7 @@ class ConversationEngine:
     async def _photo(self, incoming: Incoming, send: Send) -> None:
         core = self._core
         intake = await in_image_thread(load_untrusted, incoming.image, **core.intake_limits)
-        digest = await in_image_thread(lambda: core.images.put(encode_png(intake.image)))
+        digest = await in_image_thread(lambda: core.images.put(encode_stored(intake.image)))
         conversation = await self._conversation(incoming)
         root = await in_thread(core.history.add_node, NewNode(conversation.id, None, digest))
         if intake.notice:

@@ -7,7 +7,7 @@ from PIL import Image, ImageOps
 from core.commands import Arg, command
 from core.conversation.edits import CommandGroup, EditCore, caption
 from core.domain import Conversation, NewNode, Node
-from core.images import encode_png
+from core.images import encode_stored
 from core.messages import Send
 from core.offload import in_image_thread, in_thread
 
@@ -30,7 +30,7 @@ async def exact_edit(core: EditCore, conversation: Conversation, parent: Node, o
             image = ImageOps.fit(image, (side, side), method=Image.Resampling.NEAREST)
         else:
             image = image.transpose(TRANSPOSES[operation])
-        return core.images.put(encode_png(image))
+        return core.images.put(encode_stored(image))
 
     digest = await in_image_thread(apply)
     node = await in_thread(core.history.add_node, NewNode(conversation.id, parent.id, digest, operation))

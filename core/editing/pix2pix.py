@@ -239,6 +239,10 @@ class Pix2PixEditor:
         """What edits must share to run in one `edit_many` call: (working size, steps, scheduler actually used)."""
         return working_size(*image.size, self.max_side), params.steps, self._scheduler_name(params.scheduler)
 
+    def working_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The size an image of `size` is edited at (results come back at it unless keep_original_size)."""
+        return working_size(*size, self.max_side)
+
     def edit_to_array(
         self,
         image: Image.Image,

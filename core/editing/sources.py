@@ -105,6 +105,16 @@ def load_pipeline(
     return pipeline.to(device=torch_device)
 
 
+def pretrained_location(source: str, setting: str, keywords: str) -> str | Path:
+    """A local folder (Path) or hub id (str) for a transformers/diffusers `from_pretrained`; ModelUnavailable naming
+    `setting` and its `keywords` for anything else."""
+    if Path(source).expanduser().is_dir():
+        return Path(source).expanduser()
+    if _HUB_ID.match(source) and not source.startswith((".", "~")):
+        return source
+    raise ModelUnavailable(f"No model folder at {source}; set {setting} to a folder, a hub id or {keywords}.")
+
+
 def _component_kwargs(safety_checker: bool | None) -> dict:
     # None: the pipeline has no safety checker (every family but pix2pix)
     # Passing None for both switches the checker off without diffusers' warning about it.

@@ -27,8 +27,17 @@ def test_edit_writes_the_result_and_reports_the_seed(tmp_path):
     done = run_editbot("edit", str(SAMPLE_PHOTO), "make it night", "-o", str(output),
                        "--model", "tiny", "--steps", "2", "--seed", "7", "--max-side", "256")
     assert done.returncode == 0, done.stderr
-    assert Image.open(output).size == (256, 192)  # 512x384 sample, longest side capped, aspect kept
+    assert Image.open(output).size == (512, 384)  # edited at 256x192, delivered at the photo's own size
     assert "seed 7" in done.stdout and "2 steps" in done.stdout
+
+
+@pytest.mark.slow
+def test_edit_with_working_output_writes_the_working_size(tmp_path):
+    output = tmp_path / "night.png"
+    done = run_editbot("edit", str(SAMPLE_PHOTO), "make it night", "-o", str(output), "--model", "tiny",
+                       "--steps", "2", "--seed", "7", "--max-side", "256", env={"EDITBOT_OUTPUT": "working"})
+    assert done.returncode == 0, done.stderr
+    assert Image.open(output).size == (256, 192)  # 512x384 sample, longest side capped, aspect kept
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,10 @@ class FakeEditor:
         """The fake edits at the input's size."""
         return image.size, params.steps, params.scheduler
 
+    def working_size(self, size) -> tuple[int, int]:
+        """The fake edits at the input's size."""
+        return size
+
     def _render(self, image, instruction, params, start) -> EditResult:
         key = f"{instruction}|{params.text_guidance}|{params.image_guidance}|{params.steps}|{params.seed}"
         colour = tuple(hashlib.sha256(key.encode()).digest()[:3])

@@ -6,7 +6,7 @@ import pytest
 
 from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey
-from core.images import decode_png
+from core.images import decode_stored
 from core.runner import EditRunner
 from core.queue import EditQueue
 from tests.support.chat import Chat, images
@@ -33,7 +33,7 @@ async def test_info_gives_an_edit_s_full_record(alice, history, image_store):
     await alice("/steps 7")
     [result] = images(await alice("make it night"))
     node = history.node(result.node_id)
-    width, height = decode_png(image_store.get(node.image_hash)).size
+    width, height = decode_stored(image_store.get(node.image_hash)).size
 
     [reply] = await alice("/info")
 

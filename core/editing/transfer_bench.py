@@ -1,0 +1,138 @@
+"""Benchmark: what full-resolution results cost per edit of a 12 MP photo (no model needed).
+
+    editbot bench --transfer [--side 4032] [--repeats 3] [--json]
+
+On a photo-like synthetic picture of 4032x3024 it times `core.editing.transfer.transfer` for stand-in edits (an
+identity, a change in a rectangle, a tint of the whole picture), the storage of a full-size node against a
+working-size one (lossless WebP encode and decode), and the peak memory the transfer adds over holding the photo;
+it prints the bytes per node (upload JPEG, stored WebP, PNG) and the PSNR of an identity edit next to the
+downscale-upscale the bot did before. CPU time is printed beside wall time: on a busy machine wall time is noisy.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from core.editing.pix2pix import working_size
+from core.editing.transfer import transfer
+from core.images import decode_stored, encode_png, encode_stored
+
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def photo_like(size: tuple[int, int], seed: int = 0) -> Image.Image:
+    """A photo-like RGB picture: smooth gradients, texture at several scales on its right half, sensor noise."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([120 + 60 * np.sin(x / (width / 10)), 110 + 50 * np.cos(y / (height / 10)),
+                     100 + 40 * np.sin((x + y) / (width / 8))], axis=-1)
+    texture = np.zeros((height, width), np.float32)
+    for scale, amplitude in ((64, 20), (16, 14), (4, 8)):
+        coarse = rng.normal(0, 1, (height // scale + 2, width // scale + 2)).astype(np.float32)
+        levels = Image.fromarray(np.clip((coarse + 4) * 32, 0, 255).astype(np.uint8))
+        texture += amplitude * (np.asarray(levels.resize(size, Image.Resampling.BICUBIC), np.float32) / 32 - 4)
+    texture *= x > width / 2
+    noise = rng.normal(0, 2, (height, width))
+    return Image.fromarray(np.clip(base + (texture + noise)[..., None], 0, 255).astype(np.uint8))
+
+
+def run_transfer_benchmark(*, side: int = 4032, repeats: int = 3, as_json: bool = False) -> dict:
+    """Time and measure as the module says; print a table (or one JSON object) and return the figures."""
+    full = (side, side * 3 // 4)
+    jpeg = io.BytesIO()
+    photo_like(full).save(jpeg, format="JPEG", quality=90)
+    upload = jpeg.getvalue()
+    with Image.open(io.BytesIO(upload)) as opened:
+        photo = opened.convert("RGB")
+    small = photo.resize(working_size(*photo.size, 512), Image.Resampling.LANCZOS)
+    edits = {"identity": small, "rectangle +40 red": _shifted(small, (0.3, 0.3, 0.55, 0.6), (40, 0, 0)),
+             "whole-picture tint": _shifted(small, (0, 0, 1, 1), (25, 0, -25))}
+    figures: dict = {"size": f"{full[0]}x{full[1]}", "working": f"{small.width}x{small.height}", "cases": []}
+    for name, edited in edits.items():
+        wall, cpu = _timed(lambda: transfer(photo, small, edited), repeats)
+        figures["cases"].append({"case": f"transfer: {name}", "wall_ms": wall, "cpu_ms": cpu})
+    stored = encode_stored(photo)
+    for name, run in (("encode node, full size (WebP)", lambda: encode_stored(photo)),
+                      ("encode node, working size (before)", lambda: encode_png(small)),
+                      ("decode node, full size", lambda: decode_stored(stored))):
+        wall, cpu = _timed(run, repeats)
+        figures["cases"].append({"case": name, "wall_ms": wall, "cpu_ms": cpu})
+    before = _reset_peak()
+    transfer(photo, small, edits["whole-picture tint"])
+    figures["peak_added_mib"] = round(_peak_mib() - before)
+    figures["bytes_per_node"] = {"upload_jpeg_q90": len(upload), "stored_webp_lossless": len(stored),
+                                 "png": len(encode_png(photo))}
+    upscaled = small.resize(photo.size, Image.Resampling.LANCZOS)
+    figures["identity_psnr_db"] = _psnr(transfer(photo, small, small), photo)
+    figures["downscale_upscale_psnr_db"] = _psnr(upscaled, photo)
+    if as_json:
+        print(json.dumps(figures))
+    else:
+        _print_table(figures)
+    return figures
+
+
+def _shifted(image: Image.Image, box: tuple[float, float, float, float], shift: tuple[int, int, int]) -> Image.Image:
+    pixels = np.asarray(image, np.int16).copy()
+    left, top, right, bottom = (round(edge * length) for edge, length in zip(box, image.size * 2))
+    pixels[top:bottom, left:right] += np.array(shift, np.int16)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def _timed(run: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """(fastest wall ms, fastest CPU ms of this process) over `repeats` runs."""
+    walls, cpus = [], []
+    for _ in range(max(1, repeats)):
+        wall, cpu = time.perf_counter(), time.process_time()
+        run()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return round(min(walls) * 1000), round(min(cpus) * 1000)
+
+
+def _reset_peak() -> float:
+    """Reset the process's peak RSS where Linux allows it; returns the RSS now (MiB)."""
+    if _CLEAR_REFS.exists():
+        try:
+            _CLEAR_REFS.write_text("5")
+        except OSError:
+            pass
+    return _status_mib("VmRSS")
+
+
+def _peak_mib() -> float:
+    return _status_mib("VmHWM")
+
+
+def _status_mib(field: str) -> float:
+    match = re.search(rf"{field}:\s+(\d+) kB", _STATUS.read_text()) if _STATUS.exists() else None
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def _psnr(first: Image.Image, second: Image.Image) -> float:
+    difference = np.asarray(first, np.float32) - np.asarray(second, np.float32)
+    mean_square = float((difference ** 2).mean())
+    return float("inf") if mean_square == 0 else round(10 * float(np.log10(255 ** 2 / mean_square)), 1)
+
+
+def _print_table(figures: dict) -> None:
+    print(f"photo {figures['size']} · working size {figures['working']} · fastest of the repeats")
+    print(f"{'case':<40}{'wall ms':>9}{'CPU ms':>9}")
+    for case in figures["cases"]:
+        print(f"{case['case']:<40}{case['wall_ms']:>9}{case['cpu_ms']:>9}")
+    print(f"peak memory added by one transfer: {figures['peak_added_mib']} MiB")
+    sizes = figures["bytes_per_node"]
+    print(f"bytes per node: upload JPEG q90 {sizes['upload_jpeg_q90']:,} · stored lossless WebP "
+          f"{sizes['stored_webp_lossless']:,} · PNG {sizes['png']:,}")
+    print(f"identity edit PSNR {figures['identity_psnr_db']} dB · downscale-upscale (before) "
+          f"{figures['downscale_upscale_psnr_db']} dB")
