@@ -96,12 +96,21 @@ class Conversation:
 
 
 @dataclass(frozen=True)
+class Translation:
+    """The words a person typed, when the model got an English translation of them, and their language."""
+
+    original: str
+    language: str
+
+
+@dataclass(frozen=True)
 class Node:
     """One image in the edit tree. A photo someone sent is a root (no parent, no instruction); an edit is a
     child of the node it edited and records the parameters and seed actually used.
 
     visit: a per-conversation counter, raised each time the node becomes the head. Redo follows the child
     with the highest visit, i.e. the one we most recently came back from.
+    instruction is always what the model was given (English); translation, when set, what the person typed.
     """
 
     id: int
@@ -113,3 +122,4 @@ class Node:
     seconds: float | None
     created_at: datetime
     visit: int
+    translation: Translation | None = None

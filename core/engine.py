@@ -29,16 +29,18 @@ from core.domain import (
     Conversation,
     EditParams,
     Node,
+    Translation,
 )
 from core.errors import BadParams, UserError
-from core.hints import estimate_tokens, instruction_problem
+from core.hints import estimate_tokens
 from core.images import decode_png, encode_png, load_untrusted
 from core.metrics import log_conversation
 from core import pictures
 from core.messages import Button, ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
-from core.ports import HistoryRepository, ImageStore
+from core.ports import HistoryRepository, ImageStore, Translator
 from core.jobs import EditJob
 from core.queue import EditQueue, Position, Step, TrackedJob
+from core.understanding import HeldBack, Understanding
 
 log = logging.getLogger(__name__)
 
@@ -108,16 +110,18 @@ class ConversationEngine:
         defaults: EditParams = EditParams(),
         command_groups: Iterable[object] = (),
         count_tokens: Callable[[str], int] = estimate_tokens,
+        translator: Translator | None = None,
     ) -> None:
         """command_groups: more objects whose `@command` methods answer commands too (e.g. admin commands);
-        their handlers take (conversation, args, send) like the engine's own."""
+        their handlers take (conversation, args, send) like the engine's own. translator: turns instructions in
+        other languages into English (None: they are held back, as /anyway explains)."""
         self._history = history
         self._images = images
         self._queue = queue
         self._intake_limits = intake_limits or {}
         self._defaults = defaults
         self._handlers = collect(self, *command_groups)
-        self._count_tokens = count_tokens
+        self._understanding = Understanding(translator, count_tokens)
         # Per conversation, in memory: the candidates /pick N chooses from (their buttons outlive a restart),
         # and the instruction a hint held back, for /anyway.
         self._offers: dict[int, list[int]] = {}
@@ -216,21 +220,24 @@ class ConversationEngine:
             await self._instruct(conversation, target, text, send)
 
     async def _instruct(self, conversation: Conversation, parent: Node, instruction: str, send: Send) -> None:
-        """An instruction the person typed: checked for what the model cannot read before it costs GPU time."""
-        problem = await asyncio.to_thread(instruction_problem, instruction, self._count_tokens)
-        if problem is not None:
+        """An instruction the person typed: made English (core/understanding.py) before it costs GPU time, or held
+        back with a hint (for /anyway) when the model could not read it well."""
+        try:
+            understood = await asyncio.to_thread(self._understanding.understand, instruction)
+        except HeldBack:
             self._held_back[conversation.id] = (parent.id, instruction)
-            raise UserError(problem)
-        await self._edit(conversation, parent, instruction, conversation.settings, send)
+            raise
+        await self._edit(conversation, parent, understood.english, conversation.settings, send, understood.translation)
 
-    async def _edit(
-        self, conversation: Conversation, parent: Node, instruction: str, params: EditParams, send: Send
-    ) -> Node:
-        """Edit `parent` with `instruction`; the result becomes a child of parent and the new head."""
+    async def _edit(self, conversation: Conversation, parent: Node, instruction: str, params: EditParams, send: Send,
+                    translation: Translation | None = None) -> Node:
+        """Edit `parent` with `instruction` (English, translated from `translation` when set); the result becomes
+        a child of parent and the new head."""
         params = params.validated()
         if not instruction:
             raise BadParams("Tell me what to change, for example “make it night”.")
-        job = EditJob(conversation.id, self._person(conversation), parent.id, parent.image_hash, instruction, params)
+        job = EditJob(conversation.id, self._person(conversation), parent.id, parent.image_hash, instruction, params,
+                      translation=translation)
         [node] = await self._run(job, send)
         await send(await self._show(node, self._caption(node)))
         return node
@@ -260,7 +267,8 @@ class ConversationEngine:
         if node.params is None:
             return f"{EXACT_CAPTIONS.get(node.instruction, node.instruction)} (exact, no model)"
         seconds = f" · {node.seconds:.1f} s" if node.seconds is not None else ""
-        return f"“{node.instruction}”\n{node.params.describe()}{seconds}"
+        source = f" (from {node.translation.language})" if node.translation else ""
+        return f"“{node.instruction}”{source}\n{node.params.describe()}{seconds}"
 
     async def _show(self, node: Node, caption: str) -> ImageReply:
         """An image reply for a node, with the buttons that make sense on it."""
@@ -304,7 +312,7 @@ class ConversationEngine:
         if not is_model_edit(node):
             raise UserError("That was an exact edit, not the model's: send an instruction to edit the image.")
         parent = await self._db(self._history.node, node.parent_id)
-        await self._edit(conversation, parent, node.instruction, params, send)
+        await self._edit(conversation, parent, node.instruction, params, send, node.translation)
 
     async def _move(self, conversation: Conversation, node_id: int | None) -> Node | None:
         await self._db(self._history.move_head, conversation.id, node_id)
@@ -376,7 +384,11 @@ class ConversationEngine:
     @command("help")
     async def help_command(self, conversation: Conversation, args: str, send: Send) -> None:
         """List the commands."""
-        lines = ["Send a photo with an instruction, then keep refining with plain text.", ""]
+        lines = ["Send a photo with an instruction, then keep refining with plain text."]
+        if self._understanding.translator is not None:
+            lines.append("Write in any language: I translate it to English and show what the model was given. "
+                         "Translated wrongly? Send /meant and the English you meant; /asis runs your own words.")
+        lines.append("")
         lines += [f"{info.usage} — {info.summary}" for info in self.commands]
         await send(TextReply("\n".join(lines)))
 
@@ -563,7 +575,7 @@ class ConversationEngine:
         with a button for each."""
         parent = await self._db(self._history.node, head.parent_id)
         job = EditJob(conversation.id, self._person(conversation), parent.id, parent.image_hash, head.instruction,
-                      variants[0], variants)
+                      variants[0], variants, translation=head.translation)
         candidates = await self._run(job, send)
         self._offers[conversation.id] = [node.id for node in candidates]
 
@@ -609,10 +621,11 @@ class ConversationEngine:
         edits = [node for node in path if is_model_edit(node)]
         if len(edits) < 2:
             raise UserError("Nothing to squash: /squash combines two or more edits into one.")
-        instruction = " and ".join(node.instruction for node in edits)
-        problem = await asyncio.to_thread(instruction_problem, instruction, self._count_tokens)
-        if problem is not None:
-            raise UserError(f"Combined, the instructions are too much for one edit: {problem}")
+        instruction = " and ".join(node.instruction for node in edits)  # the English each edit was given
+        try:
+            await asyncio.to_thread(self._understanding.check_length, instruction)
+        except HeldBack as problem:
+            raise UserError(f"Combined, the instructions are too much for one edit: {problem}") from None
         squashed = await self._edit(conversation, path[0], instruction, conversation.settings, send)
         # Exact edits are lossless and cheap: apply them again, in order, on top of the squashed edit.
         for node in path:
@@ -628,6 +641,31 @@ class ConversationEngine:
         parent_id, instruction = held
         parent = await self._own_node(conversation, parent_id)
         await self._edit(conversation, parent, instruction, conversation.settings, send)
+
+    @command("asis")
+    async def asis_command(self, conversation: Conversation, args: str, send: Send) -> None:
+        """Run your last instruction untranslated, as you typed it."""
+        if conversation.id in self._held_back:
+            await self.anyway_command(conversation, args, send)
+            return
+        head = await self._head(conversation)
+        if head.translation is None or head.parent_id is None:
+            raise UserError("Your last instruction was not translated: there is nothing to run as is.")
+        parent = await self._db(self._history.node, head.parent_id)
+        await self._edit(conversation, parent, head.translation.original, conversation.settings, send)
+
+    @command("meant", "English")
+    async def meant_command(self, conversation: Conversation, args: str, send: Send) -> None:
+        """Correct my translation of your last instruction: /meant and the English you meant."""
+        head = await self._head(conversation)
+        if head.translation is None or head.parent_id is None:
+            raise UserError("Your last instruction was not translated: just send the English as a new instruction.")
+        english = args.strip()
+        if not english:
+            raise BadParams("/meant needs the English you meant, e.g. /meant make the photo snowy.")
+        await asyncio.to_thread(self._understanding.check_length, english)
+        parent = await self._db(self._history.node, head.parent_id)
+        await self._edit(conversation, parent, english, conversation.settings, send, head.translation)
 
     @command("rotate", "90|180|270")
     async def rotate_command(self, conversation: Conversation, args: str, send: Send) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from core.domain import EditParams, Node
+from core.domain import EditParams, Node, Translation
 from core.images import decode_png, encode_png
 from core.ports import Editor, EditResult, HistoryRepository, ImageStore, ProgressCallback
 
@@ -26,6 +26,7 @@ class EditJob:
     person: who asked ("platform:user"), for per-person limits across chats.
     variants: when given, render these instead of `params`, in one batched call, and record each as a candidate
         (a child that does not become the head until adopted): sweeps and variations.
+    translation: what the person typed, when `instruction` is its English translation; recorded on the nodes.
     """
 
     conversation_id: int
@@ -35,6 +36,7 @@ class EditJob:
     instruction: str
     params: EditParams
     variants: tuple[EditParams, ...] = ()
+    translation: Translation | None = None
 
 
 class EditRunner:
@@ -51,7 +53,7 @@ class EditRunner:
         """
         return [
             self.history.add_node(job.conversation_id, job.parent_id, digest, job.instruction, params, seconds,
-                                  make_head=not job.variants)
+                                  make_head=not job.variants, translation=job.translation)
             for digest, params, seconds in self.render(job, on_step, cancel)
         ]
 

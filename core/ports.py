@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from PIL import Image
 
-from core.domain import ChatKey, Conversation, EditParams, Node
+from core.domain import ChatKey, Conversation, EditParams, Node, Translation
 
 if TYPE_CHECKING:  # core.jobs imports this module
     from core.jobs import EditJob
@@ -44,8 +44,11 @@ class HistoryRepository(Protocol):
         params: EditParams | None,
         seconds: float | None,
         make_head: bool = True,
+        translation: Translation | None = None,
     ) -> Node:
         """Record a node and make it the head, in one transaction. The image must already be in the store.
+
+        instruction is what the model was given; translation, the person's own words when that is a translation.
 
         make_head=False records a candidate (a sweep cell, a variation): a child that is not visited (visit 0) until
         someone adopts it with move_head. Raises ValueError if the parent belongs to another conversation.
@@ -211,3 +214,11 @@ class JobRepository(Protocol):
 
     def undelivered(self, frontend: str) -> list[JobRecord]:
         """The front-end's jobs whose outcome it has not delivered yet, oldest first: re-attached on restart."""
+
+
+class Translator(Protocol):
+    """Turns an instruction into English for the editor (core/translation.py). Blocking; thread-safe."""
+
+    def translate(self, text: str, source_language: str) -> str:
+        """The English of `text`, written in `source_language` (a name like "French", as core.hints reports it).
+        May return the text unchanged or empty when it cannot translate it; the caller holds such a text back."""

@@ -20,7 +20,7 @@ from core.jobs import EditJob
 from core.ports import FINISHED_STATES, HistoryRepository, JobRecord
 from storage.database import read_only
 from storage.models import JobRow, NodeRow
-from storage.repository import _as_utc, _to_node, insert_node
+from storage.repository import _as_utc, _to_node, insert_node, to_translation
 
 
 class SqlJobRepository:
@@ -43,6 +43,8 @@ class SqlJobRepository:
                     parent_id=job.parent_id,
                     image_hash=job.image_hash,
                     instruction=job.instruction,
+                    original_instruction=job.translation and job.translation.original,
+                    language=job.translation and job.translation.language,
                     params=asdict(job.params),
                     variants=[asdict(variant) for variant in job.variants],
                     state="queued",
@@ -91,9 +93,10 @@ class SqlJobRepository:
             if row.state in FINISHED_STATES:
                 raise ValueError(f"job {job_id} is {row.state}")
             candidates = bool(row.variants)
+            translation = to_translation(row.original_instruction, row.language)
             nodes = [
                 insert_node(session, row.conversation_id, row.parent_id, digest, row.instruction, params, seconds,
-                            make_head=not candidates)
+                            make_head=not candidates, translation=translation)
                 for digest, params, seconds in results
             ]
             row.state, row.node_ids, row.heartbeat_at = "done", [node.id for node in nodes], _now()
@@ -175,7 +178,7 @@ class InMemoryJobRepository:
             job = record.job
             nodes = [
                 self._history.add_node(job.conversation_id, job.parent_id, digest, job.instruction, params, seconds,
-                                       make_head=not job.variants)
+                                       make_head=not job.variants, translation=job.translation)
                 for digest, params, seconds in results
             ]
             self._jobs[job_id] = replace(record, state="done", node_ids=tuple(node.id for node in nodes))
@@ -232,6 +235,7 @@ def _to_record(row: JobRow) -> JobRecord:
         instruction=row.instruction,
         params=EditParams(**row.params),
         variants=tuple(EditParams(**variant) for variant in row.variants),
+        translation=to_translation(row.original_instruction, row.language),
     )
     return JobRecord(
         id=row.id,

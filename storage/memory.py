@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from core.domain import ChatKey, Conversation, EditParams, Node
+from core.domain import ChatKey, Conversation, EditParams, Node, Translation
 from storage.retention import expired_nodes
 
 
@@ -75,6 +75,7 @@ class InMemoryHistoryRepository:
         params: EditParams | None,
         seconds: float | None,
         make_head: bool = True,
+        translation: Translation | None = None,
     ) -> Node:
         """Record a node and (unless make_head=False) make it the head.
 
@@ -94,6 +95,7 @@ class InMemoryHistoryRepository:
                 seconds=seconds,
                 created_at=datetime.now(UTC),
                 visit=visit,
+                translation=translation,
             )
             self._nodes[node.id] = node
             if parent_id is not None:

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, delete, func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from core.domain import ChatKey, Conversation, EditParams, Node
+from core.domain import ChatKey, Conversation, EditParams, Node, Translation
 from storage.database import read_only
 from storage.models import ConversationRow, NodeRow
 from storage.retention import expired_nodes
@@ -82,12 +82,14 @@ class SqlHistoryRepository:
         params: EditParams | None,
         seconds: float | None,
         make_head: bool = True,
+        translation: Translation | None = None,
     ) -> Node:
         """Record a node and (unless make_head=False) make it the head.
 
         ValueError for an unknown conversation or a foreign parent."""
         with self._writes.begin() as session:
-            return insert_node(session, conversation_id, parent_id, image_hash, instruction, params, seconds, make_head)
+            return insert_node(session, conversation_id, parent_id, image_hash, instruction, params, seconds, make_head,
+                               translation)
 
     def move_head(self, conversation_id: int, node_id: int | None) -> Conversation:
         """Make node_id the head (None: no current image) and raise its visit counter.
@@ -173,6 +175,7 @@ def insert_node(
     params: EditParams | None,
     seconds: float | None,
     make_head: bool = True,
+    translation: Translation | None = None,
 ) -> Node:
     """add_node's work inside the caller's transaction, so other writes (the job table's) can commit with it."""
     conversation = _lock_conversation(session, conversation_id)
@@ -187,6 +190,8 @@ def insert_node(
         instruction=instruction,
         seconds=seconds,
         visit=conversation.visit_counter if make_head else 0,
+        original_instruction=translation and translation.original,
+        language=translation and translation.language,
     )
     if params is not None:
         row.text_guidance = params.text_guidance
@@ -258,7 +263,12 @@ def _to_node(row: NodeRow) -> Node:
         seconds=row.seconds,
         created_at=_as_utc(row.created_at),
         visit=row.visit,
+        translation=to_translation(row.original_instruction, row.language),
     )
+
+
+def to_translation(original: str | None, language: str | None) -> Translation | None:
+    return None if original is None or language is None else Translation(original, language)
 
 
 def _as_utc(moment: datetime) -> datetime:
