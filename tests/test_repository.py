@@ -23,7 +23,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from core.domain import ChatKey, EditParams
+from core.domain import ChatKey, EditParams, Translation
 from core.errors import BadParams
 from core.ports import HistoryRepository
 from storage.database import make_engine
@@ -134,6 +134,15 @@ class TestHistoryRepositoryContract:
         assert (child.params, child.seconds) == (USED, 3.25)
         assert repo.node(child.id) == child
         assert repo.conversation(ALICE).head_id == child.id
+
+    def test_a_translated_edit_keeps_the_persons_words_beside_the_english(self, repo):
+        conversation = repo.conversation(ALICE)
+        root = repo.add_node(conversation.id, None, "root", None, None, None)
+        said = Translation("rends la photo enneigée", "French")
+        child = repo.add_node(conversation.id, root.id, "child", "make the photo snowy", USED, 1.0, translation=said)
+        assert child.instruction == "make the photo snowy" and child.translation == said
+        assert repo.node(child.id) == child and repo.path(child.id)[-1].translation == said
+        assert repo.node(root.id).translation is None
 
     def test_a_candidate_is_recorded_without_becoming_head_until_adopted(self, repo):
         conversation = repo.conversation(ALICE)
