@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 DEFAULT_TRANSLATION_MODEL = "facebook/m2m100_418M"
 NO_TRANSLATION = "none"
 TINY = "tiny"
-FULL_RANDOM = "full-random"
+FULL_RANDOM = "full-random"  # facebook/m2m100_418M's architecture, random weights
+FULL_RANDOM_NLLB = "full-random-nllb"  # facebook/nllb-200-distilled-600M's architecture, random weights
 
 # An instruction is a sentence: its English rarely needs more than 60 tokens. Longer output is a model going astray.
 MAX_NEW_TOKENS = 96
@@ -83,20 +84,22 @@ def model_family(tokenizer) -> str:
 class TransformersTranslator:
     """A `core.ports.Translator` over a transformers sequence-to-sequence model. Thread-safe; blocking.
 
-    source: hub id or local folder of the model, or `tiny` / `full-random` (built in code, random weights).
+    source: hub id or local folder of the model, or `tiny` / `full-random` / `full-random-nllb` (built in code,
+        random weights).
     device: a torch device ("cpu", "cuda"...); float16 on CUDA, float32 elsewhere.
     idle_seconds: free the model after this long without a translation (it loads again on the next); None keeps it.
     offline: never contact the hub; hub ids must already be in the local cache.
-    min_new_tokens: for benchmarks, so random weights write as much as a real translation would (default 0).
+    new_tokens: for benchmarks: write exactly this many tokens, as long as a real translation (random weights
+        would stop anywhere up to the limit). None: stop at the end of the sentence.
     """
 
     def __init__(self, source: str = DEFAULT_TRANSLATION_MODEL, *, device: str = "cpu",
-                 idle_seconds: float | None = None, offline: bool = False, min_new_tokens: int = 0) -> None:
+                 idle_seconds: float | None = None, offline: bool = False, new_tokens: int | None = None) -> None:
         self.source = source
         self.device = torch.device(device)
         self.idle_seconds = idle_seconds
         self.offline = offline
-        self.min_new_tokens = min_new_tokens
+        self.new_tokens = new_tokens
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
         self._idle_timer: threading.Timer | None = None
@@ -137,9 +140,9 @@ class TransformersTranslator:
         with torch.inference_mode():
             output = loaded.model.generate(
                 torch.tensor([ids], device=self.device),
-                max_new_tokens=MAX_NEW_TOKENS,
+                max_new_tokens=self.new_tokens or MAX_NEW_TOKENS,
+                min_new_tokens=self.new_tokens or 0,
                 num_beams=NUM_BEAMS,
-                min_new_tokens=self.min_new_tokens,
                 do_sample=False,
                 **options,
             )
@@ -147,8 +150,11 @@ class TransformersTranslator:
 
     def _load(self) -> _Loaded:
         log.info("loading translation model %s on %s", self.source, self.device)
-        if self.source in (TINY, FULL_RANDOM):
-            model, tokenizer = build_tiny_translation_model() if self.source == TINY else build_full_random_model()
+        if self.source == TINY:
+            model, tokenizer = build_tiny_translation_model()
+        elif self.source in (FULL_RANDOM, FULL_RANDOM_NLLB):
+            model, tokenizer = build_full_random_model(vocab_size=NLLB_VOCAB if self.source == FULL_RANDOM_NLLB
+                                                       else M2M100_VOCAB)
         else:
             model, tokenizer = self._from_pretrained()
         dtype = torch.float16 if self.device.type == "cuda" else torch.float32
