@@ -7,7 +7,7 @@
     editbot bench [--json] [--fast]
     editbot worker             distributed mode: run edit jobs from Redis (one process per GPU)
     editbot bench-queue [--jobs N] [--hold S] [--workers 1 2 4] [--json]
-    editbot bench-translation [--model full-random|full-random-nllb] [--device cpu] [--tokens N] [--json]
+    editbot bench-translation [--model full-random|full-random-nllb] [--device cpu] [--tokens N] [--threads N] [--json]
     editbot db upgrade | db sweep | db purge --older-than DAYS | db backup PATH
 
 Bad input ends with exit status 2 and one line on stderr, never a traceback.
@@ -272,9 +272,9 @@ def bench_queue_command(settings: Settings, args: argparse.Namespace) -> int:
 def bench_translation_command(settings: Settings, args: argparse.Namespace) -> int:
     from core.translation_bench import run_benchmark
 
-    if args.tokens < 1 or args.repeats < 1:
-        raise UserError("--tokens and --repeats must be positive.")
-    run_benchmark(args.model, args.device, args.tokens, args.repeats, args.json)
+    if args.tokens < 1 or args.repeats < 1 or (args.threads is not None and args.threads < 1):
+        raise UserError("--tokens, --repeats and --threads must be positive.")
+    run_benchmark(args.model, args.device, args.tokens, args.repeats, args.json, args.threads)
     return 0
 
 

@@ -1,6 +1,7 @@
 """Benchmark: what translating an instruction costs, in time per instruction and in memory.
 
     editbot bench-translation [--model full-random|full-random-nllb] [--device cpu] [--tokens 16] [--repeats 3]
+                              [--threads N]
     (also python -m core.translation_bench)
 
 Builds the real architecture with random weights (speed does not depend on the weights): `full-random` is
@@ -8,7 +9,8 @@ facebook/m2m100_418M (the default), `full-random-nllb` facebook/nllb-200-distill
 their own, so each translation writes exactly --tokens tokens, as long as the English of a typical instruction.
 Prints the first translation (load included), seconds per instruction after it, the RSS (and on CUDA the GPU memory)
 the model added, and what an English instruction costs (detection only: no translation). Figures on a shared machine
-are noisy.
+are noisy; there, --threads 1 avoids the CPU threads of one matrix product waiting for each other (torch's default
+is one per core, and a core shared with other work stalls them all).
 """
 
 from __future__ import annotations
@@ -34,17 +36,20 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--tokens", type=int, default=16, help="English tokens written per instruction (default 16)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds over the instructions (default 3)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run_benchmark(model: str = MODELS[0], device: str = "cpu", tokens: int = 16, repeats: int = 3,
-                  as_json: bool = False) -> dict:
+                  as_json: bool = False, threads: int | None = None) -> dict:
     import psutil  # installed with accelerate
     import torch
 
     from core.translation import TransformersTranslator
     from core.understanding import Understanding
 
+    if threads:
+        torch.set_num_threads(threads)
     process = psutil.Process()
     cuda = torch.device(device).type == "cuda"
     rss_before = process.memory_info().rss
@@ -73,6 +78,7 @@ def run_benchmark(model: str = MODELS[0], device: str = "cpu", tokens: int = 16,
     result = {
         "model": model,
         "device": device,
+        "threads": torch.get_num_threads(),
         "parameters_millions": round(sum(p.numel() for p in translator._loaded.model.parameters()) / 1e6),
         "new_tokens": tokens,
         "first_translation_s": round(first, 2),
@@ -94,7 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_options(parser)
     args = parser.parse_args()
-    run_benchmark(args.model, args.device, args.tokens, args.repeats, args.json)
+    run_benchmark(args.model, args.device, args.tokens, args.repeats, args.json, args.threads)
 
 
 if __name__ == "__main__":

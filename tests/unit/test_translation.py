@@ -15,6 +15,8 @@ from core.translation import (
     model_family,
 )
 
+FEW = 4  # English tokens each translation writes: the tiny model's words are noise, fewer make the tests quicker
+
 
 class Vocab:
     def __init__(self, *tokens: str) -> None:
@@ -35,14 +37,14 @@ def test_the_family_comes_from_the_vocabulary_and_names_the_languages_its_way():
 
 
 def test_the_model_loads_on_first_use_only():
-    translator = TransformersTranslator(TINY)
+    translator = TransformersTranslator(TINY, new_tokens=FEW)
     assert not translator.loaded
     english = translator.translate("rends la photo enneigée", "French")
     assert isinstance(english, str) and translator.loaded
 
 
 def test_the_model_reads_source_language_text_end_and_is_forced_to_write_english():
-    translator = TransformersTranslator(TINY)
+    translator = TransformersTranslator(TINY, new_tokens=FEW)
     translator.translate("warm up", "French")
     model = translator._loaded.model
     tokenizer = translator._loaded.tokenizer
@@ -62,15 +64,15 @@ def test_the_model_reads_source_language_text_end_and_is_forced_to_write_english
 
 
 def test_a_language_the_model_does_not_know_comes_back_unchanged():
-    assert TransformersTranslator(TINY).translate("qapla'", "Klingon") == "qapla'"
+    assert TransformersTranslator(TINY, new_tokens=FEW).translate("qapla'", "Klingon") == "qapla'"
 
 
 def test_a_saved_model_folder_loads_through_transformers_and_translates_like_the_model_built_in_code(tmp_path):
     model, tokenizer = build_tiny_translation_model()
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    from_folder = TransformersTranslator(str(tmp_path), offline=True)
-    built = TransformersTranslator(TINY)
+    from_folder = TransformersTranslator(str(tmp_path), offline=True, new_tokens=FEW)
+    built = TransformersTranslator(TINY, new_tokens=FEW)
     assert from_folder.translate("haz que llueva", "Spanish") == built.translate("haz que llueva", "Spanish")
 
 
@@ -80,7 +82,7 @@ def test_a_model_that_cannot_be_had_is_one_clear_line(tmp_path):
 
 
 def test_an_idle_model_is_let_go_and_comes_back_when_needed():
-    translator = TransformersTranslator(TINY, idle_seconds=0.2)
+    translator = TransformersTranslator(TINY, idle_seconds=0.2, new_tokens=FEW)
     first = translator.translate("fais pleuvoir", "French")
     deadline = time.monotonic() + 10
     while translator.loaded and time.monotonic() < deadline:
@@ -89,3 +91,10 @@ def test_an_idle_model_is_let_go_and_comes_back_when_needed():
     assert translator.translate("fais pleuvoir", "French") == first and translator.loaded
     translator.unload()
     assert not translator.loaded
+
+
+def test_the_benchmark_offers_the_random_builds_the_translator_knows():
+    from core.translation import FULL_RANDOM, FULL_RANDOM_NLLB
+    from core.translation_bench import MODELS
+
+    assert set(MODELS) == {FULL_RANDOM, FULL_RANDOM_NLLB}
