@@ -608,6 +608,17 @@ def _add_commands(client: EditBotClient) -> None:
         """Run the instruction I held back as it is."""
         await client.answer(interaction, ["/anyway"])
 
+    @tree.command(name="asis")
+    async def asis(interaction: discord.Interaction) -> None:
+        """Run your last instruction untranslated, as you typed it."""
+        await client.answer(interaction, ["/asis"])
+
+    @tree.command(name="meant")
+    @app_commands.describe(english="The English you meant, e.g. make the photo snowy")
+    async def meant(interaction: discord.Interaction, english: app_commands.Range[str, 1, 500]) -> None:
+        """Correct my translation of your last instruction."""
+        await client.answer(interaction, [f"/meant {english}"])
+
     @tree.command(name="rotate")
     @app_commands.describe(angle="Clockwise")
     @app_commands.choices(angle=[app_commands.Choice(name=f"{angle}°", value=angle) for angle in ("90", "180", "270")])
