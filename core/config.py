@@ -50,8 +50,8 @@ class TranslationSettings(BaseSettings):
     `none`: hold non-English instructions back with a hint, as before; `tiny` / `full-random`: built in code."""
     translation_device: Literal["editor", "cpu"] = "editor"
     """editor: the editor's device (EDITBOT_DEVICE); cpu: keep the GPU for the editor."""
-    translation_idle_seconds: float | None = Field(600.0, ge=1.0)
-    """Free the translation model after this many seconds without a translation; unset: keep it loaded."""
+    translation_idle_seconds: float = Field(600.0, ge=0.0)
+    """Free the translation model after this many seconds without a translation; 0: keep it loaded."""
 
 
 class StorageSettings(BaseSettings):

@@ -89,7 +89,8 @@ class TransformersTranslator:
     source: hub id or local folder of the model, or `tiny` / `full-random` / `full-random-nllb` (built in code,
         random weights).
     device: a torch device ("cpu", "cuda"...); float16 on CUDA, float32 elsewhere.
-    idle_seconds: free the model after this long without a translation (it loads again on the next); None keeps it.
+    idle_seconds: free the model after this long without a translation (it loads again on the next); None or 0
+        keeps it.
     offline: never contact the hub; hub ids must already be in the local cache.
     new_tokens: for benchmarks: write exactly this many tokens, as long as a real translation (random weights
         would stop anywhere up to the limit). None: stop at the end of the sentence.
