@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from bot.distributed.jobs import SqlJobRepository
 from core.errors import EDIT_FAILED_ON_OUR_SIDE
-from core.domain import ChatKey, EditJob, EditParams, NewNode
+from core.domain import ChatKey, EditJob, EditParams, NewNode, Translation
 from storage.database import make_engine
 from storage.memory import InMemoryHistoryRepository
 from storage.migrate import upgrade
@@ -62,6 +63,15 @@ def test_create_is_idempotent_and_keeps_the_job_whole(jobs, job):
     assert first.state == "queued" and first.job == job and first.frontend == "telegram"
     assert jobs.get("job-1") == first
     assert jobs.get("nope") is None
+
+
+def test_a_translated_job_carries_the_persons_words_to_the_node_it_records(jobs, history, job):
+    said = Translation("fais-le enneigé", "French")
+    translated = replace(job, instruction="make it snowy", translation=said)
+    assert jobs.create("job-1", translated, "telegram").job == translated
+    [node] = jobs.complete("job-1", [("b" * 64, USED, 1.5)])
+    assert node.instruction == "make it snowy" and node.translation == said
+    assert history.node(node.id).translation == said
 
 
 def test_a_queued_job_is_claimed_once_while_its_worker_reports(jobs, job):
