@@ -13,9 +13,9 @@ from core.conversation.admin import AdminCommands
 from core.config import Settings
 from core.domain import EditParams
 from core.conversation.engine import ConversationEngine
-from core.errors import UserError
+from core.errors import ModelUnavailable, UserError
 from core.metrics import EditObserver
-from core.ports import Editor, HistoryRepository, ImageStore, JobQueue
+from core.ports import Editor, HistoryRepository, ImageStore, JobQueue, Translator
 from core.queue import EditQueue
 from core.runner import EditRunner
 
@@ -46,6 +46,29 @@ def build_editor(settings: Settings) -> Editor:
         safety_checker=options.safety_checker,
         compile=options.compile,
     )
+
+
+def build_translator(settings: Settings) -> Translator | None:
+    """The translator of instructions in other languages, or None (EDITBOT_TRANSLATION_MODEL=none). Nothing loads
+    here: the model loads on the first instruction that needs it.
+
+    In distributed mode this runs on the front-end, not the workers: an instruction is held back or shown in
+    English before it is queued, the job row carries the English so a redelivered job never translates again
+    (differently), and the workers' GPU memory stays the editor's."""
+    from core.editing.sources import resolve_device
+    from core.translation import NO_TRANSLATION, TransformersTranslator
+
+    options = settings.translation
+    if options.translation_model.strip().lower() == NO_TRANSLATION:
+        return None
+    device = "cpu"
+    if options.translation_device == "editor":
+        try:
+            device = str(resolve_device(settings.editor.device))
+        except ModelUnavailable:  # e.g. a distributed front-end without the workers' GPU
+            log.warning("EDITBOT_DEVICE=%s is not available here: translating on the CPU", settings.editor.device)
+    return TransformersTranslator(options.translation_model, device=device,
+                                  idle_seconds=options.translation_idle_seconds, offline=settings.editor.offline)
 
 
 def build_storage(settings: Settings) -> tuple[HistoryRepository, ImageStore]:
@@ -148,7 +171,7 @@ def build_engine(
         on_queue(queue)
     admin = AdminCommands(queue, history, settings.ops.admin_ids)
     return ConversationEngine(history, images, queue, intake_limits=limits.intake, command_groups=[admin],
-                              model=settings.editor.model)
+                              model=settings.editor.model, translator=build_translator(settings))
 
 
 @contextmanager

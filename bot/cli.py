@@ -10,6 +10,7 @@
     editbot worker             distributed mode: run edit jobs from Redis (one process per GPU)
     editbot bench-queue [--jobs N] [--hold S] [--workers 1 2 4] [--json]
     editbot bench-images [--side 4000] [--scans 5000] [--json]
+    editbot bench-translation [--model full-random|full-random-nllb] [--device cpu] [--tokens N] [--threads N] [--json]
     editbot db upgrade | db sweep | db purge --older-than DAYS | db backup PATH
 
 Bad input ends with exit status 2 and one line on stderr, never a traceback.
@@ -105,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_images_options(commands.add_parser(
         "bench-images", help="cost of hostile progressive JPEGs and memory of a /history sheet"))
+
+    from core.translation_bench import add_options as add_bench_translation_options
+
+    add_bench_translation_options(commands.add_parser(
+        "bench-translation", help="seconds and memory a translated instruction costs (random weights, real size)"))
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, parser_class=OneLineParser)
@@ -349,6 +355,15 @@ def bench_images_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_translation_command(settings: Settings, args: argparse.Namespace) -> int:
+    from core.translation_bench import run_benchmark
+
+    if args.tokens < 1 or args.repeats < 1 or (args.threads is not None and args.threads < 1):
+        raise UserError("--tokens, --repeats and --threads must be positive.")
+    run_benchmark(args.model, args.device, args.tokens, args.repeats, args.json, args.threads)
+    return 0
+
+
 def db_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot.bootstrap import build_storage
     from bot.ops import backup_sqlite, purge_history
@@ -383,6 +398,7 @@ COMMANDS = {
     "worker": worker_command,
     "bench-queue": bench_queue_command,
     "bench-images": bench_images_command,
+    "bench-translation": bench_translation_command,
 }
 
 if __name__ == "__main__":

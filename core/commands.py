@@ -34,7 +34,8 @@ REQUIRED = object()
 class Arg:
     """One argument of a command: how to read it from text, and how a platform should ask for it.
 
-    kind: int, float or str (one of `choices`). low/high: the allowed range (inclusive), also Discord's limits.
+    kind: int, float or str (one of `choices`; with no choices, free text of at most `high` characters, e.g. the
+    English /meant takes). low/high: the allowed range (inclusive), also Discord's limits.
     default: the value when the argument is left out; REQUIRED when it may not be. words: extra words that stand
     for a value (e.g. "random" -> None for /seed). usage: how /help writes it, e.g. "N" or "90|180|270".
     """
@@ -67,6 +68,16 @@ class Arg:
         """labels: what each choice means, in the same order (Discord shows them; refusals name them)."""
         return cls(name, str, help, "|".join(choices), choices=choices, labels=labels)
 
+    @classmethod
+    def text(cls, name: str, help: str, *, usage: str, max_chars: int) -> Arg:
+        """Free text, kept as typed (case too): the last argument of its command, as it takes the rest of the line.
+        help reads on after "needs", e.g. "The English you meant, e.g. make the photo snowy"."""
+        return cls(name, str, help, usage, 1, max_chars)
+
+    @property
+    def free_text(self) -> bool:
+        return self.kind is str and not self.choices
+
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
@@ -74,6 +85,8 @@ class Arg:
     @property
     def allowed(self) -> str:
         """What a person may give, in words: 'from 1 to 20', 'h or v'."""
+        if self.free_text:
+            return f"at most {self.high:g} characters"
         if self.kind is str:
             named = [f"{choice} ({label})" for choice, label in zip(self.choices, self.labels)] or list(self.choices)
             return " or ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
@@ -82,6 +95,8 @@ class Arg:
 
     def parse(self, raw: str, command: str) -> object:
         """The typed value of `raw`, or BadParams with one line saying what is allowed."""
+        if self.free_text:
+            return self._parse_free_text(raw.strip(), command)
         text = raw.strip().lower()
         if not text:
             if self.required:
@@ -103,6 +118,15 @@ class Arg:
         if not math.isfinite(value) or not self.low <= value <= self.high:
             raise BadParams(f"/{command} needs {self._what}: {self.allowed}.")
         return value
+
+    def _parse_free_text(self, text: str, command: str) -> str:
+        if not text:
+            if self.required:
+                raise BadParams(f"/{command} needs {self.help[:1].lower()}{self.help[1:]}.")
+            return self.default
+        if len(text) > self.high:
+            raise BadParams(f"/{command} takes {self.allowed}: please shorten it.")
+        return text
 
     @property
     def _what(self) -> str:

@@ -70,6 +70,20 @@ class EditorSettings(BaseSettings):
         return parse_models(self.models)
 
 
+class TranslationSettings(BaseSettings):
+    """Instructions in other languages, translated to English on this machine before the edit (core/translation.py)."""
+
+    model_config = _group("EDITBOT_")
+
+    translation_model: str = "facebook/m2m100_418M"
+    """Hub id or local folder of a transformers translation model (M2M-100, NLLB-200 or Marian opus-mt-*-en);
+    `none`: hold non-English instructions back with a hint, as before; `tiny` / `full-random`: built in code."""
+    translation_device: Literal["editor", "cpu"] = "editor"
+    """editor: the editor's device (EDITBOT_DEVICE); cpu: keep the GPU for the editor."""
+    translation_idle_seconds: float = Field(600.0, ge=0.0)
+    """Free the translation model after this many seconds without a translation; 0: keep it loaded."""
+
+
 class StorageSettings(BaseSettings):
     model_config = _group("EDITBOT_")
 
@@ -196,6 +210,7 @@ class Settings:
 
     def __init__(self) -> None:
         self.editor = EditorSettings()
+        self.translation = TranslationSettings()
         self.storage = StorageSettings()
         self.limits = LimitSettings()
         self.telegram = TelegramSettings()

@@ -118,11 +118,20 @@ class Conversation:
 
 
 @dataclass(frozen=True)
+class Translation:
+    """The words a person typed, when the model got an English translation of them, and their language."""
+
+    original: str
+    language: str
+
+
+@dataclass(frozen=True)
 class NewNode:
     """What HistoryRepository.add_node records: a photo someone sent (no parent, no instruction), an exact edit
     (instruction, no params) or a model edit (instruction, the params and seed used, the seconds it took).
 
     make_head=False records a candidate (a sweep cell, a variation): not visited until someone adopts it.
+    translation: the person's own words, when `instruction` (what the model was given) is their English.
     """
 
     conversation_id: int
@@ -132,6 +141,7 @@ class NewNode:
     params: EditParams | None = None
     seconds: float | None = None
     make_head: bool = True
+    translation: Translation | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +151,7 @@ class Node:
 
     visit: a per-conversation counter, raised each time the node becomes the head. Redo follows the child
     with the highest visit, i.e. the one we most recently came back from.
+    instruction is always what the model was given (English); translation, when set, what the person typed.
     """
 
     id: int
@@ -152,6 +163,7 @@ class Node:
     seconds: float | None
     created_at: datetime
     visit: int
+    translation: Translation | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +174,7 @@ class EditJob:
     person: who asked ("platform:user"), for per-person limits across chats.
     variants: when given, render these instead of `params`, in one batched call, and record each as a candidate
         (a child that does not become the head until adopted): sweeps and variations.
+    translation: what the person typed, when `instruction` is its English translation; recorded on the nodes.
     """
 
     conversation_id: int
@@ -171,3 +184,4 @@ class EditJob:
     instruction: str
     params: EditParams
     variants: tuple[EditParams, ...] = ()
+    translation: Translation | None = None

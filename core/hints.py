@@ -1,5 +1,5 @@
-"""Checks on an instruction before it costs GPU time: InstructPix2Pix only understands English, and its text encoder
-reads 77 tokens at most (the rest is silently cut). Each check answers with a suggestion, or None when all is well.
+"""Reading an instruction before it costs GPU time: InstructPix2Pix only understands English, and its text encoder
+reads 77 tokens at most (the rest is silently cut). core/understanding.py acts on what these functions find.
 """
 
 from __future__ import annotations
@@ -7,19 +7,12 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Callable
+from collections import Counter
+
+from core.vocabulary import ENGLISH_WORDS, FOREIGN_WORDS, STYLE_TERMS
 
 # CLIP's context is 77 tokens, two of which are the start and end markers.
 MAX_INSTRUCTION_TOKENS = 75
-
-# Short, common words of English instructions. Language detectors are unsure on three-word texts ("make it
-# cyberpunk" reads as German to them); a text made of enough of these is English whatever they say.
-ENGLISH_WORDS = frozenset("""
-a an the it its this that these those him her his them their me my you your he she they we our
-make turn add remove give put change replace let keep set paint draw show use convert transform swap
-into to in on of with from at as like by for and or but not no more less very much bit little
-look looks style styled be is are was more same than then
-""".split())
 
 # The languages people most often write to a bot in. Fewer languages make the detector lighter and surer.
 _LANGUAGES = (
@@ -48,15 +41,36 @@ def estimate_tokens(text: str) -> int:
     return len(re.findall(r"\w+|[^\w\s]", text)) + 2
 
 
+def without_style_terms(text: str) -> str:
+    """The text less its names and style words ("Van Gogh", "ukiyo-e", "trompe l'oeil"): they read the same in
+    every language, so they say nothing about the language the rest is in."""
+    return _STYLE_PATTERN.sub(" ", text)
+
+
+def style_terms_in(text: str) -> list[str]:
+    """The names and style words in the text, as written there, in order."""
+    return [match.group(0) for match in _STYLE_PATTERN.finditer(text)]
+
+
+_STYLE_PATTERN = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(term) for term in STYLE_TERMS) + r")(?!\w)",
+                            re.IGNORECASE)
+
+
 def non_english(text: str) -> str | None:
     """The name of the language the text seems to be in, when it is clearly not English; else None."""
+    text = without_style_terms(text)
     letters = [char for char in text if char.isalpha()]
     if not letters:
         return None
     latin = sum("LATIN" in unicodedata.name(char, "") for char in letters)
     words = re.findall(r"[^\W\d_]+", text.lower())
-    english_share = sum(word in ENGLISH_WORDS for word in words) / max(len(words), 1)
-    if latin == len(letters) and (english_share >= 0.3 or (len(words) < 3 and text.isascii())):
+    english_words = sum(word in ENGLISH_WORDS for word in words)
+    foreign = Counter(language for word in set(words) for language in FOREIGN_WORDS.get(word, ()))
+    if latin == len(letters) and len(set(words) & FOREIGN_WORDS.keys()) >= 2:
+        # Two words of instructions in another language ("rends la photo enneigée", "fais pleuvoir"): sure even when
+        # mixed with English ("make it look like ukiyo-e, s'il vous plaît"); one alone may be a name ("Dale").
+        return _likeliest(text, [language for language, hits in foreign.items() if hits == max(foreign.values())])
+    if latin == len(letters) and (english_words / len(words) >= 0.3 or (len(words) < 3 and text.isascii())):
         # Mostly English words, or one or two plain words ("cyberpunk", "snowy"): too little to doubt.
         return None
     from lingua import Language
@@ -73,16 +87,10 @@ def non_english(text: str) -> str | None:
     return None
 
 
-def instruction_problem(text: str, count_tokens: Callable[[str], int] = estimate_tokens) -> str | None:
-    """One line with a suggestion when the instruction would not work well as written; None when it is fine."""
-    if not text.strip():
-        return "Tell me what to change, for example “make it night”."
-    language = non_english(text)
-    if language is not None:
-        return (f"That looks like {language}, but the model only understands English: please write the instruction "
-                f"in English (for example “make it night”), or send /anyway to try it as it is.")
-    tokens = count_tokens(text)
-    if tokens > MAX_INSTRUCTION_TOKENS + 2:
-        return (f"That instruction is too long for the model ({tokens - 2} tokens; it reads {MAX_INSTRUCTION_TOKENS}) "
-                f"and the end would be ignored: please shorten it, or send /anyway to try it as it is.")
-    return None
+def _likeliest(text: str, candidates: list[str]) -> str:
+    """Of languages the words point to equally ("la" is French, Spanish and Italian), the detector's favourite."""
+    if len(candidates) == 1:
+        return candidates[0]
+    values = _language_detector().compute_language_confidence_values(text)
+    ranked = [value.language.name.capitalize() for value in values]
+    return min(candidates, key=lambda name: ranked.index(name) if name in ranked else len(ranked))

@@ -275,3 +275,11 @@ class JobQueue(Protocol):
 
     @abstractmethod
     def resume(self) -> None: ...
+
+
+class Translator(Protocol):
+    """Turns an instruction into English for the editor (core/translation.py). Blocking; thread-safe."""
+
+    def translate(self, text: str, source_language: str) -> str:
+        """The English of `text`, written in `source_language` (a name like "French", as core.hints reports it).
+        May return the text unchanged or empty when it cannot translate it; the caller holds such a text back."""

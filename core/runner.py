@@ -39,7 +39,8 @@ class EditRunner:
         """
         return [
             self.history.add_node(NewNode(job.conversation_id, job.parent_id, digest, job.instruction, params,
-                                          seconds, make_head=not job.variants))
+                                          seconds, make_head=not job.variants,
+                                          translation=job.translation))
             for digest, params, seconds in self.render(job, on_step, cancel)
         ]
 

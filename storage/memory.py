@@ -88,6 +88,7 @@ class InMemoryHistoryRepository:
                 seconds=new.seconds,
                 created_at=datetime.now(UTC),
                 visit=visit,
+                translation=new.translation,
             )
             self._nodes[node.id] = node
             if new.parent_id is not None:

@@ -84,7 +84,10 @@ class NodeRow(Base):
     conversation_id: Mapped[int] = mapped_column(Id, ForeignKey("conversations.id"), index=True)
     parent_id: Mapped[int | None] = mapped_column(Id, ForeignKey("nodes.id"), index=True)
     image_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # What the model was given (English); for a translated instruction, what the person typed and its language.
     instruction: Mapped[str | None] = mapped_column(Text)
+    original_instruction: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(32))
     # The parameters actually used, seed included; all NULL for a root.
     text_guidance: Mapped[float | None] = mapped_column(Float)
     image_guidance: Mapped[float | None] = mapped_column(Float)
@@ -110,6 +113,8 @@ class JobRow(Base):
     parent_id: Mapped[int] = mapped_column(Id, ForeignKey("nodes.id"))
     image_hash: Mapped[str] = mapped_column(String(64))
     instruction: Mapped[str] = mapped_column(Text)
+    original_instruction: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(32))
     # EditParams as a dict, and the variants of a batch job as a list of them.
     params: Mapped[dict] = mapped_column(JSON)
     variants: Mapped[list] = mapped_column(JSON)

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, delete, func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from core.domain import ChatKey, Conversation, EditParams, NewNode, Node
+from core.domain import ChatKey, Conversation, EditParams, NewNode, Node, Translation
 from storage.database import read_only
 from storage.models import ConversationRow, NodeRow
 from storage.retention import expired_nodes
@@ -203,6 +203,8 @@ def insert_node(session: Session, new: NewNode) -> Node:
         instruction=new.instruction,
         seconds=new.seconds,
         visit=conversation.visit_counter if new.make_head else 0,
+        original_instruction=new.translation and new.translation.original,
+        language=new.translation and new.translation.language,
     )
     if (params := new.params) is not None:
         row.text_guidance = params.text_guidance
@@ -274,7 +276,13 @@ def node_from_row(row: NodeRow) -> Node:
         seconds=row.seconds,
         created_at=as_utc(row.created_at),
         visit=row.visit,
+        translation=to_translation(row.original_instruction, row.language),
     )
+
+
+def to_translation(original: str | None, language: str | None) -> Translation | None:
+    """The translation a node or job row records in its two columns; None for an English instruction."""
+    return None if original is None or language is None else Translation(original, language)
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -39,8 +39,15 @@ def image_store() -> InMemoryImageStore:
 
 
 @pytest.fixture
-async def engine(editor, history, image_store):
-    engine = ConversationEngine(history, image_store, EditQueue(EditRunner(editor, history, image_store)))
+def translator():
+    """The engine's translator: None (non-English is held back) unless a test module overrides this fixture."""
+    return None
+
+
+@pytest.fixture
+async def engine(editor, history, image_store, translator):
+    engine = ConversationEngine(history, image_store, EditQueue(EditRunner(editor, history, image_store)),
+                                translator=translator)
     await engine.start()
     yield engine
     await engine.close()

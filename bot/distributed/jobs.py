@@ -20,7 +20,7 @@ from core.errors import EditCancelled
 from core.domain import EditJob, EditParams, NewNode, Node
 from storage.database import read_only
 from storage.models import JobRow, NodeRow
-from storage.repository import as_utc, insert_node, node_from_row
+from storage.repository import as_utc, insert_node, node_from_row, to_translation
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 FINISHED_STATES: frozenset[str] = frozenset({"done", "failed", "cancelled"})
@@ -113,6 +113,8 @@ class SqlJobRepository:
                     parent_id=job.parent_id,
                     image_hash=job.image_hash,
                     instruction=job.instruction,
+                    original_instruction=job.translation and job.translation.original,
+                    language=job.translation and job.translation.language,
                     params=asdict(job.params),
                     variants=[asdict(variant) for variant in job.variants],
                     state="queued",
@@ -161,9 +163,11 @@ class SqlJobRepository:
             if row.state in FINISHED_STATES:
                 raise ValueError(f"job {job_id} is {row.state}")
             candidates = bool(row.variants)
+            translation = to_translation(row.original_instruction, row.language)
             nodes = [
                 insert_node(session, NewNode(row.conversation_id, row.parent_id, digest, row.instruction, params,
-                                             seconds, make_head=not candidates))
+                                             seconds, make_head=not candidates,
+                                             translation=translation))
                 for digest, params, seconds in results
             ]
             row.state, row.node_ids, row.heartbeat_at = "done", [node.id for node in nodes], _now()
@@ -227,6 +231,7 @@ def _to_record(row: JobRow) -> JobRecord:
         instruction=row.instruction,
         params=EditParams(**row.params),
         variants=tuple(EditParams(**variant) for variant in row.variants),
+        translation=to_translation(row.original_instruction, row.language),
     )
     return JobRecord(
         id=row.id,

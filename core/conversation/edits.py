@@ -6,18 +6,16 @@ Blocking calls hop to a thread: repository calls through `in_thread`, image work
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from PIL import Image
 
 from core.commands import ButtonInfo, CommandInfo
-from core.domain import Conversation, EditJob, EditParams, Node
+from core.domain import Conversation, EditJob, EditParams, Node, Translation
 from core.errors import BadParams, UserError
-from core.hints import instruction_problem
 from core.images import decode_stored, stored_as_png
 from core.messages import Button, ImageReply, Press, ProgressReply, Send
 from core.offload import in_image_thread, in_thread
 from core.ports import HistoryRepository, ImageStore, JobQueue, Position, Step, TrackedJob
+from core.understanding import HeldBack, Understanding
 
 # Exact operations' captions (core/conversation/exact.py does them); here because every caption is made here.
 EXACT_CAPTIONS = {
@@ -43,13 +41,15 @@ def clamp(value: float, bounds: tuple[float, float]) -> float:
 
 
 def caption(node: Node) -> str:
-    """What a result says under it: the instruction and everything needed to reproduce it."""
+    """What a result says under it: the instruction (the English the model was given, and from which language) and
+    everything needed to reproduce it."""
     if node.instruction is None:
         return "Original photo"
     if node.params is None:
         return f"{EXACT_CAPTIONS.get(node.instruction, node.instruction)} (exact, no model)"
     seconds = f" · {node.seconds:.1f} s" if node.seconds is not None else ""
-    return f"“{node.instruction}”\n{node.params.describe()}{seconds}"
+    source = f" (from {node.translation.language})" if node.translation else ""
+    return f"“{node.instruction}”{source}\n{node.params.describe()}{seconds}"
 
 
 def short(node: Node) -> str:
@@ -70,13 +70,13 @@ class EditCore:
     """The ports and settings every command group shares, and the helpers they build on."""
 
     def __init__(self, history: HistoryRepository, images: ImageStore, queue: JobQueue, *, intake_limits: dict,
-                 defaults: EditParams, count_tokens: Callable[[str], int], model: str) -> None:
+                 defaults: EditParams, understanding: Understanding, model: str) -> None:
         self.history = history
         self.images = images
         self.queue = queue
         self.intake_limits = intake_limits
         self.defaults = defaults
-        self.count_tokens = count_tokens
+        self.understanding = understanding
         self.model = model
         # Filled in by the engine once every group is collected: what /help lists and what buttons show.
         self.commands: list[CommandInfo] = []
@@ -125,32 +125,46 @@ class EditCore:
     # -------------------------------------------------------------- edits
 
     async def instruct(self, conversation: Conversation, parent: Node, instruction: str, send: Send) -> None:
-        """An instruction the person typed: checked for what the model cannot read before it costs GPU time."""
-        problem = await in_thread(instruction_problem, instruction, self.count_tokens)
-        if problem is not None:
+        """An instruction the person typed: made English (core/understanding.py) before it costs GPU time, or held
+        back with a hint (for /anyway and /asis) when the model could not read it well."""
+        try:
+            understood = await in_thread(self.understanding.understand, instruction)
+        except HeldBack:
             await in_thread(self.history.hold_back, conversation.id, parent.id, instruction)
-            raise UserError(problem)
+            raise
+        await self.edit(conversation, parent, understood.english, conversation.settings, send, understood.translation)
+
+    async def run_held_back(self, conversation: Conversation, send: Send) -> bool:
+        """Run the instruction a hint held back, as it is; False when none is waiting."""
+        held = await in_thread(self.history.take_held_back, conversation.id)
+        if held is None:
+            return False
+        parent_id, instruction = held
+        parent = await self.own_node(conversation, parent_id)
         await self.edit(conversation, parent, instruction, conversation.settings, send)
+        return True
 
     async def edit(self, conversation: Conversation, parent: Node, instruction: str, params: EditParams,
-                   send: Send) -> Node:
-        """Edit `parent` with `instruction`; the result becomes a child of parent and the new head."""
+                   send: Send, translation: Translation | None = None) -> Node:
+        """Edit `parent` with `instruction` (English, translated from `translation` when set); the result becomes
+        a child of parent and the new head."""
         params = params.validated()
         if not instruction:
             raise BadParams("Tell me what to change, for example “make it night”.")
-        job = EditJob(conversation.id, conversation.key.person, parent.id, parent.image_hash, instruction, params)
+        job = EditJob(conversation.id, conversation.key.person, parent.id, parent.image_hash, instruction, params,
+                      translation=translation)
         [node] = await self.run(job, send)
         await send(await self.show(node, caption(node)))
         return node
 
     async def rerun(self, conversation: Conversation, node: Node, params: EditParams, send: Send) -> None:
-        """Edit node's parent again with node's instruction: a sibling of node."""
+        """Edit node's parent again with node's instruction (the same English, if translated): a sibling of node."""
         if node.parent_id is None:
             raise UserError("That is the original photo: send an instruction to edit it.")
         if not is_model_edit(node):
             raise UserError("That was an exact edit, not the model's: send an instruction to edit the image.")
         parent = await in_thread(self.history.node, node.parent_id)
-        await self.edit(conversation, parent, node.instruction, params, send)
+        await self.edit(conversation, parent, node.instruction, params, send, node.translation)
 
     async def run(self, job: EditJob, send: Send) -> list[Node]:
         """Queue a job, relay its progress, and return the nodes it recorded."""

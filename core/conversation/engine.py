@@ -27,7 +27,8 @@ from core.images import encode_stored, load_untrusted
 from core.messages import Incoming, Send, TextReply
 from core.metrics import log_conversation
 from core.offload import in_image_thread, in_thread
-from core.ports import HistoryRepository, ImageStore, JobQueue, TrackedJob
+from core.ports import HistoryRepository, ImageStore, JobQueue, TrackedJob, Translator
+from core.understanding import Understanding
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,14 @@ class ConversationEngine:
         command_groups: Iterable[CommandGroup] = (),
         count_tokens: Callable[[str], int] = estimate_tokens,
         model: str = "",
+        translator: Translator | None = None,
     ) -> None:
         """command_groups: more groups, made by the caller, whose commands answer too (e.g. admin commands, which
         need the admins' ids); the groups of this package are found and made here. model: the editor's model name,
-        as /info reports it."""
+        as /info reports it. translator: turns instructions in other languages into English (None: they are held
+        back, as /anyway explains)."""
         self._core = EditCore(history, images, queue, intake_limits=intake_limits or {}, defaults=defaults,
-                              count_tokens=count_tokens, model=model)
+                              understanding=Understanding(translator, count_tokens), model=model)
         _import_groups()
         groups = [group(self._core) for group in sorted(GROUPS, key=lambda group: group.position)]
         self._tuning = next(group for group in groups if isinstance(group, Tuning))

@@ -11,10 +11,10 @@ from core.conversation.edits import CommandGroup, caption, clamp, is_exact_edit,
 from core.conversation.exact import exact_edit
 from core.domain import IMAGE_GUIDANCE_RANGE, TEXT_GUIDANCE_RANGE, Conversation, EditJob, EditParams, Node
 from core.errors import UserError
-from core.hints import instruction_problem
 from core.images import encode_png
 from core.messages import Button, ImageReply, Press, Send
 from core.offload import in_image_thread, in_thread
+from core.understanding import HeldBack
 
 # The /sweep grid around the current settings: rows vary text guidance, columns image guidance.
 SWEEP_TEXT_STEP = 2.0
@@ -75,7 +75,7 @@ class Grids(CommandGroup):
         from), and show them as a numbered grid with a button for each."""
         parent = await in_thread(self.core.history.node, head.parent_id)
         job = EditJob(conversation.id, conversation.key.person, parent.id, parent.image_hash, head.instruction,
-                      variants[0], variants)
+                      variants[0], variants, translation=head.translation)
         candidates = await self.core.run(job, send)
         await in_thread(self.core.history.save_offer, conversation.id, [node.id for node in candidates])
 
@@ -123,10 +123,11 @@ class Grids(CommandGroup):
         edits = [node for node in path if is_model_edit(node)]
         if len(edits) < 2:
             raise UserError("Nothing to squash: /squash combines two or more edits into one.")
-        instruction = " and ".join(node.instruction for node in edits)
-        problem = await in_thread(instruction_problem, instruction, self.core.count_tokens)
-        if problem is not None:
-            raise UserError(f"Combined, the instructions are too much for one edit: {problem}")
+        instruction = " and ".join(node.instruction for node in edits)  # the English each edit was given
+        try:
+            await in_thread(self.core.understanding.check_length, instruction)
+        except HeldBack as problem:
+            raise UserError(f"Combined, the instructions are too much for one edit: {problem}") from None
         squashed = await self.core.edit(conversation, path[0], instruction, conversation.settings, send)
         # Exact edits are lossless and cheap: apply them again, in order, on top of the squashed edit.
         for node in path:
@@ -136,9 +137,5 @@ class Grids(CommandGroup):
     @command("anyway")
     async def anyway_command(self, conversation: Conversation, send: Send) -> None:
         """Run the instruction I held back (not English, or too long) as it is."""
-        held = await in_thread(self.core.history.take_held_back, conversation.id)
-        if held is None:
+        if not await self.core.run_held_back(conversation, send):
             raise UserError("There is no instruction waiting: just send one.")
-        parent_id, instruction = held
-        parent = await self.core.own_node(conversation, parent_id)
-        await self.core.edit(conversation, parent, instruction, conversation.settings, send)

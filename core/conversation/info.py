@@ -26,8 +26,10 @@ class ImageRecord(CommandGroup):
             lines.append(f"Exact edit: {node.instruction} (no model).")
         else:
             params = node.params
+            lines.append(f"Instruction: “{node.instruction}”")
+            if node.translation is not None:
+                lines.append(f"Translated from {node.translation.language}: “{node.translation.original}”")
             lines += [
-                f"Instruction: “{node.instruction}”",
                 f"Text guidance: {params.text_guidance:g}",
                 f"Image guidance: {params.image_guidance:g}",
                 f"Steps: {params.steps}",

@@ -34,7 +34,11 @@ class Navigation(CommandGroup):
     @command("help")
     async def help_command(self, conversation: Conversation, send: Send) -> None:
         """List the commands."""
-        lines = ["Send a photo with an instruction, then keep refining with plain text.", ""]
+        lines = ["Send a photo with an instruction, then keep refining with plain text."]
+        if self.core.understanding.translator is not None:
+            lines.append("Write in any language: I translate it to English and show what the model was given. "
+                         "Translated wrongly? Send /meant and the English you meant; /asis runs your own words.")
+        lines.append("")
         lines += [f"{info.usage} — {info.summary}" for info in self.core.commands]
         await send(TextReply("\n".join(lines)))
 

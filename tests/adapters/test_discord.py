@@ -276,6 +276,18 @@ async def test_errors_are_one_line(world):
     assert refusal.content == "Send me a photo first." and refusal.ephemeral
 
 
+async def test_meant_and_asis_reach_the_engine(world):
+    env, _, channel, alice, _ = world
+    await edit(alice, channel)
+
+    meant = await alice.slash(channel, "meant", english="make the photo snowy")
+    asis = await alice.slash(channel, "asis")
+
+    # Edited in English, so there is no translation to correct or to skip: the engine's own lines come back.
+    assert "was not translated" in meant.response.content
+    assert "nothing to run as is" in asis.response.content
+
+
 async def test_goto_and_history(world):
     env, _, channel, alice, _ = world
     await edit(alice, channel)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from bot.distributed.jobs import SqlJobRepository
 from core.errors import EDIT_FAILED_ON_OUR_SIDE
-from core.domain import ChatKey, EditJob, EditParams, NewNode
+from core.domain import ChatKey, EditJob, EditParams, NewNode, Translation
 from storage.database import make_engine
 from storage.memory import InMemoryHistoryRepository
 from storage.migrate import upgrade
@@ -62,6 +63,15 @@ def test_create_is_idempotent_and_keeps_the_job_whole(jobs, job):
     assert first.state == "queued" and first.job == job and first.frontend == "telegram"
     assert jobs.get("job-1") == first
     assert jobs.get("nope") is None
+
+
+def test_a_translated_job_carries_the_persons_words_to_the_node_it_records(jobs, history, job):
+    said = Translation("fais-le enneigé", "French")
+    translated = replace(job, instruction="make it snowy", translation=said)
+    assert jobs.create("job-1", translated, "telegram").job == translated
+    [node] = jobs.complete("job-1", [("b" * 64, USED, 1.5)])
+    assert node.instruction == "make it snowy" and node.translation == said
+    assert history.node(node.id).translation == said
 
 
 def test_a_queued_job_is_claimed_once_while_its_worker_reports(jobs, job):
@@ -178,16 +188,19 @@ def test_jobs_failed_before_kinds_were_kept_get_the_kind_metrics_gave_them(tmp_p
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "0003_conversation_state")  # the one before
-        history = SqlHistoryRepository(engine)
-        parent = history.add_node(NewNode(history.conversation(ALICE).id, None, "a" * 64, None, None, None))
+        conversation_id = SqlHistoryRepository(engine).conversation(ALICE).id
         with engine.begin() as connection:
+            # The node by hand: today's repository writes columns later migrations added.
+            parent_id = connection.exec_driver_sql(
+                "INSERT INTO nodes (conversation_id, image_hash, visit, created_at) VALUES (?, ?, 1, '2026-01-01')",
+                (conversation_id, "a" * 64)).lastrowid
             for job_id, state, error in [("ours", "failed", EDIT_FAILED_ON_OUR_SIDE), ("unsafe", "failed", "Flagged."),
                                          ("stopped", "cancelled", "Edit cancelled."), ("fine", "done", None)]:
                 connection.exec_driver_sql(
                     "INSERT INTO jobs (id, conversation_id, person, frontend, parent_id, image_hash, instruction, "
                     "params, variants, state, attempts, step, total, node_ids, error, delivered, created_at, "
                     "updated_at) VALUES (?, ?, 'p', 'f', ?, 'a', 'i', '{}', '[]', ?, 1, 0, 0, '[]', ?, 0, "
-                    "'2026-01-01', '2026-01-01')", (job_id, parent.conversation_id, parent.id, state, error))
+                    "'2026-01-01', '2026-01-01')", (job_id, conversation_id, parent_id, state, error))
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")

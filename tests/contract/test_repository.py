@@ -19,7 +19,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, select
 
-from core.domain import ChatKey, EditParams, NewNode
+from core.domain import ChatKey, EditParams, NewNode, Translation
 from core.errors import BadParams
 from core.ports import HistoryRepository
 from storage.database import make_engine
@@ -107,6 +107,16 @@ class TestHistoryRepositoryContract:
         assert (child.params, child.seconds) == (USED, 3.25)
         assert repo.node(child.id) == child
         assert repo.conversation(ALICE).head_id == child.id
+
+    def test_a_translated_edit_keeps_the_persons_words_beside_the_english(self, repo):
+        conversation = repo.conversation(ALICE)
+        root = repo.add_node(NewNode(conversation.id, None, "root"))
+        said = Translation("rends la photo enneigée", "French")
+        child = repo.add_node(NewNode(conversation.id, root.id, "child", "make the photo snowy", USED, 1.0,
+                                      translation=said))
+        assert child.instruction == "make the photo snowy" and child.translation == said
+        assert repo.node(child.id) == child and repo.path(child.id)[-1].translation == said
+        assert repo.node(root.id).translation is None
 
     def test_a_candidate_is_recorded_without_becoming_head_until_adopted(self, repo):
         conversation = repo.conversation(ALICE)

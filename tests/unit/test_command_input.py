@@ -11,7 +11,8 @@ from tests.support.chat import images, progress
 
 
 @pytest.mark.parametrize("text", ["/steps ²", "/steps ١٢", "/steps " + "9" * 1000, "/text 1e1", "/text ∞",
-                                  "/seed " + "1" * 40, "/goto -1", "/pick ²", "/variations 0", "/rotate " + "9" * 999])
+                                  "/seed " + "1" * 40, "/goto -1", "/pick ²", "/variations 0", "/rotate " + "9" * 999,
+                                  "/meant " + "x" * 1000])
 async def test_strange_arguments_get_one_clear_line(chat, history, text):
     await chat.photo()
     before = history.conversation(chat.key)
@@ -50,3 +51,12 @@ def test_arguments_parse_to_typed_values():
     with pytest.raises(BadParams, match="from 1 to 100"):
         steps.parse("101", "steps")
     assert Arg.whole("n", 1, 4, "count", default=4).parse("", "variations") == 4
+
+
+def test_free_text_is_kept_as_typed_and_refused_when_too_long():
+    english = Arg.text("english", "The English you meant", usage="ENGLISH", max_chars=30)
+    assert english.parse("  Paint it like Van Gogh ", "meant") == "Paint it like Van Gogh"
+    with pytest.raises(BadParams, match="/meant needs the English you meant"):
+        english.parse("  ", "meant")
+    with pytest.raises(BadParams, match="at most 30 characters"):
+        english.parse("x" * 31, "meant")

@@ -1,0 +1,29 @@
+"""EDITBOT_TRANSLATION_* settings: which translator the bootstrap wires into the engine, and where it runs."""
+
+from __future__ import annotations
+
+from bot.bootstrap import build_translator
+from core.config import Settings
+from core.translation import DEFAULT_TRANSLATION_MODEL, TransformersTranslator
+
+
+def test_the_default_translator_is_the_chosen_model_loaded_lazily_and_freed_when_idle(monkeypatch):
+    monkeypatch.delenv("EDITBOT_TRANSLATION_MODEL", raising=False)
+    monkeypatch.setenv("EDITBOT_DEVICE", "cpu")
+    translator = build_translator(Settings())
+    assert isinstance(translator, TransformersTranslator)
+    assert translator.source == DEFAULT_TRANSLATION_MODEL == Settings().translation.translation_model
+    assert str(translator.device) == "cpu" and translator.idle_seconds == 600 and not translator.loaded
+
+
+def test_none_keeps_the_hold_back_and_settings_choose_model_device_and_idle_time(monkeypatch):
+    monkeypatch.setenv("EDITBOT_TRANSLATION_MODEL", "none")
+    assert build_translator(Settings()) is None
+    monkeypatch.setenv("EDITBOT_TRANSLATION_MODEL", "tiny")
+    monkeypatch.setenv("EDITBOT_TRANSLATION_DEVICE", "cpu")
+    monkeypatch.setenv("EDITBOT_DEVICE", "auto")
+    monkeypatch.setenv("EDITBOT_TRANSLATION_IDLE_SECONDS", "0")
+    monkeypatch.setenv("EDITBOT_OFFLINE", "true")
+    translator = build_translator(Settings())
+    assert (translator.source, str(translator.device), translator.idle_seconds, translator.offline) == (
+        "tiny", "cpu", 0, True)
