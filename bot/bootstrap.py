@@ -90,6 +90,7 @@ def build_distributed_queue(settings: Settings, history: HistoryRepository, fron
         from bot.distributed.frontend import DistributedQueue
     except ImportError:
         raise UserError("EDITBOT_MODE=distributed needs taskiq-redis: pip install 'editbot[distributed]'.") from None
+    from bot.distributed.identity import default_frontend_id
     from bot.distributed.jobs import SqlJobRepository
     from storage.database import make_engine
 
@@ -99,7 +100,8 @@ def build_distributed_queue(settings: Settings, history: HistoryRepository, fron
         Redis.from_url(options.redis_url),
         SqlJobRepository(make_engine(settings.storage.url)),
         history,
-        frontend=options.frontend_id or frontend,
+        frontend=options.frontend_id or default_frontend_id(frontend, settings.storage.data_dir),
+        exact_frontend=options.frontend_id is not None,
         queue_name=options.queue_name,
         max_waiting_per_person=limits.max_waiting_per_person,
         max_waiting_total=limits.max_waiting_total,
@@ -127,8 +129,9 @@ def build_engine(
 ) -> ConversationEngine:
     """Everything the adapters need. Pass `editor` to skip loading the model (tests, demos), `storage` to reuse an
     open one, `observer` to watch the edits and `on_queue` to be handed the queue (health, metrics). A model loaded
-    here gets its warm-up edit. In distributed mode no model loads here (workers run it) and `frontend` names this
-    process in the job table (EDITBOT_FRONTEND_ID overrides it)."""
+    here gets its warm-up edit. In distributed mode no model loads here (workers run it) and `frontend` (with the
+    host and an id kept in the data folder) names this process in the job table (EDITBOT_FRONTEND_ID overrides it).
+    """
     history, images = storage or build_storage(settings)
     limits = settings.limits
     if settings.distributed.mode == "distributed":

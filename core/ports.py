@@ -258,8 +258,9 @@ class JobQueue(Protocol):
     def status(self) -> QueueStatus: ...
 
     @abstractmethod
-    def pause(self) -> None:
-        """Admin: start no new job until resume(); running ones finish, waiting ones keep their places."""
+    async def pause(self) -> None:
+        """Admin: start no new job until resume(); running ones finish, waiting ones keep their places. Returns once
+        the pause is in force (a distributed queue: once every worker sees it)."""
 
     @abstractmethod
-    def resume(self) -> None: ...
+    async def resume(self) -> None: ...
