@@ -18,29 +18,10 @@ pytest.importorskip("taskiq_redis")
 QUEUE_UNREACHABLE = "x"
 from bot.distributed.jobs import SqlJobRepository  # noqa: E402
 from storage.database import make_engine  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
 from tests.support.chat import Chat, images, progress, texts  # noqa: E402
 from tests.support.cluster import Cluster, person, until  # noqa: E402
-from tests.support.services import PrivateRedis  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    server = PrivateRedis(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def cluster(tmp_path, private_redis):
-    url = f"sqlite:///{tmp_path / 'editbot.sqlite3'}"
-    upgrade(url)
-    cluster = Cluster(url, tmp_path, "faults", redis_url=private_redis.url)
-    yield cluster
-    cluster.stop()
 
 
 class UnrecordableJobs(SqlJobRepository):
@@ -59,7 +40,8 @@ def states(cluster: Cluster) -> list[tuple[str, bool]]:
     return [(state, delivered) for _, state, _, _, delivered in cluster.job_rows()]
 
 
-async def test_the_next_edit_after_a_redis_restart_is_recorded_and_delivered(cluster, private_redis):
+async def test_the_next_edit_after_a_redis_restart_is_recorded_and_delivered(private_cluster, private_redis):
+    cluster = private_cluster
     cluster.start_worker(step_seconds=0.01)
     await until(lambda: cluster.ready_workers() == 1, what="the worker ready")
     engine = cluster.engine()
@@ -78,7 +60,8 @@ async def test_the_next_edit_after_a_redis_restart_is_recorded_and_delivered(clu
     assert len(cluster.history.children(first.id)) == 1
 
 
-async def test_an_edit_that_cannot_be_queued_is_told_in_one_line_and_never_runs_later(cluster, private_redis):
+async def test_an_edit_that_cannot_be_queued_is_told_in_one_line_and_never_runs_later(private_cluster, private_redis):
+    cluster = private_cluster
     engine = cluster.engine(give_up_seconds=1.5)
     await engine.start()
     try:
@@ -98,7 +81,8 @@ async def test_an_edit_that_cannot_be_queued_is_told_in_one_line_and_never_runs_
     assert cluster.children_of_roots() == [1]
 
 
-async def test_a_database_error_recording_the_job_is_told_in_one_line(cluster, tmp_path):
+async def test_a_database_error_recording_the_job_is_told_in_one_line(private_cluster, tmp_path):
+    cluster = private_cluster
     engine = cluster.engine(give_up_seconds=1.0, jobs=UnrecordableJobs(cluster.db, tmp_path / "missing"))
     await engine.start()
     try:
@@ -111,7 +95,8 @@ async def test_a_database_error_recording_the_job_is_told_in_one_line(cluster, t
     assert engine.queue.depth == 0, "the edit is settled: the person can send another"
 
 
-async def test_a_redis_outage_during_an_edit_keeps_the_finished_work(cluster, private_redis, tmp_path):
+async def test_a_redis_outage_during_an_edit_keeps_the_finished_work(private_cluster, private_redis, tmp_path):
+    cluster = private_cluster
     log = tmp_path / "worker.log"
     cluster.start_worker(step_seconds=0.15, log=log)  # 20 steps: 3 s per edit
     await until(lambda: cluster.ready_workers() == 1, what="the worker ready")
