@@ -92,7 +92,7 @@ class Outages:
                 self._next_wait.pop(service, None)
                 if since is not None and service in self._reported:
                     self._reported.discard(service)
-                    log.warning("%s back after %.0f s", service[0].upper() + service[1:], time.monotonic() - since)
+                    log.warning("%s back after %.0f s", service, time.monotonic() - since)
 
     def retry(self, call: Callable[[], T], *services: str, give_up_after: float | None = None) -> T:
         """Call until it works, waiting between tries while its services are out; other errors are raised at once,

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("redis")
 pytest.importorskip("taskiq_redis")
 
-QUEUE_UNREACHABLE = "x"
+from bot.distributed.frontend import QUEUE_UNREACHABLE  # noqa: E402
 from bot.distributed.jobs import SqlJobRepository  # noqa: E402
 from storage.database import make_engine  # noqa: E402
 from tests.support.chat import Chat, images, progress, texts  # noqa: E402
