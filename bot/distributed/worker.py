@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 
 import redis
 from PIL import Image
+from redis.asyncio import Redis as AsyncRedis
 from taskiq.acks import AcknowledgeType
 from taskiq.api import run_receiver_task
 
@@ -31,6 +32,7 @@ from bot.distributed.broker import BatchingStreamBroker, Deliveries, make_broker
 from bot.distributed.jobs import JobRecord, JobRepository, SqlJobRepository
 from bot.distributed.keys import TASK_NAME, Keys
 from bot.distributed.outage import DATABASE, IMAGE_STORE, REDIS, Outages
+from bot.distributed.upkeep import keep_tidy
 from core.errors import EDIT_FAILED_ON_OUR_SIDE, EditCancelled, UserError, failure_kind
 from core.runner import EditRunner
 from storage.database import make_engine
@@ -273,6 +275,8 @@ async def serve(worker: EditWorker, redis_url: str, queue_name: str, redeliver_s
     broker.outages = worker.outages  # one line per change of Redis's state for the whole process
     broker.register_task(edit, task_name=TASK_NAME)
     await broker.startup()
+    tidying = asyncio.create_task(keep_tidy(AsyncRedis(connection_pool=broker.connection_pool), broker.queue_name,
+                                            broker.consumer_group_name, worker.name, worker.outages))
     if on_ready is not None:
         on_ready()
     try:
@@ -280,6 +284,7 @@ async def serve(worker: EditWorker, redis_url: str, queue_name: str, redeliver_s
         await run_receiver_task(broker, max_async_tasks=batch_size, max_prefetch=0,
                                 ack_time=AcknowledgeType.WHEN_EXECUTED)
     finally:
+        tidying.cancel()
         await broker.shutdown()
 
 
