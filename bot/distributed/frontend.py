@@ -32,7 +32,7 @@ from bot.distributed.outage import DATABASE, REDIS, Outages, outage_of
 from core.domain import EditJob, Node
 from core.errors import EDIT_FAILED_ON_OUR_SIDE, INTERNAL_FAILURE, EditCancelled, QueueFull, UserError
 from core.metrics import EditObserver, NoObserver
-from core.ports import HistoryRepository, JobQueue, Position, QueueStatus, Step, TrackedJob
+from core.ports import Delayed, HistoryRepository, JobQueue, Position, QueueStatus, Step, TrackedJob
 
 log = logging.getLogger(__name__)
 
@@ -293,15 +293,16 @@ class DistributedQueue(JobQueue):
         while True:
             try:
                 message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=self._poll_seconds)
+                self._outages.fine(REDIS)
                 if message is not None:
                     await self._on_message(message)
                 if time.monotonic() - last_poll >= self._poll_seconds:
                     last_poll = time.monotonic()
-                    await self._poll()
+                    if await self._poll():
+                        self._outages.fine(DATABASE)
                 if time.monotonic() - last_renewal >= self._lease.lease_seconds / 3:
                     await self._lease.renew()
                     last_renewal = time.monotonic()
-                self._outages.fine()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -323,6 +324,8 @@ class DistributedQueue(JobQueue):
             self._mark_started(handle)
         elif event["kind"] == "step":
             handle.report(Step(event["done"], event["total"]))
+        elif event["kind"] == "delayed":
+            handle.report(Delayed())
         elif event["kind"] == "finished":
             await self._resolve(handle)
 
@@ -332,10 +335,14 @@ class DistributedQueue(JobQueue):
         handle.timed_from = time.monotonic()
         handle.report(Position(0))
 
-    async def _poll(self) -> None:
+    async def _poll(self) -> bool:
+        """Resolve the jobs whose rows say they ended; whether any row was read."""
+        read = False
         for handle in list(self._handles.values()):
             if handle.enqueued is None or handle.enqueued.done():
                 await self._resolve(handle)
+                read = True
+        return read
 
     async def _announce_positions(self) -> None:
         """Tell each waiting job how many jobs wait in front of it (plus one: the work running ahead of them all)."""

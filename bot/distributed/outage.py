@@ -94,9 +94,11 @@ class Outages:
                     self._reported.discard(service)
                     log.warning("%s back after %.0f s", service, time.monotonic() - since)
 
-    def retry(self, call: Callable[[], T], *services: str, give_up_after: float | None = None) -> T:
+    def retry(self, call: Callable[[], T], *services: str, give_up_after: float | None = None,
+              on_wait: Callable[[], None] | None = None) -> T:
         """Call until it works, waiting between tries while its services are out; other errors are raised at once,
-        and so is the outage's error once `give_up_after` seconds have passed."""
+        and so is the outage's error once `give_up_after` seconds have passed. on_wait: called before the first wait
+        (to tell whoever waits for the result)."""
         started = time.monotonic()
         while True:
             try:
@@ -105,6 +107,9 @@ class Outages:
                 wait = self.failed(error)
                 if wait is None or (give_up_after is not None and time.monotonic() - started + wait > give_up_after):
                     raise
+                if on_wait is not None:
+                    on_wait()
+                    on_wait = None
                 time.sleep(wait)
             else:
                 self.fine(*services)

@@ -175,11 +175,12 @@ class EditWorker:
             return self.runner.render_many([record.job for record in running],
                                            [photos[record.id] for record in running], on_step, cancel)
 
-        return self.outages.retry(render, IMAGE_STORE, DATABASE)
+        return self.outages.retry(render, IMAGE_STORE, on_wait=lambda: self._tell_delayed(running))
 
     def _complete(self, record: JobRecord, results) -> None:
         try:
-            self.outages.retry(lambda: self.jobs.complete(record.id, results), DATABASE)
+            self.outages.retry(lambda: self.jobs.complete(record.id, results), DATABASE,
+                               on_wait=lambda: self._tell_delayed([record]))
         except Exception as error:  # e.g. the job row failed meanwhile: nothing was recorded
             self._fail(record, error)
         else:
@@ -249,6 +250,11 @@ class EditWorker:
             for record in claimed:
                 self.outages.attempt(lambda: self.jobs.progress(record.id, 0, 0), DATABASE, None)
             time.sleep(min(0.5, self.heartbeat_seconds))
+
+    def _tell_delayed(self, records: Sequence[JobRecord]) -> None:
+        """The people waiting for these jobs hear that storage is out and their edits go on once it is back."""
+        for record in records:
+            self._tell(record, kind="delayed")
 
     def _tell(self, record: JobRecord, **event) -> None:
         message = json.dumps({"job": record.id, **event})
