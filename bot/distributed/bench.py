@@ -91,9 +91,11 @@ class Bench:
         Image.new("RGB", (64, 64), (40, 90, 160)).save(buffer, "PNG")
         self.photo = self.images.put(buffer.getvalue())
 
-    def start_workers(self, count: int, queue_name: str) -> list[subprocess.Popen]:
+    def start_workers(self, count: int, queue_name: str,
+                      extra_env: dict[str, str] | None = None) -> list[subprocess.Popen]:
         env = {**os.environ, "EDITBOT_DATA_DIR": str(self.data_dir), "EDITBOT_DATABASE_URL": self.database_url,
-               "EDITBOT_REDIS_URL": self.redis_url, "EDITBOT_QUEUE_NAME": queue_name, "EDITBOT_IMAGE_STORE": "local"}
+               "EDITBOT_REDIS_URL": self.redis_url, "EDITBOT_QUEUE_NAME": queue_name, "EDITBOT_IMAGE_STORE": "local",
+               **(extra_env or {})}
         command = [sys.executable, "-m", "bot.distributed.bench", "--serve-worker", str(self.hold)]
         return [subprocess.Popen(command, env=env) for _ in range(count)]
 
@@ -220,11 +222,18 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4], help="worker counts (default 1 2 4)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds over the worker counts (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--soak", type=float, metavar="MINUTES",
+                        help="instead: keep jobs flowing for MINUTES with the first --workers count, a random worker "
+                             "killed every minute; print lost, duplicated, undelivered, Redis memory, stream length")
 
 
 if __name__ == "__main__":
     arguments = build_parser().parse_args()
     if arguments.serve_worker is not None:
         _worker_main(arguments.serve_worker)
+    elif arguments.soak is not None:
+        from bot.distributed.soak import run_soak
+
+        run_soak(arguments.soak, arguments.hold, arguments.workers[0], arguments.json)
     else:
         run_benchmark(arguments.jobs, arguments.hold, tuple(arguments.workers), arguments.json, arguments.repeats)
