@@ -329,7 +329,7 @@ def bench_queue_command(settings: Settings, args: argparse.Namespace) -> int:
 
         if args.soak <= 0:
             raise UserError("--soak takes a positive number of minutes.")
-        run_soak(args.soak, args.hold, args.workers[0], args.json)
+        run_soak(args.soak, args.hold, max(args.workers), args.json)
         return 0
     run_benchmark(args.jobs, args.hold, tuple(args.workers), args.json, args.repeats)
     return 0

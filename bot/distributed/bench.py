@@ -99,6 +99,19 @@ class Bench:
         command = [sys.executable, "-m", "bot.distributed.bench", "--serve-worker", str(self.hold)]
         return [subprocess.Popen(command, env=env) for _ in range(count)]
 
+    async def stop(self, processes: list[subprocess.Popen], queue_name: str) -> None:
+        """Stop the workers and remove the run's Redis keys."""
+        from redis.asyncio import Redis
+
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait()
+        async with Redis.from_url(self.redis_url) as redis:
+            leftovers = [key async for key in redis.scan_iter(f"{queue_name}:*")]
+            if leftovers:
+                await redis.delete(*leftovers)
+
     def new_jobs(self, count: int, run: str) -> list[EditJob]:
         """One fresh photo (a root node) per job, so a duplicated edit shows as a second child."""
         jobs = []
@@ -140,14 +153,7 @@ class Bench:
             wall = time.perf_counter() - started
         finally:
             await queue.close()
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait()
-            leftovers = [key async for key in redis.scan_iter(f"{queue_name}:*")]
-            if leftovers:
-                await redis.delete(*leftovers)
-            await redis.aclose()
+            await self.stop(processes, queue_name)
         edits = self.edits_per_photo(jobs)
         return {
             "workers": workers,
@@ -223,7 +229,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds over the worker counts (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--soak", type=float, metavar="MINUTES",
-                        help="instead: keep jobs flowing for MINUTES with the first --workers count, a random worker "
+                        help="instead: keep jobs flowing for MINUTES with the largest --workers count, a random worker "
                              "killed every minute; print lost, duplicated, undelivered, Redis memory, stream length")
 
 
@@ -234,6 +240,6 @@ if __name__ == "__main__":
     elif arguments.soak is not None:
         from bot.distributed.soak import run_soak
 
-        run_soak(arguments.soak, arguments.hold, arguments.workers[0], arguments.json)
+        run_soak(arguments.soak, arguments.hold, max(arguments.workers), arguments.json)
     else:
         run_benchmark(arguments.jobs, arguments.hold, tuple(arguments.workers), arguments.json, arguments.repeats)

@@ -17,12 +17,14 @@ import json
 import os
 import random
 import signal
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 from bot.distributed.bench import Bench
+from core.benchstats import MachineLoad
 
 SOAK_REDELIVER_SECONDS = 5.0
 KILL_EVERY_SECONDS = 60.0
@@ -79,15 +81,8 @@ async def soak(bench: Bench, minutes: float, workers: int, in_flight: int) -> di
             outcomes[index] = _outcome(future) if future.done() else "unfinished"
         samples.append(await _redis_figures(redis, Keys(queue_name).stream))
     finally:
-        await queue.close()
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait()
-        async with Redis.from_url(bench.redis_url) as cleaner:  # the queue closed its own client
-            leftovers = [key async for key in cleaner.scan_iter(f"{queue_name}*")]
-            if leftovers:
-                await cleaner.delete(*leftovers)
+        await queue.close()  # and its Redis client
+        await bench.stop(processes, queue_name)
     edits = bench.edits_per_photo(jobs)
     return {
         "minutes": minutes, "workers": workers, "workers_killed": kills, "jobs": len(jobs),
@@ -111,11 +106,12 @@ async def _redis_figures(redis, stream: str) -> tuple[int, int]:
 
 def run_soak(minutes: float, hold: float = 0.25, workers: int = 3, as_json: bool = False) -> dict:
     redis_url = os.environ.get("EDITBOT_REDIS_URL", "redis://127.0.0.1:6379/0")
-    with tempfile.TemporaryDirectory(prefix="editbot-soak-") as folder:
+    with tempfile.TemporaryDirectory(prefix="editbot-soak-") as folder, MachineLoad() as load:
         database_url = os.environ.get("EDITBOT_DATABASE_URL") or f"sqlite:///{Path(folder) / 'soak.sqlite3'}"
         bench = Bench(database_url, Path(folder), redis_url, hold)
         result = asyncio.run(soak(bench, minutes, workers, in_flight=2 * workers))
         bench.db.dispose()
+    result["machine"] = load.figures()
     if as_json:
         print(json.dumps(result))
     else:
@@ -125,4 +121,6 @@ def run_soak(minutes: float, hold: float = 0.25, workers: int = 3, as_json: bool
               f"duplicated {result['duplicated']}, undelivered {result['undelivered']}")
         print(f"Redis memory MB, once a minute: {' '.join(map(str, result['redis_memory_mb']))}")
         print(f"job stream length, once a minute: {' '.join(map(str, result['stream_length']))}")
+        if load.warning:
+            print(load.warning, file=sys.stderr)
     return result
