@@ -28,7 +28,7 @@ from bot.distributed.broker import ReclaimingStreamBroker
 from bot.distributed.identity import FrontendLease
 from bot.distributed.jobs import JobRecord, JobRepository
 from bot.distributed.keys import CANCEL_FLAG_SECONDS, TASK_NAME, Keys
-from bot.distributed.outage import DATABASE, REDIS, Outages, outage_of
+from bot.distributed.outage import DATABASE, REDIS, Outages, log_unless_outage
 from core.domain import EditJob, Node
 from core.errors import EDIT_FAILED_ON_OUR_SIDE, INTERNAL_FAILURE, EditCancelled, QueueFull, UserError
 from core.metrics import EditObserver, NoObserver
@@ -37,8 +37,7 @@ from core.ports import Delayed, HistoryRepository, JobQueue, Position, QueueStat
 log = logging.getLogger(__name__)
 
 GIVE_UP_SECONDS = 20.0
-"""How long a front-end retries recording or queueing an edit (or a cancel) while Redis or the database is out,
-before it tells the person; later it goes on retrying in the background only for what is already recorded."""
+"""How long recording or queueing an edit (or a cancel) is retried while Redis or the database is out."""
 QUEUE_UNREACHABLE = "I can't reach the edit queue right now: please send your edit again in a minute."
 RESTARTING = "I'm restarting: your edit will arrive when I'm back."
 
@@ -133,11 +132,9 @@ class DistributedQueue(JobQueue):
         self._listener = None
         for handle in list(self._handles.values()):
             self._settle(handle, exception=UserError(RESTARTING))
-            handle.result.exception()  # whoever followed it may be gone (Ctrl-C): no "never retrieved" warning
-        try:
-            await self._lease.release()
-        except Exception as error:  # Redis out: the lease runs out by itself
-            self._log_failure(error, "could not release the front-end's name")
+            if not handle.result.cancelled():  # whoever followed it may be gone (Ctrl-C): no "never retrieved"
+                handle.result.exception()
+        await self._lease.release()
         if self._pubsub is not None:
             await self._pubsub.aclose()
         await self._redis.aclose()  # the queue owns the client it was given
@@ -156,9 +153,8 @@ class DistributedQueue(JobQueue):
     @property
     def status(self) -> QueueStatus:
         """This front-end's view: whether one of its edits runs, how many of its edits wait, whether paused."""
-        handles = self._handles.values()
-        return QueueStatus(any(handle.started for handle in handles), sum(not handle.started for handle in handles),
-                           self._paused)
+        started = [handle.started for handle in self._handles.values()]
+        return QueueStatus(any(started), started.count(False), self._paused)
 
     async def pause(self) -> None:
         """Every worker starts no new job until resume(); running ones finish, waiting ones stay queued. Returns
@@ -169,12 +165,13 @@ class DistributedQueue(JobQueue):
         await self._set_paused(False)
 
     async def _set_paused(self, paused: bool) -> None:
-        change = (lambda: self._redis.set(self._keys.paused, 1)) if paused else (
-            lambda: self._redis.delete(self._keys.paused))
+        def change():
+            return self._redis.set(self._keys.paused, 1) if paused else self._redis.delete(self._keys.paused)
+
         try:
             await self._outages.retry_async(change, REDIS, give_up_after=self._give_up_seconds)
         except Exception as error:
-            self._log_failure(error, "could not change the pause")
+            log_unless_outage(log, error, "could not change the pause")
             raise UserError("I can't reach the edit queue right now: please try again in a minute.") from None
         self._paused = paused
 
@@ -225,7 +222,7 @@ class DistributedQueue(JobQueue):
                 lambda: asyncio.to_thread(self._jobs.create, handle.id, handle.job, self._frontend), DATABASE,
                 give_up_after=self._give_up_seconds)
         except Exception as error:
-            self._log_failure(error, "could not record job %s", handle.id)
+            log_unless_outage(log, error, "could not record job %s", handle.id)
             self._settle(handle, exception=UserError(QUEUE_UNREACHABLE))
             return
         await self._queue_or_give_up(handle, time.time(), new=True)
@@ -242,7 +239,7 @@ class DistributedQueue(JobQueue):
         try:
             queued = await self._outages.retry_async(queue, REDIS, give_up_after=self._give_up_seconds)
         except Exception as error:
-            self._log_failure(error, "could not queue job %s", handle.id)
+            log_unless_outage(log, error, "could not queue job %s", handle.id)
             await self._end_unqueued(handle, UserError(QUEUE_UNREACHABLE))
             return
         if not queued:
@@ -251,14 +248,14 @@ class DistributedQueue(JobQueue):
         try:
             await self._announce_positions()
         except Exception as error:  # positions are a courtesy: the next move announces them
-            self._log_failure(error, "could not announce positions")
+            log_unless_outage(log, error, "could not announce positions")
 
     async def _end_unqueued(self, handle: DistributedJob, error: UserError) -> None:
         try:
             await asyncio.to_thread(self._jobs.fail, handle.id, str(error), type(error).__name__)
             await asyncio.to_thread(self._jobs.mark_delivered, handle.id)
         except Exception as failure:  # the row stays queued: a restarted front-end queues it again
-            self._log_failure(failure, "could not fail job %s", handle.id)
+            log_unless_outage(log, failure, "could not fail job %s", handle.id)
         self._settle(handle, exception=error)
 
     async def _queue(self, handle: DistributedJob, since: float) -> None:
@@ -278,12 +275,7 @@ class DistributedQueue(JobQueue):
                 await self._resolve(handle, record)
                 await self._announce_positions()
         except Exception as error:
-            self._log_failure(error, "could not cancel job %s", handle.id)
-
-    def _log_failure(self, error: BaseException, message: str, *args) -> None:
-        """An outage was logged once already (Outages); anything else is a bug worth its traceback."""
-        if outage_of(error) is None:
-            log.error(message, *args, exc_info=error)
+            log_unless_outage(log, error, "could not cancel job %s", handle.id)
 
     # ------------------------------------------------------------------ following jobs
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from bot.distributed.keys import Keys
+from bot.distributed.outage import outage_of
 from core.errors import UserError
 
 LEASE_SECONDS = 15
@@ -86,6 +87,11 @@ class FrontendLease:
             await self._redis.expire(key, self.lease_seconds)
 
     async def release(self) -> None:
+        """Free the name at a clean stop; with Redis out, the lease runs out by itself."""
         key = self._keys.frontend(self.name)
-        if (await self._redis.get(key) or b"").decode() == self._token:
-            await self._redis.delete(key)
+        try:
+            if (await self._redis.get(key) or b"").decode() == self._token:
+                await self._redis.delete(key)
+        except Exception as error:
+            if outage_of(error) is None:
+                raise

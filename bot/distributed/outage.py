@@ -143,5 +143,11 @@ class Outages:
         return result
 
 
+def log_unless_outage(logger: logging.Logger, error: BaseException, message: str, *args) -> None:
+    """Log a failure with its traceback, unless it is an outage (`Outages` logs those, once)."""
+    if outage_of(error) is None:
+        logger.error(message, *args, exc_info=error)
+
+
 def _one_line(error: BaseException) -> str:
     return (str(error).splitlines() or [type(error).__name__])[0][:200]

@@ -21,9 +21,8 @@ from redis.asyncio import Redis  # noqa: E402
 
 from bot.distributed.identity import FrontendLease, default_frontend_id  # noqa: E402
 from bot.distributed.keys import Keys  # noqa: E402
-from core.domain import ChatKey  # noqa: E402
 from core.errors import UserError  # noqa: E402
-from tests.support.chat import Chat, images, photo_bytes, texts  # noqa: E402
+from tests.support.chat import Chat, images, photo_bytes  # noqa: E402
 from tests.support.cluster import REDELIVER_SECONDS, person, until  # noqa: E402
 
 pytestmark = pytest.mark.slow
