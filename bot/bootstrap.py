@@ -72,8 +72,12 @@ def build_image_store(settings: Settings) -> ImageStore:
         raise UserError("EDITBOT_IMAGE_STORE=s3 needs boto3: pip install 'editbot[distributed]'.") from None
     from storage.s3 import S3ImageStore
 
+    from botocore.config import Config
+
+    # Few retries inside boto3: a longer outage reaches the worker's own retry, which tells the people waiting.
     client = boto3.client("s3", endpoint_url=options.s3_endpoint_url, region_name=options.s3_region,
-                          aws_access_key_id=options.s3_access_key, aws_secret_access_key=options.s3_secret_key)
+                          aws_access_key_id=options.s3_access_key, aws_secret_access_key=options.s3_secret_key,
+                          config=Config(retries={"mode": "standard", "max_attempts": 3}))
     store = S3ImageStore(client, options.s3_bucket)
     store.ensure_bucket()
     return store
