@@ -95,8 +95,12 @@ def build_image_store(settings: Settings) -> ImageStore:
         raise UserError("EDITBOT_IMAGE_STORE=s3 needs boto3: pip install 'editbot[distributed]'.") from None
     from storage.s3 import S3ImageStore
 
+    from botocore.config import Config
+
+    # Few retries inside boto3: a longer outage reaches the worker's own retry, which tells the people waiting.
     client = boto3.client("s3", endpoint_url=options.s3_endpoint_url, region_name=options.s3_region,
-                          aws_access_key_id=options.s3_access_key, aws_secret_access_key=options.s3_secret_key)
+                          aws_access_key_id=options.s3_access_key, aws_secret_access_key=options.s3_secret_key,
+                          config=Config(retries={"mode": "standard", "max_attempts": 3}))
     store = S3ImageStore(client, options.s3_bucket)
     store.ensure_bucket()
     return store
@@ -113,6 +117,7 @@ def build_distributed_queue(settings: Settings, history: HistoryRepository, fron
         from bot.distributed.frontend import DistributedQueue
     except ImportError:
         raise UserError("EDITBOT_MODE=distributed needs taskiq-redis: pip install 'editbot[distributed]'.") from None
+    from bot.distributed.identity import default_frontend_id
     from bot.distributed.jobs import SqlJobRepository
     from storage.database import make_engine
 
@@ -122,7 +127,8 @@ def build_distributed_queue(settings: Settings, history: HistoryRepository, fron
         Redis.from_url(options.redis_url),
         SqlJobRepository(make_engine(settings.storage.url)),
         history,
-        frontend=options.frontend_id or frontend,
+        frontend=options.frontend_id or default_frontend_id(frontend, settings.storage.data_dir),
+        exact_frontend=options.frontend_id is not None,
         queue_name=options.queue_name,
         max_waiting_per_person=limits.max_waiting_per_person,
         max_waiting_total=limits.max_waiting_total,
@@ -150,8 +156,9 @@ def build_engine(
 ) -> ConversationEngine:
     """Everything the adapters need. Pass `editor` to skip loading the model (tests, demos), `storage` to reuse an
     open one, `observer` to watch the edits and `on_queue` to be handed the queue (health, metrics). A model loaded
-    here gets its warm-up edit. In distributed mode no model loads here (workers run it) and `frontend` names this
-    process in the job table (EDITBOT_FRONTEND_ID overrides it)."""
+    here gets its warm-up edit. In distributed mode no model loads here (workers run it) and `frontend` (with the
+    host and an id kept in the data folder) names this process in the job table (EDITBOT_FRONTEND_ID overrides it).
+    """
     history, images = storage or build_storage(settings)
     limits = settings.limits
     if settings.distributed.mode == "distributed":

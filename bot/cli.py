@@ -342,6 +342,13 @@ def bench_queue_command(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.jobs < 1 or args.hold <= 0 or min(args.workers) < 1 or args.repeats < 1:
         raise UserError("--jobs, --hold, --workers and --repeats must be positive.")
+    if args.soak is not None:
+        from bot.distributed.soak import run_soak
+
+        if args.soak <= 0:
+            raise UserError("--soak takes a positive number of minutes.")
+        run_soak(args.soak, args.hold, max(args.workers), args.json)
+        return 0
     run_benchmark(args.jobs, args.hold, tuple(args.workers), args.json, args.repeats)
     return 0
 

@@ -17,6 +17,8 @@ from core.domain import ChatKey
 from core.conversation.engine import ConversationEngine
 from core.messages import ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
 
+SETTLE_SECONDS = 2.0
+"""At Ctrl-C, how long the line being handled gets to print how its edit ends once the engine closed."""
 HELP = "Type an instruction, a /command (/help lists them), /open PATH [instruction], !action for a button, or /quit."
 
 
@@ -102,6 +104,7 @@ async def run_console(engine: ConversationEngine, out_dir: Path, *, image: Path 
     """Read lines until end of input or /quit. Works the same typed by a person or piped by a script."""
     console = ConsoleChat(engine, out_dir, output=output)
     await engine.start(send_to=lambda key: console.render)  # one person: re-attached results are theirs
+    saying: asyncio.Task | None = None
     try:
         interactive = input.isatty()
         if interactive:
@@ -115,6 +118,11 @@ async def run_console(engine: ConversationEngine, out_dir: Path, *, image: Path 
             line = await asyncio.to_thread(input.readline)
             if not line or line.strip() in ("/quit", "/exit"):
                 break
-            await console.say(line)
+            # Its own task, so Ctrl-C (which cancels this one) lets it hear how its edit ends when the engine closes.
+            saying = asyncio.create_task(console.say(line))
+            await asyncio.shield(saying)
     finally:
         await engine.close()
+        if saying is not None and not saying.done():  # an edit in flight hears how it ends (distributed: it
+            await asyncio.wait({saying}, timeout=SETTLE_SECONDS)  # will arrive when I'm back) and prints that
+            saying.cancel()

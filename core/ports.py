@@ -177,6 +177,12 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Delayed:
+    """The job waits for storage that does not answer (the database, the image store); it goes on by itself once
+    that is back, nothing lost."""
+
+
+@dataclass(frozen=True)
 class QueueStatus:
     """What an admin sees: whether an edit runs, how many wait, whether the queue is paused."""
 
@@ -194,14 +200,14 @@ class TrackedJob:
     id: int | str
     job: EditJob
     result: asyncio.Future[list[Node]]
-    _events: asyncio.Queue[Position | Step | None] = field(default_factory=asyncio.Queue)
+    _events: asyncio.Queue[Position | Step | Delayed | None] = field(default_factory=asyncio.Queue)
     _ended: bool = field(default=False, init=False)
 
     @property
     def owner(self) -> int:
         return self.job.conversation_id
 
-    async def updates(self) -> AsyncIterator[Position | Step]:
+    async def updates(self) -> AsyncIterator[Position | Step | Delayed]:
         """Progress until the job ends (successfully or not); then await `result`."""
         while True:
             event = await self._events.get()
@@ -209,7 +215,7 @@ class TrackedJob:
                 return
             yield event
 
-    def report(self, update: Position | Step) -> None:
+    def report(self, update: Position | Step | Delayed) -> None:
         """Queue side: pass on where the job stands. Call from the event loop."""
         self._events.put_nowait(update)
 
@@ -270,11 +276,12 @@ class JobQueue(Protocol):
     def status(self) -> QueueStatus: ...
 
     @abstractmethod
-    def pause(self) -> None:
-        """Admin: start no new job until resume(); running ones finish, waiting ones keep their places."""
+    async def pause(self) -> None:
+        """Admin: start no new job until resume(); running ones finish, waiting ones keep their places. Returns once
+        the pause is in force (a distributed queue: once every worker sees it)."""
 
     @abstractmethod
-    def resume(self) -> None: ...
+    async def resume(self) -> None: ...
 
 
 class Translator(Protocol):

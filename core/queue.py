@@ -94,11 +94,11 @@ class EditQueue(JobQueue):
     def status(self) -> QueueStatus:
         return QueueStatus(self._running is not None, len(self._waiting), self._paused)
 
-    def pause(self) -> None:
+    async def pause(self) -> None:
         """Start no new job until resume(); the running one finishes, waiting ones stay."""
         self._paused = True
 
-    def resume(self) -> None:
+    async def resume(self) -> None:
         self._paused = False
         self._wakeup.set()
 

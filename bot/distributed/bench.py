@@ -94,11 +94,26 @@ class Bench:
         Image.new("RGB", (64, 64), (40, 90, 160)).save(buffer, "PNG")
         self.photo = self.images.put(buffer.getvalue())
 
-    def start_workers(self, count: int, queue_name: str) -> list[subprocess.Popen]:
+    def start_workers(self, count: int, queue_name: str,
+                      extra_env: dict[str, str] | None = None) -> list[subprocess.Popen]:
         env = {**os.environ, "EDITBOT_DATA_DIR": str(self.data_dir), "EDITBOT_DATABASE_URL": self.database_url,
-               "EDITBOT_REDIS_URL": self.redis_url, "EDITBOT_QUEUE_NAME": queue_name, "EDITBOT_IMAGE_STORE": "local"}
+               "EDITBOT_REDIS_URL": self.redis_url, "EDITBOT_QUEUE_NAME": queue_name, "EDITBOT_IMAGE_STORE": "local",
+               **(extra_env or {})}
         command = [sys.executable, "-m", "bot.distributed.bench", "--serve-worker", str(self.hold)]
         return [subprocess.Popen(command, env=env) for _ in range(count)]
+
+    async def stop(self, processes: list[subprocess.Popen], queue_name: str) -> None:
+        """Stop the workers and remove the run's Redis keys."""
+        from redis.asyncio import Redis
+
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait()
+        async with Redis.from_url(self.redis_url) as redis:
+            leftovers = [key async for key in redis.scan_iter(f"{queue_name}:*")]
+            if leftovers:
+                await redis.delete(*leftovers)
 
     def new_jobs(self, count: int, run: str) -> list[EditJob]:
         """One fresh photo (a root node) per job, so a duplicated edit shows as a second child."""
@@ -141,14 +156,7 @@ class Bench:
             wall = time.perf_counter() - started
         finally:
             await queue.close()
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait()
-            leftovers = [key async for key in redis.scan_iter(f"{queue_name}:*")]
-            if leftovers:
-                await redis.delete(*leftovers)
-            await redis.aclose()
+            await self.stop(processes, queue_name)
         edits = self.edits_per_photo(jobs)
         return {
             "workers": workers,
@@ -223,11 +231,18 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4], help="worker counts (default 1 2 4)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds over the worker counts (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--soak", type=float, metavar="MINUTES",
+                        help="instead: keep jobs flowing for MINUTES with the largest --workers count, a random worker "
+                             "killed every minute; print lost, duplicated, undelivered, Redis memory, stream length")
 
 
 if __name__ == "__main__":
     arguments = build_parser().parse_args()
     if arguments.serve_worker is not None:
         _worker_main(arguments.serve_worker)
+    elif arguments.soak is not None:
+        from bot.distributed.soak import run_soak
+
+        run_soak(arguments.soak, arguments.hold, max(arguments.workers), arguments.json)
     else:
         run_benchmark(arguments.jobs, arguments.hold, tuple(arguments.workers), arguments.json, arguments.repeats)

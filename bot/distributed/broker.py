@@ -16,7 +16,10 @@ from taskiq import AckableMessage
 from taskiq_redis import RedisStreamBroker
 
 from bot.distributed.keys import Keys
+from bot.distributed.outage import REDIS, Outages
 
+ACK_GIVE_UP_SECONDS = 30.0
+"""How long an acknowledgement is retried while Redis is out; after that the job is delivered again (counted once)."""
 BATCH_WINDOW_SECONDS = 0.03
 """A batching worker that got a job waits this long for more to run with it: a small delay next to an edit."""
 
@@ -24,22 +27,46 @@ BATCH_WINDOW_SECONDS = 0.03
 class ReclaimingStreamBroker(RedisStreamBroker):
     """taskiq-redis's stream broker, fetching one message at a time (so an idle worker finds the next job, not a
     busy one that fetched it early) and reclaiming deliveries left unacknowledged for `idle_timeout` ms by a dead
-    worker on every round: the stock listen() looks for them only after a new message arrived."""
+    worker on every round: the stock listen() looks for them only after a new message arrived.
+
+    While Redis is out it waits and tries again (one log line when lost, one when back: `outages`), rather than
+    raising: Taskiq would restart it at once, a traceback each time. An acknowledgement that cannot reach Redis is
+    retried; if Redis stays out, the delivery comes again later and the job row makes it count once."""
+
+    outages: Outages
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.outages = Outages()
 
     async def listen(self) -> AsyncIterator[AckableMessage]:
         async with Redis(connection_pool=self.connection_pool) as redis:
             while True:
-                _, claimed, *_ = await redis.xautoclaim(
-                    self.queue_name, self.consumer_group_name, self.consumer_name,
-                    min_idle_time=self.idle_timeout, count=1,
-                )
-                fetched = [(self.queue_name, claimed)] if claimed else await redis.xreadgroup(
-                    self.consumer_group_name, self.consumer_name, {self.queue_name: ">"}, block=self.block, count=1,
-                )
+                fetched = await self.outages.retry_async(lambda: self._read_one(redis), REDIS)
                 for stream, messages in fetched or []:
                     for message_id, fields in messages:
                         if fields:  # None for an entry trimmed from the stream meanwhile
-                            yield AckableMessage(data=fields[b"data"], ack=self._ack_generator(message_id, stream))
+                            yield AckableMessage(data=fields[b"data"], ack=self._patient_ack(message_id, stream))
+
+    async def _read_one(self, redis: Redis) -> list:
+        _, claimed, *_ = await redis.xautoclaim(
+            self.queue_name, self.consumer_group_name, self.consumer_name, min_idle_time=self.idle_timeout, count=1,
+        )
+        return [(self.queue_name, claimed)] if claimed else await redis.xreadgroup(
+            self.consumer_group_name, self.consumer_name, {self.queue_name: ">"}, block=self.block, count=1,
+        )
+
+    def _patient_ack(self, message_id: bytes, stream: str) -> Callable[[], Awaitable[None]]:
+        ack = self._ack_generator(message_id, stream)
+
+        async def ack_while_redis_answers() -> None:
+            try:
+                await self.outages.retry_async(ack, REDIS, give_up_after=ACK_GIVE_UP_SECONDS)
+            except Exception as error:
+                if self.outages.failed(error) is None:
+                    raise
+
+        return ack_while_redis_answers
 
 
 def make_broker(redis_url: str, queue_name: str, *, redeliver_seconds: float, consumer_name: str | None = None,
@@ -129,7 +156,8 @@ class BatchingStreamBroker(ReclaimingStreamBroker):
         async with Redis(connection_pool=self.connection_pool) as redis_client:
             while True:
                 await self.deliveries.wait_until_none_held()
-                messages = await self._read(redis_client, self.deliveries.size)
+                messages = await self.outages.retry_async(
+                    lambda: self._read(redis_client, self.deliveries.size), REDIS)
                 if not messages:
                     continue
                 self.deliveries.delivered(len(messages))
@@ -160,7 +188,7 @@ class BatchingStreamBroker(ReclaimingStreamBroker):
         return messages
 
     def _releasing_ack(self, message_id: bytes) -> Callable[[], Awaitable[None]]:
-        ack = self._ack_generator(message_id, self.queue_name)
+        ack = self._patient_ack(message_id, self.queue_name)
 
         async def ack_and_release() -> None:
             try:

@@ -25,14 +25,21 @@ from redis.asyncio import Redis
 from taskiq.kicker import AsyncKicker
 
 from bot.distributed.broker import ReclaimingStreamBroker
+from bot.distributed.identity import FrontendLease
 from bot.distributed.jobs import JobRecord, JobRepository
 from bot.distributed.keys import CANCEL_FLAG_SECONDS, TASK_NAME, Keys
+from bot.distributed.outage import DATABASE, REDIS, Outages, log_unless_outage
 from core.domain import EditJob, Node
 from core.errors import EDIT_FAILED_ON_OUR_SIDE, INTERNAL_FAILURE, EditCancelled, QueueFull, UserError
 from core.metrics import EditObserver, NoObserver
-from core.ports import HistoryRepository, JobQueue, Position, QueueStatus, Step, TrackedJob
+from core.ports import Delayed, HistoryRepository, JobQueue, Position, QueueStatus, Step, TrackedJob
 
 log = logging.getLogger(__name__)
+
+GIVE_UP_SECONDS = 20.0
+"""How long recording or queueing an edit (or a cancel) is retried while Redis or the database is out."""
+QUEUE_UNREACHABLE = "I can't reach the edit queue right now: please send your edit again in a minute."
+RESTARTING = "I'm restarting: your edit will arrive when I'm back."
 
 
 @dataclass(eq=False)
@@ -49,7 +56,8 @@ class DistributedJob(TrackedJob):
 
 class DistributedQueue(JobQueue):
     """The JobQueue of a front-end, over Redis and the job table. One per front-end process; `frontend` names it in the job
-    table so a restarted process re-attaches to its own jobs. The observer hears how each of its jobs ended, as
+    table so a restarted process re-attaches to its own jobs; the name is leased in Redis while the process lives
+    (bot.distributed.identity): exact_frontend=False takes the next free NAME-2, NAME-3... when it is held. The observer hears how each of its jobs ended, as
     EditQueue's does (see `_observe`)."""
 
     def __init__(
@@ -65,6 +73,8 @@ class DistributedQueue(JobQueue):
         max_waiting_total: int = 100,
         poll_seconds: float = 2.0,
         observer: EditObserver | None = None,
+        give_up_seconds: float = GIVE_UP_SECONDS,
+        exact_frontend: bool = True,
     ) -> None:
         self._broker = broker
         self._observer = observer or NoObserver()
@@ -72,6 +82,7 @@ class DistributedQueue(JobQueue):
         self._jobs = jobs
         self._history = history
         self._frontend = frontend
+        self._lease = FrontendLease(redis, Keys(queue_name), frontend, exact=exact_frontend)
         self._keys = Keys(queue_name)
         self._max_per_person = max_waiting_per_person
         self._max_total = max_waiting_total
@@ -83,6 +94,8 @@ class DistributedQueue(JobQueue):
         self._listener: asyncio.Task | None = None
         self._pubsub = None
         self._paused = False
+        self._outages = Outages()
+        self._give_up_seconds = give_up_seconds
 
     # ------------------------------------------------------------------ JobQueue
 
@@ -91,6 +104,7 @@ class DistributedQueue(JobQueue):
         if self._listener is not None:
             return
         await self._broker.startup()
+        self._frontend = await self._lease.take()  # no other live front-end hears this name's events
         self._paused = bool(await self._redis.exists(self._keys.paused))
         self._pubsub = self._redis.pubsub()
         # Subscribe before reading the job rows, so a job that ends in between is seen one way or the other.
@@ -105,7 +119,7 @@ class DistributedQueue(JobQueue):
             elif record.state == "queued":
                 # The process may have died between recording the job and queueing it: queue it (again). A job
                 # delivered twice is claimed once; the other delivery sees it taken and is dropped.
-                handle.enqueued = self._spawn(self._queue(handle, record.created_at.timestamp()))
+                handle.enqueued = self._spawn(self._queue_or_give_up(handle, record.created_at.timestamp()))
             else:
                 self._mark_started(handle)
 
@@ -117,11 +131,19 @@ class DistributedQueue(JobQueue):
         await asyncio.gather(*(task for task in [self._listener, *self._background] if task), return_exceptions=True)
         self._listener = None
         for handle in list(self._handles.values()):
-            self._settle(handle, exception=UserError("I'm restarting: your edit will arrive when I'm back."))
+            self._settle(handle, exception=UserError(RESTARTING))
+            if not handle.result.cancelled():  # whoever followed it may be gone (Ctrl-C): no "never retrieved"
+                handle.result.exception()
+        await self._lease.release()
         if self._pubsub is not None:
             await self._pubsub.aclose()
         await self._redis.aclose()  # the queue owns the client it was given
         await self._broker.shutdown()
+
+    @property
+    def frontend(self) -> str:
+        """The name this front-end holds (after start(): the configured one, or a free variant of it)."""
+        return self._frontend
 
     @property
     def depth(self) -> int:
@@ -131,18 +153,27 @@ class DistributedQueue(JobQueue):
     @property
     def status(self) -> QueueStatus:
         """This front-end's view: whether one of its edits runs, how many of its edits wait, whether paused."""
-        handles = self._handles.values()
-        return QueueStatus(any(handle.started for handle in handles), sum(not handle.started for handle in handles),
-                           self._paused)
+        started = [handle.started for handle in self._handles.values()]
+        return QueueStatus(any(started), started.count(False), self._paused)
 
-    def pause(self) -> None:
-        """Every worker starts no new job until resume(); running ones finish, waiting ones stay queued."""
-        self._paused = True
-        self._spawn(self._redis.set(self._keys.paused, 1))
+    async def pause(self) -> None:
+        """Every worker starts no new job until resume(); running ones finish, waiting ones stay queued. Returns
+        once the pause is in Redis, where every worker checks it before starting a job (and again once claimed)."""
+        await self._set_paused(True)
 
-    def resume(self) -> None:
-        self._paused = False
-        self._spawn(self._redis.delete(self._keys.paused))
+    async def resume(self) -> None:
+        await self._set_paused(False)
+
+    async def _set_paused(self, paused: bool) -> None:
+        def change():
+            return self._redis.set(self._keys.paused, 1) if paused else self._redis.delete(self._keys.paused)
+
+        try:
+            await self._outages.retry_async(change, REDIS, give_up_after=self._give_up_seconds)
+        except Exception as error:
+            log_unless_outage(log, error, "could not change the pause")
+            raise UserError("I can't reach the edit queue right now: please try again in a minute.") from None
+        self._paused = paused
 
     def busy(self, conversation_id: int) -> bool:
         return any(handle.owner == conversation_id for handle in self._handles.values())
@@ -184,54 +215,93 @@ class DistributedQueue(JobQueue):
         return task
 
     async def _create_and_queue(self, handle: DistributedJob) -> None:
+        """Record the job, then queue it, each retried while the database or Redis is out; an edit that cannot be
+        recorded or queued in GIVE_UP_SECONDS ends with one line to the person, never silence."""
         try:
-            if await self._redis.zcard(self._keys.waiting) >= self._max_total:
-                self._settle(handle, exception=QueueFull("I'm very busy right now: please try again in a minute."))
-                return
-            await asyncio.to_thread(self._jobs.create, handle.id, handle.job, self._frontend)
-            await self._queue(handle, time.time())
-        except Exception:
-            log.exception("could not queue job %s", handle.id)
-            await self._fail(handle, EDIT_FAILED_ON_OUR_SIDE)
+            await self._outages.retry_async(
+                lambda: asyncio.to_thread(self._jobs.create, handle.id, handle.job, self._frontend), DATABASE,
+                give_up_after=self._give_up_seconds)
+        except Exception as error:
+            log_unless_outage(log, error, "could not record job %s", handle.id)
+            self._settle(handle, exception=UserError(QUEUE_UNREACHABLE))
+            return
+        await self._queue_or_give_up(handle, time.time(), new=True)
+
+    async def _queue_or_give_up(self, handle: DistributedJob, since: float, *, new: bool = False) -> None:
+        """Queue a recorded job (a new one only while the queue has room), retried while Redis is out. A job not
+        queued ends here: its row failed and delivered (so no worker runs it later) and the person told."""
+        async def queue() -> bool:
+            if new and await self._redis.zcard(self._keys.waiting) >= self._max_total:
+                return False
+            await self._queue(handle, since)
+            return True
+
+        try:
+            queued = await self._outages.retry_async(queue, REDIS, give_up_after=self._give_up_seconds)
+        except Exception as error:
+            log_unless_outage(log, error, "could not queue job %s", handle.id)
+            await self._end_unqueued(handle, UserError(QUEUE_UNREACHABLE))
+            return
+        if not queued:
+            await self._end_unqueued(handle, QueueFull("I'm very busy right now: please try again in a minute."))
+            return
+        try:
+            await self._announce_positions()
+        except Exception as error:  # positions are a courtesy: the next move announces them
+            log_unless_outage(log, error, "could not announce positions")
+
+    async def _end_unqueued(self, handle: DistributedJob, error: UserError) -> None:
+        try:
+            await asyncio.to_thread(self._jobs.fail, handle.id, str(error), type(error).__name__)
+            await asyncio.to_thread(self._jobs.mark_delivered, handle.id)
+        except Exception as failure:  # the row stays queued: a restarted front-end queues it again
+            log_unless_outage(log, failure, "could not fail job %s", handle.id)
+        self._settle(handle, exception=error)
 
     async def _queue(self, handle: DistributedJob, since: float) -> None:
         await self._redis.zadd(self._keys.waiting, {handle.id: since}, nx=True)
         await self._kicker.with_task_id(handle.id).kiq(handle.id)
-        await self._announce_positions()
 
     async def _cancel(self, handle: DistributedJob) -> None:
         if handle.enqueued is not None:
             await asyncio.gather(handle.enqueued, return_exceptions=True)
-        await self._redis.set(self._keys.cancel(handle.id), 1, ex=CANCEL_FLAG_SECONDS)  # reaches a running worker
-        record = await asyncio.to_thread(self._jobs.cancel, handle.id)
-        if record is not None and record.finished:
-            await self._resolve(handle, record)
-            await self._announce_positions()
-
-    async def _fail(self, handle: DistributedJob, line: str) -> None:
         try:
-            await asyncio.to_thread(self._jobs.fail, handle.id, line, INTERNAL_FAILURE)
-        finally:
-            await self._resolve(handle)
+            await self._outages.retry_async(  # reaches a running worker
+                lambda: self._redis.set(self._keys.cancel(handle.id), 1, ex=CANCEL_FLAG_SECONDS), REDIS,
+                give_up_after=self._give_up_seconds)
+            record = await self._outages.retry_async(lambda: asyncio.to_thread(self._jobs.cancel, handle.id),
+                                                     DATABASE, give_up_after=self._give_up_seconds)
+            if record is not None and record.finished:
+                await self._resolve(handle, record)
+                await self._announce_positions()
+        except Exception as error:
+            log_unless_outage(log, error, "could not cancel job %s", handle.id)
 
     # ------------------------------------------------------------------ following jobs
 
     async def _listen(self) -> None:
         """Apply events from workers; poll the job rows now and then for anything pub/sub lost."""
-        last_poll = time.monotonic()
+        last_poll = last_renewal = time.monotonic()
         while True:
             try:
                 message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=self._poll_seconds)
+                self._outages.fine(REDIS)
                 if message is not None:
                     await self._on_message(message)
                 if time.monotonic() - last_poll >= self._poll_seconds:
                     last_poll = time.monotonic()
-                    await self._poll()
+                    if await self._poll():
+                        self._outages.fine(DATABASE)
+                if time.monotonic() - last_renewal >= self._lease.lease_seconds / 3:
+                    await self._lease.renew()
+                    last_renewal = time.monotonic()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("distributed queue: event handling failed; carrying on")
-                await asyncio.sleep(self._poll_seconds)
+            except Exception as error:
+                wait = self._outages.failed(error)
+                if wait is None:
+                    log.exception("distributed queue: event handling failed; carrying on")
+                await asyncio.sleep(wait or self._poll_seconds)
 
     async def _on_message(self, message: dict) -> None:
         channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
@@ -246,6 +316,8 @@ class DistributedQueue(JobQueue):
             self._mark_started(handle)
         elif event["kind"] == "step":
             handle.report(Step(event["done"], event["total"]))
+        elif event["kind"] == "delayed":
+            handle.report(Delayed())
         elif event["kind"] == "finished":
             await self._resolve(handle)
 
@@ -255,10 +327,14 @@ class DistributedQueue(JobQueue):
         handle.timed_from = time.monotonic()
         handle.report(Position(0))
 
-    async def _poll(self) -> None:
+    async def _poll(self) -> bool:
+        """Resolve the jobs whose rows say they ended; whether any row was read."""
+        read = False
         for handle in list(self._handles.values()):
             if handle.enqueued is None or handle.enqueued.done():
                 await self._resolve(handle)
+                read = True
+        return read
 
     async def _announce_positions(self) -> None:
         """Tell each waiting job how many jobs wait in front of it (plus one: the work running ahead of them all)."""

@@ -4,7 +4,8 @@
 - P:waiting, a sorted set of the jobs not started yet, by submission time (queue positions);
 - P:events:FRONTEND, the pub/sub channel of a front-end's jobs (started, step, finished), and P:moved, told when a job
   leaves the waiting set (positions changed);
-- P:cancel:JOB, a flag the running worker checks every step; P:paused, set while an admin paused the queue.
+- P:cancel:JOB, a flag the running worker checks every step; P:paused, set while an admin paused the queue;
+- P:frontend:NAME, the lease of the live front-end of that name (bot.distributed.identity).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class Keys:
 
     def cancel(self, job_id: str) -> str:
         return f"{self.prefix}:cancel:{job_id}"
+
+    def frontend(self, name: str) -> str:
+        return f"{self.prefix}:frontend:{name}"
 
     @property
     def paused(self) -> str:

@@ -24,12 +24,15 @@ from collections.abc import Callable, Sequence
 
 import redis
 from PIL import Image
+from redis.asyncio import Redis as AsyncRedis
 from taskiq.acks import AcknowledgeType
 from taskiq.api import run_receiver_task
 
 from bot.distributed.broker import BatchingStreamBroker, Deliveries, make_broker
 from bot.distributed.jobs import JobRecord, JobRepository, SqlJobRepository
 from bot.distributed.keys import TASK_NAME, Keys
+from bot.distributed.outage import DATABASE, IMAGE_STORE, REDIS, Outages
+from bot.distributed.upkeep import keep_tidy
 from core.errors import EDIT_FAILED_ON_OUR_SIDE, EditCancelled, UserError, failure_kind
 from core.runner import EditRunner
 from storage.database import make_engine
@@ -62,6 +65,9 @@ class EditWorker:
         self.stale_after = stale_after
         # Beat well within stale_after, or a live job could look dead to a worker it was redelivered to.
         self.heartbeat_seconds = min(HEARTBEAT_SECONDS, stale_after / 4)
+        # Redis, the database or the image store out: what a job needs is retried until it is back (the delivery
+        # stays unacknowledged meanwhile); progress, events and cancel checks are skipped, never fatal to the edit.
+        self.outages = Outages()
 
     def process(self, job_id: str) -> None:
         """Run the job if nobody has (or is still) running it; record the outcome in the job row."""
@@ -100,7 +106,7 @@ class EditWorker:
         photos: dict[str, Image.Image] = {}
         for job_id in job_ids:
             key: object = job_id
-            record = self.jobs.get(job_id)
+            record = self.outages.retry(lambda: self.jobs.get(job_id), DATABASE)
             if record is not None and not record.finished and not record.job.variants:
                 try:
                     photo = self.runner.photo(record.job)
@@ -117,10 +123,11 @@ class EditWorker:
         outcome. A job cancelled meanwhile is dropped and told at once; the others carry on. When a call of several
         fails (a flagged result, bad params...), each of its jobs runs again alone, so one job's problem never fails
         another's."""
+        self._wait_while_paused(records)  # a pause that came between the check before claiming and the claim
         live = {record.id: record for record in records}  # the jobs not cancelled
         for record in records:
-            self.redis.zrem(self.keys.waiting, record.id)
-            self.redis.publish(self.keys.moved, record.id)
+            self.outages.attempt(lambda: self.redis.zrem(self.keys.waiting, record.id), REDIS, None)
+            self.outages.attempt(lambda: self.redis.publish(self.keys.moved, record.id), REDIS, None)
             self._tell(record, kind="started")
         cancel = threading.Event()
         last_heartbeat = time.monotonic()
@@ -135,7 +142,7 @@ class EditWorker:
             if time.monotonic() - last_heartbeat >= self.heartbeat_seconds:
                 last_heartbeat = time.monotonic()
                 for job_id in live:
-                    self.jobs.progress(job_id, done, total)
+                    self.outages.attempt(lambda: self.jobs.progress(job_id, done, total), DATABASE, None)
             for record in live.values():
                 self._tell(record, kind="step", done=done, total=total)
 
@@ -144,11 +151,7 @@ class EditWorker:
         if not running:
             return
         try:
-            if len(running) == 1:
-                outcomes = [self.runner.render(running[0].job, on_step, cancel)]
-            else:
-                outcomes = self.runner.render_many([record.job for record in running],
-                                                   [photos[record.id] for record in running], on_step, cancel)
+            outcomes = self._render(running, photos, on_step, cancel)
         except Exception as error:
             if len(live) > 1 and not isinstance(error, EditCancelled):
                 log.warning("a batch of %d jobs failed (%s); running them one by one", len(live), error,
@@ -163,9 +166,21 @@ class EditWorker:
             if record.id in live:
                 self._complete(record, results)
 
+    def _render(self, running: list[JobRecord], photos: dict[str, Image.Image] | None, on_step, cancel) -> list:
+        """The edits' results; tried again from the start while the image store or the database is out (the
+        results are recorded only afterwards, so a try cut short leaves nothing behind)."""
+        def render() -> list:
+            if len(running) == 1:
+                return [self.runner.render(running[0].job, on_step, cancel)]
+            return self.runner.render_many([record.job for record in running],
+                                           [photos[record.id] for record in running], on_step, cancel)
+
+        return self.outages.retry(render, IMAGE_STORE, on_wait=lambda: self._tell_delayed(running))
+
     def _complete(self, record: JobRecord, results) -> None:
         try:
-            self.jobs.complete(record.id, results)
+            self.outages.retry(lambda: self.jobs.complete(record.id, results), DATABASE,
+                               on_wait=lambda: self._tell_delayed([record]))
         except Exception as error:  # e.g. the job row failed meanwhile: nothing was recorded
             self._fail(record, error)
         else:
@@ -174,24 +189,30 @@ class EditWorker:
     def _fail(self, record: JobRecord, error: BaseException) -> None:
         try:
             if isinstance(error, UserError):
-                self.jobs.fail(record.id, str(error), failure_kind(error), cancelled=isinstance(error, EditCancelled))
+                line, cancelled = str(error), isinstance(error, EditCancelled)
             else:
                 log.error("job %s failed", record.id, exc_info=error)
-                self.jobs.fail(record.id, EDIT_FAILED_ON_OUR_SIDE, failure_kind(error))
+                line, cancelled = EDIT_FAILED_ON_OUR_SIDE, False
+            self.outages.retry(lambda: self.jobs.fail(record.id, line, failure_kind(error), cancelled=cancelled),
+                               DATABASE)
         finally:
             self._end(record)
 
     def _end(self, record: JobRecord) -> None:
         self._tell(record, kind="finished")
-        self.redis.delete(self.keys.cancel(record.id))
+        self.outages.attempt(lambda: self.redis.delete(self.keys.cancel(record.id)), REDIS, None)
 
     def _drop_cancelled(self, live: dict[str, JobRecord]) -> None:
         """Record as cancelled, and tell at once, the jobs of `live` someone cancelled; remove them from it."""
         job_ids = list(live)
-        with self.redis.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                pipe.exists(self.keys.cancel(job_id))
-            flags = pipe.execute()
+
+        def cancel_flags() -> list:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in job_ids:
+                    pipe.exists(self.keys.cancel(job_id))
+                return pipe.execute()
+
+        flags = self.outages.attempt(cancel_flags, REDIS, [0] * len(job_ids))  # checked again next step
         for job_id, flagged in zip(job_ids, flags):
             if flagged:
                 self._fail(live.pop(job_id), EditCancelled("Edit cancelled."))
@@ -210,7 +231,7 @@ class EditWorker:
     def _take(self, job_id: str) -> tuple[JobRecord | None, bool]:
         """One try at claiming the job: (the row, False) when claimed; (None, True) while it runs on a live worker;
         (None, False) when there is nothing to run."""
-        record, claimed = self.jobs.claim(job_id, self.name, self.stale_after)
+        record, claimed = self.outages.retry(lambda: self.jobs.claim(job_id, self.name, self.stale_after), DATABASE)
         if record is None:
             log.warning("job %s is not in the job table; dropped", job_id)
             return None, False
@@ -223,12 +244,21 @@ class EditWorker:
             return None, False
         return None, True
 
-    def _wait_while_paused(self) -> None:
-        while self.redis.exists(self.keys.paused):  # an admin paused the queue: start nothing new
-            time.sleep(0.5)
+    def _wait_while_paused(self, claimed: Sequence[JobRecord] = ()) -> None:
+        """Start nothing new while an admin paused the queue; the jobs already claimed keep their heartbeat."""
+        while self.outages.retry(lambda: self.redis.exists(self.keys.paused), REDIS):
+            for record in claimed:
+                self.outages.attempt(lambda: self.jobs.progress(record.id, 0, 0), DATABASE, None)
+            time.sleep(min(0.5, self.heartbeat_seconds))
+
+    def _tell_delayed(self, records: Sequence[JobRecord]) -> None:
+        """The people waiting for these jobs hear that storage is out and their edits go on once it is back."""
+        for record in records:
+            self._tell(record, kind="delayed")
 
     def _tell(self, record: JobRecord, **event) -> None:
-        self.redis.publish(self.keys.events(record.frontend), json.dumps({"job": record.id, **event}))
+        message = json.dumps({"job": record.id, **event})
+        self.outages.attempt(lambda: self.redis.publish(self.keys.events(record.frontend), message), REDIS, None)
 
 
 async def serve(worker: EditWorker, redis_url: str, queue_name: str, redeliver_seconds: float,
@@ -248,8 +278,11 @@ async def serve(worker: EditWorker, redis_url: str, queue_name: str, redeliver_s
         async def edit(job_id: str) -> None:
             await deliveries.run(job_id)
 
+    broker.outages = worker.outages  # one line per change of Redis's state for the whole process
     broker.register_task(edit, task_name=TASK_NAME)
     await broker.startup()
+    tidying = asyncio.create_task(keep_tidy(AsyncRedis(connection_pool=broker.connection_pool), broker.queue_name,
+                                            broker.consumer_group_name, worker.name, worker.outages))
     if on_ready is not None:
         on_ready()
     try:
@@ -257,6 +290,7 @@ async def serve(worker: EditWorker, redis_url: str, queue_name: str, redeliver_s
         await run_receiver_task(broker, max_async_tasks=batch_size, max_prefetch=0,
                                 ack_time=AcknowledgeType.WHEN_EXECUTED)
     finally:
+        tidying.cancel()
         await broker.shutdown()
 
 

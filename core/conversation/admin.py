@@ -58,11 +58,11 @@ class AdminCommands(CommandGroup, register=False):
     @command("pause", hidden=True)
     async def pause_command(self, conversation: Conversation, send: Send) -> None:
         """Admin: start no new edits; the running one finishes and waiting ones keep their places."""
-        self._queue.pause()
+        await self._queue.pause()
         await send(TextReply("Paused: no new edits start until /resume. Waiting edits keep their places."))
 
     @command("resume", hidden=True)
     async def resume_command(self, conversation: Conversation, send: Send) -> None:
         """Admin: start edits again after /pause."""
-        self._queue.resume()
+        await self._queue.resume()
         await send(TextReply("Resumed: edits run again."))

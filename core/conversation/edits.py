@@ -14,7 +14,7 @@ from core.errors import BadParams, UserError
 from core.images import decode_stored, stored_as_png
 from core.messages import Button, ImageReply, Press, ProgressReply, Send
 from core.offload import in_image_thread, in_thread
-from core.ports import HistoryRepository, ImageStore, JobQueue, Position, Step, TrackedJob
+from core.ports import Delayed, HistoryRepository, ImageStore, JobQueue, Position, Step, TrackedJob
 from core.understanding import HeldBack, Understanding
 
 # Exact operations' captions (core/conversation/exact.py does them); here because every caption is made here.
@@ -58,7 +58,12 @@ def short(node: Node) -> str:
     return f"“{node.instruction}”" if is_model_edit(node) else f"{node.instruction} (exact)"
 
 
-def progress(job_id: int | str, update: Position | Step) -> ProgressReply:
+DELAYED_LINE = "Storage is not answering right now: your edit goes on by itself once it is back."
+
+
+def progress(job_id: int | str, update: Position | Step | Delayed) -> ProgressReply:
+    if isinstance(update, Delayed):
+        return ProgressReply(job_id, DELAYED_LINE)
     if isinstance(update, Step):
         return ProgressReply(job_id, f"Editing: step {update.done}/{update.total}", 0, update.done, update.total)
     if update.ahead:

@@ -13,6 +13,7 @@ pytest.importorskip("taskiq_redis")
 
 from storage.migrate import upgrade  # noqa: E402
 from tests.support.cluster import REDIS_URL, Cluster  # noqa: E402
+from tests.support.services import PrivateRedis  # noqa: E402
 
 
 @pytest.fixture
@@ -49,3 +50,24 @@ def any_cluster(request, tmp_path, redis_prefix):
     url = f"sqlite:///{tmp_path / 'editbot.sqlite3'}" if request.param == "sqlite" else request.getfixturevalue(
         "postgres_url")
     yield from _cluster(url, tmp_path, redis_prefix)
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of the test's own, which it may stop and restart (its data kept across restarts)."""
+    server = PrivateRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def private_cluster(tmp_path, private_redis):
+    """A cluster on SQLite and the test's own Redis."""
+    url = f"sqlite:///{tmp_path / 'editbot.sqlite3'}"
+    upgrade(url)
+    cluster = Cluster(url, tmp_path, "faults", redis_url=private_redis.url)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -54,13 +54,13 @@ async def test_metrics_count_the_jobs_workers_ran(cluster, distributed_settings)
         await cancelled_running("/cancel")
         assert texts(await running)[-1].text == "Edit cancelled."
 
-        queue.pause()  # no worker takes the next job: cancelled while waiting, it is not an edit that ran
+        await queue.pause()  # no worker takes the next job: cancelled while waiting, it is not an edit that ran
         cancelled_waiting = Chat(engine, person(3))
         waiting = asyncio.create_task(cancelled_waiting.photo("make it rain"))
         await until(lambda: len(cluster.job_rows()) == 3, what="the third job queued")
         await cancelled_waiting("/cancel")
         assert texts(await waiting)[-1].text == "Edit cancelled."
-        queue.resume()
+        await queue.resume()
     finally:
         await engine.close()
 

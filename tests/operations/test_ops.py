@@ -117,7 +117,7 @@ async def test_healthz_is_503_until_the_model_is_ready_then_200(watched):
                                        "queue_depth": None, "queue_paused": None}
     health.history, health.queue = history, queue
     health.mark_model_ready()
-    queue.pause()
+    await queue.pause()
     response = await client.get("/healthz")
     assert response.status == 200
     assert (await response.json()) == {"status": "ok", "model_loaded": True, "database": True,

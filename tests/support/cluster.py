@@ -46,8 +46,9 @@ def worker_main() -> None:
 class Cluster:
     """Storage, Redis names and worker processes of one test; front-ends made on demand."""
 
-    def __init__(self, database_url: str, data_dir: Path, queue_name: str) -> None:
+    def __init__(self, database_url: str, data_dir: Path, queue_name: str, redis_url: str = REDIS_URL) -> None:
         self.database_url = database_url
+        self.redis_url = redis_url
         self.data_dir = data_dir
         self.queue_name = queue_name
         self.db = make_engine(database_url)
@@ -56,22 +57,26 @@ class Cluster:
         self.jobs = SqlJobRepository(self.db)
         self.workers: list[subprocess.Popen] = []
 
-    def start_worker(self, step_seconds: float, batch_size: int = 1) -> subprocess.Popen:
+    def start_worker(self, step_seconds: float, batch_size: int = 1, *, log: Path | None = None,
+                     extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+        """A worker process; `log`: a file its standard error goes to (what it logs)."""
         env = {
             **os.environ,
             "EDITBOT_DATA_DIR": str(self.data_dir),
             "EDITBOT_DATABASE_URL": self.database_url,
             "EDITBOT_MODE": "distributed",
-            "EDITBOT_REDIS_URL": REDIS_URL,
+            "EDITBOT_REDIS_URL": self.redis_url,
             "EDITBOT_QUEUE_NAME": self.queue_name,
             "EDITBOT_REDELIVER_SECONDS": str(REDELIVER_SECONDS),
             "EDITBOT_WORKER_BATCH_SIZE": str(batch_size),
             "TEST_STEP_SECONDS": str(step_seconds),
+            **(extra_env or {}),
         }
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from tests.support.cluster import worker_main; worker_main()"],
-            cwd=ROOT, env=env,
-        )
+        with open(log, "ab") if log else contextlib.nullcontext() as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-c", "from tests.support.cluster import worker_main; worker_main()"],
+                cwd=ROOT, env=env, stderr=stderr,
+            )
         self.workers.append(process)
         return process
 
@@ -95,16 +100,20 @@ class Cluster:
                 await serving
             worker.redis.close()
 
-    def engine(self, frontend: str = "test") -> ConversationEngine:
+    def engine(self, frontend: str = "test", **options) -> ConversationEngine:
+        """A front-end's engine; options: more DistributedQueue settings (give_up_seconds...), or another `jobs`
+        repository than the cluster's."""
+        jobs = options.pop("jobs", self.jobs)
         queue = DistributedQueue(
-            make_broker(REDIS_URL, self.queue_name, redeliver_seconds=REDELIVER_SECONDS),
-            Redis.from_url(REDIS_URL),
-            self.jobs,
+            make_broker(self.redis_url, self.queue_name, redeliver_seconds=REDELIVER_SECONDS),
+            Redis.from_url(self.redis_url),
+            jobs,
             self.history,
             frontend=frontend,
             queue_name=self.queue_name,
             max_waiting_per_person=1,
             poll_seconds=0.5,
+            **options,
         )
         return ConversationEngine(self.history, self.images, queue)
 
