@@ -148,7 +148,7 @@ def build_engine(
         on_queue(queue)
     admin = AdminCommands(queue, history, settings.ops.admin_ids)
     return ConversationEngine(history, images, queue, intake_limits=limits.intake, command_groups=[admin],
-                              model=settings.editor.model)
+                              model=settings.editor.model, max_waiting_per_person=limits.max_waiting_per_person)
 
 
 @contextmanager

@@ -25,6 +25,14 @@ class ModelUnavailable(UserError):
     """The model could not be loaded (offline, wrong path, broken file)."""
 
 
+class PictureGone(UserError):
+    """A node's image file is missing from the image store (deleted by hand, a lost disk): nothing can use it."""
+
+    def __init__(self) -> None:
+        super().__init__("That picture is no longer stored, so I left everything as it was. "
+                         "/history shows what is still there; or send a new photo.")
+
+
 class QueueFull(UserError):
     """Too many edits waiting for this person or in total."""
 

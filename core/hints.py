@@ -73,6 +73,15 @@ def non_english(text: str) -> str | None:
     return None
 
 
+def control_character(text: str) -> str | None:
+    """The first control character (NUL, escape, ...) of the text, as U+XXXX; None if it has none. Line breaks and tabs
+    are allowed: people type them. The others cannot be stored (NUL, on PostgreSQL) or mean nothing to a model."""
+    for char in text:
+        if unicodedata.category(char) == "Cc" and char not in "\n\t":
+            return f"U+{ord(char):04X}"
+    return None
+
+
 def instruction_problem(text: str, count_tokens: Callable[[str], int] = estimate_tokens) -> str | None:
     """One line with a suggestion when the instruction would not work well as written; None when it is fine."""
     if not text.strip():

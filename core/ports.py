@@ -43,10 +43,14 @@ class HistoryRepository(Protocol):
         """
 
     def move_head(self, conversation_id: int, node_id: int | None) -> Conversation:
-        """Make node_id the head (None: no current image) and raise its visit counter.
+        """Make node_id the head (None: no current image), raise its visit counter and count it as used now.
 
         Raises ValueError if the node belongs to another conversation.
         """
+
+    def touch(self, node_id: int) -> bool:
+        """Count the node as used now (a button pressed on it, an edit of it starting): retention keeps its tree.
+        False if there is no such node (any more)."""
 
     def save_settings(self, conversation_id: int, settings: EditParams) -> Conversation: ...
 
@@ -67,8 +71,12 @@ class HistoryRepository(Protocol):
     def referenced_images(self) -> set[str]:
         """Every image hash some node refers to, for the image store's sweep."""
 
+    def stored_bytes(self, person: str) -> int:
+        """What the pictures of a person's ("platform:user_id") nodes take in the image store, across their chats;
+        a picture several of their nodes share is counted once."""
+
     def purge_before(self, cutoff: datetime) -> int:
-        """Retention: delete every edit tree whose newest node was made before cutoff, whole, one transaction per
+        """Retention: delete every edit tree whose nodes were all made and last used before cutoff, whole, one transaction per
         conversation, clearing heads that pointed into it (conversations and settings stay). Returns how many nodes
         were deleted; sweep the image store afterwards."""
 

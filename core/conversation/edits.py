@@ -7,13 +7,14 @@ Blocking calls hop to a thread: repository calls through `in_thread`, image work
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from PIL import Image
 
 from core.commands import ButtonInfo, CommandInfo
 from core.domain import Conversation, EditJob, EditParams, Node
-from core.errors import BadParams, UserError
-from core.hints import instruction_problem
+from core.errors import BadParams, PictureGone, UserError
+from core.hints import control_character, instruction_problem
 from core.images import decode_png
 from core.messages import Button, ImageReply, Press, ProgressReply, Send
 from core.offload import in_image_thread, in_thread
@@ -66,6 +67,13 @@ def progress(job_id: int | str, update: Position | Step) -> ProgressReply:
     return ProgressReply(job_id, "Starting the edit…")
 
 
+def refuse_control_characters(instruction: str) -> None:
+    """BadParams when the instruction holds a control character: refused before it is held back or costs model time."""
+    if (char := control_character(instruction)) is not None:
+        raise BadParams(f"Your instruction contains an invisible control character ({char}): please type it again "
+                        "without it.")
+
+
 class EditCore:
     """The ports and settings every command group shares, and the helpers they build on."""
 
@@ -115,17 +123,45 @@ class EditCore:
         return max(children, key=lambda child: (child.visit, child.id), default=None)
 
     async def move(self, conversation: Conversation, node_id: int | None) -> Node | None:
+        """Make node_id the head, once its picture is known to be stored (PictureGone, and no move, if not)."""
+        node = None if node_id is None else await in_thread(self.history.node, node_id)
+        if node is not None:
+            await self.require_stored(node)
         await in_thread(self.history.move_head, conversation.id, node_id)
         return None if node_id is None else await in_thread(self.history.node, node_id)
 
+    async def claim(self, parent: Node) -> None:
+        """Before an edit of parent is queued: its picture must be stored, and its tree counts as used now, so a
+        retention purge running meanwhile keeps it (PictureGone if either is already gone)."""
+        await self.require_stored(parent)
+        if not await in_thread(self.history.touch, parent.id):
+            raise PictureGone()
+
+    async def require_stored(self, node: Node) -> None:
+        """PictureGone when the node's image file is missing: checked before anything changes or a job queues."""
+        if not await in_image_thread(self.images.exists, node.image_hash):
+            raise PictureGone()
+
+    def stored(self, digest: str) -> bytes:
+        """Blocking: a stored image's bytes (call through in_image_thread); PictureGone if its file is missing."""
+        try:
+            return self.images.get(digest)
+        except KeyError:
+            raise PictureGone() from None
+
+    def fetcher(self, digest: str) -> Callable[[], bytes]:
+        """A stored image for core.pictures, fetched (and decoded small) only when it is drawn."""
+        return partial(self.stored, digest)
+
     def image(self, digest: str) -> Image.Image:
-        """Blocking: decode a stored image (call through in_image_thread)."""
-        return decode_png(self.images.get(digest))
+        """Blocking: decode a stored image at full size (call through in_image_thread)."""
+        return decode_png(self.stored(digest))
 
     # -------------------------------------------------------------- edits
 
     async def instruct(self, conversation: Conversation, parent: Node, instruction: str, send: Send) -> None:
         """An instruction the person typed: checked for what the model cannot read before it costs GPU time."""
+        refuse_control_characters(instruction)
         problem = await in_thread(instruction_problem, instruction, self.count_tokens)
         if problem is not None:
             await in_thread(self.history.hold_back, conversation.id, parent.id, instruction)
@@ -138,6 +174,8 @@ class EditCore:
         params = params.validated()
         if not instruction:
             raise BadParams("Tell me what to change, for example “make it night”.")
+        refuse_control_characters(instruction)
+        await self.claim(parent)
         job = EditJob(conversation.id, conversation.key.person, parent.id, parent.image_hash, instruction, params)
         [node] = await self.run(job, send)
         await send(await self.show(node, caption(node)))
@@ -164,7 +202,7 @@ class EditCore:
 
     async def show(self, node: Node, text: str) -> ImageReply:
         """An image reply for a node, with the buttons that make sense on it."""
-        data = await in_image_thread(self.images.get, node.image_hash)
+        data = await in_image_thread(self.stored, node.image_hash)
         actions = []
         if node.parent_id is not None:
             actions.append("undo")

@@ -14,6 +14,7 @@ import asyncio
 import importlib
 import logging
 import pkgutil
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from core import conversation as groups_package
@@ -21,7 +22,7 @@ from core.commands import NO_COMMAND, CommandInfo, collect, split_command, unkno
 from core.conversation.edits import GROUPS, CommandGroup, EditCore, caption, is_model_edit
 from core.conversation.tuning import Tuning, tuning_direction
 from core.domain import ChatKey, Conversation, EditParams, NewNode
-from core.errors import UserError
+from core.errors import QueueFull, UserError
 from core.hints import estimate_tokens
 from core.images import encode_png, load_untrusted
 from core.messages import Incoming, Send, TextReply
@@ -54,10 +55,12 @@ class ConversationEngine:
         command_groups: Iterable[CommandGroup] = (),
         count_tokens: Callable[[str], int] = estimate_tokens,
         model: str = "",
+        max_waiting_per_person: int = 1,
     ) -> None:
         """command_groups: more groups, made by the caller, whose commands answer too (e.g. admin commands, which
         need the admins' ids); the groups of this package are found and made here. model: the editor's model name,
-        as /info reports it."""
+        as /info reports it. max_waiting_per_person: photos one person may have in intake at once (decoding is the
+        costly part of a photo; the queue applies the same limit to edits)."""
         self._core = EditCore(history, images, queue, intake_limits=intake_limits or {}, defaults=defaults,
                               count_tokens=count_tokens, model=model)
         _import_groups()
@@ -67,6 +70,8 @@ class ConversationEngine:
         self._core.commands = self.commands
         self._core.buttons = {action: info for action, (info, _) in self._buttons.items()}
         self._deliveries: set[asyncio.Task] = set()  # re-attached jobs being delivered (see start)
+        self._max_intakes = max_waiting_per_person
+        self._intakes: Counter[str] = Counter()  # photos being decoded and stored, per person
 
     @property
     def commands(self) -> list[CommandInfo]:
@@ -134,8 +139,17 @@ class ConversationEngine:
 
     async def _photo(self, incoming: Incoming, send: Send) -> None:
         core = self._core
-        intake = await in_image_thread(load_untrusted, incoming.image, **core.intake_limits)
-        digest = await in_image_thread(lambda: core.images.put(encode_png(intake.image)))
+        person = incoming.key.person
+        if self._intakes[person] >= self._max_intakes:
+            raise QueueFull("I'm still reading your last photo: send this one again once it is in.")
+        self._intakes[person] += 1
+        try:
+            intake = await in_image_thread(load_untrusted, incoming.image, **core.intake_limits)
+            digest = await in_image_thread(lambda: core.images.put(encode_png(intake.image)))
+        finally:
+            self._intakes[person] -= 1
+            if not self._intakes[person]:
+                del self._intakes[person]
         conversation = await self._conversation(incoming)
         root = await in_thread(core.history.add_node, NewNode(conversation.id, None, digest))
         if intake.notice:
@@ -189,6 +203,7 @@ class ConversationEngine:
         if entry is None:
             raise UserError("That button is out of date.")
         _, handler = entry
+        await in_thread(self._core.history.touch, node.id)  # a press is a use: retention keeps the tree
         await handler(conversation, node, send)
 
     async def _conversation(self, incoming: Incoming) -> Conversation:

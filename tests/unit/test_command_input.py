@@ -11,7 +11,9 @@ from tests.support.chat import images, progress
 
 
 @pytest.mark.parametrize("text", ["/steps ²", "/steps ١٢", "/steps " + "9" * 1000, "/text 1e1", "/text ∞",
-                                  "/seed " + "1" * 40, "/goto -1", "/pick ²", "/variations 0", "/rotate " + "9" * 999])
+                                  "/seed " + "1" * 40, "/goto -1", "/pick ²", "/variations 0", "/rotate " + "9" * 999,
+                                  "/image ²", "/image nan", "/text inf", "/steps 1_0", "/goto ٣", "/flip ²",
+                                  "/variations " + "4" * 500, "/seed -1", "/steps 0x10"])
 async def test_strange_arguments_get_one_clear_line(chat, history, text):
     await chat.photo()
     before = history.conversation(chat.key)
@@ -50,3 +52,19 @@ def test_arguments_parse_to_typed_values():
     with pytest.raises(BadParams, match="from 1 to 100"):
         steps.parse("101", "steps")
     assert Arg.whole("n", 1, 4, "count", default=4).parse("", "variations") == 4
+
+
+@pytest.mark.parametrize("text", ["make it\x00 night", "make it night\x1b[31m", "add \x7f stars", "make it \x85night"])
+async def test_control_characters_are_refused_before_any_model_time(chat, history, editor, text):
+    await chat.photo()
+    before = history.conversation(chat.key)
+    [reply] = await chat(text)
+    assert reply.error and "control character" in reply.text
+    assert editor.calls == [] and history.conversation(chat.key) == before
+    [anyway] = await chat("/anyway")  # nothing was held back either
+    assert anyway.error and editor.calls == []
+
+
+async def test_line_breaks_and_tabs_are_part_of_an_instruction(chat, editor):
+    await chat.photo()
+    assert images(await chat("make it night\nand\tadd stars"))
