@@ -33,6 +33,11 @@ class PictureGone(UserError):
                          "/history shows what is still there; or send a new photo.")
 
 
+class ShuttingDown(UserError):
+    """The bot is stopping: the edit did not start (or could not finish in the grace period) and is kept, to be
+    offered again once the bot is back."""
+
+
 class QueueFull(UserError):
     """Too many edits waiting for this person or in total."""
 

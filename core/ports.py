@@ -68,6 +68,16 @@ class HistoryRepository(Protocol):
     def take_held_back(self, conversation_id: int) -> tuple[int, str] | None:
         """The held-back (parent id, instruction), forgotten as it is returned; None if there is none."""
 
+    def note_edit(self, conversation_id: int, parent_id: int, instruction: str) -> None:
+        """Keep the conversation's edit while it waits or runs in this process (replacing any earlier one)."""
+
+    def forget_edit(self, conversation_id: int) -> None:
+        """The conversation's edit ended (done, failed, cancelled): nothing to offer again."""
+
+    def take_interrupted_edits(self) -> list[tuple[Conversation, int, str]]:
+        """Every kept edit, as (conversation, parent id, instruction), forgotten as they are returned: at start-up
+        these are the edits a restart interrupted. An edit whose parent is gone is forgotten without being listed."""
+
     def referenced_images(self) -> set[str]:
         """Every image hash some node refers to, for the image store's sweep."""
 
@@ -231,6 +241,10 @@ class TrackedJob:
 class JobQueue(Protocol):
     """What the engine needs from an edit queue. Implementations subclass it (so a missing method is an error when
     the queue is made, not when someone first uses it)."""
+
+    forgets_jobs_on_exit: bool = False
+    """True for a queue whose jobs end with its process: the engine then keeps each conversation's edit in the
+    history while it waits or runs, and offers the ones a restart interrupted again at start."""
 
     @abstractmethod
     async def start(self) -> None:

@@ -34,6 +34,7 @@ class InMemoryHistoryRepository:
         self._held_back: dict[int, tuple[int, str]] = {}
         self._used_at: dict[int, datetime] = {}  # node id -> last used, for retention
         self._stored_bytes: dict[int, int] = {}  # node id -> what its picture takes in the image store
+        self._pending: dict[int, tuple[int, str]] = {}  # conversation id -> its edit waiting or running
 
     def conversation(self, key: ChatKey) -> Conversation:
         """The conversation of this person in this chat, created on first use with default settings."""
@@ -154,6 +155,28 @@ class InMemoryHistoryRepository:
             self._require_conversation(conversation_id)
             return self._held_back.pop(conversation_id, None)
 
+    def note_edit(self, conversation_id: int, parent_id: int, instruction: str) -> None:
+        """Keep the conversation's edit while it waits or runs in this process (replacing any earlier one)."""
+        with self._lock:
+            self._require_conversation(conversation_id)
+            self._require_own_node(conversation_id, parent_id, "parent")
+            self._pending[conversation_id] = (parent_id, instruction)
+
+    def forget_edit(self, conversation_id: int) -> None:
+        """The conversation's edit ended: nothing to offer again."""
+        with self._lock:
+            self._require_conversation(conversation_id)
+            self._pending.pop(conversation_id, None)
+
+    def take_interrupted_edits(self) -> list[tuple[Conversation, int, str]]:
+        """Every kept edit as (conversation, parent id, instruction), forgotten as returned; one whose parent is
+        gone (purged) is forgotten without being listed."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            return [(self._conversations[conversation_id], parent_id, instruction)
+                    for conversation_id, (parent_id, instruction) in sorted(pending.items())
+                    if parent_id in self._nodes]
+
     def referenced_images(self) -> set[str]:
         """Every image hash some node refers to, for the image store's sweep."""
         with self._lock:
@@ -175,6 +198,8 @@ class InMemoryHistoryRepository:
                     del self._offers[conversation_id]
                 if self._held_back.get(conversation_id, (None,))[0] in doomed:
                     del self._held_back[conversation_id]
+                if self._pending.get(conversation_id, (None,))[0] in doomed:
+                    del self._pending[conversation_id]
                 for node_id in doomed:
                     del self._nodes[node_id]
                     self._children.pop(node_id, None)

@@ -71,6 +71,10 @@ class ConversationRow(Base):
     offer: Mapped[list | None] = mapped_column(JSON)
     held_parent_id: Mapped[int | None] = mapped_column(Id)
     held_instruction: Mapped[str | None] = mapped_column(Text)
+    # The edit waiting or running for this conversation in the embedded mode (its parent and instruction), kept
+    # until it ends: one still here at start-up was interrupted by a restart and is offered again.
+    pending_parent_id: Mapped[int | None] = mapped_column(Id)
+    pending_instruction: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, onupdate=utc_now)
 

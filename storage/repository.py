@@ -151,6 +151,33 @@ class SqlHistoryRepository:
             conversation.held_parent_id = conversation.held_instruction = None
             return None if held[1] is None else held
 
+    def note_edit(self, conversation_id: int, parent_id: int, instruction: str) -> None:
+        """Keep the conversation's edit while it waits or runs in this process (replacing any earlier one)."""
+        with self._writes.begin() as session:
+            conversation = _lock_conversation(session, conversation_id)
+            _own_node(session, conversation_id, parent_id, "parent")
+            conversation.pending_parent_id, conversation.pending_instruction = parent_id, instruction
+
+    def forget_edit(self, conversation_id: int) -> None:
+        """The conversation's edit ended: nothing to offer again."""
+        with self._writes.begin() as session:
+            conversation = _lock_conversation(session, conversation_id)
+            conversation.pending_parent_id = conversation.pending_instruction = None
+
+    def take_interrupted_edits(self) -> list[tuple[Conversation, int, str]]:
+        """Every kept edit as (conversation, parent id, instruction), forgotten as returned; one whose parent is
+        gone (purged) is forgotten without being listed."""
+        with self._writes.begin() as session:
+            rows = session.scalars(
+                select(ConversationRow).where(ConversationRow.pending_instruction.is_not(None)).with_for_update()
+            ).all()
+            interrupted = []
+            for row in rows:
+                if session.get(NodeRow, row.pending_parent_id) is not None:
+                    interrupted.append((_to_conversation(row), row.pending_parent_id, row.pending_instruction))
+                row.pending_parent_id = row.pending_instruction = None
+            return interrupted
+
     def referenced_images(self) -> set[str]:
         """Every image hash some node refers to, for the image store's sweep."""
         with self._reads.begin() as session:
@@ -183,6 +210,8 @@ class SqlHistoryRepository:
                     conversation.offer = None
                 if conversation.held_parent_id in doomed:
                     conversation.held_parent_id = conversation.held_instruction = None
+                if conversation.pending_parent_id in doomed:
+                    conversation.pending_parent_id = conversation.pending_instruction = None
                 # Whole trees in one statement: the parent links are checked once it has run.
                 session.execute(
                     delete(NodeRow).where(NodeRow.id.in_(doomed)).execution_options(synchronize_session=False)

@@ -13,9 +13,9 @@ from PIL import Image
 
 from core.commands import ButtonInfo, CommandInfo
 from core.domain import Conversation, EditJob, EditParams, Node
-from core.errors import BadParams, PictureGone, UserError
+from core.errors import BadParams, PictureGone, QueueFull, ShuttingDown, UserError
 from core.hints import control_character, instruction_problem
-from core.images import decode_png
+from core.images import decode_png, encode_png
 from core.messages import Button, ImageReply, Press, ProgressReply, Send
 from core.offload import in_image_thread, in_thread
 from core.ports import HistoryRepository, ImageStore, JobQueue, Position, Step, TrackedJob
@@ -78,7 +78,8 @@ class EditCore:
     """The ports and settings every command group shares, and the helpers they build on."""
 
     def __init__(self, history: HistoryRepository, images: ImageStore, queue: JobQueue, *, intake_limits: dict,
-                 defaults: EditParams, count_tokens: Callable[[str], int], model: str) -> None:
+                 defaults: EditParams, count_tokens: Callable[[str], int], model: str,
+                 max_stored_bytes_per_person: int | None = None) -> None:
         self.history = history
         self.images = images
         self.queue = queue
@@ -86,6 +87,7 @@ class EditCore:
         self.defaults = defaults
         self.count_tokens = count_tokens
         self.model = model
+        self.max_stored_bytes_per_person = max_stored_bytes_per_person
         # Filled in by the engine once every group is collected: what /help lists and what buttons show.
         self.commands: list[CommandInfo] = []
         self.buttons: dict[str, ButtonInfo] = {}
@@ -130,12 +132,20 @@ class EditCore:
         await in_thread(self.history.move_head, conversation.id, node_id)
         return None if node_id is None else await in_thread(self.history.node, node_id)
 
-    async def claim(self, parent: Node) -> None:
-        """Before an edit of parent is queued: its picture must be stored, and its tree counts as used now, so a
-        retention purge running meanwhile keeps it (PictureGone if either is already gone)."""
+    async def claim(self, conversation: Conversation, parent: Node) -> None:
+        """Before an edit of parent is queued: the person has room left, parent's picture is stored, and its tree
+        counts as used now, so a retention purge running meanwhile keeps it (PictureGone if either is gone)."""
+        await self.require_room(conversation.key.person)
         await self.require_stored(parent)
         if not await in_thread(self.history.touch, parent.id):
             raise PictureGone()
+
+    async def require_room(self, person: str) -> None:
+        """QueueFull when what the person's pictures take in the image store has reached their limit."""
+        limit = self.max_stored_bytes_per_person
+        if limit is not None and await in_thread(self.history.stored_bytes, person) >= limit:
+            raise QueueFull(f"Your pictures take all the room I keep for one person ({limit / 1e6:,.0f} MB), so I "
+                            "can't store new ones: older edits are deleted after a while, or ask the operator.")
 
     async def require_stored(self, node: Node) -> None:
         """PictureGone when the node's image file is missing: checked before anything changes or a job queues."""
@@ -152,6 +162,11 @@ class EditCore:
     def fetcher(self, digest: str) -> Callable[[], bytes]:
         """A stored image for core.pictures, fetched (and decoded small) only when it is drawn."""
         return partial(self.stored, digest)
+
+    def store(self, image: Image.Image) -> tuple[str, int]:
+        """Blocking: keep a picture in the image store; its digest and the bytes it takes there."""
+        data = encode_png(image)
+        return self.images.put(data), len(data)
 
     def image(self, digest: str) -> Image.Image:
         """Blocking: decode a stored image at full size (call through in_image_thread)."""
@@ -175,7 +190,7 @@ class EditCore:
         if not instruction:
             raise BadParams("Tell me what to change, for example “make it night”.")
         refuse_control_characters(instruction)
-        await self.claim(parent)
+        await self.claim(conversation, parent)
         job = EditJob(conversation.id, conversation.key.person, parent.id, parent.image_hash, instruction, params)
         [node] = await self.run(job, send)
         await send(await self.show(node, caption(node)))
@@ -191,8 +206,22 @@ class EditCore:
         await self.edit(conversation, parent, node.instruction, params, send)
 
     async def run(self, job: EditJob, send: Send) -> list[Node]:
-        """Queue a job, relay its progress, and return the nodes it recorded."""
-        return await self.follow(self.queue.submit(job), send)
+        """Queue a job, relay its progress, and return the nodes it recorded. With a queue whose jobs end with the
+        process, the edit is noted in the history until it ends, so a restart meanwhile can offer it again."""
+        noted = self.queue.forgets_jobs_on_exit
+        if noted:
+            await in_thread(self.history.note_edit, job.conversation_id, job.parent_id, job.instruction)
+        try:
+            nodes = await self.follow(self.queue.submit(job), send)
+        except ShuttingDown:
+            raise  # stays noted: offered again after the restart
+        except Exception:
+            if noted:
+                await in_thread(self.history.forget_edit, job.conversation_id)
+            raise
+        if noted:
+            await in_thread(self.history.forget_edit, job.conversation_id)
+        return nodes
 
     async def follow(self, queued: TrackedJob, send: Send) -> list[Node]:
         """Relay a queued job's progress to `send`; then the nodes it recorded (or its error)."""

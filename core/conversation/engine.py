@@ -22,10 +22,10 @@ from core.commands import NO_COMMAND, CommandInfo, collect, split_command, unkno
 from core.conversation.edits import GROUPS, CommandGroup, EditCore, caption, is_model_edit
 from core.conversation.tuning import Tuning, tuning_direction
 from core.domain import ChatKey, Conversation, EditParams, NewNode
-from core.errors import QueueFull, UserError
+from core.errors import PictureGone, QueueFull, UserError
 from core.hints import estimate_tokens
-from core.images import encode_png, load_untrusted
-from core.messages import Incoming, Send, TextReply
+from core.images import load_untrusted
+from core.messages import Button, ImageReply, Incoming, Press, Send, TextReply
 from core.metrics import log_conversation
 from core.offload import in_image_thread, in_thread
 from core.ports import HistoryRepository, ImageStore, JobQueue, TrackedJob
@@ -56,13 +56,16 @@ class ConversationEngine:
         count_tokens: Callable[[str], int] = estimate_tokens,
         model: str = "",
         max_waiting_per_person: int = 1,
+        max_stored_bytes_per_person: int | None = None,
     ) -> None:
         """command_groups: more groups, made by the caller, whose commands answer too (e.g. admin commands, which
         need the admins' ids); the groups of this package are found and made here. model: the editor's model name,
         as /info reports it. max_waiting_per_person: photos one person may have in intake at once (decoding is the
-        costly part of a photo; the queue applies the same limit to edits)."""
+        costly part of a photo; the queue applies the same limit to edits). max_stored_bytes_per_person: what one
+        person's pictures may take in the image store before new photos and edits are refused (None: no limit)."""
         self._core = EditCore(history, images, queue, intake_limits=intake_limits or {}, defaults=defaults,
-                              count_tokens=count_tokens, model=model)
+                              count_tokens=count_tokens, model=model,
+                              max_stored_bytes_per_person=max_stored_bytes_per_person)
         _import_groups()
         groups = [group(self._core) for group in sorted(GROUPS, key=lambda group: group.position)]
         self._tuning = next(group for group in groups if isinstance(group, Tuning))
@@ -88,6 +91,9 @@ class ConversationEngine:
         (e.g. Telegram: send to the chat id): with it, edits a distributed queue re-attached after a restart
         (`queue.recovered()`) are delivered to their conversations when they finish."""
         await self._core.queue.start()
+        if send_to is not None and self._core.queue.forgets_jobs_on_exit:
+            for conversation, parent_id, instruction in await in_thread(self._core.history.take_interrupted_edits):
+                await self._offer_interrupted(conversation, parent_id, instruction, send_to(conversation.key))
         if send_to is not None:
             for queued in self._core.queue.recovered():
                 task = asyncio.create_task(self._deliver_recovered(queued, send_to))
@@ -98,6 +104,24 @@ class ConversationEngine:
         for task in list(self._deliveries):
             task.cancel()
         await self._core.queue.close()
+
+    async def _offer_interrupted(self, conversation: Conversation, parent_id: int, instruction: str,
+                                 send: Send) -> None:
+        """Tell the person their edit was interrupted by a restart, with a button (and /anyway) to run it again."""
+        core = self._core
+        await in_thread(core.history.hold_back, conversation.id, parent_id, instruction)
+        text = (f"My restart interrupted your edit “{instruction}”, so nothing was changed. Press Try again (or send "
+                "/anyway) to run it now.")
+        try:
+            parent = await in_thread(core.history.node, parent_id)
+            data = await in_image_thread(core.stored, parent.image_hash)
+            button = Button(core.buttons["anyway"].label, Press("anyway", parent_id))
+            await send(ImageReply(data, text, parent_id, (button,)))
+        except PictureGone:
+            await send(TextReply(f"My restart interrupted your edit “{instruction}”, and its picture is no longer "
+                                 "stored: send the photo again to start over.", error=True))
+        except Exception:
+            log.exception("failed to offer interrupted edit of conversation %s", conversation.id)
 
     async def _deliver_recovered(self, queued: TrackedJob, send_to: Callable[[ChatKey], Send]) -> None:
         """Relay a re-attached job's progress and outcome to its conversation, as an edit would have."""
@@ -144,14 +168,15 @@ class ConversationEngine:
             raise QueueFull("I'm still reading your last photo: send this one again once it is in.")
         self._intakes[person] += 1
         try:
+            await core.require_room(person)
             intake = await in_image_thread(load_untrusted, incoming.image, **core.intake_limits)
-            digest = await in_image_thread(lambda: core.images.put(encode_png(intake.image)))
+            digest, size = await in_image_thread(core.store, intake.image)
         finally:
             self._intakes[person] -= 1
             if not self._intakes[person]:
                 del self._intakes[person]
         conversation = await self._conversation(incoming)
-        root = await in_thread(core.history.add_node, NewNode(conversation.id, None, digest))
+        root = await in_thread(core.history.add_node, NewNode(conversation.id, None, digest, stored_bytes=size))
         if intake.notice:
             await send(TextReply(intake.notice))
         instruction = (incoming.text or "").strip()

@@ -74,7 +74,7 @@ class Grids(CommandGroup):
         """Render variants of head's edit in one batch, record them as candidates (and as the grid /pick chooses
         from), and show them as a numbered grid with a button for each."""
         parent = await in_thread(self.core.history.node, head.parent_id)
-        await self.core.claim(parent)
+        await self.core.claim(conversation, parent)
         job = EditJob(conversation.id, conversation.key.person, parent.id, parent.image_hash, head.instruction,
                       variants[0], variants)
         candidates = await self.core.run(job, send)
@@ -143,3 +143,11 @@ class Grids(CommandGroup):
         parent_id, instruction = held
         parent = await self.core.own_node(conversation, parent_id)
         await self.core.edit(conversation, parent, instruction, conversation.settings, send)
+
+    @button("anyway", "🔁 Try again")
+    async def anyway_button(self, conversation: Conversation, node: Node, send: Send) -> None:
+        # Offered under an edit a restart interrupted: runs the instruction kept for this very picture.
+        held = await in_thread(self.core.history.take_held_back, conversation.id)
+        if held is None or held[0] != node.id:
+            raise UserError("That button is out of date: send the instruction again.")
+        await self.core.edit(conversation, node, held[1], conversation.settings, send)
