@@ -11,7 +11,8 @@ import pytest
 import simcord
 from PIL import Image
 
-from bot.discord_adapter import CUSTOM_ID_PREFIX, NOT_ALLOWED, build_client, fit_upload
+from bot.discord_adapter import NOT_ALLOWED, build_client
+from bot.discord_replies import CUSTOM_ID_PREFIX, fit_upload
 from core.conversation.admin import AdminCommands
 from core.commands import unknown_command
 from core.config import DiscordSettings, LimitSettings
