@@ -23,7 +23,7 @@ from discord import app_commands
 
 from bot.discord_commands import add_commands
 from bot.discord_replies import ChannelPoster, PressButton, Responder
-from bot.sizes import size_and_limit
+from bot.chat_common import SOMETHING_WENT_WRONG, admitted, refuse_declared_size
 from core.config import Settings
 from core.domain import ChatKey
 from core.errors import BadImage, UserError
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
 NOT_ALLOWED = "Sorry, this image editor is private and not available here."
-SOMETHING_WRONG = "Something went wrong on my side; nothing was changed. Please try again."
+SOMETHING_WRONG = SOMETHING_WENT_WRONG
 
 
 
@@ -49,9 +49,7 @@ def check_attachment(attachment: discord.Attachment, limit: int) -> None:
     """Refuse, from its metadata alone, an attachment that is not an image or is too large to fetch."""
     if not (attachment.content_type or "").startswith("image/"):
         raise BadImage(f"“{attachment.filename}” is not an image: please attach a photo (PNG, JPEG or WebP).")
-    if attachment.size > limit:
-        size, most = size_and_limit(attachment.size, limit)
-        raise BadImage(f"That image is {size}; the most I accept here is {most}.")
+    refuse_declared_size(attachment.size, limit)
 
 
 def first_image(message: discord.Message) -> discord.Attachment | None:
@@ -119,8 +117,7 @@ class EditBotClient(discord.Client):
         return ChannelPoster(self, key)
 
     def allowed(self, interaction: discord.Interaction) -> bool:
-        allowed = self.settings.discord.allowed_ids
-        return not allowed or interaction.user.id in allowed or interaction.guild_id in allowed
+        return admitted(self.settings.discord.allowed_ids, interaction.user.id, interaction.guild_id)
 
     def upload_limit(self, interaction: discord.Interaction) -> int:
         """The most we fetch: this interaction's own attachment limit, or our configured one if lower."""

@@ -20,14 +20,13 @@ from typing import Any
 import discord
 from PIL import Image
 
+from bot.chat_common import PROGRESS_INTERVAL_S
 from core.domain import ChatKey
 from core.images import encode_for_upload
 from core.messages import Button, ImageReply, Press, ProgressReply, Reply
 
 log = logging.getLogger(__name__)
 
-PROGRESS_INTERVAL_S = 1.0
-"""At most one progress edit per second per job: Discord rate-limits message edits."""
 TOKEN_MARGIN = timedelta(seconds=30)
 """Post to the channel a little before the 15-minute interaction token dies rather than after a failed call."""
 EXPIRED_TOKEN_CODES = {10015, 50027}

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from urllib.parse import urlsplit
@@ -39,6 +38,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.chat_common import SOMETHING_WENT_WRONG, ProgressThrottle, admitted
 from bot.telegram_files import download_image
 from bot.telegram_replies import Replier, shorten
 from bot.telegram_webhook import webhook_server
@@ -57,13 +57,11 @@ CLOUD_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile on the cloud Bot API; a self-
 COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
 COMMAND_DESCRIPTION_MAX_CHARS = 256
 
-PROGRESS_EDIT_INTERVAL = 1.0
-"""Seconds between two progress edits in one chat: Telegram throttles frequent edits, and a person reads no faster."""
 
 NOT_ALLOWED = "Sorry, this bot is private. Ask its owner to add you."
 STALE_BUTTON = "That button no longer works. Send a photo to start again."
 UNSUPPORTED = "I edit pictures: send a photo (or an image file) with a caption saying what to change; /help says more."
-FAILED = "Something went wrong on my side; nothing was changed. Please try again."
+FAILED = SOMETHING_WENT_WRONG
 
 _COMMAND = re.compile(r"/(?P<name>\w+)(?:@(?P<bot>\w+))?(?P<rest>.*)", re.DOTALL)
 
@@ -99,7 +97,7 @@ class TelegramAdapter:
         if settings.telegram.base_url == TelegramSettings.model_fields["base_url"].default:
             self._download_limit = min(self._download_limit, CLOUD_DOWNLOAD_LIMIT)
         self._command_names = {info.name for info in engine.commands}
-        self._last_progress_edit: dict[int, float] = {}
+        self.progress_throttle = ProgressThrottle()  # per chat: Telegram throttles edits chat by chat
 
     # ------------------------------------------------------------------ wiring
 
@@ -127,20 +125,6 @@ class TelegramAdapter:
             await bot.set_my_commands(menu)
         except TelegramError as error:  # a missing menu is cosmetic: keep serving
             log.warning("could not publish the command menu: %s", error)
-
-    # ------------------------------------------------------------------ progress throttle (per chat)
-
-    def may_edit_progress(self, chat_id: int) -> bool:
-        return time.monotonic() - self._last_progress_edit.get(chat_id, float("-inf")) >= PROGRESS_EDIT_INTERVAL
-
-    def progress_edited(self, chat_id: int) -> None:
-        now = time.monotonic()
-        self._last_progress_edit[chat_id] = now
-        # Forget chats whose last edit is long past, so the table stays as small as the set of busy chats.
-        if len(self._last_progress_edit) > 1000:
-            self._last_progress_edit = {
-                chat: at for chat, at in self._last_progress_edit.items() if now - at < PROGRESS_EDIT_INTERVAL
-            }
 
     # ------------------------------------------------------------------ handlers
 
@@ -224,7 +208,7 @@ class TelegramAdapter:
     # ------------------------------------------------------------------ helpers
 
     def _allowed(self, user_id: int, chat_id: int) -> bool:
-        return not self._allowed_ids or user_id in self._allowed_ids or chat_id in self._allowed_ids
+        return admitted(self._allowed_ids, user_id, chat_id)
 
     def _text_for_bot(self, message: Message, bot_id: int, bot_username: str) -> str | None:
         """The text to pass to the engine ("" for a bare photo), or None when the message is not for the bot.

@@ -141,13 +141,13 @@ class Replier:
             )
             if message is not None:
                 self._progress[reply.job_id] = _Progress(message.message_id, reply.text)
-                self._adapter.progress_edited(self._chat_id)
+                self._adapter.progress_throttle.drawn(self._chat_id)
             return
         # Skip, rather than queue, updates that come too soon: the next one carries newer news anyway.
-        if shown.text == reply.text or not self._adapter.may_edit_progress(self._chat_id):
+        if shown.text == reply.text or not self._adapter.progress_throttle.due(self._chat_id):
             return
         shown.text = reply.text
-        self._adapter.progress_edited(self._chat_id)
+        self._adapter.progress_throttle.drawn(self._chat_id)
         await self._call(
             "update progress",
             lambda: self._bot.edit_message_text(reply.text, chat_id=self._chat_id, message_id=shown.message_id),

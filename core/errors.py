@@ -42,6 +42,9 @@ class QueueFull(UserError):
     """Too many edits waiting for this person or in total."""
 
 
+SOMETHING_WENT_WRONG = "Something went wrong on my side; nothing was changed. Please try again."
+"""What a person is told when answering them hit a bug (any front-end, any command)."""
+
 EDIT_FAILED_ON_OUR_SIDE = "The edit failed on my side; nothing was changed. Please try again."
 """What a person is told when their edit hit a bug or a device failure (whichever queue ran it)."""
 

@@ -22,7 +22,7 @@ from core.commands import NO_COMMAND, CommandInfo, collect, split_command, unkno
 from core.conversation.edits import GROUPS, CommandGroup, EditCore, caption, is_model_edit
 from core.conversation.tuning import Tuning, tuning_direction
 from core.domain import ChatKey, Conversation, EditParams, NewNode
-from core.errors import PictureGone, QueueFull, UserError
+from core.errors import SOMETHING_WENT_WRONG, PictureGone, QueueFull, UserError
 from core.hints import estimate_tokens
 from core.images import load_untrusted
 from core.messages import Button, ImageReply, Incoming, Press, Send, TextReply
@@ -31,8 +31,6 @@ from core.offload import in_image_thread, in_thread
 from core.ports import HistoryRepository, ImageStore, JobQueue, TrackedJob
 
 log = logging.getLogger(__name__)
-
-SOMETHING_WRONG = "Something went wrong on my side; nothing was changed. Please try again."
 
 
 def _import_groups() -> None:
@@ -157,7 +155,7 @@ class ConversationEngine:
             await send(TextReply(str(error), error=True))
         except Exception:
             log.exception("failed to answer %s", incoming.key)
-            await send(TextReply(SOMETHING_WRONG, error=True))
+            await send(TextReply(SOMETHING_WENT_WRONG, error=True))
         finally:
             log_conversation.reset(label)
 
