@@ -173,12 +173,15 @@ def build_engine(
             max_waiting_per_person=limits.max_waiting_per_person,
             max_waiting_total=limits.max_waiting_total,
             observer=observer,
+            shutdown_grace_seconds=settings.ops.shutdown_grace_seconds,
         )
     if on_queue is not None:
         on_queue(queue)
     admin = AdminCommands(queue, history, settings.ops.admin_ids)
     return ConversationEngine(history, images, queue, intake_limits=limits.intake, command_groups=[admin],
-                              model=settings.editor.model, translator=build_translator(settings))
+                              model=settings.editor.model, translator=build_translator(settings),
+                              max_waiting_per_person=limits.max_waiting_per_person,
+                              max_stored_bytes_per_person=limits.max_stored_mb_per_person * 1_000_000)
 
 
 @contextmanager

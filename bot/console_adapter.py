@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TextIO
 
@@ -101,28 +103,67 @@ class ConsoleChat:
 
 async def run_console(engine: ConversationEngine, out_dir: Path, *, image: Path | None = None,
                       instruction: str | None = None, input: TextIO = sys.stdin, output: TextIO = sys.stdout) -> None:
-    """Read lines until end of input or /quit. Works the same typed by a person or piped by a script."""
+    """Read lines until end of input or /quit. Works the same typed by a person or piped by a script.
+
+    SIGTERM stops the chat the way the bots stop: no new edit starts, the running one may finish within
+    EDITBOT_SHUTDOWN_GRACE_SECONDS, and an edit it interrupts is offered again at the next start."""
     console = ConsoleChat(engine, out_dir, output=output)
     await engine.start(send_to=lambda key: console.render)  # one person: re-attached results are theirs
     saying: asyncio.Task | None = None
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    closing = asyncio.create_task(_close_when(stopping, engine))
+    lines = _read_lines(input, loop)
     try:
         interactive = input.isatty()
         if interactive:
             print(HELP, file=output)
         if image is not None:
             await console.open_photo(image, instruction)
-        while True:
+        while not stopping.is_set():
             if interactive:
                 output.write("> ")
                 output.flush()
-            line = await asyncio.to_thread(input.readline)
+            next_line = asyncio.ensure_future(lines.get())
+            await asyncio.wait([next_line, closing], return_when=asyncio.FIRST_COMPLETED)
+            if not next_line.done():
+                next_line.cancel()
+                break
+            line = next_line.result()
             if not line or line.strip() in ("/quit", "/exit"):
                 break
             # Its own task, so Ctrl-C (which cancels this one) lets it hear how its edit ends when the engine closes.
             saying = asyncio.create_task(console.say(line))
             await asyncio.shield(saying)
     finally:
-        await engine.close()
+        loop.remove_signal_handler(signal.SIGTERM)
+        stopping.set()
+        await closing
         if saying is not None and not saying.done():  # an edit in flight hears how it ends (distributed: it
             await asyncio.wait({saying}, timeout=SETTLE_SECONDS)  # will arrive when I'm back) and prints that
             saying.cancel()
+
+
+async def _close_when(stopping: asyncio.Event, engine: ConversationEngine) -> None:
+    await stopping.wait()
+    await engine.close()
+
+
+def _read_lines(input: TextIO, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str]:
+    """Lines of input as they come ("" at the end), read by a daemon thread: a process stopping never waits for
+    a line that may never be typed."""
+    lines: asyncio.Queue[str] = asyncio.Queue()
+
+    def read() -> None:
+        while True:
+            line = input.readline()
+            try:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            except RuntimeError:  # the chat has ended
+                return
+            if not line:
+                return
+
+    threading.Thread(target=read, name="console-input", daemon=True).start()
+    return lines

@@ -16,6 +16,7 @@ Two figures, each against its target:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import json
 import re
@@ -127,7 +128,7 @@ def history_figures(side: int) -> dict:
         stored = Path(folder) / "stored.png"
         photo_like(side).save(stored, "PNG")
         figures = {"entries": HISTORY_ENTRIES, "side": side, "stored_png_bytes": stored.stat().st_size}
-        for way in ("decoded_first", "one_at_a_time"):
+        for way in ("decoded_first", "one_at_a_time", "engine"):
             child = subprocess.run([sys.executable, "-m", "bot.images_bench", "--history-child", way, str(stored)],
                                    capture_output=True, text=True, check=True)
             figures[f"{way}_added_mb"] = float(child.stdout.strip())
@@ -141,6 +142,9 @@ def _history_child(way: str, stored: Path) -> None:
     def fetch() -> bytes:
         return stored.read_bytes()
 
+    if way == "engine":
+        asyncio.run(_engine_history(stored))
+        return
     before = _peak_rss_mb()
     if way == "decoded_first":
         images = [decode_stored(fetch()) for _ in range(HISTORY_ENTRIES)]
@@ -149,6 +153,39 @@ def _history_child(way: str, stored: Path) -> None:
         entries = [pictures.SheetEntry(number, fetch, "edit") for number in range(HISTORY_ENTRIES)]
     pictures.contact_sheet(entries)
     print(round(_peak_rss_mb() - before, 1))
+
+
+async def _engine_history(stored: Path) -> None:
+    """/history through the conversation engine over a file image store holding 24 full-size nodes: the peak memory
+    the answer added, in MB (the pictures are stored once each, slightly different, as edits would be)."""
+    from core.conversation.engine import ConversationEngine
+    from core.domain import ChatKey, NewNode
+    from core.messages import Incoming
+    from core.queue import EditQueue
+    from core.runner import EditRunner
+    from storage.blobs import FileImageStore
+    from storage.memory import InMemoryHistoryRepository
+
+    with tempfile.TemporaryDirectory() as folder:
+        history, images = InMemoryHistoryRepository(), FileImageStore(Path(folder))
+        key = ChatKey("bench", "chat", "person")
+        conversation = history.conversation(key)
+        parent_id = None
+        for number in range(HISTORY_ENTRIES):
+            digest = images.put(stored.read_bytes() + number.to_bytes(4, "big"))  # PNG readers ignore the tail
+            instruction = None if parent_id is None else f"edit {number}"
+            parent_id = history.add_node(NewNode(conversation.id, parent_id, digest, instruction)).id
+        engine = ConversationEngine(history, images, EditQueue(EditRunner(None, history, images)))
+        replies = []
+
+        async def send(reply) -> None:
+            replies.append(reply)
+
+        before = _peak_rss_mb()
+        await engine.handle(Incoming(key, text="/history"), send)
+        added = _peak_rss_mb() - before
+        assert any(getattr(reply, "kind", None) == "history" for reply in replies), replies
+        print(round(added, 1))
 
 
 def _peak_rss_mb() -> float:
@@ -175,6 +212,7 @@ def run_benchmark(side: int, scans: int, as_json: bool) -> None:
     print(f"/history contact sheet of {HISTORY_ENTRIES} stored {side}x{side} PNGs, peak memory added:")
     print(f"  every picture decoded first  {history['decoded_first_added_mb']:.0f} MB")
     print(f"  one at a time, to thumbnail  {history['one_at_a_time_added_mb']:.0f} MB (target <= 400 MB)")
+    print(f"  /history through the engine {history['engine_added_mb']:.0f} MB (target <= 400 MB)")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 A message or a button press becomes one `engine.handle(Incoming, send)` call; every Reply the engine sends becomes a
 Telegram message: text, one progress message per job (edited in place, at most about once a second per chat), and
-results as a photo (or a document, for files sent uncompressed or too big for a photo) with an inline keyboard.
+results as a photo (or a document, for files sent uncompressed or too big for a photo) with an inline keyboard
+(bot/telegram_replies.py draws them; this file admits people and turns updates into messages).
 
     application = build_application(settings, engine)   # no network until it starts
     async with serving(application, settings) as send_to:   # long polling, or a webhook if TELEGRAM_WEBHOOK_URL is set
@@ -12,29 +13,21 @@ results as a photo (or a document, for files sent uncompressed or too big for a 
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from PIL import Image
 from telegram import (
     Bot,
     BotCommand,
-    CallbackQuery,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
     Message,
     MessageEntity,
-    ReplyParameters,
     Update,
 )
 from telegram.constants import ChatType
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -45,12 +38,14 @@ from telegram.ext import (
     filters,
 )
 
+from bot.chat_common import SOMETHING_WENT_WRONG, ProgressThrottle, admitted
 from bot.telegram_files import download_image
+from bot.telegram_replies import Replier, shorten
 from bot.telegram_webhook import webhook_server
 from core.config import Settings, TelegramSettings
 from core.domain import ChatKey
 from core.errors import UserError
-from core.messages import ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
+from core.messages import Incoming, Press, TextReply
 
 log = logging.getLogger(__name__)
 
@@ -59,23 +54,14 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
 # Telegram's own limits (Bot API documentation).
 CLOUD_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile on the cloud Bot API; a self-hosted server allows more
-PHOTO_MAX_BYTES = 10 * 1024 * 1024
-PHOTO_MAX_SIDES_SUM = 10_000
-PHOTO_MAX_RATIO = 20
-MESSAGE_MAX_CHARS = 4096
-CAPTION_MAX_CHARS = 1024
-CALLBACK_ANSWER_MAX_CHARS = 200
 COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
 COMMAND_DESCRIPTION_MAX_CHARS = 256
 
-PROGRESS_EDIT_INTERVAL = 1.0
-"""Seconds between two progress edits in one chat: Telegram throttles frequent edits, and a person reads no faster."""
-BUTTONS_PER_ROW = 3
 
 NOT_ALLOWED = "Sorry, this bot is private. Ask its owner to add you."
 STALE_BUTTON = "That button no longer works. Send a photo to start again."
 UNSUPPORTED = "I edit pictures: send a photo (or an image file) with a caption saying what to change; /help says more."
-FAILED = "Something went wrong on my side; nothing was changed. Please try again."
+FAILED = SOMETHING_WENT_WRONG
 
 _COMMAND = re.compile(r"/(?P<name>\w+)(?:@(?P<bot>\w+))?(?P<rest>.*)", re.DOTALL)
 
@@ -101,189 +87,6 @@ def webhook_options(telegram: TelegramSettings) -> dict:
     }
 
 
-def fits_as_photo(png: bytes) -> bool:
-    """Whether Telegram accepts these bytes as a photo (else they go as a document): at most 10 MB, width plus
-    height at most 10000, sides at most 20:1."""
-    if len(png) > PHOTO_MAX_BYTES:
-        return False
-    with Image.open(io.BytesIO(png)) as image:  # reads the header only
-        width, height = image.size
-    return width + height <= PHOTO_MAX_SIDES_SUM and max(width, height) <= PHOTO_MAX_RATIO * min(width, height)
-
-
-def split_text(text: str, limit: int = MESSAGE_MAX_CHARS) -> list[str]:
-    """Cut text into messages Telegram accepts, at line breaks where possible."""
-    chunks: list[str] = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit)
-        cut = cut if cut > 0 else limit
-        chunks.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    return [*chunks, text] if text else chunks
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _keyboard(reply: ImageReply) -> InlineKeyboardMarkup | None:
-    buttons = [InlineKeyboardButton(button.label, callback_data=button.press.data) for button in reply.buttons]
-    if not buttons:
-        return None
-    return InlineKeyboardMarkup([buttons[i : i + BUTTONS_PER_ROW] for i in range(0, len(buttons), BUTTONS_PER_ROW)])
-
-
-@dataclass
-class _Progress:
-    message_id: int
-    text: str
-
-
-class _Replier:
-    """Renders the replies of one handle() call into one chat. Passed to the engine as `send`.
-
-    Platform failures never reach the engine: a chat that blocked the bot is logged once and dropped, other
-    Telegram errors are logged. For a button press, the first reply also answers the callback query: an error
-    becomes the query's alert (and nothing is posted), anything else is posted after a silent answer.
-    """
-
-    def __init__(
-        self,
-        adapter: TelegramAdapter,
-        message: Message | None,
-        *,
-        quote: bool,
-        as_document: bool,
-        query: CallbackQuery | None = None,
-        bot: Bot | None = None,
-        chat_id: int | None = None,
-    ) -> None:
-        """message: the one answered; None with `bot` and `chat_id` to send to a chat unprompted (the results of
-        edits re-attached after a restart)."""
-        self._adapter = adapter
-        self._bot = message.get_bot() if message is not None else bot
-        self._chat_id = message.chat.id if message is not None else chat_id
-        quoted = quote and message is not None
-        self._reply_to = ReplyParameters(message.message_id, allow_sending_without_reply=True) if quoted else None
-        self._as_document = as_document
-        self._query = query
-        self._progress: dict[int, _Progress] = {}
-        self._gone = False
-
-    async def __call__(self, reply: Reply) -> None:
-        if self._query is not None:
-            query, self._query = self._query, None
-            if isinstance(reply, TextReply) and reply.error:
-                alert = _shorten(reply.text, CALLBACK_ANSWER_MAX_CHARS)
-                await self._call("answer a button press", lambda: query.answer(alert, show_alert=True))
-                return
-            await self._call("answer a button press", query.answer)
-        if isinstance(reply, ProgressReply):
-            await self._show_progress(reply)
-        elif isinstance(reply, ImageReply):
-            await self._clear_progress()
-            await self._send_image(reply)
-        else:
-            if reply.error:
-                await self._clear_progress()
-            await self.send_text(f"⚠️ {reply.text}" if reply.error else reply.text)
-
-    async def finish(self) -> None:
-        """After handle() returns: remove progress messages left by a job that ended without a result, and
-        answer a button press the engine had nothing to say about."""
-        await self._clear_progress()
-        if self._query is not None:
-            query, self._query = self._query, None
-            await self._call("answer a button press", query.answer)
-
-    async def send_text(self, text: str) -> None:
-        for chunk in split_text(text):
-            await self._call(
-                "send a message",
-                lambda: self._bot.send_message(self._chat_id, chunk, reply_parameters=self._reply_to),
-            )
-
-    async def _show_progress(self, reply: ProgressReply) -> None:
-        shown = self._progress.get(reply.job_id)
-        if shown is None:
-            message = await self._call(
-                "send progress",
-                lambda: self._bot.send_message(self._chat_id, reply.text, reply_parameters=self._reply_to),
-            )
-            if message is not None:
-                self._progress[reply.job_id] = _Progress(message.message_id, reply.text)
-                self._adapter.progress_edited(self._chat_id)
-            return
-        # Skip, rather than queue, updates that come too soon: the next one carries newer news anyway.
-        if shown.text == reply.text or not self._adapter.may_edit_progress(self._chat_id):
-            return
-        shown.text = reply.text
-        self._adapter.progress_edited(self._chat_id)
-        await self._call(
-            "update progress",
-            lambda: self._bot.edit_message_text(reply.text, chat_id=self._chat_id, message_id=shown.message_id),
-        )
-
-    async def _clear_progress(self) -> None:
-        while self._progress:
-            _, shown = self._progress.popitem()
-            await self._call(
-                "delete progress", lambda: self._bot.delete_message(self._chat_id, shown.message_id)
-            )
-
-    async def _send_image(self, reply: ImageReply) -> None:
-        caption = _shorten(reply.caption, CAPTION_MAX_CHARS)
-        keyboard = _keyboard(reply)
-        if not self._as_document and fits_as_photo(reply.image):
-            try:
-                await self._call(
-                    "send a photo",
-                    lambda: self._bot.send_photo(
-                        self._chat_id,
-                        reply.image,
-                        caption=caption,
-                        reply_markup=keyboard,
-                        reply_parameters=self._reply_to,
-                    ),
-                    reraise=BadRequest,
-                )
-                return
-            except BadRequest as error:  # e.g. dimensions Telegram's photo pipeline refuses: a file always goes
-                log.info("photo refused (%s); sending node %s as a document", error, reply.node_id)
-        await self._call(
-            "send a document",
-            lambda: self._bot.send_document(
-                self._chat_id,
-                reply.image,
-                filename=f"edit-{reply.node_id}.png",
-                caption=caption,
-                reply_markup=keyboard,
-                reply_parameters=self._reply_to,
-            ),
-        )
-
-    async def _call(
-        self,
-        what: str,
-        request: Callable[[], Awaitable],
-        *,
-        reraise: type[TelegramError] | None = None,
-    ):
-        """Make one Bot API request; None when it failed (logged) or the chat is gone."""
-        if self._gone:
-            return None
-        try:
-            return await request()
-        except Forbidden:
-            log.info("chat %s blocked the bot or removed it; dropping its replies", self._chat_id)
-            self._gone = True
-        except TelegramError as error:
-            if reraise is not None and isinstance(error, reraise):
-                raise
-            log.warning("could not %s in chat %s: %s", what, self._chat_id, error)
-        return None
-
-
 class TelegramAdapter:
     """Holds the engine and the per-chat progress throttle; its methods are the PTB handlers."""
 
@@ -294,7 +97,7 @@ class TelegramAdapter:
         if settings.telegram.base_url == TelegramSettings.model_fields["base_url"].default:
             self._download_limit = min(self._download_limit, CLOUD_DOWNLOAD_LIMIT)
         self._command_names = {info.name for info in engine.commands}
-        self._last_progress_edit: dict[int, float] = {}
+        self.progress_throttle = ProgressThrottle()  # per chat: Telegram throttles edits chat by chat
 
     # ------------------------------------------------------------------ wiring
 
@@ -307,14 +110,14 @@ class TelegramAdapter:
         application.add_handler(CallbackQueryHandler(self.on_press))
         application.add_error_handler(self.on_error)
 
-    def sender(self, bot: Bot) -> Callable[[ChatKey], _Replier]:
+    def sender(self, bot: Bot) -> Callable[[ChatKey], Replier]:
         """How to send to a conversation unprompted (results of edits re-attached after a restart)."""
-        return lambda key: _Replier(self, None, quote=False, as_document=False, bot=bot, chat_id=int(key.chat_id))
+        return lambda key: Replier(self, None, quote=False, as_document=False, bot=bot, chat_id=int(key.chat_id))
 
     async def publish_menu(self, bot: Bot) -> None:
         """The engine's public commands as Telegram's command menu."""
         menu = [
-            BotCommand(info.name, _shorten(info.summary or info.name, COMMAND_DESCRIPTION_MAX_CHARS))
+            BotCommand(info.name, shorten(info.summary or info.name, COMMAND_DESCRIPTION_MAX_CHARS))
             for info in self._engine.commands
             if COMMAND_NAME.fullmatch(info.name)
         ]
@@ -322,20 +125,6 @@ class TelegramAdapter:
             await bot.set_my_commands(menu)
         except TelegramError as error:  # a missing menu is cosmetic: keep serving
             log.warning("could not publish the command menu: %s", error)
-
-    # ------------------------------------------------------------------ progress throttle (per chat)
-
-    def may_edit_progress(self, chat_id: int) -> bool:
-        return time.monotonic() - self._last_progress_edit.get(chat_id, float("-inf")) >= PROGRESS_EDIT_INTERVAL
-
-    def progress_edited(self, chat_id: int) -> None:
-        now = time.monotonic()
-        self._last_progress_edit[chat_id] = now
-        # Forget chats whose last edit is long past, so the table stays as small as the set of busy chats.
-        if len(self._last_progress_edit) > 1000:
-            self._last_progress_edit = {
-                chat: at for chat, at in self._last_progress_edit.items() if now - at < PROGRESS_EDIT_INTERVAL
-            }
 
     # ------------------------------------------------------------------ handlers
 
@@ -348,10 +137,10 @@ class TelegramAdapter:
             return
         group = message.chat.type != ChatType.PRIVATE
         if not self._allowed(user.id, message.chat.id):
-            replier = _Replier(self, message, quote=group, as_document=False)
+            replier = Replier(self, message, quote=group, as_document=False)
             await replier.send_text(NOT_ALLOWED)
             return
-        replier = _Replier(self, message, quote=group, as_document=message.document is not None)
+        replier = Replier(self, message, quote=group, as_document=message.document is not None)
         image = None
         if message.photo or message.document:
             try:
@@ -370,7 +159,7 @@ class TelegramAdapter:
         """A sticker, voice note, video... in a private chat: say what the bot does instead of staying silent."""
         message = update.effective_message
         if message is not None:
-            await _Replier(self, message, quote=False, as_document=False).send_text(UNSUPPORTED)
+            await Replier(self, message, quote=False, as_document=False).send_text(UNSUPPORTED)
 
     async def on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -386,7 +175,7 @@ class TelegramAdapter:
         if press is None:
             await query.answer(STALE_BUTTON, show_alert=True)
             return
-        replier = _Replier(
+        replier = Replier(
             self,
             query.message,
             quote=False,
@@ -419,7 +208,7 @@ class TelegramAdapter:
     # ------------------------------------------------------------------ helpers
 
     def _allowed(self, user_id: int, chat_id: int) -> bool:
-        return not self._allowed_ids or user_id in self._allowed_ids or chat_id in self._allowed_ids
+        return admitted(self._allowed_ids, user_id, chat_id)
 
     def _text_for_bot(self, message: Message, bot_id: int, bot_username: str) -> str | None:
         """The text to pass to the engine ("" for a bare photo), or None when the message is not for the bot.
@@ -492,7 +281,7 @@ def build_application(settings: Settings, engine) -> Application:
 
 
 @asynccontextmanager
-async def serving(application: Application, settings: Settings) -> AsyncIterator[Callable[[ChatKey], _Replier]]:
+async def serving(application: Application, settings: Settings) -> AsyncIterator[Callable[[ChatKey], Replier]]:
     """Serve updates on the running event loop for as long as the block runs, beside other platforms; the caller
     starts and closes the engine (with the sender this yields): see bot/platforms.py."""
     adapter: TelegramAdapter = application.bot_data["adapter"]

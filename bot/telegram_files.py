@@ -14,7 +14,7 @@ import httpx
 from telegram import Message
 from telegram.error import BadRequest
 
-from bot.sizes import size_and_limit
+from bot.chat_common import over_limit, refuse_declared_size
 from core.errors import BadImage, UserError
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,7 @@ async def download_image(message: Message, limit: int) -> bytes:
         mime = item.mime_type or ""
         if mime and not mime.startswith("image/") and mime != "application/octet-stream":
             raise BadImage("That file isn't an image: send a photo, or a JPEG, PNG, WebP or GIF file.")
-    limit_mb = limit / (1024 * 1024)
-    if item.file_size is not None and item.file_size > limit:
-        size, most = size_and_limit(item.file_size, limit)
-        raise BadImage(f"That {what} is {size}; I can take images up to {most}.")
+    refuse_declared_size(item.file_size, limit, what)
     try:
         file = await item.get_file()
     except BadRequest as refusal:
@@ -44,7 +41,7 @@ async def download_image(message: Message, limit: int) -> bytes:
                         "please send it again, or a smaller copy.") from None
     data = await _fetch_at_most(file.file_path, limit)
     if data is None:
-        raise BadImage(f"That {what} is over {limit_mb:g} MB, the most I can take.")
+        raise BadImage(over_limit(limit, what))
     return data
 
 

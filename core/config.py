@@ -111,7 +111,11 @@ class LimitSettings(BaseSettings):
     max_output_side: int = Field(4096, ge=64, le=16384)
     """Photos with a longer side are brought down to it once, when received; results are at most this size."""
     max_waiting_per_person: int = 1
+    """Edits waiting, and photos being read, per person at once."""
     max_waiting_total: int = 100
+    max_stored_mb_per_person: int = Field(5000, ge=1)
+    """What one person's pictures may take in the image store, as stored, across their chats; new photos and edits
+    are refused once it is reached (retention, or an operator, frees room)."""
 
     @property
     def intake(self) -> dict:
@@ -173,6 +177,9 @@ class OpsSettings(BaseSettings):
     """People allowed the admin commands, as "platform:user_id", e.g. ["telegram:12345", "discord:67890"]."""
     retention_days: int | None = Field(None, ge=1)
     """Delete edit trees untouched for this many days (daily, while a bot runs); unset: keep forever."""
+    shutdown_grace_seconds: float = Field(30.0, ge=0)
+    """Embedded mode: on SIGTERM, how long the running edit may take to finish before it is stopped (waiting ones
+    are told at once; all of them are offered again after the restart)."""
     warmup: bool = True
     """Run one tiny edit after loading the model, so the first person does not wait for the GPU to warm up."""
 

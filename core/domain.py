@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from core.errors import BadParams
 
@@ -142,6 +143,17 @@ class NewNode:
     seconds: float | None = None
     make_head: bool = True
     translation: Translation | None = None
+    stored_bytes: int = 0
+    """What its picture takes in the image store, as stored: counted against the person's storage."""
+
+
+class Rendered(NamedTuple):
+    """One stored result of an edit job, not yet recorded: its picture's digest and size, the params used, the time."""
+
+    digest: str
+    params: EditParams
+    seconds: float
+    stored_bytes: int
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,25 @@ class ModelUnavailable(UserError):
     """The model could not be loaded (offline, wrong path, broken file)."""
 
 
+class PictureGone(UserError):
+    """A node's image file is missing from the image store (deleted by hand, a lost disk): nothing can use it."""
+
+    def __init__(self) -> None:
+        super().__init__("That picture is no longer stored, so I left everything as it was. "
+                         "/history shows what is still there; or send a new photo.")
+
+
+class ShuttingDown(UserError):
+    """The bot is stopping: the edit did not start (or could not finish in the grace period) and is kept, to be
+    offered again once the bot is back."""
+
+
 class QueueFull(UserError):
     """Too many edits waiting for this person or in total."""
 
+
+SOMETHING_WENT_WRONG = "Something went wrong on my side; nothing was changed. Please try again."
+"""What a person is told when answering them hit a bug (any front-end, any command)."""
 
 EDIT_FAILED_ON_OUR_SIDE = "The edit failed on my side; nothing was changed. Please try again."
 """What a person is told when their edit hit a bug or a device failure (whichever queue ran it)."""

@@ -94,3 +94,12 @@ def _likeliest(text: str, candidates: list[str]) -> str:
     values = _language_detector().compute_language_confidence_values(text)
     ranked = [value.language.name.capitalize() for value in values]
     return min(candidates, key=lambda name: ranked.index(name) if name in ranked else len(ranked))
+
+
+def control_character(text: str) -> str | None:
+    """The first control character (NUL, escape, ...) of the text, as U+XXXX; None if it has none. Line breaks and tabs
+    are allowed: people type them. The others cannot be stored (NUL, on PostgreSQL) or mean nothing to a model."""
+    for char in text:
+        if unicodedata.category(char) == "Cc" and char not in "\n\t":
+            return f"U+{ord(char):04X}"
+    return None

@@ -43,10 +43,14 @@ class HistoryRepository(Protocol):
         """
 
     def move_head(self, conversation_id: int, node_id: int | None) -> Conversation:
-        """Make node_id the head (None: no current image) and raise its visit counter.
+        """Make node_id the head (None: no current image), raise its visit counter and count it as used now.
 
         Raises ValueError if the node belongs to another conversation.
         """
+
+    def touch(self, node_id: int) -> bool:
+        """Count the node as used now (a button pressed on it, an edit of it starting): retention keeps its tree.
+        False if there is no such node (any more)."""
 
     def save_settings(self, conversation_id: int, settings: EditParams) -> Conversation: ...
 
@@ -64,11 +68,25 @@ class HistoryRepository(Protocol):
     def take_held_back(self, conversation_id: int) -> tuple[int, str] | None:
         """The held-back (parent id, instruction), forgotten as it is returned; None if there is none."""
 
+    def note_edit(self, conversation_id: int, parent_id: int, instruction: str) -> None:
+        """Keep the conversation's edit while it waits or runs in this process (replacing any earlier one)."""
+
+    def forget_edit(self, conversation_id: int) -> None:
+        """The conversation's edit ended (done, failed, cancelled): nothing to offer again."""
+
+    def take_interrupted_edits(self) -> list[tuple[Conversation, int, str]]:
+        """Every kept edit, as (conversation, parent id, instruction), forgotten as they are returned: at start-up
+        these are the edits a restart interrupted. An edit whose parent is gone is forgotten without being listed."""
+
     def referenced_images(self) -> set[str]:
         """Every image hash some node refers to, for the image store's sweep."""
 
+    def stored_bytes(self, person: str) -> int:
+        """What the pictures of a person's ("platform:user_id") nodes take in the image store, across their chats;
+        a picture several of their nodes share is counted once."""
+
     def purge_before(self, cutoff: datetime) -> int:
-        """Retention: delete every edit tree whose newest node was made before cutoff, whole, one transaction per
+        """Retention: delete every edit tree whose nodes were all made and last used before cutoff, whole, one transaction per
         conversation, clearing heads that pointed into it (conversations and settings stay). Returns how many nodes
         were deleted; sweep the image store afterwards."""
 
@@ -241,6 +259,10 @@ class TrackedJob:
 class JobQueue(Protocol):
     """What the engine needs from an edit queue. Implementations subclass it (so a missing method is an error when
     the queue is made, not when someone first uses it)."""
+
+    forgets_jobs_on_exit: bool = False
+    """True for a queue whose jobs end with its process: the engine then keeps each conversation's edit in the
+    history while it waits or runs, and offers the ones a restart interrupted again at start."""
 
     @abstractmethod
     async def start(self) -> None:

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from core.domain import EditJob, Node
-from core.errors import EDIT_FAILED_ON_OUR_SIDE, EditCancelled, QueueFull, UserError, failure_kind
+from core.errors import EDIT_FAILED_ON_OUR_SIDE, EditCancelled, QueueFull, ShuttingDown, UserError, failure_kind
 from core.metrics import EditObserver, NoObserver, log_conversation
 from core.ports import JobQueue, Position, QueueStatus, Step, TrackedJob
 from core.runner import EditRunner
@@ -39,8 +39,20 @@ class QueuedJob(TrackedJob):
     conversation_label: str | None = None  # for the logs: the conversation that asked, as the engine named it
 
 
+SHUTDOWN_BEFORE_START = ("I'm restarting, so your edit did not start; nothing was changed. I'll offer to run it "
+                         "again when I'm back.")
+SHUTDOWN_WHILE_RUNNING = ("I had to restart before your edit finished; nothing was changed. I'll offer to run it "
+                          "again when I'm back.")
+
+
+STOP_SECONDS = 5.0
+"""How long close() waits for a stopped edit to notice (the editor checks between denoising steps)."""
+
+
 class EditQueue(JobQueue):
     """The in-process queue: this process runs the model, one edit at a time."""
+
+    forgets_jobs_on_exit = True
 
     def __init__(
         self,
@@ -49,8 +61,12 @@ class EditQueue(JobQueue):
         max_waiting_per_person: int = 1,
         max_waiting_total: int = 100,
         observer: EditObserver | None = None,
+        shutdown_grace_seconds: float = 0.0,
     ) -> None:
+        """shutdown_grace_seconds: how long close() lets the running edit finish before stopping it."""
         self._runner = runner
+        self._grace = shutdown_grace_seconds
+        self._closing = False
         self._observer = observer or NoObserver()
         self._paused = False
         self._max_per_person = max_waiting_per_person
@@ -68,10 +84,18 @@ class EditQueue(JobQueue):
             self._worker = asyncio.create_task(self._work(), name="edit-queue")
 
     async def close(self) -> None:
+        """Take no new edit, tell the waiting ones they did not start, let the running one finish within the grace
+        period (then stop it). Every one of them stays noted in the history, to be offered again at start."""
+        self._closing = True
         for job in list(self._waiting):
-            self._drop(job)
-        if self._running is not None:
-            self._running.cancel_event.set()
+            self._waiting.remove(job)
+            job.fail(ShuttingDown(SHUTDOWN_BEFORE_START))
+        if (running := self._running) is not None:
+            await asyncio.wait([running.result], timeout=self._grace)
+            running.cancel_event.set()  # the editor stops at its next step
+            await asyncio.wait([running.result], timeout=STOP_SECONDS)
+            if not running.result.done():
+                running.fail(ShuttingDown(SHUTDOWN_WHILE_RUNNING))
         if self._worker is not None:
             self._worker.cancel()
             try:
@@ -106,7 +130,9 @@ class EditQueue(JobQueue):
         return self._job_of(conversation_id) is not None
 
     def submit(self, job: EditJob) -> QueuedJob:
-        """Queue an edit. Raises QueueFull with a line the person can act on."""
+        """Queue an edit. Raises QueueFull with a line the person can act on (ShuttingDown while closing)."""
+        if self._closing:
+            raise ShuttingDown(SHUTDOWN_BEFORE_START)
         if self.busy(job.conversation_id):
             raise QueueFull("You already have an edit on the way: wait for it, or send /cancel.")
         if sum(queued.job.person == job.person for queued in self._waiting) >= self._max_per_person:
@@ -170,7 +196,9 @@ class EditQueue(JobQueue):
                 result = await loop.run_in_executor(self._executor, in_job_context, self._run, job, on_step)
             except Exception as error:
                 self._observer.edit_failed(failure_kind(error))
-                if isinstance(error, UserError):
+                if self._closing and isinstance(error, EditCancelled):  # stopped by close(), not by the person
+                    job.fail(ShuttingDown(SHUTDOWN_WHILE_RUNNING))
+                elif isinstance(error, UserError):
                     job.fail(error)
                 else:  # a bug or a device failure: log it whole, tell the person one line
                     log.exception("edit %s failed", job.id)

@@ -12,10 +12,15 @@ from collections.abc import Sequence
 
 from PIL import Image
 
-from core.domain import EditJob, EditParams, NewNode, Node
+from core.domain import EditJob, NewNode, Node, Rendered
 from core.editing.transfer import full_size, shrink_for
+from core.errors import PictureGone, UserError
 from core.images import decode_stored, encode_stored
 from core.ports import Editor, EditResult, HistoryRepository, ImageStore, ProgressCallback
+
+
+PURGED_WHILE_EDITING = ("Your history was deleted (it was older than this bot keeps) while this edit ran, so I could "
+                        "not keep the result: send the photo again to start over.")
 
 
 class EditRunner:
@@ -35,17 +40,24 @@ class EditRunner:
             cancel: threading.Event | None = None) -> list[Node]:
         """Blocking; returns the nodes recorded: the new head, or the candidates of a variants job.
 
-        Raises the editor's UserErrors (EditCancelled, UnsafeImage, BadParams) having recorded nothing.
+        Raises the editor's UserErrors (EditCancelled, UnsafeImage, BadParams) having recorded nothing, PictureGone
+        for a parent whose picture is missing, and a UserError saying so when a purge deleted the tree meanwhile.
         """
-        return [
-            self.history.add_node(NewNode(job.conversation_id, job.parent_id, digest, job.instruction, params,
-                                          seconds, make_head=not job.variants,
-                                          translation=job.translation))
-            for digest, params, seconds in self.render(job, on_step, cancel)
-        ]
+        rendered = self.render(job, on_step, cancel)
+        try:
+            return [
+                self.history.add_node(NewNode(job.conversation_id, job.parent_id, result.digest, job.instruction,
+                                              result.params, result.seconds, make_head=not job.variants,
+                                              stored_bytes=result.stored_bytes, translation=job.translation))
+                for result in rendered
+            ]
+        except ValueError:
+            if self.history.node(job.parent_id) is None:  # a retention purge took the tree while the edit ran
+                raise UserError(PURGED_WHILE_EDITING) from None
+            raise
 
     def render(self, job: EditJob, on_step: ProgressCallback | None = None,
-               cancel: threading.Event | None = None) -> list[tuple[str, EditParams, float]]:
+               cancel: threading.Event | None = None) -> list[Rendered]:
         """Blocking: edit and store the images, record nothing. Returns (digest, params used, seconds) per result,
         for `run` or for a distributed worker that records them through the job table."""
         photo = self.photo(job)
@@ -58,7 +70,7 @@ class EditRunner:
 
     def render_many(self, jobs: Sequence[EditJob], photos: Sequence[Image.Image],
                     on_step: ProgressCallback | None = None,
-                    cancel: threading.Event | None = None) -> list[list[tuple[str, EditParams, float]]]:
+                    cancel: threading.Event | None = None) -> list[list[Rendered]]:
         """Blocking: several plain edits (no variants) in one `Editor.edit_many` call, their photos already loaded
         (`photo`) and sharing the editor's batch_key. Stores the images, records nothing; for each job what `render`
         gives for it."""
@@ -68,19 +80,25 @@ class EditRunner:
         return [self._store(photo, small, [result]) for photo, small, result in zip(photos, smalls, results)]
 
     def photo(self, job: EditJob) -> Image.Image:
-        """The photo the job edits, from the image store, in RGB."""
-        return decode_stored(self.images.get(job.image_hash))
+        """The photo the job edits, from the image store, in RGB; PictureGone if its file is missing."""
+        try:
+            data = self.images.get(job.image_hash)
+        except KeyError:
+            raise PictureGone() from None
+        return decode_stored(data)
 
     def _working(self, photo: Image.Image) -> Image.Image:
         """What the editor gets: the photo shrunk once to its working size (output "working": the photo itself, and
         the editor does as it always did)."""
         return photo if self.output == "working" else shrink_for(self.editor, photo)
 
-    def _store(self, photo: Image.Image, small: Image.Image,
-               results: Sequence[EditResult]) -> list[tuple[str, EditParams, float]]:
+    def _store(self, photo: Image.Image, small: Image.Image, results: Sequence[EditResult]) -> list[Rendered]:
         # Every image is durable before any row names it.
-        return [(self.images.put(encode_stored(self._delivered(photo, small, result.image))), result.params,
-                 result.seconds) for result in results]
+        stored = []
+        for result in results:
+            data = encode_stored(self._delivered(photo, small, result.image))
+            stored.append(Rendered(self.images.put(data), result.params, result.seconds, len(data)))
+        return stored
 
     def _delivered(self, photo: Image.Image, small: Image.Image, edited: Image.Image) -> Image.Image:
         return edited if self.output == "working" else full_size(photo, small, edited)

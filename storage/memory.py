@@ -32,6 +32,9 @@ class InMemoryHistoryRepository:
         self._node_ids = itertools.count(1)  # never reused, even after a purge
         self._offers: dict[int, list[int]] = {}
         self._held_back: dict[int, tuple[int, str]] = {}
+        self._used_at: dict[int, datetime] = {}  # node id -> last used, for retention
+        self._stored_bytes: dict[int, int] = {}  # node id -> what its picture takes in the image store
+        self._pending: dict[int, tuple[int, str]] = {}  # conversation id -> its edit waiting or running
 
     def conversation(self, key: ChatKey) -> Conversation:
         """The conversation of this person in this chat, created on first use with default settings."""
@@ -91,6 +94,7 @@ class InMemoryHistoryRepository:
                 translation=new.translation,
             )
             self._nodes[node.id] = node
+            self._stored_bytes[node.id] = new.stored_bytes
             if new.parent_id is not None:
                 self._children.setdefault(new.parent_id, []).append(node.id)
             if new.make_head:
@@ -107,7 +111,16 @@ class InMemoryHistoryRepository:
             if node_id is not None:
                 node = self._require_own_node(conversation_id, node_id, "node")
                 self._nodes[node_id] = replace(node, visit=self._next_visit(conversation_id))
+                self._used_at[node_id] = datetime.now(UTC)
             return self._set_head(conversation_id, node_id)
+
+    def touch(self, node_id: int) -> bool:
+        """Count the node as used now; False if there is no such node."""
+        with self._lock:
+            if node_id not in self._nodes:
+                return False
+            self._used_at[node_id] = datetime.now(UTC)
+            return True
 
     def save_settings(self, conversation_id: int, settings: EditParams) -> Conversation:
         """Store the conversation's edit settings; BadParams if they are out of range."""
@@ -143,30 +156,68 @@ class InMemoryHistoryRepository:
             self._require_conversation(conversation_id)
             return self._held_back.pop(conversation_id, None)
 
+    def note_edit(self, conversation_id: int, parent_id: int, instruction: str) -> None:
+        """Keep the conversation's edit while it waits or runs in this process (replacing any earlier one)."""
+        with self._lock:
+            self._require_conversation(conversation_id)
+            self._require_own_node(conversation_id, parent_id, "parent")
+            self._pending[conversation_id] = (parent_id, instruction)
+
+    def forget_edit(self, conversation_id: int) -> None:
+        """The conversation's edit ended: nothing to offer again."""
+        with self._lock:
+            self._require_conversation(conversation_id)
+            self._pending.pop(conversation_id, None)
+
+    def take_interrupted_edits(self) -> list[tuple[Conversation, int, str]]:
+        """Every kept edit as (conversation, parent id, instruction), forgotten as returned; one whose parent is
+        gone (purged) is forgotten without being listed."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            return [(self._conversations[conversation_id], parent_id, instruction)
+                    for conversation_id, (parent_id, instruction) in sorted(pending.items())
+                    if parent_id in self._nodes]
+
     def referenced_images(self) -> set[str]:
         """Every image hash some node refers to, for the image store's sweep."""
         with self._lock:
             return {node.image_hash for node in self._nodes.values()}
 
     def purge_before(self, cutoff: datetime) -> int:
-        """Delete the trees whose newest node was made before cutoff (storage/retention.py), one conversation at a
-        time; clear heads that pointed into them. Returns how many nodes were deleted."""
+        """Delete the trees made and last used before cutoff (storage/retention.py), one conversation at a time;
+        clear heads that pointed into them. Returns how many nodes were deleted."""
         removed = 0
         for conversation_id in list(self._conversations):
             with self._lock:
                 own = [node for node in self._nodes.values() if node.conversation_id == conversation_id]
-                doomed = expired_nodes(((node.id, node.parent_id, node.created_at) for node in own), cutoff)
+                last_use = ((node.id, node.parent_id, max(node.created_at, self._used_at.get(node.id, node.created_at)))
+                            for node in own)
+                doomed = expired_nodes(last_use, cutoff)
                 if self._conversations[conversation_id].head_id in doomed:
                     self._set_head(conversation_id, None)
                 if set(self._offers.get(conversation_id, ())) & doomed:
                     del self._offers[conversation_id]
                 if self._held_back.get(conversation_id, (None,))[0] in doomed:
                     del self._held_back[conversation_id]
+                if self._pending.get(conversation_id, (None,))[0] in doomed:
+                    del self._pending[conversation_id]
                 for node_id in doomed:
                     del self._nodes[node_id]
                     self._children.pop(node_id, None)
+                    self._used_at.pop(node_id, None)
+                    del self._stored_bytes[node_id]
                 removed += len(doomed)
         return removed
+
+    def stored_bytes(self, person: str) -> int:
+        """What the pictures of a person's nodes take in the image store, across their chats (a picture several
+        of their nodes share counted once)."""
+        with self._lock:
+            sizes: dict[str, int] = {}
+            for node in self._nodes.values():
+                if self._conversations[node.conversation_id].key.person == person:
+                    sizes[node.image_hash] = max(sizes.get(node.image_hash, 0), self._stored_bytes[node.id])
+            return sum(sizes.values())
 
     def edit_counts(self, since: datetime, limit: int) -> list[tuple[str, int]]:
         """People ("platform:user_id") by the edits they made since `since`, most first (ties by name), at most limit."""

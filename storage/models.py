@@ -71,6 +71,10 @@ class ConversationRow(Base):
     offer: Mapped[list | None] = mapped_column(JSON)
     held_parent_id: Mapped[int | None] = mapped_column(Id)
     held_instruction: Mapped[str | None] = mapped_column(Text)
+    # The edit waiting or running for this conversation in the embedded mode (its parent and instruction), kept
+    # until it ends: one still here at start-up was interrupted by a restart and is offered again.
+    pending_parent_id: Mapped[int | None] = mapped_column(Id)
+    pending_instruction: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, onupdate=utc_now)
 
@@ -79,6 +83,9 @@ class NodeRow(Base):
     """One image in an edit tree: a root (a photo someone sent) or an edit of its parent."""
 
     __tablename__ = "nodes"
+    # Ids are never reused, even after a purge deletes the newest rows: an old button must not act on a new node.
+    # PostgreSQL's sequences never go back; SQLite needs AUTOINCREMENT for that.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(Id, ForeignKey("conversations.id"), index=True)
@@ -97,6 +104,12 @@ class NodeRow(Base):
     seconds: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     visit: Mapped[int] = mapped_column(Integer)
+    # The last time someone went to it or pressed one of its buttons (NULL: never since it was made): retention
+    # keeps a tree anyone used recently, not only one edited recently.
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Bytes its picture takes in the image store, as stored (0 for nodes from before it was counted): what the
+    # per-person storage limit adds up.
+    stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class JobRow(Base):

@@ -92,8 +92,23 @@ class SqlHistoryRepository:
                 node = _own_node(session, conversation_id, node_id, "node")
                 conversation.visit_counter += 1
                 node.visit = conversation.visit_counter
+                node.used_at = datetime.now(UTC)
             conversation.head_id = node_id
             return _to_conversation(conversation)
+
+    def touch(self, node_id: int) -> bool:
+        """Count the node as used now; False if there is no such node. Under the conversation's lock, so a purge
+        running meanwhile either sees the use or has already deleted the node."""
+        with self._writes.begin() as session:
+            found = session.get(NodeRow, node_id)
+            if found is None:
+                return False
+            _lock_conversation(session, found.conversation_id)
+            found = session.get(NodeRow, node_id, populate_existing=True)  # purged while we waited for the lock?
+            if found is None:
+                return False
+            found.used_at = datetime.now(UTC)
+            return True
 
     def save_settings(self, conversation_id: int, settings: EditParams) -> Conversation:
         """Store the conversation's edit settings; BadParams if they are out of range, ValueError if unknown."""
@@ -136,13 +151,40 @@ class SqlHistoryRepository:
             conversation.held_parent_id = conversation.held_instruction = None
             return None if held[1] is None else held
 
+    def note_edit(self, conversation_id: int, parent_id: int, instruction: str) -> None:
+        """Keep the conversation's edit while it waits or runs in this process (replacing any earlier one)."""
+        with self._writes.begin() as session:
+            conversation = _lock_conversation(session, conversation_id)
+            _own_node(session, conversation_id, parent_id, "parent")
+            conversation.pending_parent_id, conversation.pending_instruction = parent_id, instruction
+
+    def forget_edit(self, conversation_id: int) -> None:
+        """The conversation's edit ended: nothing to offer again."""
+        with self._writes.begin() as session:
+            conversation = _lock_conversation(session, conversation_id)
+            conversation.pending_parent_id = conversation.pending_instruction = None
+
+    def take_interrupted_edits(self) -> list[tuple[Conversation, int, str]]:
+        """Every kept edit as (conversation, parent id, instruction), forgotten as returned; one whose parent is
+        gone (purged) is forgotten without being listed."""
+        with self._writes.begin() as session:
+            rows = session.scalars(
+                select(ConversationRow).where(ConversationRow.pending_instruction.is_not(None)).with_for_update()
+            ).all()
+            interrupted = []
+            for row in rows:
+                if session.get(NodeRow, row.pending_parent_id) is not None:
+                    interrupted.append((_to_conversation(row), row.pending_parent_id, row.pending_instruction))
+                row.pending_parent_id = row.pending_instruction = None
+            return interrupted
+
     def referenced_images(self) -> set[str]:
         """Every image hash some node refers to, for the image store's sweep."""
         with self._reads.begin() as session:
             return set(session.scalars(select(NodeRow.image_hash).distinct()))
 
     def purge_before(self, cutoff: datetime) -> int:
-        """Delete the trees whose newest node was made before cutoff (storage/retention.py), one transaction per
+        """Delete the trees made and last used before cutoff (storage/retention.py), one transaction per
         conversation that has old nodes; clear heads that pointed into them. Returns how many nodes were deleted."""
         cutoff = cutoff.astimezone(UTC)
         with self._reads.begin() as session:
@@ -153,10 +195,12 @@ class SqlHistoryRepository:
             with self._writes.begin() as session:
                 conversation = _lock_conversation(session, conversation_id)
                 rows = session.execute(
-                    select(NodeRow.id, NodeRow.parent_id, NodeRow.created_at)
+                    select(NodeRow.id, NodeRow.parent_id, NodeRow.created_at, NodeRow.used_at)
                     .where(NodeRow.conversation_id == conversation_id)
                 )
-                doomed = expired_nodes(((row.id, row.parent_id, as_utc(row.created_at)) for row in rows), cutoff)
+                last_use = ((row.id, row.parent_id, as_utc(max(row.created_at, row.used_at or row.created_at)))
+                            for row in rows)
+                doomed = expired_nodes(last_use, cutoff)
                 if not doomed:
                     continue
                 if conversation.head_id in doomed:
@@ -166,12 +210,27 @@ class SqlHistoryRepository:
                     conversation.offer = None
                 if conversation.held_parent_id in doomed:
                     conversation.held_parent_id = conversation.held_instruction = None
+                if conversation.pending_parent_id in doomed:
+                    conversation.pending_parent_id = conversation.pending_instruction = None
                 # Whole trees in one statement: the parent links are checked once it has run.
                 session.execute(
                     delete(NodeRow).where(NodeRow.id.in_(doomed)).execution_options(synchronize_session=False)
                 )
                 removed += len(doomed)
         return removed
+
+    def stored_bytes(self, person: str) -> int:
+        """What the pictures of a person's nodes take in the image store, across their chats (a picture several
+        of their nodes share counted once)."""
+        pictures = (
+            select(NodeRow.image_hash, func.max(NodeRow.stored_bytes).label("size"))
+            .join(ConversationRow, NodeRow.conversation_id == ConversationRow.id)
+            .where(ConversationRow.platform + ":" + ConversationRow.user_id == person)
+            .group_by(NodeRow.image_hash)
+            .subquery()
+        )
+        with self._reads.begin() as session:
+            return int(session.scalar(select(func.coalesce(func.sum(pictures.c.size), 0))))
 
     def edit_counts(self, since: datetime, limit: int) -> list[tuple[str, int]]:
         """People ("platform:user_id") by the edits they made since `since`, most first, at most limit."""
@@ -205,6 +264,7 @@ def insert_node(session: Session, new: NewNode) -> Node:
         visit=conversation.visit_counter if new.make_head else 0,
         original_instruction=new.translation and new.translation.original,
         language=new.translation and new.translation.language,
+        stored_bytes=new.stored_bytes,
     )
     if (params := new.params) is not None:
         row.text_guidance = params.text_guidance

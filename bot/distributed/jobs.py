@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import EditCancelled
-from core.domain import EditJob, EditParams, NewNode, Node
+from core.domain import EditJob, EditParams, NewNode, Node, Rendered
 from storage.database import read_only
 from storage.models import JobRow, NodeRow
 from storage.repository import as_utc, insert_node, node_from_row, to_translation
@@ -74,7 +74,7 @@ class JobRepository(Protocol):
     def progress(self, job_id: str, step: int, total: int) -> None:
         """Record a denoising step; doubles as the running worker's heartbeat."""
 
-    def complete(self, job_id: str, results: Sequence[tuple[str, EditParams, float]]) -> list[Node]:
+    def complete(self, job_id: str, results: Sequence[Rendered]) -> list[Node]:
         """Record the job's nodes (image digest, params used, seconds each; the images already stored) AND mark the
         job done, in one transaction. Idempotent: for a job already done, the nodes it recorded, never new ones.
         Raises ValueError for an unknown job, or one failed or cancelled meanwhile (nothing is recorded)."""
@@ -150,7 +150,7 @@ class SqlJobRepository:
             if row is not None and row.state == "running":
                 row.step, row.total, row.heartbeat_at = step, total, _now()
 
-    def complete(self, job_id: str, results: Sequence[tuple[str, EditParams, float]]) -> list[Node]:
+    def complete(self, job_id: str, results: Sequence[Rendered]) -> list[Node]:
         """Record the nodes and mark the job done, in one transaction; a job already done returns its nodes."""
         with self._writes.begin() as session:
             row = _lock_job(session, job_id)
@@ -165,10 +165,10 @@ class SqlJobRepository:
             candidates = bool(row.variants)
             translation = to_translation(row.original_instruction, row.language)
             nodes = [
-                insert_node(session, NewNode(row.conversation_id, row.parent_id, digest, row.instruction, params,
-                                             seconds, make_head=not candidates,
-                                             translation=translation))
-                for digest, params, seconds in results
+                insert_node(session, NewNode(row.conversation_id, row.parent_id, result.digest, row.instruction,
+                                             result.params, result.seconds, make_head=not candidates,
+                                             stored_bytes=result.stored_bytes, translation=translation))
+                for result in results
             ]
             row.state, row.node_ids, row.heartbeat_at = "done", [node.id for node in nodes], _now()
             return nodes

@@ -40,6 +40,7 @@ from core.messages import Send
 from core.errors import UserError
 from core.messages import ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
 from core.ports import HistoryRepository, ImageStore
+from bot.chat_common import over_limit
 from bot.web.sessions import COOKIE, CookieSigner, Session, Sessions, load_secret
 
 log = logging.getLogger(__name__)
@@ -185,8 +186,7 @@ class WebChat:
     async def _read_form(self, request: web.Request) -> tuple[dict[str, str], bytes | None]:
         """The form's fields and file, refusing a file over the upload limit before it is read whole (nothing is
         stored: the engine stores a photo only after checking it)."""
-        limit_mb = self._upload_limit / (1024 * 1024)
-        too_large = TooLarge(f"That file is over {limit_mb:g} MB, the most I can take.")
+        too_large = TooLarge(over_limit(self._upload_limit))
         if request.content_length is not None and request.content_length > self._upload_limit + FORM_OVERHEAD_BYTES:
             raise too_large
         fields: dict[str, str] = {}

@@ -6,12 +6,16 @@ Blocking calls hop to a thread: repository calls through `in_thread`, image work
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from PIL import Image
 
 from core.commands import ButtonInfo, CommandInfo
 from core.domain import Conversation, EditJob, EditParams, Node, Translation
-from core.errors import BadParams, UserError
-from core.images import decode_stored, stored_as_png
+from core.errors import BadParams, PictureGone, QueueFull, ShuttingDown, UserError
+from core.hints import control_character
+from core.images import decode_stored, encode_stored, stored_as_png
 from core.messages import Button, ImageReply, Press, ProgressReply, Send
 from core.offload import in_image_thread, in_thread
 from core.ports import Delayed, HistoryRepository, ImageStore, JobQueue, Position, Step, TrackedJob
@@ -71,11 +75,19 @@ def progress(job_id: int | str, update: Position | Step | Delayed) -> ProgressRe
     return ProgressReply(job_id, "Starting the edit…")
 
 
+def refuse_control_characters(instruction: str) -> None:
+    """BadParams when the instruction holds a control character: refused before it is held back or costs model time."""
+    if (char := control_character(instruction)) is not None:
+        raise BadParams(f"Your instruction contains an invisible control character ({char}): please type it again "
+                        "without it.")
+
+
 class EditCore:
     """The ports and settings every command group shares, and the helpers they build on."""
 
     def __init__(self, history: HistoryRepository, images: ImageStore, queue: JobQueue, *, intake_limits: dict,
-                 defaults: EditParams, understanding: Understanding, model: str) -> None:
+                 defaults: EditParams, understanding: Understanding, model: str,
+                 max_stored_bytes_per_person: int | None = None) -> None:
         self.history = history
         self.images = images
         self.queue = queue
@@ -83,6 +95,7 @@ class EditCore:
         self.defaults = defaults
         self.understanding = understanding
         self.model = model
+        self.max_stored_bytes_per_person = max_stored_bytes_per_person
         # Filled in by the engine once every group is collected: what /help lists and what buttons show.
         self.commands: list[CommandInfo] = []
         self.buttons: dict[str, ButtonInfo] = {}
@@ -120,18 +133,59 @@ class EditCore:
         return max(children, key=lambda child: (child.visit, child.id), default=None)
 
     async def move(self, conversation: Conversation, node_id: int | None) -> Node | None:
+        """Make node_id the head, once its picture is known to be stored (PictureGone, and no move, if not)."""
+        node = None if node_id is None else await in_thread(self.history.node, node_id)
+        if node is not None:
+            await self.require_stored(node)
         await in_thread(self.history.move_head, conversation.id, node_id)
         return None if node_id is None else await in_thread(self.history.node, node_id)
 
+    async def claim(self, conversation: Conversation, parent: Node) -> None:
+        """Before an edit of parent is queued: the person has room left, parent's picture is stored, and its tree
+        counts as used now, so a retention purge running meanwhile keeps it (PictureGone if either is gone)."""
+        await self.require_room(conversation.key.person)
+        await self.require_stored(parent)
+        if not await in_thread(self.history.touch, parent.id):
+            raise PictureGone()
+
+    async def require_room(self, person: str) -> None:
+        """QueueFull when what the person's pictures take in the image store has reached their limit."""
+        limit = self.max_stored_bytes_per_person
+        if limit is not None and await in_thread(self.history.stored_bytes, person) >= limit:
+            raise QueueFull(f"Your pictures take all the room I keep for one person ({limit / 1e6:,.0f} MB), so I "
+                            "can't store new ones: older edits are deleted after a while, or ask the operator.")
+
+    async def require_stored(self, node: Node) -> None:
+        """PictureGone when the node's image file is missing: checked before anything changes or a job queues."""
+        if not await in_image_thread(self.images.exists, node.image_hash):
+            raise PictureGone()
+
+    def stored(self, digest: str) -> bytes:
+        """Blocking: a stored image's bytes (call through in_image_thread); PictureGone if its file is missing."""
+        try:
+            return self.images.get(digest)
+        except KeyError:
+            raise PictureGone() from None
+
+    def fetcher(self, digest: str) -> Callable[[], bytes]:
+        """A stored image for core.pictures, fetched (and decoded small) only when it is drawn."""
+        return partial(self.stored, digest)
+
+    def store(self, image: Image.Image) -> tuple[str, int]:
+        """Blocking: keep a picture in the image store; its digest and the bytes it takes there."""
+        data = encode_stored(image)
+        return self.images.put(data), len(data)
+
     def image(self, digest: str) -> Image.Image:
-        """Blocking: decode a stored image (call through in_image_thread)."""
-        return decode_stored(self.images.get(digest))
+        """Blocking: decode a stored image at full size (call through in_image_thread)."""
+        return decode_stored(self.stored(digest))
 
     # -------------------------------------------------------------- edits
 
     async def instruct(self, conversation: Conversation, parent: Node, instruction: str, send: Send) -> None:
         """An instruction the person typed: made English (core/understanding.py) before it costs GPU time, or held
         back with a hint (for /anyway and /asis) when the model could not read it well."""
+        refuse_control_characters(instruction)
         try:
             understood = await in_thread(self.understanding.understand, instruction)
         except HeldBack:
@@ -156,6 +210,8 @@ class EditCore:
         params = params.validated()
         if not instruction:
             raise BadParams("Tell me what to change, for example “make it night”.")
+        refuse_control_characters(instruction)
+        await self.claim(conversation, parent)
         job = EditJob(conversation.id, conversation.key.person, parent.id, parent.image_hash, instruction, params,
                       translation=translation)
         [node] = await self.run(job, send)
@@ -172,8 +228,22 @@ class EditCore:
         await self.edit(conversation, parent, node.instruction, params, send, node.translation)
 
     async def run(self, job: EditJob, send: Send) -> list[Node]:
-        """Queue a job, relay its progress, and return the nodes it recorded."""
-        return await self.follow(self.queue.submit(job), send)
+        """Queue a job, relay its progress, and return the nodes it recorded. With a queue whose jobs end with the
+        process, the edit is noted in the history until it ends, so a restart meanwhile can offer it again."""
+        noted = self.queue.forgets_jobs_on_exit
+        if noted:
+            await in_thread(self.history.note_edit, job.conversation_id, job.parent_id, job.instruction)
+        try:
+            nodes = await self.follow(self.queue.submit(job), send)
+        except ShuttingDown:
+            raise  # stays noted: offered again after the restart
+        except Exception:
+            if noted:
+                await in_thread(self.history.forget_edit, job.conversation_id)
+            raise
+        if noted:
+            await in_thread(self.history.forget_edit, job.conversation_id)
+        return nodes
 
     async def follow(self, queued: TrackedJob, send: Send) -> list[Node]:
         """Relay a queued job's progress to `send`; then the nodes it recorded (or its error)."""
@@ -183,7 +253,7 @@ class EditCore:
 
     async def show(self, node: Node, text: str) -> ImageReply:
         """An image reply for a node, with the buttons that make sense on it."""
-        data = await in_image_thread(lambda: stored_as_png(self.images.get(node.image_hash)))
+        data = await in_image_thread(lambda: stored_as_png(self.stored(node.image_hash)))
         actions = []
         if node.parent_id is not None:
             actions.append("undo")

@@ -14,6 +14,7 @@ import asyncio
 import importlib
 import logging
 import pkgutil
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from core import conversation as groups_package
@@ -21,18 +22,16 @@ from core.commands import NO_COMMAND, CommandInfo, collect, split_command, unkno
 from core.conversation.edits import GROUPS, CommandGroup, EditCore, caption, is_model_edit
 from core.conversation.tuning import Tuning, tuning_direction
 from core.domain import ChatKey, Conversation, EditParams, NewNode
-from core.errors import UserError
+from core.errors import SOMETHING_WENT_WRONG, PictureGone, QueueFull, UserError
 from core.hints import estimate_tokens
-from core.images import encode_stored, load_untrusted
-from core.messages import Incoming, Send, TextReply
+from core.images import load_untrusted
+from core.messages import Button, ImageReply, Incoming, Press, Send, TextReply
 from core.metrics import log_conversation
 from core.offload import in_image_thread, in_thread
 from core.ports import HistoryRepository, ImageStore, JobQueue, TrackedJob, Translator
 from core.understanding import Understanding
 
 log = logging.getLogger(__name__)
-
-SOMETHING_WRONG = "Something went wrong on my side; nothing was changed. Please try again."
 
 
 def _import_groups() -> None:
@@ -56,13 +55,18 @@ class ConversationEngine:
         count_tokens: Callable[[str], int] = estimate_tokens,
         model: str = "",
         translator: Translator | None = None,
+        max_waiting_per_person: int = 1,
+        max_stored_bytes_per_person: int | None = None,
     ) -> None:
         """command_groups: more groups, made by the caller, whose commands answer too (e.g. admin commands, which
         need the admins' ids); the groups of this package are found and made here. model: the editor's model name,
         as /info reports it. translator: turns instructions in other languages into English (None: they are held
-        back, as /anyway explains)."""
+        back, as /anyway explains). max_waiting_per_person: photos one person may have in intake at once (decoding
+        is the costly part of a photo; the queue applies the same limit to edits). max_stored_bytes_per_person: what
+        one person's pictures may take in the image store before new photos and edits are refused (None: no limit)."""
         self._core = EditCore(history, images, queue, intake_limits=intake_limits or {}, defaults=defaults,
-                              understanding=Understanding(translator, count_tokens), model=model)
+                              understanding=Understanding(translator, count_tokens), model=model,
+                              max_stored_bytes_per_person=max_stored_bytes_per_person)
         _import_groups()
         groups = [group(self._core) for group in sorted(GROUPS, key=lambda group: group.position)]
         self._tuning = next(group for group in groups if isinstance(group, Tuning))
@@ -70,6 +74,8 @@ class ConversationEngine:
         self._core.commands = self.commands
         self._core.buttons = {action: info for action, (info, _) in self._buttons.items()}
         self._deliveries: set[asyncio.Task] = set()  # re-attached jobs being delivered (see start)
+        self._max_intakes = max_waiting_per_person
+        self._intakes: Counter[str] = Counter()  # photos being decoded and stored, per person
 
     @property
     def commands(self) -> list[CommandInfo]:
@@ -86,6 +92,9 @@ class ConversationEngine:
         (e.g. Telegram: send to the chat id): with it, edits a distributed queue re-attached after a restart
         (`queue.recovered()`) are delivered to their conversations when they finish."""
         await self._core.queue.start()
+        if send_to is not None and self._core.queue.forgets_jobs_on_exit:
+            for conversation, parent_id, instruction in await in_thread(self._core.history.take_interrupted_edits):
+                await self._offer_interrupted(conversation, parent_id, instruction, send_to(conversation.key))
         if send_to is not None:
             for queued in self._core.queue.recovered():
                 task = asyncio.create_task(self._deliver_recovered(queued, send_to))
@@ -96,6 +105,24 @@ class ConversationEngine:
         for task in list(self._deliveries):
             task.cancel()
         await self._core.queue.close()
+
+    async def _offer_interrupted(self, conversation: Conversation, parent_id: int, instruction: str,
+                                 send: Send) -> None:
+        """Tell the person their edit was interrupted by a restart, with a button (and /anyway) to run it again."""
+        core = self._core
+        await in_thread(core.history.hold_back, conversation.id, parent_id, instruction)
+        text = (f"My restart interrupted your edit “{instruction}”, so nothing was changed. Press Try again (or send "
+                "/anyway) to run it now.")
+        try:
+            parent = await in_thread(core.history.node, parent_id)
+            data = await in_image_thread(core.stored, parent.image_hash)
+            button = Button(core.buttons["anyway"].label, Press("anyway", parent_id))
+            await send(ImageReply(data, text, parent_id, (button,)))
+        except PictureGone:
+            await send(TextReply(f"My restart interrupted your edit “{instruction}”, and its picture is no longer "
+                                 "stored: send the photo again to start over.", error=True))
+        except Exception:
+            log.exception("failed to offer interrupted edit of conversation %s", conversation.id)
 
     async def _deliver_recovered(self, queued: TrackedJob, send_to: Callable[[ChatKey], Send]) -> None:
         """Relay a re-attached job's progress and outcome to its conversation, as an edit would have."""
@@ -131,16 +158,26 @@ class ConversationEngine:
             await send(TextReply(str(error), error=True))
         except Exception:
             log.exception("failed to answer %s", incoming.key)
-            await send(TextReply(SOMETHING_WRONG, error=True))
+            await send(TextReply(SOMETHING_WENT_WRONG, error=True))
         finally:
             log_conversation.reset(label)
 
     async def _photo(self, incoming: Incoming, send: Send) -> None:
         core = self._core
-        intake = await in_image_thread(load_untrusted, incoming.image, **core.intake_limits)
-        digest = await in_image_thread(lambda: core.images.put(encode_stored(intake.image)))
+        person = incoming.key.person
+        if self._intakes[person] >= self._max_intakes:
+            raise QueueFull("I'm still reading your last photo: send this one again once it is in.")
+        self._intakes[person] += 1
+        try:
+            await core.require_room(person)
+            intake = await in_image_thread(load_untrusted, incoming.image, **core.intake_limits)
+            digest, size = await in_image_thread(core.store, intake.image)
+        finally:
+            self._intakes[person] -= 1
+            if not self._intakes[person]:
+                del self._intakes[person]
         conversation = await self._conversation(incoming)
-        root = await in_thread(core.history.add_node, NewNode(conversation.id, None, digest))
+        root = await in_thread(core.history.add_node, NewNode(conversation.id, None, digest, stored_bytes=size))
         if intake.notice:
             await send(TextReply(intake.notice))
         instruction = (incoming.text or "").strip()
@@ -192,6 +229,7 @@ class ConversationEngine:
         if entry is None:
             raise UserError("That button is out of date.")
         _, handler = entry
+        await in_thread(self._core.history.touch, node.id)  # a press is a use: retention keeps the tree
         await handler(conversation, node, send)
 
     async def _conversation(self, incoming: Incoming) -> Conversation:

@@ -7,7 +7,6 @@ from PIL import Image, ImageOps
 from core.commands import Arg, command
 from core.conversation.edits import CommandGroup, EditCore, caption
 from core.domain import Conversation, NewNode, Node
-from core.images import encode_stored
 from core.messages import Send
 from core.offload import in_image_thread, in_thread
 
@@ -23,17 +22,20 @@ TRANSPOSES = {
 async def exact_edit(core: EditCore, conversation: Conversation, parent: Node, operation: str, send: Send) -> Node:
     """An exact operation on parent, recorded as a child (and the new head) like any edit."""
 
-    def apply() -> str:
+    await core.require_room(conversation.key.person)
+
+    def apply() -> tuple[str, int]:
         image = core.image(parent.image_hash)
         if operation == "crop square":
             side = min(image.size)
             image = ImageOps.fit(image, (side, side), method=Image.Resampling.NEAREST)
         else:
             image = image.transpose(TRANSPOSES[operation])
-        return core.images.put(encode_stored(image))
+        return core.store(image)
 
-    digest = await in_image_thread(apply)
-    node = await in_thread(core.history.add_node, NewNode(conversation.id, parent.id, digest, operation))
+    digest, size = await in_image_thread(apply)
+    node = await in_thread(core.history.add_node, NewNode(conversation.id, parent.id, digest, operation,
+                                                          stored_bytes=size))
     await send(await core.show(node, caption(node)))
     return node
 

@@ -40,7 +40,7 @@ class Grids(CommandGroup):
         parent = await in_thread(self.core.history.node, node.parent_id)
 
         def draw() -> bytes:
-            before, after = self.core.image(parent.image_hash), self.core.image(node.image_hash)
+            before, after = self.core.fetcher(parent.image_hash), self.core.fetcher(node.image_hash)
             return encode_png(pictures.compare(before, after, caption=short(node)))
 
         await send(ImageReply(await in_image_thread(draw), f"Before and after: {short(node)}", node.id,
@@ -74,13 +74,14 @@ class Grids(CommandGroup):
         """Render variants of head's edit in one batch, record them as candidates (and as the grid /pick chooses
         from), and show them as a numbered grid with a button for each."""
         parent = await in_thread(self.core.history.node, head.parent_id)
+        await self.core.claim(conversation, parent)
         job = EditJob(conversation.id, conversation.key.person, parent.id, parent.image_hash, head.instruction,
                       variants[0], variants, translation=head.translation)
         candidates = await self.core.run(job, send)
         await in_thread(self.core.history.save_offer, conversation.id, [node.id for node in candidates])
 
         def draw() -> bytes:
-            cells = [self.core.image(node.image_hash) for node in candidates]
+            cells = [self.core.fetcher(node.image_hash) for node in candidates]
             labels = [f"text {node.params.text_guidance:g} · image {node.params.image_guidance:g} · "
                       f"seed {node.params.seed}" for node in candidates]
             grid = pictures.labelled_grid(cells, columns=columns, cell_labels=labels, column_labels=column_labels,
@@ -139,3 +140,11 @@ class Grids(CommandGroup):
         """Run the instruction I held back (not English, or too long) as it is."""
         if not await self.core.run_held_back(conversation, send):
             raise UserError("There is no instruction waiting: just send one.")
+
+    @button("anyway", "🔁 Try again")
+    async def anyway_button(self, conversation: Conversation, node: Node, send: Send) -> None:
+        # Offered under an edit a restart interrupted: runs the instruction kept for this very picture.
+        held = await in_thread(self.core.history.take_held_back, conversation.id)
+        if held is None or held[0] != node.id:
+            raise UserError("That button is out of date: send the instruction again.")
+        await self.core.edit(conversation, node, held[1], conversation.settings, send)

@@ -15,6 +15,10 @@ from core.offload import in_image_thread, in_thread
 
 # The newest entries a /history contact sheet shows (the original photo always comes first).
 SHEET_ENTRIES = 24
+TELEGRAM_SHARED_HISTORY = (
+    "In a group, each person has their own history, but the group's anonymous admins share one (Telegram does not "
+    "say which admin wrote, so they can undo each other's edits), and so does everyone posting as the same channel."
+)
 GOTO_MAX = 10_000
 """The highest step number /goto takes before looking at the history (Discord's limit too)."""
 
@@ -40,6 +44,8 @@ class Navigation(CommandGroup):
                          "Translated wrongly? Send /meant and the English you meant; /asis runs your own words.")
         lines.append("")
         lines += [f"{info.usage} — {info.summary}" for info in self.core.commands]
+        if conversation.key.platform == "telegram":
+            lines += ["", TELEGRAM_SHARED_HISTORY]
         await send(TextReply("\n".join(lines)))
 
     @command("undo")
@@ -76,8 +82,8 @@ class Navigation(CommandGroup):
         for number, node in enumerate(line):
             mark = "  ◀ you are here" if node.id == head_id else ""
             rows.append(f"{number}. {short(node)}{mark}")
+        sheet = await self._contact_sheet(line, head_id)  # first: a missing picture is said before anything else
         await send(TextReply("Your edits (use /goto N):\n" + "\n".join(rows)))
-        sheet = await self._contact_sheet(line, head_id)
         await send(ImageReply(sheet, "Your history: the numbers are the ones /goto takes.", head_id, kind="history"))
 
     async def _contact_sheet(self, line: list[Node], head_id: int) -> bytes:
@@ -91,7 +97,7 @@ class Navigation(CommandGroup):
 
         def draw() -> bytes:
             entries = [
-                pictures.SheetEntry(number, self.core.image(node.image_hash), short(node).strip("“”"),
+                pictures.SheetEntry(number, self.core.fetcher(node.image_hash), short(node).strip("“”"),
                                     node.id == head_id, branches[node.id])
                 for number, node in numbered
             ]

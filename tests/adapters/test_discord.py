@@ -11,7 +11,8 @@ import pytest
 import simcord
 from PIL import Image
 
-from bot.discord_adapter import CUSTOM_ID_PREFIX, NOT_ALLOWED, build_client, fit_upload
+from bot.discord_adapter import NOT_ALLOWED, build_client
+from bot.discord_replies import CUSTOM_ID_PREFIX, fit_upload
 from core.conversation.admin import AdminCommands
 from core.commands import unknown_command
 from core.config import DiscordSettings, LimitSettings
@@ -222,7 +223,7 @@ async def test_an_oversize_attachment_is_refused_before_reading(world, engine, s
 
     result = await alice.slash(channel, "edit", image=("huge.png", b"\0" * size), instruction="make it snow")
 
-    assert result.ephemeral and "the most I accept here is" in result.response.content
+    assert result.ephemeral and "the most I accept is" in result.response.content
     assert reads == [] and handled == []
 
 

@@ -21,16 +21,8 @@ from telegram import Message
 from telegram.error import Forbidden
 
 from bot.platforms import serve_platforms
-from bot.telegram_adapter import (
-    FAILED,
-    NOT_ALLOWED,
-    UNSUPPORTED,
-    TelegramAdapter,
-    _Replier,
-    fits_as_photo,
-    split_text,
-    webhook_secret,
-)
+from bot.telegram_adapter import FAILED, NOT_ALLOWED, UNSUPPORTED, TelegramAdapter, webhook_secret
+from bot.telegram_replies import Replier, fits_as_photo, split_text
 from core.config import Settings, StorageSettings, TelegramSettings
 from core.domain import ChatKey
 from core.messages import Press, TextReply
@@ -444,7 +436,7 @@ async def test_a_blocked_chat_is_logged_and_dropped_without_raising(caplog):
         {"message_id": 1, "date": 0, "chat": {"id": 42, "type": "private"}, "text": "hi"}, bot
     )
     adapter = TelegramAdapter(make_offline_settings(), _BrokenEngine())
-    replier = _Replier(adapter, message, quote=False, as_document=False)
+    replier = Replier(adapter, message, quote=False, as_document=False)
     caplog.set_level(logging.INFO)
 
     await replier(TextReply("first"))

@@ -11,7 +11,7 @@ import pytest
 
 from bot.distributed.jobs import SqlJobRepository
 from core.errors import EDIT_FAILED_ON_OUR_SIDE
-from core.domain import ChatKey, EditJob, EditParams, NewNode, Translation
+from core.domain import ChatKey, EditJob, EditParams, NewNode, Rendered, Translation
 from storage.database import make_engine
 from storage.memory import InMemoryHistoryRepository
 from storage.migrate import upgrade
@@ -69,7 +69,7 @@ def test_a_translated_job_carries_the_persons_words_to_the_node_it_records(jobs,
     said = Translation("fais-le enneigé", "French")
     translated = replace(job, instruction="make it snowy", translation=said)
     assert jobs.create("job-1", translated, "telegram").job == translated
-    [node] = jobs.complete("job-1", [("b" * 64, USED, 1.5)])
+    [node] = jobs.complete("job-1", [Rendered("b" * 64, USED, 1.5, 10)])
     assert node.instruction == "make it snowy" and node.translation == said
     assert history.node(node.id).translation == said
 
@@ -95,14 +95,14 @@ def test_a_job_whose_worker_went_silent_is_taken_over(jobs, job):
 def test_complete_records_the_node_and_finishes_the_job_exactly_once(jobs, history, job):
     jobs.create("job-1", job, "telegram")
     jobs.claim("job-1", "worker-a", stale_after=60)
-    [node] = jobs.complete("job-1", [("b" * 64, USED, 1.5)])
+    [node] = jobs.complete("job-1", [Rendered("b" * 64, USED, 1.5, 100)])
     assert node.parent_id == job.parent_id and node.params == USED and node.instruction == "make it snow"
     assert history.conversation(ALICE).head_id == node.id
     record = jobs.get("job-1")
     assert record.state == "done" and record.node_ids == (node.id,) and record.finished
 
     # A redelivered job completing again (another worker, another render) gets the same node back, not a new one.
-    assert jobs.complete("job-1", [("c" * 64, USED.with_seed(8), 2.0)]) == [node]
+    assert jobs.complete("job-1", [Rendered("c" * 64, USED.with_seed(8), 2.0, 100)]) == [node]
     assert [child.id for child in history.children(job.parent_id)] == [node.id]
     record, claimed = jobs.claim("job-1", "worker-b", stale_after=0)
     assert not claimed and record.state == "done"
@@ -114,7 +114,7 @@ def test_concurrent_completions_record_one_node(jobs, history, job):
     results = []
 
     def complete(seed):
-        results.append(jobs.complete("job-1", [("b" * 64, USED.with_seed(seed), 1.0)]))
+        results.append(jobs.complete("job-1", [Rendered("b" * 64, USED.with_seed(seed), 1.0, 100)]))
 
     threads = [threading.Thread(target=complete, args=(seed,)) for seed in range(4)]
     for thread in threads:
@@ -130,7 +130,8 @@ def test_a_variants_job_records_candidates_that_do_not_move_the_head(jobs, histo
     batch = EditJob(job.conversation_id, job.person, job.parent_id, job.image_hash, job.instruction, USED, variants)
     assert jobs.create("job-1", batch, "telegram").job.variants == variants
     jobs.claim("job-1", "worker-a", stale_after=60)
-    nodes = jobs.complete("job-1", [("b" * 64, USED, 1.0), ("c" * 64, USED.with_seed(9), 1.0)])
+    nodes = jobs.complete("job-1", [Rendered("b" * 64, USED, 1.0, 100),
+                                    Rendered("c" * 64, USED.with_seed(9), 1.0, 100)])
     assert [node.visit for node in nodes] == [0, 0]
     assert history.conversation(ALICE).head_id == job.parent_id
 
@@ -140,7 +141,7 @@ def test_cancel_stops_a_queued_job_but_leaves_a_running_one_to_its_worker(jobs, 
     cancelled = jobs.cancel("queued")
     assert cancelled.state == "cancelled" and cancelled.failure_kind == "EditCancelled"
     with pytest.raises(ValueError):
-        jobs.complete("queued", [("b" * 64, USED, 1.0)])
+        jobs.complete("queued", [Rendered("b" * 64, USED, 1.0, 100)])
     assert history.children(job.parent_id) == []
 
     jobs.create("running", job, "telegram")
@@ -161,7 +162,7 @@ def test_fail_keeps_the_line_and_the_kind_and_never_undoes_a_finished_job(jobs, 
     assert jobs.fail("job-1", "again", "internal").failure_kind == "UnsafeImage"  # the first outcome stands
     jobs.create("job-2", job, "telegram")
     jobs.claim("job-2", "worker-a", stale_after=60)
-    jobs.complete("job-2", [("b" * 64, USED, 1.0)])
+    jobs.complete("job-2", [Rendered("b" * 64, USED, 1.0, 100)])
     done = jobs.fail("job-2", "too late", "internal")
     assert done.state == "done" and done.failure_kind is None
 
@@ -176,35 +177,71 @@ def test_undelivered_lists_a_frontends_jobs_until_marked_delivered(jobs, job):
     assert [record.id for record in jobs.undelivered("discord")] == ["d1"]
 
 
-def test_jobs_failed_before_kinds_were_kept_get_the_kind_metrics_gave_them(tmp_path):
-    """Migration 0004_job_failure_kind: rows from before it had only their line; "internal" for a failure on our side."""
+def _migrate(connection, revision: str) -> None:
     from alembic import command
 
     from storage.migrate import alembic_config
 
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+def _old_tree(connection) -> None:
+    """Rows as an older schema holds them, written in SQL (the ORM classes are the newest schema): one conversation
+    whose head is node 2 of the chain 1 <- 2 <- 3."""
+    connection.exec_driver_sql(
+        "INSERT INTO conversations (id, platform, chat_id, user_id, text_guidance, image_guidance, steps, scheduler, "
+        "visit_counter, created_at, updated_at) VALUES (1, 't', 'c', 'u', 7.5, 1.5, 20, 'euler-a', 2, '2026-01-01', "
+        "'2026-01-01')")
+    for node_id, parent_id in [(1, None), (2, 1), (3, 2)]:
+        connection.exec_driver_sql(
+            "INSERT INTO nodes (id, conversation_id, parent_id, image_hash, created_at, visit) "
+            "VALUES (?, 1, ?, 'h', '2026-01-01', 1)", (node_id, parent_id))
+    connection.exec_driver_sql("UPDATE conversations SET head_id = 2")
+
+
+def _old_job(connection, job_id: str, state: str, error: str | None) -> None:
+    connection.exec_driver_sql(
+        "INSERT INTO jobs (id, conversation_id, person, frontend, parent_id, image_hash, instruction, params, variants, "
+        "state, attempts, step, total, node_ids, error, delivered, created_at, updated_at) VALUES (?, 1, 'p', 'f', 2, "
+        "'h', 'i', '{}', '[]', ?, 1, 0, 0, '[]', ?, 0, '2026-01-01', '2026-01-01')", (job_id, state, error))
+
+
+def test_jobs_failed_before_kinds_were_kept_get_the_kind_metrics_gave_them(tmp_path):
+    """Migration 0004_job_failure_kind: rows from before it had only their line; "internal" for a failure on our side."""
     engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
     try:
         with engine.begin() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0003_conversation_state")  # the one before
-        conversation_id = SqlHistoryRepository(engine).conversation(ALICE).id
-        with engine.begin() as connection:
-            # The node by hand: today's repository writes columns later migrations added.
-            parent_id = connection.exec_driver_sql(
-                "INSERT INTO nodes (conversation_id, image_hash, visit, created_at) VALUES (?, ?, 1, '2026-01-01')",
-                (conversation_id, "a" * 64)).lastrowid
+            _migrate(connection, "0003_conversation_state")  # the one before
+            _old_tree(connection)
             for job_id, state, error in [("ours", "failed", EDIT_FAILED_ON_OUR_SIDE), ("unsafe", "failed", "Flagged."),
                                          ("stopped", "cancelled", "Edit cancelled."), ("fine", "done", None)]:
-                connection.exec_driver_sql(
-                    "INSERT INTO jobs (id, conversation_id, person, frontend, parent_id, image_hash, instruction, "
-                    "params, variants, state, attempts, step, total, node_ids, error, delivered, created_at, "
-                    "updated_at) VALUES (?, ?, 'p', 'f', ?, 'a', 'i', '{}', '[]', ?, 1, 0, 0, '[]', ?, 0, "
-                    "'2026-01-01', '2026-01-01')", (job_id, conversation_id, parent_id, state, error))
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+                _old_job(connection, job_id, state, error)
+            _migrate(connection, "head")
             kinds = dict(connection.exec_driver_sql("SELECT id, failure_kind FROM jobs").all())
     finally:
         engine.dispose()
     assert kinds == {"ours": "internal", "unsafe": "UserError", "stopped": "EditCancelled", "fine": None}
+
+
+def test_node_ids_migration_keeps_every_row_and_stops_id_reuse(tmp_path):
+    """Migration 0008_node_ids rebuilds SQLite's nodes table with AUTOINCREMENT: heads, parents and jobs still point at
+    their rows, and the id of a deleted newest node is not given again."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            _migrate(connection, "0004_job_failure_kind")  # the one before
+            _old_tree(connection)
+            _old_job(connection, "j", "done", None)
+        with engine.begin() as connection:
+            _migrate(connection, "head")
+        history = SqlHistoryRepository(engine)
+        assert history.conversation_by_id(1).head_id == 2 and [node.id for node in history.path(3)] == [1, 2, 3]
+        with engine.begin() as connection:
+            assert connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+            connection.exec_driver_sql("DELETE FROM nodes WHERE id = 3")
+        assert history.add_node(NewNode(1, 2, "h2", None, None, None)).id == 4
+    finally:
+        engine.dispose()

@@ -292,6 +292,51 @@ class TestHistoryRepositoryContract:
         again = repo.add_node(NewNode(bob.id, None, "bob-again", None, None, None))
         assert again.id not in {old_root.id, old_child.id, old_grandchild.id, bob_root.id}
 
+    def test_a_purged_node_id_is_never_given_again(self, repo):
+        conversation = repo.conversation(ALICE)
+        root = repo.add_node(NewNode(conversation.id, None, "root", None, None, None))
+        newest = repo.add_node(NewNode(conversation.id, root.id, "edit", "edit", USED, 1.0))
+        assert repo.purge_before(_a_moment_between()) == 2  # every node, the newest included
+        again = repo.add_node(NewNode(conversation.id, None, "again", None, None, None))
+        assert again.id > newest.id  # an old button (undo:<newest.id>) can never act on it
+
+    def test_any_visit_counts_as_use_for_retention(self, repo):
+        alice, bob = repo.conversation(ALICE), repo.conversation(BOB)
+        browsed = repo.add_node(NewNode(alice.id, None, "browsed", None, None, None))
+        repo.add_node(NewNode(alice.id, browsed.id, "edit", "edit", USED, 1.0))
+        pressed = repo.add_node(NewNode(bob.id, None, "pressed", None, None, None))
+        forgotten = repo.add_node(NewNode(bob.id, None, "forgotten", None, None, None))
+        cutoff = _a_moment_between()
+        repo.move_head(alice.id, browsed.id)  # /undo
+        assert repo.touch(pressed.id)  # a button pressed under it
+        assert repo.purge_before(cutoff) == 1
+        assert repo.node(forgotten.id) is None
+        assert repo.node(pressed.id) is not None and len(repo.path(repo.conversation(ALICE).head_id)) == 1
+        assert not repo.touch(forgotten.id) and not repo.touch(987_654)
+
+    def test_stored_bytes_add_up_a_persons_pictures_once_each_across_chats(self, repo):
+        alice, alice_elsewhere = repo.conversation(ALICE), repo.conversation(ChatKey("telegram", "200", "1"))
+        root = repo.add_node(NewNode(alice.id, None, "photo", stored_bytes=1000))
+        repo.add_node(NewNode(alice.id, root.id, "edit", "edit", USED, 1.0, stored_bytes=300))
+        repo.add_node(NewNode(alice_elsewhere.id, None, "photo", stored_bytes=1000))  # the same picture again
+        repo.add_node(NewNode(alice_elsewhere.id, None, "other", stored_bytes=20))
+        repo.add_node(NewNode(repo.conversation(BOB).id, None, "bob", stored_bytes=7))
+        assert repo.stored_bytes(ALICE.person) == 1320
+        assert repo.stored_bytes(BOB.person) == 7 and repo.stored_bytes("telegram:nobody") == 0
+
+    def test_an_edit_noted_and_not_forgotten_is_taken_once_as_interrupted(self, repo):
+        alice, bob = repo.conversation(ALICE), repo.conversation(BOB)
+        alice_root = repo.add_node(NewNode(alice.id, None, "a", None, None, None))
+        bob_root = repo.add_node(NewNode(bob.id, None, "b", None, None, None))
+        repo.note_edit(alice.id, alice_root.id, "make it night")
+        repo.note_edit(bob.id, bob_root.id, "make it day")
+        repo.forget_edit(bob.id)  # Bob's edit ended
+        with pytest.raises(ValueError):
+            repo.note_edit(bob.id, alice_root.id, "not his picture")
+        [(conversation, parent_id, instruction)] = repo.take_interrupted_edits()
+        assert (conversation.key, parent_id, instruction) == (ALICE, alice_root.id, "make it night")
+        assert repo.take_interrupted_edits() == []
+
     def test_purge_with_nothing_old_changes_nothing(self, repo):
         conversation = repo.conversation(ALICE)
         cutoff = _a_moment_between()

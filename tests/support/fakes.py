@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from PIL import Image, ImageChops
 
 from bot.distributed.jobs import CANCELLED, CANCELLED_KIND, JobRecord, claimable
-from core.domain import EditJob, EditParams, NewNode, Node
+from core.domain import EditJob, EditParams, NewNode, Node, Rendered
 from core.errors import BadParams, EditCancelled
 from core.ports import EditResult, HistoryRepository
 
@@ -118,7 +118,7 @@ class InMemoryJobRepository:
             if record is not None and record.state == "running":
                 self._jobs[job_id] = replace(record, step=step, total=total, heartbeat_at=datetime.now(UTC))
 
-    def complete(self, job_id: str, results: Sequence[tuple[str, EditParams, float]]) -> list[Node]:
+    def complete(self, job_id: str, results: Sequence[Rendered]) -> list[Node]:
         with self._lock:
             record = self._jobs.get(job_id)
             if record is None:
@@ -129,9 +129,11 @@ class InMemoryJobRepository:
                 raise ValueError(f"job {job_id} is {record.state}")
             job = record.job
             nodes = [
-                self._history.add_node(NewNode(job.conversation_id, job.parent_id, digest, job.instruction, params,
-                                               seconds, make_head=not job.variants, translation=job.translation))
-                for digest, params, seconds in results
+                self._history.add_node(NewNode(job.conversation_id, job.parent_id, result.digest, job.instruction,
+                                               result.params, result.seconds, make_head=not job.variants,
+                                               stored_bytes=result.stored_bytes,
+                                               translation=job.translation))
+                for result in results
             ]
             self._jobs[job_id] = replace(record, state="done", node_ids=tuple(node.id for node in nodes))
             return nodes

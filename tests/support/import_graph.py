@@ -63,6 +63,8 @@ def _module_level_imports(tree: ast.Module, name: str, is_package: bool) -> Iter
                 yield from (f"{base}.{alias.name}" for alias in statement.names)
             elif isinstance(statement, ast.If) and _is_type_checking(statement.test):
                 yield from visit(statement.orelse)
+            elif isinstance(statement, ast.If) and _is_main_guard(statement.test):
+                continue  # runs only when the module is executed as a script, never on import
             elif isinstance(statement, (ast.If, ast.Try, ast.With)):
                 for block in ("body", "orelse", "finalbody"):
                     yield from visit(getattr(statement, block, []))
@@ -83,6 +85,11 @@ def _absolute(statement: ast.ImportFrom, name: str, is_package: bool) -> str:
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
+            and any(isinstance(value, ast.Constant) and value.value == "__main__" for value in test.comparators))
 
 
 def _closest_module(imported: str, known: dict[str, Path]) -> str | None:

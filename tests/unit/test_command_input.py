@@ -12,7 +12,8 @@ from tests.support.chat import images, progress
 
 @pytest.mark.parametrize("text", ["/steps ²", "/steps ١٢", "/steps " + "9" * 1000, "/text 1e1", "/text ∞",
                                   "/seed " + "1" * 40, "/goto -1", "/pick ²", "/variations 0", "/rotate " + "9" * 999,
-                                  "/meant " + "x" * 1000])
+                                  "/image ²", "/image nan", "/text inf", "/steps 1_0", "/goto ٣", "/flip ²",
+                                  "/variations " + "4" * 500, "/seed -1", "/steps 0x10", "/meant " + "x" * 1000])
 async def test_strange_arguments_get_one_clear_line(chat, history, text):
     await chat.photo()
     before = history.conversation(chat.key)
@@ -60,3 +61,19 @@ def test_free_text_is_kept_as_typed_and_refused_when_too_long():
         english.parse("  ", "meant")
     with pytest.raises(BadParams, match="at most 30 characters"):
         english.parse("x" * 31, "meant")
+
+
+@pytest.mark.parametrize("text", ["make it\x00 night", "make it night\x1b[31m", "add \x7f stars", "make it \x85night"])
+async def test_control_characters_are_refused_before_any_model_time(chat, history, editor, text):
+    await chat.photo()
+    before = history.conversation(chat.key)
+    [reply] = await chat(text)
+    assert reply.error and "control character" in reply.text
+    assert editor.calls == [] and history.conversation(chat.key) == before
+    [anyway] = await chat("/anyway")  # nothing was held back either
+    assert anyway.error and editor.calls == []
+
+
+async def test_line_breaks_and_tabs_are_part_of_an_instruction(chat, editor):
+    await chat.photo()
+    assert images(await chat("make it night\nand\tadd stars"))

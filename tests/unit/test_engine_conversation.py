@@ -182,6 +182,13 @@ async def test_help_lists_every_command_from_its_docstring(chat, engine):
         assert f"{info.usage} — {info.summary}" in reply.text
 
 
+async def test_telegram_help_says_what_anonymous_admins_share(chat, engine):
+    [telegram] = await Chat(engine, ChatKey("telegram", "-100", "-100"))("/help")
+    assert "anonymous admins share one" in telegram.text
+    [elsewhere] = await chat("/help")
+    assert "anonymous" not in elsewhere.text
+
+
 async def test_a_broken_photo_is_refused_in_one_line_and_records_nothing(chat, history):
     replies = await chat.photo("make it night", data=b"<html>not a photo</html>")
     [reply] = replies

@@ -1,0 +1,261 @@
+"""How the Discord adapter shows replies: result buttons that survive restarts, an interaction's progress edited in
+place (at most once a second), results as follow-ups (posted to the channel once the interaction's token has
+expired), and replies for a conversation with no interaction to answer (a job re-attached after a restart).
+
+Every message mentions nobody but the person it is for: an instruction may say "@everyone".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import mimetypes
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import discord
+from PIL import Image
+
+from bot.chat_common import PROGRESS_INTERVAL_S
+from core.domain import ChatKey
+from core.images import encode_for_upload
+from core.messages import Button, ImageReply, Press, ProgressReply, Reply
+
+log = logging.getLogger(__name__)
+
+TOKEN_MARGIN = timedelta(seconds=30)
+"""Post to the channel a little before the 15-minute interaction token dies rather than after a failed call."""
+EXPIRED_TOKEN_CODES = {10015, 50027}
+"""Unknown Webhook, Invalid Webhook Token: what Discord answers once an interaction token has expired."""
+CUSTOM_ID_PREFIX = "editbot:"
+MESSAGE_LIMIT = 2000
+PRIVATE_ANSWER = "Answered privately."
+
+def fit_upload(png: bytes, limit: int) -> tuple[bytes, str]:
+    """The result as sent: its PNG when it fits the upload limit, else re-encoded to fit; (bytes, MIME type)."""
+    if len(png) <= limit:
+        return png, "image/png"
+    with Image.open(io.BytesIO(png)) as image:
+        return encode_for_upload(image, limit)
+
+
+# ---------------------------------------------------------------------------------------------------- buttons
+
+
+class PressButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID_PREFIX + r"(?P<data>[A-Za-z]+:[0-9]{1,18})"
+):
+    """A button under a result. Its custom_id carries Press.data, so any running bot can answer it, even one
+    started after the message was sent."""
+
+    def __init__(self, press: Press, label: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=label[:80], style=discord.ButtonStyle.secondary, custom_id=CUSTOM_ID_PREFIX + press.data
+            )
+        )
+        self.press = press
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any, /
+    ) -> PressButton:
+        # The template admits only what Press.parse accepts.
+        return cls(Press.parse(match["data"]), item.label or "")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.client.answer_press(interaction, self.press)
+
+
+def result_view(buttons: Sequence[Button]) -> discord.ui.View | None:
+    if not buttons:
+        return None
+    view = discord.ui.View(timeout=None)
+    for button in buttons:
+        view.add_item(PressButton(button.press, button.label))
+    return view
+
+
+
+
+@dataclass
+class _Progress:
+    message: discord.WebhookMessage | None  # None: the interaction's own deferred response
+    shown_at: float
+
+
+class Responder:
+    """Renders the replies of one interaction, in order.
+
+    owns_original: the interaction was deferred with a "thinking" message that is ours to turn into progress
+    (slash commands, modals); button presses are acknowledged silently, so their progress is a separate message.
+    """
+
+    def __init__(self, interaction: discord.Interaction, *, owns_original: bool, private: bool = False) -> None:
+        """private: the interaction was deferred ephemerally; everything that follows is for the person only."""
+        self._interaction = interaction
+        self._private = private
+        self._original_free = owns_original
+        self._progress: dict[int, _Progress] = {}
+
+    async def __call__(self, reply: Reply) -> None:
+        if isinstance(reply, ProgressReply):
+            await self._show_progress(reply)
+        elif isinstance(reply, ImageReply):
+            await self._show_image(reply)
+            await self._end_progress("✅ Done.")
+        elif reply.error:
+            await self._refuse(reply.text)
+        else:
+            await self._post(reply.text)
+
+    async def _refuse(self, text: str) -> None:
+        """A refusal is for the person alone. The first follow-up of a public "thinking" message would become that
+        message, for the whole channel to read: so that message is closed first, and removed once the refusal is
+        posted privately."""
+        public_thinking = self._original_free and not self._private and not self._token_expired()
+        self._original_free = False
+        if public_thinking:
+            await self._tidy(self._interaction.edit_original_response(content=PRIVATE_ANSWER))
+        await self._post(text, ephemeral=True)
+        if public_thinking:
+            await self._tidy(self._interaction.delete_original_response())
+        await self._end_progress("Stopped.")
+
+    @staticmethod
+    async def _tidy(request: Awaitable) -> None:
+        try:
+            await request
+        except discord.HTTPException as error:  # tidying up is not worth failing the reply for
+            log.info("could not tidy the thinking message: %s", error)
+
+    def _token_expired(self) -> bool:
+        return discord.utils.utcnow() >= self._interaction.expires_at - TOKEN_MARGIN
+
+    async def _show_progress(self, reply: ProgressReply) -> None:
+        """Progress is a courtesy: a failed edit is logged and the job carries on to its result."""
+        if self._token_expired():
+            return
+        try:
+            await self._update_progress(reply)
+        except discord.HTTPException as error:
+            log.info("could not show progress: %s", error)
+
+    async def _update_progress(self, reply: ProgressReply) -> None:
+        text = f"⏳ {reply.text}"
+        now = time.monotonic()
+        progress = self._progress.get(reply.job_id)
+        if progress is None:
+            if self._original_free:
+                self._original_free = False
+                await self._interaction.edit_original_response(content=text)
+                self._progress[reply.job_id] = _Progress(None, now)
+            else:
+                # Only the presser needs to watch; it disappears when the result arrives.
+                message = await self._interaction.followup.send(text, ephemeral=True, wait=True)
+                self._progress[reply.job_id] = _Progress(message, now)
+            return
+        if now - progress.shown_at < PROGRESS_INTERVAL_S:
+            return
+        progress.shown_at = now
+        await self._edit_progress(progress, text)
+
+    async def _edit_progress(self, progress: _Progress, text: str) -> None:
+        if progress.message is None:
+            await self._interaction.edit_original_response(content=text)
+        else:
+            await progress.message.edit(content=text)
+
+    async def _end_progress(self, final: str) -> None:
+        """The job is over: the deferred response says how it ended, separate progress messages go away."""
+        progress, self._progress = self._progress, {}
+        if self._token_expired():
+            return
+        for entry in progress.values():
+            try:
+                if entry.message is None:
+                    await self._interaction.edit_original_response(content=final)
+                else:
+                    await entry.message.delete()
+            except discord.HTTPException as error:  # tidying up is not worth failing the reply for
+                log.info("could not tidy a progress message: %s", error)
+
+    async def _show_image(self, reply: ImageReply) -> None:
+        data, mime = await asyncio.to_thread(fit_upload, reply.image, self._interaction.filesize_limit)
+        filename = f"edit-{reply.node_id}{mimetypes.guess_extension(mime)}"
+        await self._post(
+            reply.caption,
+            attach=lambda: discord.File(io.BytesIO(data), filename=filename),
+            view=result_view(reply.buttons),
+        )
+
+    async def _post(
+        self,
+        content: str,
+        *,
+        ephemeral: bool = False,
+        attach: Callable[[], discord.File] | None = None,
+        view: discord.ui.View | None = None,
+    ) -> None:
+        """A follow-up while the interaction token lives, else a channel message that mentions the person."""
+        extras: dict[str, Any] = {}
+        if view is not None:
+            extras["view"] = view
+        if not self._token_expired():
+            try:
+                if attach is not None:
+                    extras["file"] = attach()
+                await self._interaction.followup.send(content[:MESSAGE_LIMIT], ephemeral=ephemeral or self._private,
+                                                      **extras)
+                return
+            except discord.HTTPException as error:
+                if error.code not in EXPIRED_TOKEN_CODES:
+                    raise
+                log.info("interaction token expired; posting to the channel instead")
+        if attach is not None:
+            extras["file"] = attach()
+        user = self._interaction.user
+        await self._interaction.channel.send(f"{user.mention} {content}"[:MESSAGE_LIMIT],
+                                             allowed_mentions=discord.AllowedMentions(users=[user]), **extras)
+
+
+class ChannelPoster:
+    """Renders the replies of a conversation that has no interaction to answer (a job re-attached after a restart):
+    posted to its channel, mentioning the person. Progress is not shown: a message per step in the channel would be
+    noise, and the result follows."""
+
+    def __init__(self, client: discord.Client, key: ChatKey) -> None:
+        self._client = client
+        self._channel_id = int(key.chat_id)
+        self._mention = f"<@{key.user_id}>"
+        # The person this is for, and nobody else: an instruction may say "@everyone".
+        self._allowed_mentions = discord.AllowedMentions(users=[discord.Object(int(key.user_id))])
+
+    async def __call__(self, reply: Reply) -> None:
+        if isinstance(reply, ProgressReply):
+            return
+        # The engine may finish a job before the gateway connects; the HTTP session is ours only once ready.
+        await self._client.wait_until_ready()
+        channel = self._client.get_partial_messageable(self._channel_id)
+        if isinstance(reply, ImageReply):
+            data, mime = await asyncio.to_thread(fit_upload, reply.image, self._upload_limit())
+            extras: dict[str, Any] = {
+                "file": discord.File(io.BytesIO(data), filename=f"edit-{reply.node_id}{mimetypes.guess_extension(mime)}")
+            }
+            view = result_view(reply.buttons)
+            if view is not None:
+                extras["view"] = view
+            await channel.send(f"{self._mention} {reply.caption}"[:MESSAGE_LIMIT],
+                               allowed_mentions=self._allowed_mentions, **extras)
+        else:
+            await channel.send(f"{self._mention} {reply.text}"[:MESSAGE_LIMIT],
+                               allowed_mentions=self._allowed_mentions)
+
+    def _upload_limit(self) -> int:
+        """The channel's server limit when the channel is cached, else what every server and DM allows."""
+        guild = getattr(self._client.get_channel(self._channel_id), "guild", None)
+        return guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
