@@ -49,6 +49,8 @@ class Arg:
     labels: tuple[str, ...] = ()
     default: object = REQUIRED
     words: tuple[tuple[str, object], ...] = ()
+    pattern: re.Pattern | None = None
+    """For a free-text argument (kind str without choices): what it must look like, e.g. a /goto label."""
     upper: str | None = None
     """The name of an async method of the command's group that gives the highest value for one conversation
     (e.g. the last step of /history); `high` stays the most any conversation allows (Discord's limit)."""
@@ -67,6 +69,11 @@ class Arg:
         """labels: what each choice means, in the same order (Discord shows them; refusals name them)."""
         return cls(name, str, help, "|".join(choices), choices=choices, labels=labels)
 
+    @classmethod
+    def text(cls, name: str, pattern: re.Pattern, help: str, *, usage: str, default: object = REQUIRED) -> Arg:
+        """A short word matching `pattern` (e.g. a step label like 2b); `help` says what is allowed."""
+        return cls(name, str, help, usage, pattern=pattern, default=default)
+
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
@@ -74,6 +81,8 @@ class Arg:
     @property
     def allowed(self) -> str:
         """What a person may give, in words: 'from 1 to 20', 'h or v'."""
+        if self.pattern is not None:
+            return self.help[:1].lower() + self.help[1:]
         if self.kind is str:
             named = [f"{choice} ({label})" for choice, label in zip(self.choices, self.labels)] or list(self.choices)
             return " or ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
@@ -85,13 +94,18 @@ class Arg:
         text = raw.strip().lower()
         if not text:
             if self.required:
-                raise BadParams(f"/{command} needs {self._what}: {self.allowed}.")
+                raise BadParams(f"/{command} needs {self.allowed}." if self.pattern is not None
+                                else f"/{command} needs {self._what}: {self.allowed}.")
             return self.default
         for word, value in self.words:
             if text == word:
                 return value
         if len(text) > MAX_ARG_CHARS:
             raise BadParams(f"/{command} needs {self._what}: {self.allowed}.")
+        if self.pattern is not None:
+            if not self.pattern.fullmatch(text):
+                raise BadParams(f"/{command} needs {self.allowed}.")
+            return text
         if self.kind is str:
             if text not in self.choices:
                 raise BadParams(f"/{command} needs {self._what}: {self.allowed}.")

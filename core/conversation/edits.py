@@ -11,12 +11,13 @@ from collections.abc import Callable
 from PIL import Image
 
 from core.commands import ButtonInfo, CommandInfo
-from core.domain import Conversation, EditJob, EditParams, Node
+from core.domain import DEFAULT_MODEL, Conversation, EditJob, EditParams, Node
 from core.errors import BadParams, UserError
 from core.hints import instruction_problem
 from core.images import decode_png
 from core.messages import Button, ImageReply, Press, ProgressReply, Send
 from core.offload import in_image_thread, in_thread
+from core.treeview import TreeView
 from core.ports import HistoryRepository, ImageStore, JobQueue, Position, Step, TrackedJob
 
 # Exact operations' captions (core/conversation/exact.py does them); here because every caption is made here.
@@ -48,8 +49,14 @@ def caption(node: Node) -> str:
         return "Original photo"
     if node.params is None:
         return f"{EXACT_CAPTIONS.get(node.instruction, node.instruction)} (exact, no model)"
-    seconds = f" · {node.seconds:.1f} s" if node.seconds is not None else ""
-    return f"“{node.instruction}”\n{node.params.describe()}{seconds}"
+    return f"“{node.instruction}”\n{node.params.describe()}{took(node.seconds)}"
+
+
+def took(seconds: float | None) -> str:
+    """' · 2.3 s' for a caption; very short times are not rounded to a misleading '0.0 s'."""
+    if seconds is None:
+        return ""
+    return f" · {seconds:.1f} s" if seconds >= 0.1 else " · under 0.1 s"
 
 
 def short(node: Node) -> str:
@@ -58,9 +65,11 @@ def short(node: Node) -> str:
     return f"“{node.instruction}”" if is_model_edit(node) else f"{node.instruction} (exact)"
 
 
-def progress(job_id: int | str, update: Position | Step) -> ProgressReply:
+def progress(job_id: int | str, update: Position | Step, what: str = "") -> ProgressReply:
+    """what: what runs, when it is more than one edit (e.g. "9 cells together")."""
     if isinstance(update, Step):
-        return ProgressReply(job_id, f"Editing: step {update.done}/{update.total}", 0, update.done, update.total)
+        doing = f"Editing {what}" if what else "Editing"
+        return ProgressReply(job_id, f"{doing}: step {update.done}/{update.total}", 0, update.done, update.total)
     if update.ahead:
         return ProgressReply(job_id, f"Queued: {update.ahead} ahead of you", update.ahead)
     return ProgressReply(job_id, "Starting the edit…")
@@ -101,13 +110,10 @@ class EditCore:
             raise UserError(f"{name} re-renders your last edit: send an instruction first.")
         return head
 
-    async def line(self, conversation: Conversation) -> list[Node]:
-        """The path from the root to the head, continued by the redo chain: what /history shows."""
+    async def view(self, conversation: Conversation) -> tuple[TreeView, Node]:
+        """The current photo's tree as /history, /goto and /tree show it, and the head."""
         head = await self.head(conversation)
-        line = await in_thread(self.history.path, head.id)
-        while (after := await self.redo_target(line[-1])) is not None:
-            line.append(after)
-        return line
+        return TreeView.of(await in_thread(self.history.tree, head.id), head.id), head
 
     async def redo_target(self, node: Node) -> Node | None:
         """The child we most recently came back from. Unadopted candidates (visit 0) are not on the way."""
@@ -152,14 +158,14 @@ class EditCore:
         parent = await in_thread(self.history.node, node.parent_id)
         await self.edit(conversation, parent, node.instruction, params, send)
 
-    async def run(self, job: EditJob, send: Send) -> list[Node]:
+    async def run(self, job: EditJob, send: Send, what: str = "") -> list[Node]:
         """Queue a job, relay its progress, and return the nodes it recorded."""
-        return await self.follow(self.queue.submit(job), send)
+        return await self.follow(self.queue.submit(job), send, what)
 
-    async def follow(self, queued: TrackedJob, send: Send) -> list[Node]:
+    async def follow(self, queued: TrackedJob, send: Send, what: str = "") -> list[Node]:
         """Relay a queued job's progress to `send`; then the nodes it recorded (or its error)."""
         async for update in queued.updates():
-            await send(progress(queued.id, update))
+            await send(progress(queued.id, update, what))
         return await queued.result
 
     async def show(self, node: Node, text: str) -> ImageReply:
@@ -175,7 +181,10 @@ class EditCore:
         if node.parent_id is not None:
             actions.append("compare")
         buttons = tuple(Button(self.buttons[action].label, Press(action, node.id)) for action in actions)
-        return ImageReply(data, text, node.id, buttons)
+        if is_model_edit(node) and self.model not in ("", DEFAULT_MODEL):
+            text += f" · model {self.model}"
+        label = TreeView.of(await in_thread(self.history.tree, node.id)).label(node.id)
+        return ImageReply(data, text, node.id, buttons, label=label)
 
 
 class CommandGroup:

@@ -21,8 +21,8 @@ async def test_open_edit_undo_and_press_buttons(engine, history, tmp_path):
 
     await chat.say(f"/open {photo} make it night")
     first = chat.last_result
-    assert (tmp_path / "out" / f"node-{first.node_id}.png").read_bytes() == first.image
-    assert f"node-{first.node_id}.png" in output.getvalue() and "“make it night”" in output.getvalue()
+    assert (tmp_path / "out" / "step-1.png").read_bytes() == first.image
+    assert "step-1.png" in output.getvalue() and "“make it night”" in output.getvalue()
 
     await chat.say("add stars")
     second = chat.last_result
@@ -57,4 +57,4 @@ async def test_a_script_drives_it_through_standard_input(engine, history, tmp_pa
     text = output.getvalue()
     assert "“make it night”" in text and "“add snow”" in text and "Undone" in text
     assert "1. “make it night”  ◀ you are here" in text
-    assert len(list((tmp_path / "out").glob("node-*.png"))) == 2  # two edits; undo shows the first again
+    assert len(list((tmp_path / "out").glob("step-*.png"))) == 2  # two edits; undo shows the first again
