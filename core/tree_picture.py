@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from core.pictures import ACCENT, BACKGROUND, INK, MARGIN, MUTED, Picture, _badge, _fit, _text_height, font
+from core.pictures import ACCENT, BACKGROUND, INK, MARGIN, MUTED, Picture, _badge, _fit, _text_height, _wrap, font
 from core.treeview import TreeView
 
 TREE_THUMB = 112
@@ -110,10 +110,11 @@ def tree_picture(view: TreeView, head_id: int, drawn: Drawn, image: Callable[[in
             draw.rectangle((left - 4, top - 4, left + thumb.width + 3, top + thumb.height + 3), outline=ACCENT,
                            width=4)
         _badge(draw, (left + 3, top + 3), view.labels[node_id], size=14)
+        under = view.nodes[node_id].instruction or "the photo"
         if drawn.folded.get(node_id):
-            draw.text((x, y + TREE_THUMB + 2), f"+{drawn.folded[node_id]} more", font=font(14), fill=MUTED)
-        elif node_id == head_id:
-            draw.text((x, y + TREE_THUMB + 2), "you are here", font=font(14), fill=ACCENT)
+            under = f"+{drawn.folded[node_id]} more after it"
+        [line] = _wrap(under, TREE_THUMB + GAP_X // 2, 14, 1)
+        draw.text((x, y + TREE_THUMB + 2), line, font=font(14), fill=ACCENT if node_id == head_id else MUTED)
     for number, note in enumerate(notes):
         draw.text((MARGIN, sheet.height - note_band + number * _text_height(14)), note, font=font(14), fill=MUTED)
     return sheet
