@@ -61,13 +61,20 @@ async def test_a_script_drives_it_through_standard_input(engine, history, tmp_pa
     assert len(list((tmp_path / "out").glob("step-*.png"))) == 2  # two edits; undo shows the first again
 
 
-def start_process(tmp_path):
+def editing_process(tmp_path):
+    """A terminal chat in its own process, with an edit of a photo running (held by a slow editor)."""
     import subprocess
     import sys
 
-    return subprocess.Popen([sys.executable, "-m", "tests.support.console_process", str(tmp_path / "out")],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parents[2])
+    photo = tmp_path / "p.png"
+    photo.write_bytes(photo_bytes(fmt="PNG"))
+    process = subprocess.Popen([sys.executable, "-m", "tests.support.console_process", str(tmp_path / "out")],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=Path(__file__).resolve().parents[2])
+    process.stdin.write(f"/open {photo} make it night\n")
+    process.stdin.flush()
+    wait_for_edit(process)
+    return process
 
 
 def wait_for_edit(process) -> None:
@@ -79,13 +86,8 @@ def wait_for_edit(process) -> None:
 
 
 def test_cancel_typed_while_an_edit_runs_stops_it_in_a_real_process(tmp_path):
-    photo = tmp_path / "p.png"
-    photo.write_bytes(photo_bytes(fmt="PNG"))
-    process = start_process(tmp_path)
+    process = editing_process(tmp_path)
     try:
-        process.stdin.write(f"/open {photo} make it night\n")
-        process.stdin.flush()
-        wait_for_edit(process)
         process.stdin.write("/cancel\n/history\n")
         process.stdin.close()
         output = process.stdout.read()
@@ -100,13 +102,8 @@ def test_cancel_typed_while_an_edit_runs_stops_it_in_a_real_process(tmp_path):
 def test_first_ctrl_c_cancels_the_edit_and_the_second_quits(tmp_path):
     import signal
 
-    photo = tmp_path / "p.png"
-    photo.write_bytes(photo_bytes(fmt="PNG"))
-    process = start_process(tmp_path)
+    process = editing_process(tmp_path)
     try:
-        process.stdin.write(f"/open {photo} make it night\n")
-        process.stdin.flush()
-        wait_for_edit(process)
         process.send_signal(signal.SIGINT)
         cancelled = [process.stdout.readline() for _ in range(3)]
         assert any("Cancelling the edit (Ctrl+C again quits)." in line for line in cancelled)
