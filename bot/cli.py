@@ -27,10 +27,13 @@ import warnings
 from pathlib import Path
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
+from bot.edit_file import edit_command
 from bot.logging_setup import configure_logging
+from bot.setting_errors import setting_problem, unreadable_setting
 from core.config import Settings
-from core.domain import EditParams
+from core.domain import IMAGE_GUIDANCE_RANGE, SCHEDULERS, SEED_RANGE, STEPS_RANGE, TEXT_GUIDANCE_RANGE, EditParams
 from core.errors import UserError
 
 SAMPLE_PHOTO = Path(__file__).parent / "samples" / "sample.jpg"
@@ -45,7 +48,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 def _editor_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="hub id, local folder, .ckpt/.safetensors file, 'tiny' or 'full-random'")
-    parser.add_argument("--max-side", type=int, help="longest side of the working resolution (default 512)")
+    parser.add_argument("--max-side", type=int, help="longest side of the working resolution, 64 to 2048 "
+                        "(default 512, or EDITBOT_MAX_SIDE)")
     parser.add_argument("--fast", action="store_true", default=None, help="opt-in speed-ups (slightly different maths)")
 
 
@@ -58,18 +62,34 @@ def build_parser() -> argparse.ArgumentParser:
     _editor_options(run)
 
     edit = commands.add_parser("edit", help="edit one image file")
-    edit.add_argument("input", type=Path)
-    edit.add_argument("instruction")
-    edit.add_argument("-o", "--output", type=Path, required=True)
+    edit.add_argument("input", type=Path, help="the photo to edit")
+    edit.add_argument("instruction", help="what to change, in English, e.g. \"make it night\"")
+    edit.add_argument("-o", "--output", type=Path, required=True,
+                      help="where to write the result; its folder must exist, its extension names the format "
+                           "(.png, .jpg, .webp…)")
     _editor_options(edit)
-    edit.add_argument("--text-guidance", type=float, default=EditParams.text_guidance)
-    edit.add_argument("--image-guidance", type=float, default=EditParams.image_guidance)
-    edit.add_argument("--steps", type=int, default=EditParams.steps)
-    edit.add_argument("--seed", type=int)
-    edit.add_argument("--scheduler", choices=["default", "euler-a", "ddim", "dpm++"])
+    edit.add_argument("--text-guidance", type=float, default=EditParams.text_guidance,
+                      help="how strongly to follow the instruction, %g to %g (default %%(default)s)"
+                           % TEXT_GUIDANCE_RANGE)
+    edit.add_argument("--image-guidance", type=float, default=EditParams.image_guidance,
+                      help="how much of the photo to keep, %g to %g (default %%(default)s)" % IMAGE_GUIDANCE_RANGE)
+    edit.add_argument("--steps", type=int, default=EditParams.steps,
+                      help="denoising steps, %d to %d (default %%(default)s)" % STEPS_RANGE)
+    edit.add_argument("--seed", type=int, help="%d to %d, to repeat a result (default: a new random one)"
+                      % SEED_RANGE)
+    edit.add_argument("--scheduler", choices=SCHEDULERS, help="the sampler (default: the model's own, or "
+                      "EDITBOT_SCHEDULER)")
+    edit.add_argument("--anyway", action="store_true",
+                      help="edit even when the instruction looks like it is not English or is too long")
     edit.add_argument("--keep-size", action="store_true", default=None, help="return the result at the input's size")
 
-    chat = commands.add_parser("chat", help="talk to the bot in this terminal; reads standard input line by line")
+    chat = commands.add_parser(
+        "chat", help="talk to the bot in this terminal; reads standard input line by line",
+        description="Talk to the bot in this terminal. Each line is a message: an instruction (\"make it night\"), "
+                    "a /command (/help lists them), /open PATH [instruction] to send a photo, !button to press a "
+                    "button under the last result (!undo, !stronger, !pick 3 under a grid), /cancel (or Ctrl+C) "
+                    "to stop a running edit, /quit (or a second Ctrl+C) to leave. Results are written to --out as "
+                    "step-LABEL.png, the labels /history and /goto use.")
     chat.add_argument("image", nargs="?", type=Path, help="a photo to start with")
     chat.add_argument("--instruction", help="a first instruction for that photo")
     chat.add_argument("--out", type=Path, default=Path("out"), help="folder for result files (default ./out)")
@@ -134,11 +154,15 @@ def _positive_days(raw: str) -> float:
 
 
 def _apply(settings: Settings, args: argparse.Namespace) -> Settings:
-    """Flags override settings."""
+    """Flags override settings, checked as the settings are (--max-side like EDITBOT_MAX_SIDE)."""
     for flag, field in (("model", "model"), ("max_side", "max_side"), ("fast", "fast"), ("keep_size", "keep_original_size")):
         value = getattr(args, flag, None)
         if value is not None:
-            setattr(settings.editor, field, value)
+            try:
+                settings.editor = type(settings.editor).model_validate({**settings.editor.model_dump(), field: value})
+            except ValidationError as error:
+                raise UserError(f"--{flag.replace('_', '-')} {value}: {setting_problem(error, name_only=True)}") \
+                    from None
     return settings
 
 
@@ -159,8 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = _apply(Settings(), args)
     except ValidationError as error:
-        problem = error.errors()[0]
-        print(f"editbot: bad setting {'.'.join(map(str, problem['loc']))}: {problem['msg']}", file=sys.stderr)
+        print(f"editbot: {setting_problem(error)}", file=sys.stderr)
+        return 2
+    except SettingsError as error:
+        print(f"editbot: {unreadable_setting(error)}", file=sys.stderr)
+        return 2
+    except UserError as error:
+        print(f"editbot: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.ops.log_format, logging.INFO if args.verbose else logging.ERROR,
                       secrets=[settings.telegram.bot_token, settings.discord.bot_token])
@@ -180,59 +209,20 @@ def main(argv: list[str] | None = None) -> int:
         return status
 
 
-def edit_command(settings: Settings, args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from bot.bootstrap import build_editor
-    from core.editing.transfer import full_size, shrink_for
-    from core.images import load_untrusted
-
-    data = _read_limited(args.input, settings.limits.max_upload_bytes)
-    params = EditParams(args.text_guidance, args.image_guidance, args.steps, args.seed,
-                        args.scheduler or settings.editor.scheduler).validated()
-    intake = load_untrusted(data, **settings.limits.intake)
-    if intake.notice:
-        print(intake.notice, file=sys.stderr)
-    editor = build_editor(settings)
-    full = settings.editor.output == "full"
-    photo = intake.image
-    small = shrink_for(editor, photo) if full else photo
-    with tqdm(total=params.steps, desc="editing", unit="step", file=sys.stderr) as bar:
-        result = editor.edit(small, args.instruction, params, on_step=lambda done, total: bar.update(1))
-    try:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        (full_size(photo, small, result.image) if full else result.image).save(args.output)
-    except (OSError, ValueError) as error:
-        raise UserError(f"Cannot write {args.output}: {getattr(error, 'strerror', None) or error}.") from None
-    print(f"{args.output}: {result.params.describe()} · {result.seconds:.1f} s")
-    return 0
-
-
-def _read_limited(path: Path, limit: int) -> bytes:
-    """The file's bytes, refused past `limit` (the upload limit) without reading further: /dev/zero or a FIFO
-    never ends, and a huge file is no better from a terminal than from a chat."""
-    try:
-        with path.open("rb") as file:
-            data = file.read(limit + 1)
-    except OSError as error:
-        raise UserError(f"Cannot read {path}: {error.strerror}.") from None
-    if len(data) > limit:
-        raise UserError(f"{path} is over {limit / 1024 / 1024:g} MB, the most I accept (EDITBOT_MAX_UPLOAD_BYTES).")
-    return data
-
-
 def chat_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot.bootstrap import build_engine
     from bot.console_adapter import run_console
 
     image = getattr(args, "image", None)
+    instruction = getattr(args, "instruction", None)
+    if image is None and instruction is not None:
+        raise UserError("--instruction needs a photo to edit: editbot chat PHOTO --instruction TEXT.")
     if image is not None and not image.is_file():
         raise UserError(f"No such file: {image}")
-    if image is None and sys.stdin.isatty():
-        print(f"Tip: /open {SAMPLE_PHOTO} make it winter", file=sys.stderr)
     engine = build_engine(settings, frontend="console")
-    asyncio.run(run_console(engine, getattr(args, "out", Path("out")), image=image,
-                            instruction=getattr(args, "instruction", None)))
+    if image is None and sys.stdin.isatty():  # after the model loaded: no tip above a failure
+        print(f"Tip: /open {SAMPLE_PHOTO} make it winter", file=sys.stderr)
+    asyncio.run(run_console(engine, getattr(args, "out", Path("out")), image=image, instruction=instruction))
     return 0
 
 

@@ -1,8 +1,11 @@
 """The terminal chat: a third adapter over the same engine, for local use, demos and scripts.
 
 Each line read from standard input is a message: an instruction, a command such as /undo, `/open PATH [instruction]`
-to send a photo, or `!action` to press a button under the last result (e.g. `!stronger`). Results are written as PNG
-files whose paths are printed. History persists in the same database as the chat bots'.
+to send a photo, or `!action` to press a button under the last result (e.g. `!stronger`, `!pick 3` under a grid).
+Results are written as PNG files named after the labels /history and /goto use (`step-2b.png`; a picture that
+would replace a different one gets `-2`, `-3`… instead), and their paths are printed. Input is read while an edit
+runs, so `/cancel` works then; the first Ctrl+C cancels a running edit, the next one quits. History persists in the
+same database as the chat bots'.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from core.conversation.engine import ConversationEngine
 from core.messages import ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
 
 SETTLE_SECONDS = 2.0
-"""At Ctrl-C, how long the line being handled gets to print how its edit ends once the engine closed."""
-HELP = "Type an instruction, a /command (/help lists them), /open PATH [instruction], !action for a button, or /quit."
+"""On quitting, how long an answer still being handled gets to print how its edit ends once the engine closed."""
+HELP = ("Type an instruction, a /command (/help lists them), /open PATH [instruction], !button to press a button "
+        "(!undo, !pick 3…), or /quit. /cancel or Ctrl+C stops a running edit; Ctrl+C again quits.")
 
 
 class ConsoleChat:
@@ -32,6 +36,9 @@ class ConsoleChat:
         self.output = output
         self.key = key or ChatKey("console", "terminal", getpass.getuser())
         self.last_result: ImageReply | None = None
+        self.last_grid: ImageReply | None = None
+        self.working = False  # an edit (or any answer) is under way
+        self.answering: asyncio.Future | None = None  # the answer in hand, left to finish when the person quits
 
     async def say(self, line: str) -> None:
         """Turn one typed line into an engine call."""
@@ -66,7 +73,11 @@ class ConsoleChat:
                 return
         self._print(f"! No such file: {words[0]}")
 
-    async def _press(self, action: str) -> None:
+    async def _press(self, typed: str) -> None:
+        action, _, number = typed.partition(" ")
+        if action == "pick":
+            await self._pick(number.strip())
+            return
         if self.last_result is None:
             self._print("! No result yet to press a button on.")
             return
@@ -75,6 +86,16 @@ class ConsoleChat:
             self._print(f"! Buttons here: {', '.join('!' + name for name in buttons) or 'none'}.")
             return
         await self.engine.handle(Incoming(self.key, action=Press(action, buttons[action].node_id)), self.render)
+
+    async def _pick(self, number: str) -> None:
+        """`!pick N`: the N-th Pick button under the last grid."""
+        cells = [button.press for button in self.last_grid.buttons] if self.last_grid else []
+        if not cells:
+            self._print("! No grid to pick from: use /sweep or /variations first.")
+        elif not number.isascii() or not number.isdigit() or not 1 <= int(number) <= len(cells):
+            self._print(f"! Pick a cell from 1 to {len(cells)}, like !pick 1.")
+        else:
+            await self.engine.handle(Incoming(self.key, action=cells[int(number) - 1]), self.render)
 
     async def render(self, reply: Reply) -> None:
         match reply:
@@ -87,13 +108,28 @@ class ConsoleChat:
                     self.output.write(f"\r{text:<40}")
                     self.output.flush()
             case ImageReply():
-                self.out_dir.mkdir(parents=True, exist_ok=True)
-                path = self.out_dir / f"{reply.kind}-{reply.node_id}.png"
-                path.write_bytes(reply.image)
+                path = self._write(reply)
                 if reply.kind == "node":
                     self.last_result = reply
-                buttons = " ".join(f"!{button.press.action}" for button in reply.buttons if reply.kind == "node")
+                    buttons = " ".join(f"!{button.press.action}" for button in reply.buttons)
+                elif reply.kind == "grid":
+                    self.last_grid = reply
+                    buttons = f"!pick 1 … !pick {len(reply.buttons)}"
+                else:
+                    buttons = ""
                 self._print(f"{path}\n{reply.caption}" + (f"\nButtons: {buttons}" if buttons else ""))
+
+    def _write(self, reply: ImageReply) -> Path:
+        """Save a picture under the label people see (`step-2b.png`, `tree-2b.png`), never over a different one."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        name = reply.label or str(reply.node_id)
+        stem = f"step-{name}" if reply.kind == "node" else f"{reply.kind}-{name}"
+        path, copy = self.out_dir / f"{stem}.png", 1
+        while path.exists() and path.read_bytes() != reply.image:
+            copy += 1
+            path = self.out_dir / f"{stem}-{copy}.png"
+        path.write_bytes(reply.image)
+        return path
 
     def _print(self, text: str) -> None:
         if self.output.isatty():
@@ -103,67 +139,107 @@ class ConsoleChat:
 
 async def run_console(engine: ConversationEngine, out_dir: Path, *, image: Path | None = None,
                       instruction: str | None = None, input: TextIO = sys.stdin, output: TextIO = sys.stdout) -> None:
-    """Read lines until end of input or /quit. Works the same typed by a person or piped by a script.
+    """Read lines until end of input, /quit or a Ctrl+C while nothing runs. Works the same typed by a person or piped
+    by a script: lines are answered in order, except /cancel, which is answered at once while an edit runs.
 
     SIGTERM stops the chat the way the bots stop: no new edit starts, the running one may finish within
-    EDITBOT_SHUTDOWN_GRACE_SECONDS, and an edit it interrupts is offered again at the next start."""
+    EDITBOT_SHUTDOWN_GRACE_SECONDS (the engine's close), and an edit it interrupts is offered again at the next
+    start."""
     console = ConsoleChat(engine, out_dir, output=output)
     await engine.start(send_to=lambda key: console.render)  # one person: re-attached results are theirs
-    saying: asyncio.Task | None = None
     loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stopping.set)
-    closing = asyncio.create_task(_close_when(stopping, engine))
-    lines = _read_lines(input, loop)
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    stop = asyncio.Event()
+    interrupted = False
+
+    def arrived(line: str | None) -> None:
+        if console.working and line is not None and line.strip() == "/cancel":
+            loop.create_task(console.say(line))
+        else:
+            lines.put_nowait(line)
+
+    def interrupt() -> None:
+        nonlocal interrupted
+        if console.working and not interrupted:
+            interrupted = True
+            console._print("Cancelling the edit (Ctrl+C again quits).")
+            loop.create_task(console.say("/cancel"))
+        else:
+            stop.set()
+
+    closing: list[asyncio.Task] = []
+
+    def terminate() -> None:
+        if not closing:
+            lines.put_nowait(None)  # read nothing more; the answer in hand finishes first
+            closing.append(loop.create_task(engine.close()))
+
+    loop.add_signal_handler(signal.SIGTERM, terminate)
+    threading.Thread(target=_read_lines, args=(input, loop, arrived), daemon=True).start()
+    handles_interrupt = _on_interrupt(loop, interrupt)
     try:
         interactive = input.isatty()
         if interactive:
             print(HELP, file=output)
         if image is not None:
-            await console.open_photo(image, instruction)
-        while not stopping.is_set():
+            await _answer(console, console.open_photo(image, instruction), stop)
+        while not stop.is_set():
             if interactive:
                 output.write("> ")
                 output.flush()
-            next_line = asyncio.ensure_future(lines.get())
-            await asyncio.wait([next_line, closing], return_when=asyncio.FIRST_COMPLETED)
-            if not next_line.done():
-                next_line.cancel()
+            line = await _first(lines.get(), stop)
+            if line is None or line.strip() in ("/quit", "/exit"):
                 break
-            line = next_line.result()
-            if not line or line.strip() in ("/quit", "/exit"):
-                break
-            # Its own task, so Ctrl-C (which cancels this one) lets it hear how its edit ends when the engine closes.
-            saying = asyncio.create_task(console.say(line))
-            await asyncio.shield(saying)
+            interrupted = False
+            await _answer(console, console.say(line), stop)
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
-        stopping.set()
-        await closing
-        if saying is not None and not saying.done():  # an edit in flight hears how it ends (distributed: it
-            await asyncio.wait({saying}, timeout=SETTLE_SECONDS)  # will arrive when I'm back) and prints that
-            saying.cancel()
+        if handles_interrupt:
+            loop.remove_signal_handler(signal.SIGINT)
+        await (closing[0] if closing else engine.close())
+        if console.answering is not None and not console.answering.done():  # quit mid-edit: it hears how its edit
+            await asyncio.wait({console.answering}, timeout=SETTLE_SECONDS)  # ends (distributed: it will arrive
+            console.answering.cancel()  # when I'm back) and prints that
 
 
-async def _close_when(stopping: asyncio.Event, engine: ConversationEngine) -> None:
-    await stopping.wait()
-    await engine.close()
+async def _answer(console: ConsoleChat, answer, stop: asyncio.Event) -> None:
+    """Answer a line; when the person quits meanwhile, the answer is left running (run_console lets it print how
+    its edit ends once the engine has closed)."""
+    console.working = True
+    console.answering = asyncio.ensure_future(answer)
+    try:
+        await _first(console.answering, stop, cancel=False)
+    finally:
+        console.working = False
 
 
-def _read_lines(input: TextIO, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str]:
-    """Lines of input as they come ("" at the end), read by a daemon thread: a process stopping never waits for
-    a line that may never be typed."""
-    lines: asyncio.Queue[str] = asyncio.Queue()
+async def _first(work, stop: asyncio.Event, *, cancel: bool = True):
+    """work's result, or None as soon as stop is set (work is then cancelled, unless cancel is False)."""
+    task, stopped = asyncio.ensure_future(work), asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not task.done():
+        if cancel:
+            task.cancel()
+        return None
+    return task.result()
 
-    def read() -> None:
-        while True:
-            line = input.readline()
-            try:
-                loop.call_soon_threadsafe(lines.put_nowait, line)
-            except RuntimeError:  # the chat has ended
-                return
-            if not line:
-                return
 
-    threading.Thread(target=read, name="console-input", daemon=True).start()
-    return lines
+def _read_lines(input: TextIO, loop: asyncio.AbstractEventLoop, arrived) -> None:
+    """The reading thread: every line to the loop as it is typed, then None at the end of input. A daemon, so a
+    blocked read never keeps the program from quitting."""
+    try:
+        while line := input.readline():
+            loop.call_soon_threadsafe(arrived, line)
+        loop.call_soon_threadsafe(arrived, None)
+    except (RuntimeError, ValueError, OSError):  # the loop closed (we quit) or the input went away
+        return
+
+
+def _on_interrupt(loop: asyncio.AbstractEventLoop, handler) -> bool:
+    """Route Ctrl+C to handler where the platform lets us (the main thread of a Unix process)."""
+    try:
+        loop.add_signal_handler(signal.SIGINT, handler)
+    except (NotImplementedError, RuntimeError, ValueError):
+        return False
+    return True

@@ -43,7 +43,7 @@ def _option_type(arg: Arg) -> object:
     if arg.free_text:
         return app_commands.Range[str, 1, int(arg.high)]
     if arg.kind is str:
-        return app_commands.Choice[str]
+        return app_commands.Choice[str] if arg.choices else str
     return app_commands.Range[arg.kind, arg.kind(arg.low), arg.kind(arg.high)]
 
 

@@ -50,6 +50,8 @@ class Arg:
     labels: tuple[str, ...] = ()
     default: object = REQUIRED
     words: tuple[tuple[str, object], ...] = ()
+    pattern: re.Pattern | None = None
+    """For a free-text argument (kind str without choices): what it must look like, e.g. a /goto label."""
     upper: str | None = None
     """The name of an async method of the command's group that gives the highest value for one conversation
     (e.g. the last step of /history); `high` stays the most any conversation allows (Discord's limit)."""
@@ -74,9 +76,14 @@ class Arg:
         help reads on after "needs", e.g. "The English you meant, e.g. make the photo snowy"."""
         return cls(name, str, help, usage, 1, max_chars)
 
+    @classmethod
+    def word(cls, name: str, pattern: re.Pattern, help: str, *, usage: str, default: object = REQUIRED) -> Arg:
+        """A short word matching `pattern` (e.g. a step label like 2b); `help` says what is allowed."""
+        return cls(name, str, help, usage, pattern=pattern, default=default)
+
     @property
     def free_text(self) -> bool:
-        return self.kind is str and not self.choices
+        return self.kind is str and not self.choices and self.pattern is None
 
     @property
     def required(self) -> bool:
@@ -87,6 +94,8 @@ class Arg:
         """What a person may give, in words: 'from 1 to 20', 'h or v'."""
         if self.free_text:
             return f"at most {self.high:g} characters"
+        if self.pattern is not None:
+            return self.help[:1].lower() + self.help[1:]
         if self.kind is str:
             named = [f"{choice} ({label})" for choice, label in zip(self.choices, self.labels)] or list(self.choices)
             return " or ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
@@ -100,13 +109,18 @@ class Arg:
         text = raw.strip().lower()
         if not text:
             if self.required:
-                raise BadParams(f"/{command} needs {self._what}: {self.allowed}.")
+                raise BadParams(f"/{command} needs {self.allowed}." if self.pattern is not None
+                                else f"/{command} needs {self._what}: {self.allowed}.")
             return self.default
         for word, value in self.words:
             if text == word:
                 return value
         if len(text) > MAX_ARG_CHARS:
             raise BadParams(f"/{command} needs {self._what}: {self.allowed}.")
+        if self.pattern is not None:
+            if not self.pattern.fullmatch(text):
+                raise BadParams(f"/{command} needs {self.allowed}.")
+            return text
         if self.kind is str:
             if text not in self.choices:
                 raise BadParams(f"/{command} needs {self._what}: {self.allowed}.")

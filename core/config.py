@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.domain import DEFAULT_MODEL
 from core.editing.registry import ModelSpec, parse_models
 
 
@@ -21,7 +22,7 @@ def _group(prefix: str) -> SettingsConfigDict:
 class EditorSettings(BaseSettings):
     model_config = _group("EDITBOT_")
 
-    model: str = "timbrooks/instruct-pix2pix"
+    model: str = DEFAULT_MODEL
     """Hub id, local diffusers folder, single-file checkpoint (.ckpt/.safetensors), or `tiny` / `full-random`."""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"

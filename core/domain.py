@@ -18,6 +18,8 @@ IMAGE_GUIDANCE_RANGE = (0.0, 5.0)
 STEPS_RANGE = (1, 100)
 SEED_RANGE = (0, 2**32 - 1)
 SCHEDULERS = ("default", "euler-a", "ddim", "dpm++")
+DEFAULT_MODEL = "timbrooks/instruct-pix2pix"
+"""The model editbot loads when none is named (EDITBOT_MODEL); captions name a model only when it is another one."""
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,13 @@ class EditParams:
     def describe(self) -> str:
         """The line every result carries: what was done, so a person can reproduce or tune it."""
         seed = "random" if self.seed is None else str(self.seed)
-        return (
-            f"text guidance {self.text_guidance:g} · image guidance {self.image_guidance:g} · "
-            f"{self.steps} steps · seed {seed}"
-        )
+        parts = [f"text guidance {self.text_guidance:g}", f"image guidance {self.image_guidance:g}",
+                 f"{self.steps} step{'s' if self.steps != 1 else ''}", f"seed {seed}"]
+        if self.scheduler != "default":
+            parts.append(f"scheduler {self.scheduler}")
+        if self.family != "pix2pix":
+            parts.append(f"family {self.family}")
+        return " · ".join(parts)
 
 
 def _check_float(name: str, value: float, bounds: tuple[float, float]) -> None:

@@ -332,9 +332,14 @@ def _too_many_pixels_from_pillow(pillow_message: str, max_pixels: int) -> str:
 
 
 def _megapixels(pixels: int) -> str:
-    """12,000,000 -> "12", 108,000,000 -> "108", 2,500,000 -> "2.5": a decimal only where it matters."""
+    """12,000,000 -> "12", 108,000,000 -> "108", 2,500,000 -> "2.5", 1,000 -> "0.001": a decimal only where it
+    matters, and never a small limit rounded down to "0"."""
     megapixels = pixels / 1_000_000
-    return f"{megapixels:,.0f}" if megapixels >= 10 else f"{megapixels:.1f}".removesuffix(".0")
+    if megapixels >= 10:
+        return f"{megapixels:,.0f}"
+    if megapixels >= 0.1:
+        return f"{megapixels:.1f}".removesuffix(".0")
+    return f"{megapixels:.2g}" if pixels else "0"
 
 
 def _decode_pixels(image: ImageFile.ImageFile, stream: _EndWatchingStream) -> None:

@@ -71,8 +71,9 @@ class TextReply:
 class ImageReply:
     """A result: PNG bytes, a caption saying what was done, and buttons acting on the node shown.
 
-    kind: "node" for an image of the tree; "compare", "history" or "grid" for a picture that explains one
-    (its node_id is the node it is about).
+    kind: "node" for an image of the tree; "compare", "history", "tree", "photos" or "grid" for a picture that
+    explains one (its node_id is the node it is about).
+    label: the node's label in its tree, as /goto takes it (e.g. "2b"); front-ends may name files after it.
     """
 
     image: bytes
@@ -80,6 +81,7 @@ class ImageReply:
     node_id: int
     buttons: tuple[Button, ...] = field(default_factory=tuple)
     kind: str = "node"
+    label: str = ""
 
 
 @dataclass(frozen=True)

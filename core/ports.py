@@ -35,6 +35,13 @@ class HistoryRepository(Protocol):
     def path(self, node_id: int) -> list[Node]:
         """From the root down to this node, inclusive."""
 
+    def tree(self, node_id: int) -> list[Node]:
+        """Every node of the tree node_id belongs to (its root and all the root's descendants, candidates
+        included), oldest first; empty for an unknown node."""
+
+    def roots(self, conversation_id: int) -> list[Node]:
+        """The photos this conversation started from (the roots of its trees), newest first."""
+
     def add_node(self, new: NewNode) -> Node:
         """Record a node and make it the head, in one transaction. The image must already be in the store.
 

@@ -72,6 +72,28 @@ class InMemoryHistoryRepository:
             path.reverse()
             return path
 
+    def tree(self, node_id: int) -> list[Node]:
+        """Every node of node_id's tree, oldest first; empty for an unknown node."""
+        with self._lock:
+            node = self._nodes.get(node_id)
+            if node is None:
+                return []
+            while node.parent_id is not None:
+                node = self._nodes[node.parent_id]
+            found, waiting = [], [node.id]
+            while waiting:
+                current = waiting.pop()
+                found.append(self._nodes[current])
+                waiting += self._children.get(current, [])
+            return sorted(found, key=lambda each: each.id)
+
+    def roots(self, conversation_id: int) -> list[Node]:
+        """The roots of the conversation's trees, newest first."""
+        with self._lock:
+            own = [node for node in self._nodes.values()
+                   if node.conversation_id == conversation_id and node.parent_id is None]
+            return sorted(own, key=lambda node: node.id, reverse=True)
+
     def add_node(self, new: NewNode) -> Node:
         """Record a node and (unless new.make_head is False) make it the head.
 

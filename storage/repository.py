@@ -74,6 +74,26 @@ class SqlHistoryRepository:
         with self._reads.begin() as session:
             return [node_from_row(row) for row in session.scalars(query)]
 
+    def tree(self, node_id: int) -> list[Node]:
+        """Every node of node_id's tree, oldest first; empty for an unknown node. The root by `path`, then one
+        recursive query down from it."""
+        path = self.path(node_id)
+        if not path:
+            return []
+        tree = select(NodeRow.id).where(NodeRow.id == path[0].id).cte("tree", recursive=True)
+        child = aliased(NodeRow)
+        tree = tree.union_all(select(child.id).where(child.parent_id == tree.c.id))
+        query = select(NodeRow).join(tree, NodeRow.id == tree.c.id).order_by(NodeRow.id)
+        with self._reads.begin() as session:
+            return [node_from_row(row) for row in session.scalars(query)]
+
+    def roots(self, conversation_id: int) -> list[Node]:
+        """The roots of the conversation's trees, newest first."""
+        query = (select(NodeRow).where(NodeRow.conversation_id == conversation_id, NodeRow.parent_id.is_(None))
+                 .order_by(NodeRow.id.desc()))
+        with self._reads.begin() as session:
+            return [node_from_row(row) for row in session.scalars(query)]
+
     def add_node(self, new: NewNode) -> Node:
         """Record a node and (unless make_head=False) make it the head.
 

@@ -67,7 +67,7 @@ BROWSER = web.RequestKey("browser", str)
 SIGNED_OUT = "Your session has ended: reload the page."
 OUT_OF_DATE = "That button is out of date."
 # A line of /history (or of a future /tree): "3. “make it snow”  ◀ you are here"; labels such as 2b slot in.
-_TREE_LINE = re.compile(r"^\s*(?P<label>\d+[a-z]*)\.\s+(?P<text>.+?)(?P<here>\s*◀.*)?$")
+_TREE_LINE = re.compile(r"^\s*(?:↳\s*)?(?P<label>\d+[a-z]*)\.\s+(?P<text>.+?)(?P<here>\s*◀.*)?$")
 
 
 class TooLarge(UserError):
@@ -284,8 +284,8 @@ class WebChat:
         })
 
     async def tree(self, request: web.Request) -> web.Response:
-        """The history panel: the engine's own answer to /tree where it has one, else /history, as clickable lines
-        (each sends `/goto LABEL`) and the picture that came with it."""
+        """The history panel: the engine's /history as clickable lines (each sends `/goto LABEL`; branches too), and
+        the /tree picture where the engine has one, else the /history contact sheet."""
         session = self.sessions.get(request[BROWSER])
         names = {info.name for info in self._engine.commands}
         replies: list[Reply] = []
@@ -293,7 +293,10 @@ class WebChat:
         async def keep(reply: Reply) -> None:
             replies.append(reply)
 
-        await self._engine.handle(Incoming(self._key(request), text="/tree" if "tree" in names else "/history"), keep)
+        await self._engine.handle(Incoming(self._key(request), text="/history"), keep)
+        if "tree" in names and not any(isinstance(reply, TextReply) and reply.error for reply in replies):
+            replies = [reply for reply in replies if not isinstance(reply, ImageReply)]
+            await self._engine.handle(Incoming(self._key(request), text="/tree"), keep)
         lines, picture, error = [], None, None
         for reply in replies:
             if isinstance(reply, ImageReply):

@@ -12,12 +12,13 @@ from functools import partial
 from PIL import Image
 
 from core.commands import ButtonInfo, CommandInfo
-from core.domain import Conversation, EditJob, EditParams, Node, Translation
+from core.domain import DEFAULT_MODEL, Conversation, EditJob, EditParams, Node, Translation
 from core.errors import BadParams, PictureGone, QueueFull, ShuttingDown, UserError
 from core.hints import control_character
 from core.images import decode_stored, encode_stored, stored_as_png
-from core.messages import Button, ImageReply, Press, ProgressReply, Send
+from core.messages import Button, ImageReply, Press, ProgressReply, Send, TextReply
 from core.offload import in_image_thread, in_thread
+from core.treeview import TreeView
 from core.ports import Delayed, HistoryRepository, ImageStore, JobQueue, Position, Step, TrackedJob
 from core.understanding import HeldBack, Understanding
 
@@ -51,9 +52,15 @@ def caption(node: Node) -> str:
         return "Original photo"
     if node.params is None:
         return f"{EXACT_CAPTIONS.get(node.instruction, node.instruction)} (exact, no model)"
-    seconds = f" · {node.seconds:.1f} s" if node.seconds is not None else ""
     source = f" (from {node.translation.language})" if node.translation else ""
-    return f"“{node.instruction}”{source}\n{node.params.describe()}{seconds}"
+    return f"“{node.instruction}”{source}\n{node.params.describe()}{took(node.seconds)}"
+
+
+def took(seconds: float | None) -> str:
+    """' · 2.3 s' for a caption; very short times are not rounded to a misleading '0.0 s'."""
+    if seconds is None:
+        return ""
+    return f" · {seconds:.1f} s" if seconds >= 0.1 else " · under 0.1 s"
 
 
 def short(node: Node) -> str:
@@ -65,11 +72,13 @@ def short(node: Node) -> str:
 DELAYED_LINE = "Storage is not answering right now: your edit goes on by itself once it is back."
 
 
-def progress(job_id: int | str, update: Position | Step | Delayed) -> ProgressReply:
+def progress(job_id: int | str, update: Position | Step | Delayed, what: str = "") -> ProgressReply:
+    """what: what runs, when it is more than one edit (e.g. "9 cells together")."""
     if isinstance(update, Delayed):
         return ProgressReply(job_id, DELAYED_LINE)
     if isinstance(update, Step):
-        return ProgressReply(job_id, f"Editing: step {update.done}/{update.total}", 0, update.done, update.total)
+        doing = f"Editing {what}" if what else "Editing"
+        return ProgressReply(job_id, f"{doing}: step {update.done}/{update.total}", 0, update.done, update.total)
     if update.ahead:
         return ProgressReply(job_id, f"Queued: {update.ahead} ahead of you", update.ahead)
     return ProgressReply(job_id, "Starting the edit…")
@@ -119,13 +128,10 @@ class EditCore:
             raise UserError(f"{name} re-renders your last edit: send an instruction first.")
         return head
 
-    async def line(self, conversation: Conversation) -> list[Node]:
-        """The path from the root to the head, continued by the redo chain: what /history shows."""
+    async def view(self, conversation: Conversation) -> tuple[TreeView, Node]:
+        """The current photo's tree as /history, /goto and /tree show it, and the head."""
         head = await self.head(conversation)
-        line = await in_thread(self.history.path, head.id)
-        while (after := await self.redo_target(line[-1])) is not None:
-            line.append(after)
-        return line
+        return TreeView.of(await in_thread(self.history.tree, head.id), head.id), head
 
     async def redo_target(self, node: Node) -> Node | None:
         """The child we most recently came back from. Unadopted candidates (visit 0) are not on the way."""
@@ -200,6 +206,11 @@ class EditCore:
             return False
         parent_id, instruction = held
         parent = await self.own_node(conversation, parent_id)
+        if parent.id != conversation.head_id:
+            # It belongs to the image it was asked on, not to wherever the person has moved since.
+            label = TreeView.of(await in_thread(self.history.tree, parent.id)).label(parent.id)
+            await send(TextReply(f"Running “{instruction}” on the image you asked it for (step {label}: "
+                                 f"{short(parent)}), as a new branch; your other edits stay in /history."))
         await self.edit(conversation, parent, instruction, conversation.settings, send)
         return True
 
@@ -227,14 +238,14 @@ class EditCore:
         parent = await in_thread(self.history.node, node.parent_id)
         await self.edit(conversation, parent, node.instruction, params, send, node.translation)
 
-    async def run(self, job: EditJob, send: Send) -> list[Node]:
+    async def run(self, job: EditJob, send: Send, what: str = "") -> list[Node]:
         """Queue a job, relay its progress, and return the nodes it recorded. With a queue whose jobs end with the
         process, the edit is noted in the history until it ends, so a restart meanwhile can offer it again."""
         noted = self.queue.forgets_jobs_on_exit
         if noted:
             await in_thread(self.history.note_edit, job.conversation_id, job.parent_id, job.instruction)
         try:
-            nodes = await self.follow(self.queue.submit(job), send)
+            nodes = await self.follow(self.queue.submit(job), send, what)
         except ShuttingDown:
             raise  # stays noted: offered again after the restart
         except Exception:
@@ -245,10 +256,10 @@ class EditCore:
             await in_thread(self.history.forget_edit, job.conversation_id)
         return nodes
 
-    async def follow(self, queued: TrackedJob, send: Send) -> list[Node]:
+    async def follow(self, queued: TrackedJob, send: Send, what: str = "") -> list[Node]:
         """Relay a queued job's progress to `send`; then the nodes it recorded (or its error)."""
         async for update in queued.updates():
-            await send(progress(queued.id, update))
+            await send(progress(queued.id, update, what))
         return await queued.result
 
     async def show(self, node: Node, text: str) -> ImageReply:
@@ -264,7 +275,10 @@ class EditCore:
         if node.parent_id is not None:
             actions.append("compare")
         buttons = tuple(Button(self.buttons[action].label, Press(action, node.id)) for action in actions)
-        return ImageReply(data, text, node.id, buttons)
+        if is_model_edit(node) and self.model not in ("", DEFAULT_MODEL):
+            text += f" · model {self.model}"
+        label = TreeView.of(await in_thread(self.history.tree, node.id)).label(node.id)
+        return ImageReply(data, text, node.id, buttons, label=label)
 
 
 class CommandGroup:

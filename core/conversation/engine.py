@@ -182,6 +182,7 @@ class ConversationEngine:
             await send(TextReply(intake.notice))
         instruction = (incoming.text or "").strip()
         if parsed := split_command(instruction):
+            await send(TextReply(f"Got your photo; now {instruction.split()[0]} on it."))
             await self._command(incoming, *parsed, send)  # e.g. a photo captioned "/text 9": the new photo is head
         elif instruction:
             await core.instruct(conversation, root, instruction, send)
@@ -198,7 +199,10 @@ class ConversationEngine:
         else:
             target = await self._core.head(conversation)
         direction = tuning_direction(text)
-        if direction and is_model_edit(target):
+        if direction and not is_model_edit(target):
+            raise UserError(f"There is no edit to tune yet: “{text}” makes a model edit stronger or weaker. "
+                            "Send an instruction first, like “make it night”.")
+        if direction:
             await self._tuning.tune(conversation, target, direction, send)
         else:
             await self._core.instruct(conversation, target, text, send)

@@ -12,7 +12,7 @@ from core.conversation.exact import exact_edit
 from core.domain import IMAGE_GUIDANCE_RANGE, TEXT_GUIDANCE_RANGE, Conversation, EditJob, EditParams, Node
 from core.errors import UserError
 from core.images import encode_png
-from core.messages import Button, ImageReply, Press, Send
+from core.messages import Button, ImageReply, Press, Send, TextReply
 from core.offload import in_image_thread, in_thread
 from core.understanding import HeldBack
 
@@ -23,6 +23,16 @@ SWEEP_SIDE = 3
 MAX_VARIATIONS = 4
 MAX_CELLS = max(SWEEP_SIDE * SWEEP_SIDE, MAX_VARIATIONS)
 """The most cells a grid has: the highest number /pick takes."""
+
+
+def estimate(head: Node, cells: int) -> str:
+    """Roughly how long a grid takes, from the time head's own edit took (measured on this machine): at most one
+    edit's time per cell, as a batch never costs more than running its cells one after another."""
+    if head.seconds is None or head.seconds <= 0:
+        return "it takes longer than one edit"
+    seconds = head.seconds * cells
+    return f"up to about {seconds:.0f} s ({cells} × the {head.seconds:.1f} s your edit took)" if seconds >= 1 \
+        else "about a second"
 
 
 class Grids(CommandGroup):
@@ -77,7 +87,9 @@ class Grids(CommandGroup):
         await self.core.claim(conversation, parent)
         job = EditJob(conversation.id, conversation.key.person, parent.id, parent.image_hash, head.instruction,
                       variants[0], variants, translation=head.translation)
-        candidates = await self.core.run(job, send)
+        await send(TextReply(f"Rendering {len(variants)} versions in one batch: {estimate(head, len(variants))}. "
+                             "/cancel stops it."))
+        candidates = await self.core.run(job, send, what=f"{len(variants)} versions together")
         await in_thread(self.core.history.save_offer, conversation.id, [node.id for node in candidates])
 
         def draw() -> bytes:

@@ -1,26 +1,20 @@
-"""Navigation: greeting and help, undo and redo, the history and jumping in it, retry, the original photo."""
+"""Navigation: greeting and help, undo and redo, retry, the original photo (the tree itself: core/conversation/trees.py)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from core import pictures
-from core.commands import Arg, button, command
-from core.conversation.edits import CommandGroup, caption, short
+from core.commands import button, command
+from core.conversation.edits import CommandGroup, caption
 from core.domain import Conversation, Node
 from core.errors import UserError
-from core.images import encode_png
-from core.messages import ImageReply, Send, TextReply
-from core.offload import in_image_thread, in_thread
+from core.messages import Send, TextReply
+from core.offload import in_thread
 
-# The newest entries a /history contact sheet shows (the original photo always comes first).
-SHEET_ENTRIES = 24
 TELEGRAM_SHARED_HISTORY = (
     "In a group, each person has their own history, but the group's anonymous admins share one (Telegram does not "
     "say which admin wrote, so they can undo each other's edits), and so does everyone posting as the same channel."
 )
-GOTO_MAX = 10_000
-"""The highest step number /goto takes before looking at the history (Discord's limit too)."""
 
 
 class Navigation(CommandGroup):
@@ -73,62 +67,20 @@ class Navigation(CommandGroup):
         target = await self.core.move(conversation, target.id)
         await send(await self.core.show(target, f"Redone. Now at: {caption(target)}"))
 
-    @command("history")
-    async def history_command(self, conversation: Conversation, send: Send) -> None:
-        """Show the edits from the original photo to here, numbered for /goto."""
-        line = await self.core.line(conversation)
-        head_id = conversation.head_id
-        rows = []
-        for number, node in enumerate(line):
-            mark = "  ◀ you are here" if node.id == head_id else ""
-            rows.append(f"{number}. {short(node)}{mark}")
-        sheet = await self._contact_sheet(line, head_id)  # first: a missing picture is said before anything else
-        await send(TextReply("Your edits (use /goto N):\n" + "\n".join(rows)))
-        await send(ImageReply(sheet, "Your history: the numbers are the ones /goto takes.", head_id, kind="history"))
-
-    async def _contact_sheet(self, line: list[Node], head_id: int) -> bytes:
-        numbered = list(enumerate(line))
-        if len(numbered) > SHEET_ENTRIES:
-            numbered = numbered[:1] + numbered[-(SHEET_ENTRIES - 1):]
-        branches = {}
-        for _, node in numbered:
-            children = [child for child in await in_thread(self.core.history.children, node.id) if child.visit > 0]
-            branches[node.id] = max(len(children) - 1, 0)
-
-        def draw() -> bytes:
-            entries = [
-                pictures.SheetEntry(number, self.core.fetcher(node.image_hash), short(node).strip("“”"),
-                                    node.id == head_id, branches[node.id])
-                for number, node in numbered
-            ]
-            return encode_png(pictures.contact_sheet(entries))
-
-        return await in_image_thread(draw)
-
-    @command("goto", Arg.whole("n", 0, GOTO_MAX, "The step number, as listed by /history", upper="last_step"))
-    async def goto_command(self, conversation: Conversation, send: Send, n: int) -> None:
-        """Jump to step N of /history."""
-        line = await self.core.line(conversation)
-        node = await self.core.move(conversation, line[n].id)
-        await send(await self.core.show(node, f"Step {n}: {caption(node)}"))
-
-    async def last_step(self, conversation: Conversation) -> int:
-        return len(await self.core.line(conversation)) - 1
-
     @command("retry")
     async def retry_command(self, conversation: Conversation, send: Send) -> None:
-        """Run the last edit again from the same image, with your current settings and a new seed."""
-        head = await self.core.head(conversation)
-        await self.core.rerun(conversation, head, replace(conversation.settings, seed=None), send)
+        """Run the last edit again with its own settings and a new seed (the same as the Retry button)."""
+        await self.retry_button(conversation, await self.core.head(conversation), send)
 
     @button("retry", "🎲 Retry")
     async def retry_button(self, conversation: Conversation, node: Node, send: Send) -> None:
-        # The button under a result repeats that result's own settings, with a new seed.
+        # The result's own settings (what its caption says), with a new seed: a sibling to compare with.
         await self.core.rerun(conversation, node, replace(node.params or conversation.settings, seed=None), send)
 
     @command("original")
     async def original_command(self, conversation: Conversation, send: Send) -> None:
         """Go back to the original photo (your edits stay in /history)."""
-        line = await self.core.line(conversation)
-        root = await self.core.move(conversation, line[0].id)
+        head = await self.core.head(conversation)
+        [root, *_] = await in_thread(self.core.history.path, head.id)
+        root = await self.core.move(conversation, root.id)
         await send(await self.core.show(root, "Original photo"))

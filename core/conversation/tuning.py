@@ -49,7 +49,8 @@ class Tuning(CommandGroup):
         """Put the photo aside and restore the default settings; send a new photo to start again."""
         await in_thread(self.core.history.move_head, conversation.id, None)
         await in_thread(self.core.history.save_settings, conversation.id, self.core.defaults)
-        await send(TextReply("Done: settings are back to defaults. Send a new photo to start again."))
+        await send(TextReply("Done: settings are back to defaults. Send a new photo to start again; "
+                             "/photos lists your earlier ones."))
 
     @command("settings")
     async def settings_command(self, conversation: Conversation, send: Send) -> None:

@@ -135,8 +135,10 @@ def _load_hub(repo_id: str, offline: bool, safety_checker: bool, dtype: torch.dt
                 "reachable, or set EDITBOT_MODEL to a local folder."
             ) from error
         raise ModelUnavailable(
-            f"Could not download model {repo_id}; check the id and the network, or set EDITBOT_MODEL to a local "
-            "folder (or to tiny for an offline demo)."
+            f"Could not download model {repo_id}; check the id and the network. To try editbot offline now: "
+            "`editbot chat --model tiny` (a tiny random model: the pipeline works, the pictures are noise). Or "
+            f"download it where the network works (`huggingface-cli download {repo_id} --local-dir model`), copy "
+            "the folder here and set EDITBOT_MODEL to it."
         ) from error
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from bot.console_adapter import ConsoleChat, run_console
 from core.domain import ChatKey
@@ -21,8 +22,8 @@ async def test_open_edit_undo_and_press_buttons(engine, history, tmp_path):
 
     await chat.say(f"/open {photo} make it night")
     first = chat.last_result
-    assert (tmp_path / "out" / f"node-{first.node_id}.png").read_bytes() == first.image
-    assert f"node-{first.node_id}.png" in output.getvalue() and "“make it night”" in output.getvalue()
+    assert (tmp_path / "out" / "step-1.png").read_bytes() == first.image
+    assert "step-1.png" in output.getvalue() and "“make it night”" in output.getvalue()
 
     await chat.say("add stars")
     second = chat.last_result
@@ -57,4 +58,84 @@ async def test_a_script_drives_it_through_standard_input(engine, history, tmp_pa
     text = output.getvalue()
     assert "“make it night”" in text and "“add snow”" in text and "Undone" in text
     assert "1. “make it night”  ◀ you are here" in text
-    assert len(list((tmp_path / "out").glob("node-*.png"))) == 2  # two edits; undo shows the first again
+    assert len(list((tmp_path / "out").glob("step-*.png"))) == 2  # two edits; undo shows the first again
+
+
+def editing_process(tmp_path):
+    """A terminal chat in its own process, with an edit of a photo running (held by a slow editor)."""
+    import subprocess
+    import sys
+
+    photo = tmp_path / "p.png"
+    photo.write_bytes(photo_bytes(fmt="PNG"))
+    process = subprocess.Popen([sys.executable, "-m", "tests.support.console_process", str(tmp_path / "out")],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=Path(__file__).resolve().parents[2])
+    process.stdin.write(f"/open {photo} make it night\n")
+    process.stdin.flush()
+    wait_for_edit(process)
+    return process
+
+
+def wait_for_edit(process) -> None:
+    while True:
+        line = process.stderr.readline()
+        assert line, "the chat ended before the edit started"
+        if "[edit started]" in line:
+            return
+
+
+def test_cancel_typed_while_an_edit_runs_stops_it_in_a_real_process(tmp_path):
+    process = editing_process(tmp_path)
+    try:
+        process.stdin.write("/cancel\n/history\n")
+        process.stdin.close()
+        output = process.stdout.read()
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+    assert "Cancelling your edit." in output and "! Edit cancelled." in output
+    assert "0. original photo  ◀ you are here" in output  # nothing recorded; the history answered after
+    assert not list((tmp_path / "out").glob("step-1*.png"))
+
+
+def test_first_ctrl_c_cancels_the_edit_and_the_second_quits(tmp_path):
+    import signal
+
+    process = editing_process(tmp_path)
+    try:
+        process.send_signal(signal.SIGINT)
+        cancelled = [process.stdout.readline() for _ in range(3)]
+        assert any("Cancelling the edit (Ctrl+C again quits)." in line for line in cancelled)
+        assert any("Edit cancelled." in line for line in cancelled)
+        assert process.poll() is None  # still there, waiting for the next line
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+
+
+async def test_pick_buttons_can_be_pressed_and_pictures_never_overwrite_each_other(engine, history, tmp_path):
+    photo = tmp_path / "p.png"
+    photo.write_bytes(photo_bytes(fmt="PNG"))
+    chat, output = console(engine, tmp_path)
+    await chat.say(f"/open {photo} make it night")
+    await chat.say("!pick 1")
+    assert "! No grid to pick from" in output.getvalue()
+    await chat.say("/sweep")
+    await chat.say("/variations 2")
+    assert "Buttons: !pick 1 … !pick 2" in output.getvalue()
+    await chat.say("!pick 9")
+    assert "! Pick a cell from 1 to 2, like !pick 1." in output.getvalue()
+    await chat.say("!pick 2")
+    assert "Picked." in output.getvalue() and chat.last_result.label == "1b"
+    assert (tmp_path / "out" / "step-1b.png").read_bytes() == chat.last_result.image
+
+    await chat.say("/history")
+    await chat.say("add stars")
+    await chat.say("/undo")
+    await chat.say("/history")
+    files = sorted(path.name for path in (tmp_path / "out").iterdir())
+    grids = [name for name in files if name.startswith("grid-")]
+    sheets = [name for name in files if name.startswith("history-")]
+    assert len(grids) == 2 and len(sheets) == 2  # the sweep and the variations; two different contact sheets

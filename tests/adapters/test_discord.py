@@ -294,7 +294,7 @@ async def test_goto_and_history(world):
     await edit(alice, channel)
 
     history = await alice.slash(channel, "history")
-    back = await alice.slash(channel, "goto", n=0)
+    back = await alice.slash(channel, "goto", label="0")
 
     assert history.ephemeral and "make it snow" in history.response.content
     assert back.response.content.startswith("Step 0: Original photo")
@@ -553,7 +553,6 @@ async def test_admin_command_is_hidden_from_members_who_do_not_manage_the_server
 
 def test_option_limits_come_from_the_engine_s_constants(simcord_bot):
     from core.conversation.grids import MAX_CELLS, MAX_VARIATIONS
-    from core.conversation.navigation import GOTO_MAX
     from core.domain import STEPS_RANGE
 
     def limits(name: str) -> tuple:
@@ -562,7 +561,8 @@ def test_option_limits_come_from_the_engine_s_constants(simcord_bot):
 
     assert limits("variations") == (1, MAX_VARIATIONS, False)
     assert limits("pick") == (1, MAX_CELLS, True)
-    assert limits("goto") == (0, GOTO_MAX, True)
+    [label] = simcord_bot.tree.get_command("goto").parameters
+    assert label.type.name == "string" and not label.required and not label.choices  # a free label, like 2b
     assert limits("steps") == (*STEPS_RANGE, True)
     [direction] = simcord_bot.tree.get_command("flip").parameters
     assert [(choice.name, choice.value) for choice in direction.choices] == [("left to right", "h"),

@@ -139,6 +139,30 @@ class TestHistoryRepositoryContract:
         assert [node.id for node in repo.path(second.id)] == [root.id, first.id, second.id]
         assert repo.path(root.id) == [repo.node(root.id)]
 
+    def test_tree_is_every_node_under_the_root_oldest_first_from_any_node(self, repo):
+        conversation = repo.conversation(ALICE)
+        root = repo.add_node(NewNode(conversation.id, None, "h0"))
+        first = repo.add_node(NewNode(conversation.id, root.id, "h1", "one", USED, 1.0))
+        side = repo.add_node(NewNode(conversation.id, root.id, "side", "side", USED, 1.0, make_head=False))
+        deeper = repo.add_node(NewNode(conversation.id, first.id, "h2", "two", USED, 1.0))
+        other_root = repo.add_node(NewNode(conversation.id, None, "other"))
+        repo.add_node(NewNode(repo.conversation(BOB).id, None, "bob"))
+        expected = [root.id, first.id, side.id, deeper.id]
+        for member in expected:
+            assert [node.id for node in repo.tree(member)] == expected
+        assert [node.id for node in repo.tree(other_root.id)] == [other_root.id]
+        assert repo.tree(10**9) == []
+
+    def test_roots_are_the_conversations_photos_newest_first(self, repo):
+        conversation = repo.conversation(ALICE)
+        first = repo.add_node(NewNode(conversation.id, None, "h0"))
+        repo.add_node(NewNode(conversation.id, first.id, "h1", "one", USED, 1.0))
+        second = repo.add_node(NewNode(conversation.id, None, "h2"))
+        repo.move_head(conversation.id, None)
+        repo.add_node(NewNode(repo.conversation(BOB).id, None, "bob"))
+        assert [node.id for node in repo.roots(conversation.id)] == [second.id, first.id]
+        assert repo.roots(10**9) == []
+
     def test_children_come_oldest_first(self, repo):
         conversation = repo.conversation(ALICE)
         root = repo.add_node(NewNode(conversation.id, None, "h0", None, None, None))

@@ -85,7 +85,7 @@ def test_chat_is_scriptable_and_its_history_survives_a_restart(tmp_path):
                         stdin=f"/steps 2\n/open {SAMPLE_PHOTO} make it night\nadd snow\n/undo\n")
     assert first.returncode == 0, first.stderr
     assert "“make it night”" in first.stdout and "Undone" in first.stdout
-    assert len(list((tmp_path / "out").glob("node-*.png"))) == 2
+    assert len(list((tmp_path / "out").glob("step-*.png"))) == 2
 
     second = run_editbot("chat", env=env, cwd=tmp_path, stdin="/history\n")
     assert second.returncode == 0, second.stderr

@@ -253,7 +253,7 @@ def test_a_bad_setting_is_one_line(monkeypatch, capsys):
     monkeypatch.setenv("EDITBOT_HTTP_PORT", "eighty")
     assert main(["db", "upgrade"]) == 2
     error = capsys.readouterr().err
-    assert error.count("\n") == 1 and "http_port" in error
+    assert error.count("\n") == 1 and "EDITBOT_HTTP_PORT must be a whole number from 0 to 65535" in error
 
 
 def test_logs_never_carry_tokens_or_bytes_and_json_lines_name_the_conversation():
