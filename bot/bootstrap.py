@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 
 from PIL import Image
 
-from core.conversation.admin import AdminCommands
 from core.config import Settings
-from core.domain import EditParams
+from core.conversation.admin import AdminCommands
 from core.conversation.engine import ConversationEngine
+from core.domain import EditParams
 from core.errors import ModelUnavailable, UserError
 from core.metrics import EditObserver
 from core.ports import Editor, HistoryRepository, ImageStore, JobQueue, Translator
@@ -93,9 +93,9 @@ def build_image_store(settings: Settings) -> ImageStore:
         import boto3
     except ImportError:
         raise UserError("EDITBOT_IMAGE_STORE=s3 needs boto3: pip install 'editbot[distributed]'.") from None
-    from storage.s3 import S3ImageStore
-
     from botocore.config import Config
+
+    from storage.s3 import S3ImageStore
 
     # Few retries inside boto3: a longer outage reaches the worker's own retry, which tells the people waiting.
     client = boto3.client("s3", endpoint_url=options.s3_endpoint_url, region_name=options.s3_region,

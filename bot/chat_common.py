@@ -9,8 +9,10 @@ import time
 from collections.abc import Collection, Hashable
 
 from bot.sizes import MEGABYTE, size_and_limit
+from core.errors import (
+    SOMETHING_WENT_WRONG as SOMETHING_WENT_WRONG,  # the line every front-end shows for a bug
+)
 from core.errors import BadImage
-from core.errors import SOMETHING_WENT_WRONG as SOMETHING_WENT_WRONG  # the line every front-end shows for a bug
 
 PROGRESS_INTERVAL_S = 1.0
 """At most one progress redraw per second: chat platforms rate-limit message edits, and a person reads no faster."""

@@ -5,12 +5,9 @@
     editbot chat [IMAGE] [--instruction TEXT]
     editbot web                the web chat on http://127.0.0.1:7860/ (EDITBOT_WEB_HOST, EDITBOT_WEB_PORT)
     editbot telegram | discord | bots   (bots: every platform whose token is set, and the web chat if EDITBOT_WEB)
-    editbot bench [--json] [--fast] [--repeats N] [--pipeline] [--family NAME [--model tiny|full-random]]
-    editbot bench --transfer
+    editbot bench [--json] [--fast] [--repeats N] [--pipeline | --transfer | --family NAME [--model M]]
     editbot worker             distributed mode: run edit jobs from Redis (one process per GPU)
-    editbot bench-queue [--jobs N] [--hold S] [--workers 1 2 4] [--json]
-    editbot bench-images [--side 4000] [--scans 5000] [--json]
-    editbot bench-translation [--model full-random|full-random-nllb] [--device cpu] [--tokens N] [--threads N] [--json]
+    editbot bench-queue | bench-images | bench-translation [--help for their options]
     editbot db upgrade | db sweep | db purge --older-than DAYS | db backup PATH
 
 Bad input ends with exit status 2 and one line on stderr, never a traceback.
@@ -33,7 +30,14 @@ from bot.edit_file import edit_command
 from bot.logging_setup import configure_logging
 from bot.setting_errors import setting_problem, unreadable_setting
 from core.config import Settings
-from core.domain import IMAGE_GUIDANCE_RANGE, SCHEDULERS, SEED_RANGE, STEPS_RANGE, TEXT_GUIDANCE_RANGE, EditParams
+from core.domain import (
+    IMAGE_GUIDANCE_RANGE,
+    SCHEDULERS,
+    SEED_RANGE,
+    STEPS_RANGE,
+    TEXT_GUIDANCE_RANGE,
+    EditParams,
+)
 from core.errors import UserError
 
 SAMPLE_PHOTO = Path(__file__).parent / "samples" / "sample.jpg"

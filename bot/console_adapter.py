@@ -18,8 +18,8 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from core.domain import ChatKey
 from core.conversation.engine import ConversationEngine
+from core.domain import ChatKey
 from core.messages import ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
 
 SETTLE_SECONDS = 2.0

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
+from bot.chat_common import SOMETHING_WENT_WRONG, admitted, refuse_declared_size
 from bot.discord_commands import add_commands
 from bot.discord_replies import ChannelPoster, PressButton, Responder
-from bot.chat_common import SOMETHING_WENT_WRONG, admitted, refuse_declared_size
 from core.config import Settings
 from core.domain import ChatKey
 from core.errors import BadImage, UserError

@@ -11,7 +11,13 @@ from discord import app_commands
 
 from core.commands import Arg, CommandInfo
 from core.conversation.admin import USAGE_DAYS, USAGE_TOP, USAGE_TOP_MAX
-from core.domain import IMAGE_GUIDANCE_RANGE, SEED_RANGE, STEPS_RANGE, TEXT_GUIDANCE_RANGE, EditParams
+from core.domain import (
+    IMAGE_GUIDANCE_RANGE,
+    SEED_RANGE,
+    STEPS_RANGE,
+    TEXT_GUIDANCE_RANGE,
+    EditParams,
+)
 
 if TYPE_CHECKING:
     from bot.discord_adapter import EditBotClient

@@ -12,11 +12,10 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 from core.config import Settings
-from core.domain import ChatKey
 from core.conversation.engine import ConversationEngine
-from core.messages import Send
+from core.domain import ChatKey
 from core.errors import UserError
-from core.messages import Reply
+from core.messages import Reply, Send
 from core.ports import HistoryRepository, ImageStore
 
 

@@ -7,7 +7,6 @@ Reply passed to `send` as a platform message. Nothing else crosses.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 

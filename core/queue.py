@@ -23,7 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from core.domain import EditJob, Node
-from core.errors import EDIT_FAILED_ON_OUR_SIDE, EditCancelled, QueueFull, ShuttingDown, UserError, failure_kind
+from core.errors import (
+    EDIT_FAILED_ON_OUR_SIDE,
+    EditCancelled,
+    QueueFull,
+    ShuttingDown,
+    UserError,
+    failure_kind,
+)
 from core.metrics import EditObserver, NoObserver, log_conversation
 from core.ports import JobQueue, Position, QueueStatus, Step, TrackedJob
 from core.runner import EditRunner

@@ -16,8 +16,13 @@ from core.domain import EditJob, NewNode, Node, Rendered
 from core.editing.transfer import full_size, shrink_for
 from core.errors import PictureGone, UserError
 from core.images import decode_stored, encode_stored
-from core.ports import Editor, EditResult, HistoryRepository, ImageStore, ProgressCallback
-
+from core.ports import (
+    Editor,
+    EditResult,
+    HistoryRepository,
+    ImageStore,
+    ProgressCallback,
+)
 
 PURGED_WHILE_EDITING = ("Your history was deleted (it was older than this bot keeps) while this edit ran, so I could "
                         "not keep the result: send the photo again to start over.")

@@ -13,7 +13,19 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from core.pictures import ACCENT, BACKGROUND, INK, MARGIN, MUTED, Picture, _badge, _fit, _text_height, _wrap, font
+from core.pictures import (
+    ACCENT,
+    BACKGROUND,
+    INK,
+    MARGIN,
+    MUTED,
+    Picture,
+    _badge,
+    _fit,
+    _text_height,
+    _wrap,
+    font,
+)
 from core.treeview import TreeView
 
 TREE_THUMB = 112

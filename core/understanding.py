@@ -18,7 +18,12 @@ from dataclasses import dataclass
 
 from core.domain import Translation
 from core.errors import ModelUnavailable, UserError
-from core.hints import MAX_INSTRUCTION_TOKENS, estimate_tokens, non_english, style_terms_in
+from core.hints import (
+    MAX_INSTRUCTION_TOKENS,
+    estimate_tokens,
+    non_english,
+    style_terms_in,
+)
 from core.ports import Translator
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from core.domain import ChatKey
 from core.conversation.engine import ConversationEngine
+from core.domain import ChatKey
 from core.queue import EditQueue
 from core.runner import EditRunner
 from storage.database import make_engine

@@ -30,9 +30,23 @@ from bot.distributed.jobs import JobRecord, JobRepository
 from bot.distributed.keys import CANCEL_FLAG_SECONDS, TASK_NAME, Keys
 from bot.distributed.outage import DATABASE, REDIS, Outages, log_unless_outage
 from core.domain import EditJob, Node
-from core.errors import EDIT_FAILED_ON_OUR_SIDE, INTERNAL_FAILURE, EditCancelled, QueueFull, UserError
+from core.errors import (
+    EDIT_FAILED_ON_OUR_SIDE,
+    INTERNAL_FAILURE,
+    EditCancelled,
+    QueueFull,
+    UserError,
+)
 from core.metrics import EditObserver, NoObserver
-from core.ports import Delayed, HistoryRepository, JobQueue, Position, QueueStatus, Step, TrackedJob
+from core.ports import (
+    Delayed,
+    HistoryRepository,
+    JobQueue,
+    Position,
+    QueueStatus,
+    Step,
+    TrackedJob,
+)
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Literal, Protocol
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.errors import EditCancelled
 from core.domain import EditJob, EditParams, NewNode, Node, Rendered
+from core.errors import EditCancelled
 from storage.database import read_only
 from storage.models import JobRow, NodeRow
 from storage.repository import as_utc, insert_node, node_from_row, to_translation

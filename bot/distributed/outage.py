@@ -43,7 +43,8 @@ def outage_of(error: BaseException) -> str | None:
 
 def _is_image_store_outage(error: BaseException) -> bool:
     try:
-        from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+        from botocore.exceptions import ClientError, HTTPClientError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
     except ImportError:  # no S3 support installed: no S3 outage either
         return False
     if isinstance(error, (BotoConnectionError, HTTPClientError)):

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from core import pictures
-from core.editing.pix2pix import working_size
+from core.editing.pix2pix_parts import working_size
 from core.editing.transfer import transfer
 from core.editing.transfer_bench import photo_like
 from core.regions import Region, composite, region_alpha, region_mask

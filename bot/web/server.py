@@ -32,16 +32,23 @@ from pathlib import Path
 
 from aiohttp import BodyPartReader, web
 
-from core.config import Settings, WebSettings
-from core.domain import ChatKey
-from core.conversation.engine import ConversationEngine
-from core.images import stored_as_png
-from core.messages import Send
-from core.errors import UserError
-from core.messages import ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
-from core.ports import HistoryRepository, ImageStore
 from bot.chat_common import over_limit
 from bot.web.sessions import COOKIE, CookieSigner, Session, Sessions, load_secret
+from core.config import Settings, WebSettings
+from core.conversation.engine import ConversationEngine
+from core.domain import ChatKey
+from core.errors import UserError
+from core.images import stored_as_png
+from core.messages import (
+    ImageReply,
+    Incoming,
+    Press,
+    ProgressReply,
+    Reply,
+    Send,
+    TextReply,
+)
+from core.ports import HistoryRepository, ImageStore
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,9 @@ from datetime import UTC, datetime, timedelta
 from core.commands import Arg, command
 from core.conversation.edits import CommandGroup
 from core.domain import Conversation
-from core.messages import TextReply
-from core.ports import HistoryRepository, JobQueue
-from core.messages import Send
+from core.messages import Send, TextReply
 from core.offload import in_thread
+from core.ports import HistoryRepository, JobQueue
 
 USAGE_DAYS = 7
 USAGE_TOP = 10

@@ -12,14 +12,29 @@ from functools import partial
 from PIL import Image
 
 from core.commands import ButtonInfo, CommandInfo
-from core.domain import DEFAULT_MODEL, Conversation, EditJob, EditParams, Node, Translation
+from core.domain import (
+    DEFAULT_MODEL,
+    Conversation,
+    EditJob,
+    EditParams,
+    Node,
+    Translation,
+)
 from core.errors import BadParams, PictureGone, QueueFull, ShuttingDown, UserError
 from core.hints import control_character
 from core.images import decode_stored, encode_stored, stored_as_png
 from core.messages import Button, ImageReply, Press, ProgressReply, Send, TextReply
 from core.offload import in_image_thread, in_thread
+from core.ports import (
+    Delayed,
+    HistoryRepository,
+    ImageStore,
+    JobQueue,
+    Position,
+    Step,
+    TrackedJob,
+)
 from core.treeview import TreeView
-from core.ports import Delayed, HistoryRepository, ImageStore, JobQueue, Position, Step, TrackedJob
 from core.understanding import HeldBack, Understanding
 
 # Exact operations' captions (core/conversation/exact.py does them); here because every caption is made here.

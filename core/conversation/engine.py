@@ -18,8 +18,20 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from core import conversation as groups_package
-from core.commands import NO_COMMAND, CommandInfo, collect, split_command, unknown_command
-from core.conversation.edits import GROUPS, CommandGroup, EditCore, caption, is_model_edit
+from core.commands import (
+    NO_COMMAND,
+    CommandInfo,
+    collect,
+    split_command,
+    unknown_command,
+)
+from core.conversation.edits import (
+    GROUPS,
+    CommandGroup,
+    EditCore,
+    caption,
+    is_model_edit,
+)
 from core.conversation.tuning import Tuning, tuning_direction
 from core.domain import ChatKey, Conversation, EditParams, NewNode
 from core.errors import SOMETHING_WENT_WRONG, PictureGone, QueueFull, UserError

@@ -7,9 +7,23 @@ from dataclasses import replace
 
 from core import pictures
 from core.commands import Arg, button, command
-from core.conversation.edits import CommandGroup, caption, clamp, is_exact_edit, is_model_edit, short
+from core.conversation.edits import (
+    CommandGroup,
+    caption,
+    clamp,
+    is_exact_edit,
+    is_model_edit,
+    short,
+)
 from core.conversation.exact import exact_edit
-from core.domain import IMAGE_GUIDANCE_RANGE, TEXT_GUIDANCE_RANGE, Conversation, EditJob, EditParams, Node
+from core.domain import (
+    IMAGE_GUIDANCE_RANGE,
+    TEXT_GUIDANCE_RANGE,
+    Conversation,
+    EditJob,
+    EditParams,
+    Node,
+)
 from core.errors import UserError
 from core.images import encode_png
 from core.messages import Button, ImageReply, Press, Send, TextReply

@@ -22,7 +22,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.benchstats import MachineLoad, paired_summary, peak_memory_mib, reset_peak_memory, round_order
+from core.benchstats import (
+    MachineLoad,
+    paired_summary,
+    peak_memory_mib,
+    reset_peak_memory,
+    round_order,
+)
 from core.domain import EditParams
 from core.editing.bench_options import DEFAULT_REPEATS, add_options
 from core.editing.pix2pix import Pix2PixEditor

@@ -24,7 +24,13 @@ import numpy as np
 import torch
 
 from core.domain import EditParams
-from core.editing.bench import INSTRUCTION, SEED, TEXT_GUIDANCE, sample_photo, run_benchmark
+from core.editing.bench import (
+    INSTRUCTION,
+    SEED,
+    TEXT_GUIDANCE,
+    run_benchmark,
+    sample_photo,
+)
 from core.editing.pix2pix import Pix2PixEditor
 from core.editing.sources import FULL_RANDOM, load_pipeline
 

@@ -11,7 +11,12 @@ from __future__ import annotations
 import torch
 from accelerate import init_empty_weights
 from accelerate.utils import set_module_tensor_to_device
-from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2KleinPipeline, Flux2Transformer2DModel
+from diffusers import (
+    AutoencoderKLFlux2,
+    FlowMatchEulerDiscreteScheduler,
+    Flux2KleinPipeline,
+    Flux2Transformer2DModel,
+)
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
 from core.editing.twin_tokenizers import build_qwen_tokenizer

@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import inspect
 import logging
-import secrets
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -37,87 +34,26 @@ from diffusers import (
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from core.domain import SCHEDULERS, SEED_RANGE, EditParams
+from core.domain import SCHEDULERS, EditParams
 from core.editing.deepcache import DeepCacheUNet
+from core.editing.pix2pix_parts import (
+    CACHE_SIZE,
+    DEEPCACHE_INTERVAL,
+    LATENT_MULTIPLE,
+    LRU,
+    combine_guidance,
+    guidance_rows,
+    resized,
+    with_seed,
+    working_size,
+)
+from core.editing.pix2pix_parts import (
+    step_kwargs as scheduler_step_kwargs,
+)
 from core.errors import BadParams, EditCancelled, UnsafeImage
 from core.ports import EditResult, ProgressCallback
 
 logger = logging.getLogger(__name__)
-
-LATENT_MULTIPLE = 8
-"""Both working sides are multiples of this: the VAE downsamples by 8."""
-CACHE_SIZE = 8
-"""Image latents and text embeddings kept per editor (each a few hundred KiB at most)."""
-DEEPCACHE_INTERVAL = 2
-"""Fast mode runs the full UNet every this many steps and the shallow path in between."""
-
-
-def working_size(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """The size we edit at: same aspect ratio (no crop), longest side at most `max_side` (never upscaled), both
-    sides rounded down to a multiple of 8, at least 8."""
-    if width < 1 or height < 1:
-        raise BadParams("The image is empty.")
-    longest = max(width, height)
-    if longest > max_side:  # integer arithmetic: no float rounding surprises at exact multiples
-        width, height = width * max_side // longest, height * max_side // longest
-    return (
-        max(LATENT_MULTIPLE, width // LATENT_MULTIPLE * LATENT_MULTIPLE),
-        max(LATENT_MULTIPLE, height // LATENT_MULTIPLE * LATENT_MULTIPLE),
-    )
-
-
-def guidance_rows(text_guidance: float, image_guidance: float) -> tuple[str, ...]:
-    """The UNet rows needed for this guidance. The stock formula
-
-        uncond + g_t * (text - image) + g_i * (image - uncond) = g_t * text + (g_i - g_t) * image + (1 - g_i) * uncond
-
-    weighs `text` (prompt and photo) by g_t >= 1, `image` (photo only) by g_i - g_t and `uncond` (neither) by
-    1 - g_i; rows with a zero weight are skipped."""
-    rows = ["text"]
-    if image_guidance != text_guidance:
-        rows.append("image")
-    if image_guidance != 1.0:
-        rows.append("uncond")
-    return tuple(rows)
-
-
-def combine_guidance(predictions: dict[str, torch.Tensor], text_guidance: float, image_guidance: float) -> torch.Tensor:
-    """Apply the guidance formula to the rows `guidance_rows` asked for, in a form that matches the stock
-    three-row expression to float rounding."""
-    text, image, uncond = predictions["text"], predictions.get("image"), predictions.get("uncond")
-    if image is not None and uncond is not None:  # the stock expression, verbatim
-        return uncond + text_guidance * (text - image) + image_guidance * (image - uncond)
-    if image is not None:  # g_i == 1
-        return image + text_guidance * (text - image)
-    if uncond is not None:  # g_i == g_t
-        return uncond + text_guidance * (text - uncond)
-    return text  # g_t == g_i == 1
-
-
-class _LRU:
-    """A small least-recently-used cache."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict = OrderedDict()
-        self.hits = 0
-
-    def get(self, key):
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-            self.hits += 1
-        return value
-
-    def put(self, key, value) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        self._items.clear()
-
 
 class Pix2PixEditor:
     """Edits images with an InstructPix2Pix pipeline (implements core.ports.Editor).
@@ -159,8 +95,8 @@ class Pix2PixEditor:
         self.device = pipeline.unet.device
         self.dtype = pipeline.unet.dtype
         self._schedulers: dict[str, object] = {}
-        self._image_latents = _LRU(CACHE_SIZE)
-        self._text_embeddings = _LRU(CACHE_SIZE)
+        self._image_latents = LRU(CACHE_SIZE)
+        self._text_embeddings = LRU(CACHE_SIZE)
         self._unet = pipeline.unet
         if self.device.type == "cuda":
             # diffusers uses PyTorch's scaled-dot-product attention by default; channels_last speeds up its convs
@@ -280,7 +216,7 @@ class Pix2PixEditor:
         # 1. Check the inputs, pick seeds where none is given.
         if not requests:
             raise BadParams("Ask for at least one edit.")
-        variants = [_with_seed(params.validated()) for _, _, params in requests]
+        variants = [with_seed(params.validated()) for _, _, params in requests]
         instructions = [instruction for _, instruction, _ in requests]
         if not all(isinstance(instruction, str) and instruction.strip() for instruction in instructions):
             raise BadParams("Write an instruction saying what to change, e.g. 'make it snowy'.")
@@ -289,7 +225,7 @@ class Pix2PixEditor:
         photos: dict[int, Image.Image] = {}
         for image, _, _ in requests:
             if id(image) not in photos:
-                photos[id(image)] = _resized(image.convert("RGB"), self.max_side)
+                photos[id(image)] = resized(image.convert("RGB"), self.max_side)
         if len({self.batch_key(image, params) for (image, _, _), params in zip(requests, variants)}) > 1:
             raise BadParams("Edits run together must share their working size, steps and scheduler.")
         scheduler = self._scheduler(variants[0].scheduler)
@@ -328,7 +264,7 @@ class Pix2PixEditor:
             dtype=self.dtype,
         )
         latents = latents * scheduler.init_noise_sigma
-        step_kwargs = _step_kwargs(scheduler, generator)
+        step_kwargs = scheduler_step_kwargs(scheduler, generator)
 
         # 7. Denoise.
         predict = self._noise_predictor(context, photo)
@@ -444,24 +380,3 @@ class Pix2PixEditor:
         """Forget cached image latents and text embeddings (e.g. to free memory)."""
         self._image_latents.clear()
         self._text_embeddings.clear()
-
-
-def _resized(image: Image.Image, max_side: int) -> Image.Image:
-    size = working_size(*image.size, max_side)
-    return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
-
-
-def _with_seed(params: EditParams) -> EditParams:
-    return params if params.seed is not None else params.with_seed(secrets.randbelow(SEED_RANGE[1] + 1))
-
-
-def _step_kwargs(scheduler, generator: torch.Generator) -> dict:
-    """Pass eta=0 (deterministic DDIM) and the generator (ancestral noise) to schedulers that take them, as the
-    stock pipeline does."""
-    accepted = inspect.signature(scheduler.step).parameters
-    kwargs = {}
-    if "eta" in accepted:
-        kwargs["eta"] = 0.0
-    if "generator" in accepted:
-        kwargs["generator"] = generator
-    return kwargs

@@ -17,7 +17,12 @@ from PIL import Image
 from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
-from core.editing.sources import TINY, build_tokenizer, pretrained_location, resolve_device
+from core.editing.sources import (
+    TINY,
+    build_tokenizer,
+    pretrained_location,
+    resolve_device,
+)
 from core.errors import ModelUnavailable
 
 DEFAULT_SEGMENTATION_MODEL = "CIDAS/clipseg-rd64-refined"

@@ -22,7 +22,7 @@ from PIL import Image
 
 from core.domain import SEED_RANGE, EditParams
 from core.editing.families import Family
-from core.editing.pix2pix import working_size
+from core.editing.pix2pix_parts import working_size
 from core.errors import BadParams, EditCancelled
 from core.ports import EditResult, ProgressCallback
 

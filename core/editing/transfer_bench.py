@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.editing.pix2pix import working_size
+from core.editing.pix2pix_parts import working_size
 from core.editing.transfer import transfer
 from core.images import decode_stored, encode_png, encode_stored
 

@@ -38,7 +38,11 @@ from transformers import (
     T5EncoderModel,
 )
 
-from core.editing.sources import build_full_random_pipeline, build_tiny_pipeline, build_tokenizer
+from core.editing.sources import (
+    build_full_random_pipeline,
+    build_tiny_pipeline,
+    build_tokenizer,
+)
 from core.editing.twin_tokenizers import build_qwen_tokenizer, build_t5_tokenizer
 
 

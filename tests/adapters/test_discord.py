@@ -13,11 +13,11 @@ from PIL import Image
 
 from bot.discord_adapter import NOT_ALLOWED, build_client
 from bot.discord_replies import CUSTOM_ID_PREFIX, fit_upload
-from core.conversation.admin import AdminCommands
 from core.commands import unknown_command
 from core.config import DiscordSettings, LimitSettings
-from core.domain import ChatKey, EditJob
+from core.conversation.admin import AdminCommands
 from core.conversation.engine import ConversationEngine
+from core.domain import ChatKey, EditJob
 from core.messages import Incoming, ProgressReply
 from core.ports import TrackedJob
 from core.queue import EditQueue

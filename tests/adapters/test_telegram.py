@@ -21,7 +21,13 @@ from telegram import Message
 from telegram.error import Forbidden
 
 from bot.platforms import serve_platforms
-from bot.telegram_adapter import FAILED, NOT_ALLOWED, UNSUPPORTED, TelegramAdapter, webhook_secret
+from bot.telegram_adapter import (
+    FAILED,
+    NOT_ALLOWED,
+    UNSUPPORTED,
+    TelegramAdapter,
+    webhook_secret,
+)
 from bot.telegram_replies import Replier, fits_as_photo, split_text
 from core.config import Settings, StorageSettings, TelegramSettings
 from core.domain import ChatKey
@@ -37,6 +43,7 @@ from tests.support.telegram_harness import (
     make_settings,
     running_bot,
 )
+
 
 @pytest.fixture
 def editor() -> FakeEditor:

@@ -12,7 +12,13 @@ from aiohttp import web
 
 from core.domain import ChatKey
 from tests.support.chat import photo_bytes
-from tests.support.telegram_harness import BOT_USERNAME, UPLOAD_LIMIT, EmulatorSession, Person, free_port
+from tests.support.telegram_harness import (
+    BOT_USERNAME,
+    UPLOAD_LIMIT,
+    EmulatorSession,
+    Person,
+    free_port,
+)
 
 GROUP_ANONYMOUS_BOT = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
 CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}

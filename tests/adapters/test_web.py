@@ -215,8 +215,8 @@ async def test_serve_platforms_serves_the_web_chat_in_the_bots_process(editor, h
 
     from bot.platforms import serve_platforms
     from core.conversation.engine import ConversationEngine
-    from core.runner import EditRunner
     from core.queue import EditQueue
+    from core.runner import EditRunner
     from tests.support.web_server import free_port
 
     settings.web.web, settings.web.web_port = True, free_port()

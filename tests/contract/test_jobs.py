@@ -10,8 +10,8 @@ from dataclasses import replace
 import pytest
 
 from bot.distributed.jobs import SqlJobRepository
-from core.errors import EDIT_FAILED_ON_OUR_SIDE
 from core.domain import ChatKey, EditJob, EditParams, NewNode, Rendered, Translation
+from core.errors import EDIT_FAILED_ON_OUR_SIDE
 from storage.database import make_engine
 from storage.memory import InMemoryHistoryRepository
 from storage.migrate import upgrade

@@ -48,7 +48,12 @@ async def test_telegram_in_distributed_mode_survives_a_worker_killed_mid_edit(pr
     pytest.importorskip("telemelya", reason="the Telemelya Bot API emulator is not installed")
     pytest.importorskip("moto.server", reason="moto's S3 server (moto[server]) is not installed")
     from bot.telegram_adapter import webhook_secret
-    from tests.support.telegram_harness import Person, TelegramEmulator, make_settings, running_bot
+    from tests.support.telegram_harness import (
+        Person,
+        TelegramEmulator,
+        make_settings,
+        running_bot,
+    )
 
     cluster = private_cluster
     await _two_workers(cluster)

@@ -18,8 +18,8 @@ import pytest
 redis_module = pytest.importorskip("redis")
 pytest.importorskip("taskiq_redis")
 
-from core.domain import ChatKey  # noqa: E402
 from core.conversation.engine import ConversationEngine  # noqa: E402
+from core.domain import ChatKey  # noqa: E402
 from tests.support.chat import Chat, images, photo_bytes, progress, texts  # noqa: E402
 from tests.support.cluster import REDIS_URL, Cluster, person, until  # noqa: E402
 from tests.support.fakes import FakeEditor  # noqa: E402

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from tests.support.metrics import samples
 
 from bot.bootstrap import bot_service, warm_up
 from bot.cli import main
@@ -23,8 +22,8 @@ from bot.logging_setup import REDACTED, configure_logging
 from bot.ops import OpsService, PurgeResult, backup_sqlite, purge_history
 from bot.ops_http import EditMetrics, Health, make_app
 from core.config import OpsSettings, Settings
-from core.domain import ChatKey, NewNode
 from core.conversation.engine import ConversationEngine
+from core.domain import ChatKey, NewNode
 from core.errors import UserError
 from core.metrics import log_conversation
 from core.queue import EditQueue
@@ -32,6 +31,7 @@ from core.runner import EditRunner
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
 from tests.support.chat import Chat, images, texts
 from tests.support.fakes import FakeEditor
+from tests.support.metrics import samples
 
 TOKEN = "123456:AAE-secret-token-value"
 

@@ -7,8 +7,8 @@ import io
 from PIL import Image
 
 from core.conversation.engine import ConversationEngine
-from core.messages import ImageReply, Incoming, Press, ProgressReply, TextReply
 from core.domain import ChatKey
+from core.messages import ImageReply, Incoming, Press, ProgressReply, TextReply
 
 
 def photo_bytes(size=(96, 64), colour=(30, 120, 200), fmt="JPEG") -> bytes:

@@ -18,9 +18,9 @@ from bot.distributed.broker import make_broker
 from bot.distributed.frontend import DistributedQueue
 from bot.distributed.jobs import SqlJobRepository
 from bot.distributed.worker import EditWorker, serve
+from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey
 from core.runner import EditRunner
-from core.conversation.engine import ConversationEngine
 from storage.blobs import FileImageStore
 from storage.database import make_engine
 from storage.repository import SqlHistoryRepository

@@ -97,7 +97,12 @@ def _extend_telemelya() -> None:
 
     root.handlers[:] = handlers
     root.setLevel(level)
-    from telemelya.server.bot_api import DEFAULT_BOT_INFO, _as_int, _extract_session_id, _parse_body
+    from telemelya.server.bot_api import (
+        DEFAULT_BOT_INFO,
+        _as_int,
+        _extract_session_id,
+        _parse_body,
+    )
     from telemelya.server.media import media_manager
     from telemelya.server.state import state_manager
 

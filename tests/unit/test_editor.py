@@ -13,7 +13,8 @@ from PIL import Image
 
 from core.domain import EditParams
 from core.editing.deepcache import DeepCacheUNet
-from core.editing.pix2pix import Pix2PixEditor, guidance_rows, working_size
+from core.editing.pix2pix import Pix2PixEditor
+from core.editing.pix2pix_parts import guidance_rows, working_size
 from core.editing.sources import build_tiny_pipeline
 from core.errors import BadParams, EditCancelled, UnsafeImage
 

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from core.domain import ChatKey
 from core.conversation.engine import ConversationEngine
+from core.domain import ChatKey
 from core.queue import EditQueue
 from core.runner import EditRunner
 from tests.support.chat import Chat, images, progress, texts

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-from core.domain import ChatKey
 from core.conversation.engine import ConversationEngine
+from core.domain import ChatKey
 from core.queue import EditQueue
 from core.runner import EditRunner
 from storage.blobs import FileImageStore

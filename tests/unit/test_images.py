@@ -12,7 +12,13 @@ from PIL import ExifTags, Image, ImageCms, ImageFile
 
 import bot
 from core.errors import BadImage
-from core.images import ANIMATED_NOTICE, Intake, encode_for_upload, encode_png, load_untrusted
+from core.images import (
+    ANIMATED_NOTICE,
+    Intake,
+    encode_for_upload,
+    encode_png,
+    load_untrusted,
+)
 from tests.support.images_factory import (
     HTML,
     LINUX_EXECUTABLE,

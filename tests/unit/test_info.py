@@ -7,8 +7,8 @@ import pytest
 from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey
 from core.images import decode_stored
-from core.runner import EditRunner
 from core.queue import EditQueue
+from core.runner import EditRunner
 from tests.support.chat import Chat, images
 
 

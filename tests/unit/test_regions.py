@@ -10,7 +10,14 @@ from PIL import Image, ImageDraw, ImageFilter
 from core import pictures
 from core.editing.segmentation import build_tiny_clipseg, load_segmenter
 from core.errors import ModelUnavailable
-from core.regions import INSIDE, Region, composite, matches_nothing, region_alpha, region_mask
+from core.regions import (
+    INSIDE,
+    Region,
+    composite,
+    matches_nothing,
+    region_alpha,
+    region_mask,
+)
 from tests.support.standins import MaskSegmenter, photo_like
 
 

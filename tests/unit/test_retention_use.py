@@ -7,8 +7,8 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from core.domain import ChatKey
 from core.conversation.engine import ConversationEngine
+from core.domain import ChatKey
 from core.queue import EditQueue
 from core.runner import PURGED_WHILE_EDITING, EditRunner
 from tests.support.chat import Chat, images, texts

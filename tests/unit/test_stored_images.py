@@ -8,7 +8,13 @@ import io
 import numpy as np
 from PIL import Image
 
-from core.images import decode_stored, encode_png, encode_stored, load_untrusted, stored_as_png
+from core.images import (
+    decode_stored,
+    encode_png,
+    encode_stored,
+    load_untrusted,
+    stored_as_png,
+)
 from tests.support.standins import photo_like
 
 

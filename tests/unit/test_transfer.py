@@ -12,7 +12,7 @@ from core.editing.transfer import transfer
 from core.images import decode_stored, encode_stored
 from core.runner import EditRunner
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
-from tests.support.standins import StandInEditor, psnr, photo_like, working_size
+from tests.support.standins import StandInEditor, photo_like, psnr, working_size
 
 # Working pixels around a change that the transfer may touch: low-band blur (3 sigma = 6), structure feathering
 # (3 + 3), bilinear upsampling (1) and the box margin.

@@ -6,7 +6,12 @@ import pytest
 
 from core.domain import Translation
 from core.errors import ModelUnavailable
-from core.understanding import HeldBack, Understanding, mask_style_terms, unmask_style_terms
+from core.understanding import (
+    HeldBack,
+    Understanding,
+    mask_style_terms,
+    unmask_style_terms,
+)
 from tests.support.translation import PhraseBookTranslator
 
 
