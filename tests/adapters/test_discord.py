@@ -284,9 +284,11 @@ async def test_meant_and_asis_reach_the_engine(world):
     meant = await alice.slash(channel, "meant", english="make the photo snowy")
     asis = await alice.slash(channel, "asis")
 
-    # Edited in English, so there is no translation to correct or to skip: the engine's own lines come back.
-    assert "was not translated" in meant.response.content
-    assert "nothing to run as is" in asis.response.content
+    # Edited in English, so there is no translation to correct or to skip: the engine's own lines come back, to the
+    # person alone (a refusal is a private follow-up).
+    [meant_refusal], [asis_refusal] = meant.followups, asis.followups
+    assert "was not translated" in meant_refusal.content and meant_refusal.ephemeral
+    assert "nothing to run as is" in asis_refusal.content and asis_refusal.ephemeral
 
 
 async def test_goto_and_history(world):

@@ -114,7 +114,7 @@ async def test_pause_is_in_force_when_it_returns_and_a_paused_queue_starts_nothi
         await engine.close()
 
 
-def test_ctrl_c_during_an_edit_in_the_terminal_chat_says_it_will_arrive(private_cluster, private_redis, tmp_path):
+def test_stopping_the_terminal_chat_during_an_edit_says_it_will_arrive(private_cluster, private_redis, tmp_path):
     cluster = private_cluster
     cluster.start_worker(step_seconds=0.2)  # 4 s per edit
     photo = tmp_path / "photo.jpg"
@@ -131,7 +131,8 @@ def test_ctrl_c_during_an_edit_in_the_terminal_chat_says_it_will_arrive(private_
         while not any(state == "running" for _, state, *_ in cluster.job_rows()):
             assert time.monotonic() < deadline and chat.poll() is None, "the edit never started"
             time.sleep(0.05)
-        chat.send_signal(signal.SIGINT)
+        # A restart stops the front-end with SIGTERM (Ctrl+C cancels the edit instead: tests/adapters/test_console.py).
+        chat.send_signal(signal.SIGTERM)
         output, errors = chat.communicate(timeout=20)
     finally:
         if chat.poll() is None:

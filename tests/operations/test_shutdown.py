@@ -54,7 +54,7 @@ def test_sigterm_finishes_the_edit_and_sigkill_is_offered_again_after_restart(tm
     first.send_signal(signal.SIGTERM)
     out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
-    assert "“make it night”" in out and "node-" in out  # the running edit finished and was shown
+    assert "“make it night”" in out and "step-1" in out  # the running edit finished and was shown
 
     second = start_chat(tmp_path, grace="240")
     say(second, "make it winter")
