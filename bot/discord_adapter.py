@@ -521,7 +521,7 @@ PRIVATE_ANSWERS = frozenset({"help", "history", "reset", "cancel", "settings", "
 def _option_type(arg: Arg) -> object:
     """The Discord option type for an engine argument, with the engine's own limits."""
     if arg.kind is str:
-        return app_commands.Choice[str]
+        return app_commands.Choice[str] if arg.choices else str
     return app_commands.Range[arg.kind, arg.kind(arg.low), arg.kind(arg.high)]
 
 
@@ -554,7 +554,7 @@ def engine_command(client: EditBotClient, info: CommandInfo) -> app_commands.Com
         callback = app_commands.describe(**{arg.name: arg.help[:100] for arg in options})(callback)
     choices = {arg.name: [app_commands.Choice(name=label, value=choice)
                           for choice, label in zip(arg.choices, arg.labels or arg.choices)]
-               for arg in options if arg.kind is str}
+               for arg in options if arg.choices}
     if choices:
         callback = app_commands.choices(**choices)(callback)
     return app_commands.Command(name=info.name, description=info.summary[:100], callback=callback)

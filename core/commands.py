@@ -67,6 +67,11 @@ class Arg:
         """labels: what each choice means, in the same order (Discord shows them; refusals name them)."""
         return cls(name, str, help, "|".join(choices), choices=choices, labels=labels)
 
+    @classmethod
+    def text(cls, name: str, help: str, *, usage: str = "WORDS") -> Arg:
+        """Free words (at most MAX_ARG_CHARS), e.g. the region of /only: the rest of the line."""
+        return cls(name, str, help, usage)
+
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
@@ -74,6 +79,8 @@ class Arg:
     @property
     def allowed(self) -> str:
         """What a person may give, in words: 'from 1 to 20', 'h or v'."""
+        if self.kind is str and not self.choices:
+            return f"a few words ({self.help.lower()})"
         if self.kind is str:
             named = [f"{choice} ({label})" for choice, label in zip(self.choices, self.labels)] or list(self.choices)
             return " or ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
@@ -92,6 +99,8 @@ class Arg:
                 return value
         if len(text) > MAX_ARG_CHARS:
             raise BadParams(f"/{command} needs {self._what}: {self.allowed}.")
+        if self.kind is str and not self.choices:
+            return " ".join(text.split())
         if self.kind is str:
             if text not in self.choices:
                 raise BadParams(f"/{command} needs {self._what}: {self.allowed}.")
@@ -106,6 +115,8 @@ class Arg:
 
     @property
     def _what(self) -> str:
+        if self.kind is str and not self.choices:
+            return "words"
         return {int: "a whole number", float: "a number", str: "one of"}[self.kind]
 
 

@@ -105,16 +105,30 @@ def _check_float(name: str, value: float, bounds: tuple[float, float]) -> None:
 
 
 @dataclass(frozen=True)
+class Region:
+    """Part of the picture a person named: `words` ("the sky"); inverse: everything except them (/except).
+    core.regions turns it into a mask and composites an edit inside it."""
+
+    words: str
+    inverse: bool = False
+
+    def describe(self) -> str:
+        return f"everything except {self.words}" if self.inverse else f"only {self.words}"
+
+
+@dataclass(frozen=True)
 class Conversation:
     """A person's conversation: where they are in their tree (head) and their edit settings.
 
     settings.seed None means a fresh random seed per edit; a number pins it.
+    region: the part of the picture instructions edit (/only, /except); None for the whole picture.
     """
 
     id: int
     key: ChatKey
     head_id: int | None
     settings: EditParams
+    region: Region | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,7 @@ class NewNode:
     (instruction, no params) or a model edit (instruction, the params and seed used, the seconds it took).
 
     make_head=False records a candidate (a sweep cell, a variation): not visited until someone adopts it.
+    region: the region a model edit was confined to; None for a whole-picture edit.
     """
 
     conversation_id: int
@@ -132,6 +147,7 @@ class NewNode:
     params: EditParams | None = None
     seconds: float | None = None
     make_head: bool = True
+    region: Region | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +157,7 @@ class Node:
 
     visit: a per-conversation counter, raised each time the node becomes the head. Redo follows the child
     with the highest visit, i.e. the one we most recently came back from.
+    region: the region the edit was confined to (None: the whole picture), so /retry and /squash repeat it.
     """
 
     id: int
@@ -152,6 +169,7 @@ class Node:
     seconds: float | None
     created_at: datetime
     visit: int
+    region: Region | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +180,7 @@ class EditJob:
     person: who asked ("platform:user"), for per-person limits across chats.
     variants: when given, render these instead of `params`, in one batched call, and record each as a candidate
         (a child that does not become the head until adopted): sweeps and variations.
+    region: edit only there (core.regions); None for the whole picture.
     """
 
     conversation_id: int
@@ -171,3 +190,4 @@ class EditJob:
     instruction: str
     params: EditParams
     variants: tuple[EditParams, ...] = ()
+    region: Region | None = None

@@ -15,21 +15,24 @@ from PIL import Image
 from core.domain import EditJob, EditParams, NewNode, Node
 from core.editing.transfer import full_size, shrink_for
 from core.images import decode_stored, encode_stored
-from core.ports import Editor, EditResult, HistoryRepository, ImageStore, ProgressCallback
+from core.ports import Editor, EditResult, HistoryRepository, ImageStore, ProgressCallback, Segmenter
+from core.regions import Region, composite, region_alpha, region_mask
 
 
 class EditRunner:
     """Renders jobs with the editor, stores their images and records their nodes; shared by both queues.
 
     output: "full" (default) brings each result onto its parent at the parent's size (core.editing.transfer);
-    "working" stores what the editor returns, at its working size."""
+    "working" stores what the editor returns, at its working size.
+    segmenter: finds a job's region (EditJob.region); a regional job without one is a programming error."""
 
     def __init__(self, editor: Editor, history: HistoryRepository, images: ImageStore, *,
-                 output: str = "full") -> None:
+                 output: str = "full", segmenter: Segmenter | None = None) -> None:
         self.editor = editor
         self.history = history
         self.images = images
         self.output = output
+        self.segmenter = segmenter
 
     def run(self, job: EditJob, on_step: ProgressCallback | None = None,
             cancel: threading.Event | None = None) -> list[Node]:
@@ -39,7 +42,7 @@ class EditRunner:
         """
         return [
             self.history.add_node(NewNode(job.conversation_id, job.parent_id, digest, job.instruction, params,
-                                          seconds, make_head=not job.variants))
+                                          seconds, make_head=not job.variants, region=job.region))
             for digest, params, seconds in self.render(job, on_step, cancel)
         ]
 
@@ -53,7 +56,7 @@ class EditRunner:
             results = self.editor.edit_batch(small, job.instruction, job.variants, on_step=on_step, cancel=cancel)
         else:
             results = [self.editor.edit(small, job.instruction, job.params, on_step=on_step, cancel=cancel)]
-        return self._store(photo, small, results)
+        return self._store(job.region, photo, small, results)
 
     def render_many(self, jobs: Sequence[EditJob], photos: Sequence[Image.Image],
                     on_step: ProgressCallback | None = None,
@@ -64,7 +67,8 @@ class EditRunner:
         smalls = [self._working(photo) for photo in photos]
         requests = [(small, job.instruction, job.params) for job, small in zip(jobs, smalls, strict=True)]
         results = self.editor.edit_many(requests, on_step=on_step, cancel=cancel)
-        return [self._store(photo, small, [result]) for photo, small, result in zip(photos, smalls, results)]
+        return [self._store(job.region, photo, small, [result])
+                for job, photo, small, result in zip(jobs, photos, smalls, results)]
 
     def photo(self, job: EditJob) -> Image.Image:
         """The photo the job edits, from the image store, in RGB."""
@@ -75,11 +79,20 @@ class EditRunner:
         the editor does as it always did)."""
         return photo if self.output == "working" else shrink_for(self.editor, photo)
 
-    def _store(self, photo: Image.Image, small: Image.Image,
+    def _store(self, region: Region | None, photo: Image.Image, small: Image.Image,
                results: Sequence[EditResult]) -> list[tuple[str, EditParams, float]]:
+        # The mask is found once per job, on the working-size image the editor saw (cheap at any photo size).
+        mask = None if region is None else region_mask(self.segmenter.mask(small, region.words), region)
         # Every image is durable before any row names it.
-        return [(self.images.put(encode_stored(self._delivered(photo, small, result.image))), result.params,
+        return [(self.images.put(encode_stored(self._delivered(photo, small, result.image, mask))), result.params,
                  result.seconds) for result in results]
 
-    def _delivered(self, photo: Image.Image, small: Image.Image, edited: Image.Image) -> Image.Image:
-        return edited if self.output == "working" else full_size(photo, small, edited)
+    def _delivered(self, photo: Image.Image, small: Image.Image, edited: Image.Image,
+                   mask: Image.Image | None) -> Image.Image:
+        """The stored result: full size (or working size), and inside the region only when there is a mask:
+        outside it, the parent's pixels exactly."""
+        result = edited if self.output == "working" else full_size(photo, small, edited)
+        if mask is None:
+            return result
+        parent = photo if photo.size == result.size else photo.resize(result.size, Image.Resampling.LANCZOS)
+        return composite(parent, result, region_alpha(mask, result.size))

@@ -19,6 +19,7 @@ from storage.database import make_engine
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
 from tests.support.chat import Chat
 from tests.support.fakes import FakeEditor
+from tests.support.standins import MaskSegmenter, left_half_mask
 
 POSTGRES_ENV = "EDITBOT_TEST_POSTGRES_URL"
 
@@ -39,8 +40,15 @@ def image_store() -> InMemoryImageStore:
 
 
 @pytest.fixture
-async def engine(editor, history, image_store):
-    engine = ConversationEngine(history, image_store, EditQueue(EditRunner(editor, history, image_store)))
+def segmenter() -> MaskSegmenter:
+    """A stand-in for CLIPSeg: whatever the words, it finds the left half of the picture."""
+    return MaskSegmenter(left_half_mask())
+
+
+@pytest.fixture
+async def engine(editor, history, image_store, segmenter):
+    runner = EditRunner(editor, history, image_store, segmenter=segmenter)
+    engine = ConversationEngine(history, image_store, EditQueue(runner), segmenter=segmenter)
     await engine.start()
     yield engine
     await engine.close()

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import EditCancelled
-from core.domain import EditJob, EditParams, NewNode, Node
+from core.domain import EditJob, EditParams, NewNode, Node, Region
 from storage.database import read_only
 from storage.models import JobRow, NodeRow
 from storage.repository import as_utc, insert_node, node_from_row
@@ -115,6 +115,7 @@ class SqlJobRepository:
                     instruction=job.instruction,
                     params=asdict(job.params),
                     variants=[asdict(variant) for variant in job.variants],
+                    region=None if job.region is None else asdict(job.region),
                     state="queued",
                     attempts=0,
                     step=0,
@@ -163,7 +164,7 @@ class SqlJobRepository:
             candidates = bool(row.variants)
             nodes = [
                 insert_node(session, NewNode(row.conversation_id, row.parent_id, digest, row.instruction, params,
-                                             seconds, make_head=not candidates))
+                                             seconds, make_head=not candidates, region=_region(row.region)))
                 for digest, params, seconds in results
             ]
             row.state, row.node_ids, row.heartbeat_at = "done", [node.id for node in nodes], _now()
@@ -218,6 +219,10 @@ def _lock_job(session: Session, job_id: str) -> JobRow | None:
     return session.scalars(select(JobRow).where(JobRow.id == job_id).with_for_update()).one_or_none()
 
 
+def _region(stored: dict | None) -> Region | None:
+    return None if stored is None else Region(**stored)
+
+
 def _to_record(row: JobRow) -> JobRecord:
     job = EditJob(
         conversation_id=row.conversation_id,
@@ -227,6 +232,7 @@ def _to_record(row: JobRow) -> JobRecord:
         instruction=row.instruction,
         params=EditParams(**row.params),
         variants=tuple(EditParams(**variant) for variant in row.variants),
+        region=_region(row.region),
     )
     return JobRecord(
         id=row.id,

@@ -11,13 +11,15 @@ from collections.abc import Callable
 from PIL import Image
 
 from core.commands import ButtonInfo, CommandInfo
-from core.domain import Conversation, EditJob, EditParams, Node
+from core import regions
+from core.domain import Conversation, EditJob, EditParams, Node, Region
 from core.errors import BadParams, UserError
 from core.hints import instruction_problem
-from core.images import decode_stored, stored_as_png
+from core.images import decode_stored, decode_thumbnail, encode_png, stored_as_png
 from core.messages import Button, ImageReply, Press, ProgressReply, Send
 from core.offload import in_image_thread, in_thread
-from core.ports import HistoryRepository, ImageStore, JobQueue, Position, Step, TrackedJob
+from core.pictures import mask_preview
+from core.ports import HistoryRepository, ImageStore, JobQueue, Position, Segmenter, Step, TrackedJob
 
 # Exact operations' captions (core/conversation/exact.py does them); here because every caption is made here.
 EXACT_CAPTIONS = {
@@ -49,7 +51,12 @@ def caption(node: Node) -> str:
     if node.params is None:
         return f"{EXACT_CAPTIONS.get(node.instruction, node.instruction)} (exact, no model)"
     seconds = f" · {node.seconds:.1f} s" if node.seconds is not None else ""
-    return f"“{node.instruction}”\n{node.params.describe()}{seconds}"
+    where = f" ({node.region.describe()})" if node.region is not None else ""
+    return f"“{node.instruction}”{where}\n{node.params.describe()}{seconds}"
+
+
+def can_not_find(region: Region) -> str:
+    return f"I can't find '{region.words}' in this picture."
 
 
 def short(node: Node) -> str:
@@ -70,8 +77,10 @@ class EditCore:
     """The ports and settings every command group shares, and the helpers they build on."""
 
     def __init__(self, history: HistoryRepository, images: ImageStore, queue: JobQueue, *, intake_limits: dict,
-                 defaults: EditParams, count_tokens: Callable[[str], int], model: str) -> None:
+                 defaults: EditParams, count_tokens: Callable[[str], int], model: str,
+                 segmenter: Segmenter | None = None) -> None:
         self.history = history
+        self.segmenter = segmenter
         self.images = images
         self.queue = queue
         self.intake_limits = intake_limits
@@ -124,21 +133,30 @@ class EditCore:
 
     # -------------------------------------------------------------- edits
 
-    async def instruct(self, conversation: Conversation, parent: Node, instruction: str, send: Send) -> None:
-        """An instruction the person typed: checked for what the model cannot read before it costs GPU time."""
-        problem = await in_thread(instruction_problem, instruction, self.count_tokens)
+    async def instruct(self, conversation: Conversation, parent: Node, text: str, send: Send, *,
+                       checked: bool = True) -> None:
+        """An instruction the person typed ("in the sky: make it a sunset" confines it to a region, else the
+        conversation's region applies): checked for what the model cannot read before it costs GPU time, unless
+        the person already said to run it anyway (checked=False)."""
+        inline, instruction = regions.split_region(text)
+        problem = await in_thread(instruction_problem, instruction, self.count_tokens) if checked else None
         if problem is not None:
-            await in_thread(self.history.hold_back, conversation.id, parent.id, instruction)
+            await in_thread(self.history.hold_back, conversation.id, parent.id, text)
             raise UserError(problem)
-        await self.edit(conversation, parent, instruction, conversation.settings, send)
+        await self.edit(conversation, parent, instruction, conversation.settings, send,
+                        region=inline or conversation.region)
 
     async def edit(self, conversation: Conversation, parent: Node, instruction: str, params: EditParams,
-                   send: Send) -> Node:
-        """Edit `parent` with `instruction`; the result becomes a child of parent and the new head."""
+                   send: Send, *, region: Region | None = None) -> Node:
+        """Edit `parent` with `instruction` (inside `region` only, when given); the result becomes a child of parent
+        and the new head. A region whose words name nothing in the picture is refused before any GPU time."""
         params = params.validated()
         if not instruction:
             raise BadParams("Tell me what to change, for example “make it night”.")
-        job = EditJob(conversation.id, conversation.key.person, parent.id, parent.image_hash, instruction, params)
+        if region is not None:
+            await self.require_region(parent, region, send)
+        job = EditJob(conversation.id, conversation.key.person, parent.id, parent.image_hash, instruction, params,
+                      region=region)
         [node] = await self.run(job, send)
         await send(await self.show(node, caption(node)))
         return node
@@ -150,7 +168,30 @@ class EditCore:
         if not is_model_edit(node):
             raise UserError("That was an exact edit, not the model's: send an instruction to edit the image.")
         parent = await in_thread(self.history.node, node.parent_id)
-        await self.edit(conversation, parent, node.instruction, params, send)
+        await self.edit(conversation, parent, node.instruction, params, send, region=node.region)
+
+    # -------------------------------------------------------------- regions
+
+    async def find_region(self, node: Node, region: Region) -> tuple[bool, bytes]:
+        """Whether `region`'s words name anything in node's picture, and the /mask picture showing the region
+        (PNG): computed on a small copy in a worker thread, before any GPU time."""
+        if self.segmenter is None:
+            raise UserError("Editing part of the picture is not available on this bot.")
+
+        def look() -> tuple[bool, bytes]:
+            photo = decode_thumbnail(self.images.get(node.image_hash), regions.MASK_SIDE)
+            found, mask = regions.find(self.segmenter, photo, region)
+            return found, encode_png(mask_preview(photo, mask, caption=region.describe()))
+
+        return await in_image_thread(look)
+
+    async def require_region(self, node: Node, region: Region, send: Send) -> None:
+        """Refuse (with the mask picture) a region whose words name nothing in node's picture."""
+        found, picture = await self.find_region(node, region)
+        if not found:
+            await send(ImageReply(picture, can_not_find(region), node.id, kind="mask"))
+            raise UserError("Nothing was changed: name the part in other words (/only WORDS), or send /region clear "
+                            "to edit the whole picture.")
 
     async def run(self, job: EditJob, send: Send) -> list[Node]:
         """Queue a job, relay its progress, and return the nodes it recorded."""

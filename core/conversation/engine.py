@@ -27,7 +27,7 @@ from core.images import encode_stored, load_untrusted
 from core.messages import Incoming, Send, TextReply
 from core.metrics import log_conversation
 from core.offload import in_image_thread, in_thread
-from core.ports import HistoryRepository, ImageStore, JobQueue, TrackedJob
+from core.ports import HistoryRepository, ImageStore, JobQueue, Segmenter, TrackedJob
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,14 @@ class ConversationEngine:
         command_groups: Iterable[CommandGroup] = (),
         count_tokens: Callable[[str], int] = estimate_tokens,
         model: str = "",
+        segmenter: Segmenter | None = None,
     ) -> None:
         """command_groups: more groups, made by the caller, whose commands answer too (e.g. admin commands, which
         need the admins' ids); the groups of this package are found and made here. model: the editor's model name,
-        as /info reports it."""
+        as /info reports it. segmenter: finds regions named in words (/only, /mask); without one those commands
+        say they are not available."""
         self._core = EditCore(history, images, queue, intake_limits=intake_limits or {}, defaults=defaults,
-                              count_tokens=count_tokens, model=model)
+                              count_tokens=count_tokens, model=model, segmenter=segmenter)
         _import_groups()
         groups = [group(self._core) for group in sorted(GROUPS, key=lambda group: group.position)]
         self._tuning = next(group for group in groups if isinstance(group, Tuning))

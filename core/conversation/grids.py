@@ -75,7 +75,7 @@ class Grids(CommandGroup):
         from), and show them as a numbered grid with a button for each."""
         parent = await in_thread(self.core.history.node, head.parent_id)
         job = EditJob(conversation.id, conversation.key.person, parent.id, parent.image_hash, head.instruction,
-                      variants[0], variants)
+                      variants[0], variants, region=head.region)
         candidates = await self.core.run(job, send)
         await in_thread(self.core.history.save_offer, conversation.id, [node.id for node in candidates])
 
@@ -123,11 +123,17 @@ class Grids(CommandGroup):
         edits = [node for node in path if is_model_edit(node)]
         if len(edits) < 2:
             raise UserError("Nothing to squash: /squash combines two or more edits into one.")
+        if len({node.region for node in edits}) > 1:  # one edit has one region: repeat them faithfully or not at all
+            places = ", ".join(dict.fromkeys(node.region.describe() if node.region else "whole picture"
+                                             for node in edits))
+            raise UserError(f"These edits changed different parts of the picture ({places}): /squash can only "
+                            "combine edits of the same part.")
         instruction = " and ".join(node.instruction for node in edits)
         problem = await in_thread(instruction_problem, instruction, self.core.count_tokens)
         if problem is not None:
             raise UserError(f"Combined, the instructions are too much for one edit: {problem}")
-        squashed = await self.core.edit(conversation, path[0], instruction, conversation.settings, send)
+        squashed = await self.core.edit(conversation, path[0], instruction, conversation.settings, send,
+                                        region=edits[0].region)
         # Exact edits are lossless and cheap: apply them again, in order, on top of the squashed edit.
         for node in path:
             if is_exact_edit(node):
@@ -141,4 +147,4 @@ class Grids(CommandGroup):
             raise UserError("There is no instruction waiting: just send one.")
         parent_id, instruction = held
         parent = await self.core.own_node(conversation, parent_id)
-        await self.core.edit(conversation, parent, instruction, conversation.settings, send)
+        await self.core.instruct(conversation, parent, instruction, send, checked=False)

@@ -34,7 +34,9 @@ class Navigation(CommandGroup):
     @command("help")
     async def help_command(self, conversation: Conversation, send: Send) -> None:
         """List the commands."""
-        lines = ["Send a photo with an instruction, then keep refining with plain text.", ""]
+        lines = ["Send a photo with an instruction, then keep refining with plain text.",
+                 "To change only part of it: “in the sky: make it a sunset” (or “except the person: …”), "
+                 "or /only WORDS for every edit until /region clear.", ""]
         lines += [f"{info.usage} — {info.summary}" for info in self.core.commands]
         await send(TextReply("\n".join(lines)))
 

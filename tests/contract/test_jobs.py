@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from bot.distributed.jobs import SqlJobRepository
 from core.errors import EDIT_FAILED_ON_OUR_SIDE
-from core.domain import ChatKey, EditJob, EditParams, NewNode
+from core.domain import ChatKey, EditJob, EditParams, NewNode, Region
 from storage.database import make_engine
 from storage.memory import InMemoryHistoryRepository
 from storage.migrate import upgrade
@@ -62,6 +63,15 @@ def test_create_is_idempotent_and_keeps_the_job_whole(jobs, job):
     assert first.state == "queued" and first.job == job and first.frontend == "telegram"
     assert jobs.get("job-1") == first
     assert jobs.get("nope") is None
+
+
+def test_a_regional_job_keeps_its_region_and_records_it_on_its_node(jobs, history, job):
+    regional = replace(job, region=Region("the person", inverse=True))
+    assert jobs.create("job-r", regional, "telegram").job == regional
+    assert jobs.get("job-r").job.region == Region("the person", inverse=True)
+    jobs.claim("job-r", "worker-a", stale_after=60)
+    [node] = jobs.complete("job-r", [("b" * 64, USED, 1.5)])
+    assert node.region == Region("the person", inverse=True) == history.node(node.id).region
 
 
 def test_a_queued_job_is_claimed_once_while_its_worker_reports(jobs, job):

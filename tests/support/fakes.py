@@ -130,7 +130,7 @@ class InMemoryJobRepository:
             job = record.job
             nodes = [
                 self._history.add_node(NewNode(job.conversation_id, job.parent_id, digest, job.instruction, params,
-                                               seconds, make_head=not job.variants))
+                                               seconds, make_head=not job.variants, region=job.region))
                 for digest, params, seconds in results
             ]
             self._jobs[job_id] = replace(record, state="done", node_ids=tuple(node.id for node in nodes))
