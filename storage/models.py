@@ -73,7 +73,7 @@ class ConversationRow(Base):
     held_instruction: Mapped[str | None] = mapped_column(Text)
     # The region instructions edit (/only, /except): its words (NULL: the whole picture) and whether it is inverse.
     region_words: Mapped[str | None] = mapped_column(Text)
-    region_inverse: Mapped[bool] = mapped_column(Boolean, default=False)
+    region_inverse: Mapped[bool | None] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, onupdate=utc_now)
 
@@ -97,7 +97,7 @@ class NodeRow(Base):
     seconds: Mapped[float | None] = mapped_column(Float)
     # The region the edit was confined to (NULL words: the whole picture), so /retry and /squash repeat it.
     region_words: Mapped[str | None] = mapped_column(Text)
-    region_inverse: Mapped[bool] = mapped_column(Boolean, default=False)
+    region_inverse: Mapped[bool | None] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     visit: Mapped[int] = mapped_column(Integer)
 

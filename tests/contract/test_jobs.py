@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -188,8 +189,15 @@ def test_jobs_failed_before_kinds_were_kept_get_the_kind_metrics_gave_them(tmp_p
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "0003_conversation_state")  # the one before
-        history = SqlHistoryRepository(engine)
-        parent = history.add_node(NewNode(history.conversation(ALICE).id, None, "a" * 64, None, None, None))
+        with engine.begin() as connection:  # a conversation and its photo, as that schema held them
+            connection.exec_driver_sql(
+                "INSERT INTO conversations (id, platform, chat_id, user_id, text_guidance, image_guidance, steps, "
+                "scheduler, visit_counter, created_at, updated_at) VALUES (1, 'telegram', '100', '1', 7.5, 1.5, 20, "
+                "'default', 1, '2026-01-01', '2026-01-01')")
+            connection.exec_driver_sql(
+                "INSERT INTO nodes (id, conversation_id, image_hash, visit, created_at) VALUES (1, 1, 'a', 1, "
+                "'2026-01-01')")
+        parent = SimpleNamespace(id=1, conversation_id=1)
         with engine.begin() as connection:
             for job_id, state, error in [("ours", "failed", EDIT_FAILED_ON_OUR_SIDE), ("unsafe", "failed", "Flagged."),
                                          ("stopped", "cancelled", "Edit cancelled."), ("fine", "done", None)]:

@@ -18,11 +18,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # Existing conversations and nodes are whole-picture ones: NULL words, not inverse.
+    # Existing conversations and nodes are whole-picture ones: NULL words. Nullable columns without a default, so
+    # SQLite adds them in place (a NOT NULL column with a default would make batch mode copy the table, which its
+    # foreign keys refuse); NULL inverse reads as False.
     for table in ("conversations", "nodes"):
         with op.batch_alter_table(table) as batch_op:
             batch_op.add_column(sa.Column("region_words", sa.Text(), nullable=True))
-            batch_op.add_column(sa.Column("region_inverse", sa.Boolean(), nullable=False, server_default=sa.false()))
+            batch_op.add_column(sa.Column("region_inverse", sa.Boolean(), nullable=True))
     with op.batch_alter_table("jobs") as batch_op:
         batch_op.add_column(sa.Column("region", sa.JSON(), nullable=True))
 
