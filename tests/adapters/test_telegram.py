@@ -27,10 +27,10 @@ from bot.telegram_adapter import (
     UNSUPPORTED,
     TelegramAdapter,
     _Replier,
-    fits_as_photo,
     split_text,
     webhook_secret,
 )
+from bot.telegram_photos import fits_as_photo, photo_for
 from core.config import Settings, StorageSettings, TelegramSettings
 from core.domain import ChatKey
 from core.messages import Press, TextReply
