@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import logging
 import re
 import time
@@ -22,7 +21,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from PIL import Image
 from telegram import (
     Bot,
     BotCommand,

@@ -17,12 +17,18 @@ from tests.support.standins import MaskSegmenter
 from tests.support.telegram_harness import Person
 
 
-async def test_terminal_chat_sets_shows_and_clears_the_region(engine, history, tmp_path):
+async def open_console(engine, tmp_path) -> tuple[ConsoleChat, io.StringIO]:
+    """A terminal chat with a photo open."""
     photo = tmp_path / "beach.png"
     photo.write_bytes(photo_bytes(fmt="PNG"))
     output = io.StringIO()
     chat = ConsoleChat(engine, tmp_path / "out", output=output, key=ChatKey("console", "t", "me"))
     await chat.say(f"/open {photo}")
+    return chat, output
+
+
+async def test_terminal_chat_sets_shows_and_clears_the_region(engine, history, tmp_path):
+    chat, output = await open_console(engine, tmp_path)
     await chat.say("/only the sky")
     await chat.say("/mask")
     masks = sorted((tmp_path / "out").glob("mask-*.png"))
@@ -46,11 +52,7 @@ async def test_terminal_chat_says_it_cannot_find_what_names_nothing(history, ima
                                                                            segmenter=nothing)), segmenter=nothing)
     await engine.start()
     try:
-        photo = tmp_path / "beach.png"
-        photo.write_bytes(photo_bytes(fmt="PNG"))
-        output = io.StringIO()
-        chat = ConsoleChat(engine, tmp_path / "out", output=output, key=ChatKey("console", "t", "me"))
-        await chat.say(f"/open {photo}")
+        chat, output = await open_console(engine, tmp_path)
         await chat.say("in the dragon: make it red")
         assert "I can't find 'the dragon' in this picture" in output.getvalue()
         assert list((tmp_path / "out").glob("mask-*.png")) and editor.calls == []

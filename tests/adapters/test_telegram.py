@@ -30,7 +30,7 @@ from bot.telegram_adapter import (
     split_text,
     webhook_secret,
 )
-from bot.telegram_photos import fits_as_photo, photo_for
+from bot.telegram_photos import fits_as_photo
 from core.config import Settings, StorageSettings, TelegramSettings
 from core.domain import ChatKey
 from core.messages import Press, TextReply
