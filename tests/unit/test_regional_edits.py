@@ -150,3 +150,23 @@ def test_the_runner_composites_at_working_size_in_working_mode() -> None:
     assert result.shape[:2] == (384, 512) and node.region == Region("the sky")
     kept = np.asarray(parent.resize((512, 384), Image.Resampling.LANCZOS), np.int16)
     assert np.array_equal(result[:, 256:], kept[:, 256:])
+
+
+async def test_the_bootstrap_gives_the_engine_and_the_runner_one_segmenter_loaded_on_first_use(history, image_store,
+                                                                                               editor):
+    from bot.bootstrap import build_engine
+    from core.config import Settings
+
+    settings = Settings()
+    settings.editor.segmentation_model = "tiny"  # a random CLIPSeg: its masks mean nothing, its wiring is real
+    engine = build_engine(settings, editor=editor, storage=(history, image_store))
+    await engine.start()
+    try:
+        segmenter = engine._core.segmenter
+        assert engine.queue._runner.segmenter is segmenter and segmenter._loaded is None  # nothing loaded yet
+        chat = Chat(engine, ChatKey("test", "chat-1", "alice"))
+        await chat.photo(data=png(photo_like(SIZE)))
+        [picture] = images(await chat("/only the sky"))
+        assert picture.kind == "mask" and segmenter._loaded is not None
+    finally:
+        await engine.close()
