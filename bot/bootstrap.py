@@ -51,7 +51,7 @@ def build_editor(settings: Settings) -> Editor:
 def build_segmenter(settings: Settings) -> Segmenter:
     """The segmentation model (CLIPSeg) that finds regions named in words; it loads on its first use, so a bot whose
     people never name a region never loads it. One is shared by the engine (/mask, checks) and the runner."""
-    from core.editing.segmentation import LazySegmenter
+    from core.editing.lazy_segmentation import LazySegmenter
 
     options = settings.editor
     return LazySegmenter(options.segmentation_model, device=options.device, offline=options.offline)
