@@ -15,7 +15,7 @@ from core.conversation.engine import ConversationEngine
 from core.domain import EditParams
 from core.errors import ModelUnavailable, UserError
 from core.metrics import EditObserver
-from core.ports import Editor, HistoryRepository, ImageStore, JobQueue, Translator
+from core.ports import Editor, HistoryRepository, ImageStore, JobQueue, Segmenter, Translator
 from core.queue import EditQueue
 from core.runner import EditRunner
 
@@ -69,6 +69,15 @@ def build_translator(settings: Settings) -> Translator | None:
             log.warning("EDITBOT_DEVICE=%s is not available here: translating on the CPU", settings.editor.device)
     return TransformersTranslator(options.translation_model, device=device,
                                   idle_seconds=options.translation_idle_seconds, offline=settings.editor.offline)
+
+
+def build_segmenter(settings: Settings) -> Segmenter:
+    """The segmentation model (CLIPSeg) that finds regions named in words; it loads on its first use, so a bot whose
+    people never name a region never loads it. One is shared by the engine (/mask, checks) and the runner."""
+    from core.editing.lazy_segmentation import LazySegmenter
+
+    options = settings.editor
+    return LazySegmenter(options.segmentation_model, device=options.device, offline=options.offline)
 
 
 def build_storage(settings: Settings) -> tuple[HistoryRepository, ImageStore]:
@@ -153,13 +162,15 @@ def build_engine(
     observer: EditObserver | None = None,
     on_queue: Callable[[JobQueue], None] | None = None,
     frontend: str = "editbot",
+    segmenter: Segmenter | None = None,
 ) -> ConversationEngine:
     """Everything the adapters need. Pass `editor` to skip loading the model (tests, demos), `storage` to reuse an
     open one, `observer` to watch the edits and `on_queue` to be handed the queue (health, metrics). A model loaded
     here gets its warm-up edit. In distributed mode no model loads here (workers run it) and `frontend` (with the
     host and an id kept in the data folder) names this process in the job table (EDITBOT_FRONTEND_ID overrides it).
-    """
+    Pass `segmenter` to skip EDITBOT_SEGMENTATION_MODEL (tests)."""
     history, images = storage or build_storage(settings)
+    segmenter = segmenter or build_segmenter(settings)
     limits = settings.limits
     if settings.distributed.mode == "distributed":
         queue = build_distributed_queue(settings, history, frontend, observer)
@@ -169,7 +180,7 @@ def build_engine(
             if settings.ops.warmup:
                 warm_up(editor)
         queue = EditQueue(
-            EditRunner(editor, history, images, output=settings.editor.output),
+            EditRunner(editor, history, images, output=settings.editor.output, segmenter=segmenter),
             max_waiting_per_person=limits.max_waiting_per_person,
             max_waiting_total=limits.max_waiting_total,
             observer=observer,
@@ -181,7 +192,8 @@ def build_engine(
     return ConversationEngine(history, images, queue, intake_limits=limits.intake, command_groups=[admin],
                               model=settings.editor.model, translator=build_translator(settings),
                               max_waiting_per_person=limits.max_waiting_per_person,
-                              max_stored_bytes_per_person=limits.max_stored_mb_per_person * 1_000_000)
+                              max_stored_bytes_per_person=limits.max_stored_mb_per_person * 1_000_000,
+                              segmenter=segmenter)
 
 
 @contextmanager

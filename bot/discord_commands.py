@@ -82,7 +82,7 @@ def engine_command(client: EditBotClient, info: CommandInfo) -> app_commands.Com
         callback = app_commands.describe(**{arg.name: arg.help[:100] for arg in options})(callback)
     choices = {arg.name: [app_commands.Choice(name=label, value=choice)
                           for choice, label in zip(arg.choices, arg.labels or arg.choices)]
-               for arg in options if arg.kind is str}
+               for arg in options if arg.choices}
     if choices:
         callback = app_commands.choices(**choices)(callback)
     return app_commands.Command(name=info.name, description=info.summary[:100], callback=callback)

@@ -43,6 +43,15 @@ def fit_upload(png: bytes, limit: int) -> tuple[bytes, str]:
         return encode_for_upload(image, limit)
 
 
+def upload_caption(caption: str, png: bytes, sent: bytes) -> str:
+    """The caption, saying so when the picture had to be re-encoded (JPEG, maybe smaller) to fit the upload limit."""
+    if sent is png:
+        return caption
+    with Image.open(io.BytesIO(png)) as full, Image.open(io.BytesIO(sent)) as shown:
+        size = "" if shown.size == full.size else f", {shown.width}×{shown.height} of {full.width}×{full.height}"
+    return f"{caption}\n(sent as JPEG{size}: the full-size PNG is over this server's upload limit)"
+
+
 # ---------------------------------------------------------------------------------------------------- buttons
 
 
@@ -188,7 +197,7 @@ class Responder:
         data, mime = await asyncio.to_thread(fit_upload, reply.image, self._interaction.filesize_limit)
         filename = f"edit-{reply.node_id}{mimetypes.guess_extension(mime)}"
         await self._post(
-            reply.caption,
+            await asyncio.to_thread(upload_caption, reply.caption, reply.image, data),
             attach=lambda: discord.File(io.BytesIO(data), filename=filename),
             view=result_view(reply.buttons),
         )
@@ -249,7 +258,8 @@ class ChannelPoster:
             view = result_view(reply.buttons)
             if view is not None:
                 extras["view"] = view
-            await channel.send(f"{self._mention} {reply.caption}"[:MESSAGE_LIMIT],
+            caption = await asyncio.to_thread(upload_caption, reply.caption, reply.image, data)
+            await channel.send(f"{self._mention} {caption}"[:MESSAGE_LIMIT],
                                allowed_mentions=self._allowed_mentions, **extras)
         else:
             await channel.send(f"{self._mention} {reply.text}"[:MESSAGE_LIMIT],

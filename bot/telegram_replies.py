@@ -4,24 +4,18 @@ too big for a photo) with an inline keyboard of the result's buttons."""
 
 from __future__ import annotations
 
-import io
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from PIL import Image
-from telegram import (
-    Bot,
-    CallbackQuery,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    Message,
-    ReplyParameters,
-)
+from telegram import Bot, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.error import BadRequest, Forbidden, TelegramError
 
-from core.messages import ImageReply, ProgressReply, Reply, TextReply
+from bot.telegram_photos import photo_for
+from core.conversation.files import FILE_BUTTON
+from core.messages import Button, ImageReply, Press, ProgressReply, Reply, TextReply
 
 if TYPE_CHECKING:
     from bot.telegram_adapter import TelegramAdapter
@@ -29,23 +23,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Telegram's own limits (Bot API documentation).
-PHOTO_MAX_BYTES = 10 * 1024 * 1024
-PHOTO_MAX_SIDES_SUM = 10_000
-PHOTO_MAX_RATIO = 20
 MESSAGE_MAX_CHARS = 4096
 CAPTION_MAX_CHARS = 1024
 CALLBACK_ANSWER_MAX_CHARS = 200
 BUTTONS_PER_ROW = 3
-
-def fits_as_photo(png: bytes) -> bool:
-    """Whether Telegram accepts these bytes as a photo (else they go as a document): at most 10 MB, width plus
-    height at most 10000, sides at most 20:1."""
-    if len(png) > PHOTO_MAX_BYTES:
-        return False
-    with Image.open(io.BytesIO(png)) as image:  # reads the header only
-        width, height = image.size
-    return width + height <= PHOTO_MAX_SIDES_SUM and max(width, height) <= PHOTO_MAX_RATIO * min(width, height)
-
 
 def split_text(text: str, limit: int = MESSAGE_MAX_CHARS) -> list[str]:
     """Cut text into messages Telegram accepts, at line breaks where possible."""
@@ -63,7 +44,10 @@ def shorten(text: str, limit: int) -> str:
 
 
 def _keyboard(reply: ImageReply) -> InlineKeyboardMarkup | None:
-    buttons = [InlineKeyboardButton(button.label, callback_data=button.press.data) for button in reply.buttons]
+    """The result's buttons; under a result, also Full size: Telegram shows photos recompressed."""
+    full_size = (Button("⬇ Full size", Press(FILE_BUTTON, reply.node_id)),) if reply.kind == "node" else ()
+    buttons = [InlineKeyboardButton(button.label, callback_data=button.press.data)
+               for button in (*reply.buttons, *full_size)]
     if not buttons:
         return None
     return InlineKeyboardMarkup([buttons[i : i + BUTTONS_PER_ROW] for i in range(0, len(buttons), BUTTONS_PER_ROW)])
@@ -168,16 +152,21 @@ class Replier:
             )
 
     async def _send_image(self, reply: ImageReply) -> None:
+        """A photo (brought inside Telegram's photo limits when the PNG is not, and said so); a document for the
+        full-size file (/file), for answers to a file sent as a document, or when Telegram refuses the photo."""
         caption = shorten(reply.caption, CAPTION_MAX_CHARS)
         keyboard = _keyboard(reply)
-        if not self._as_document and fits_as_photo(reply.image):
+        photo = None if self._as_document or reply.kind == "file" else await asyncio.to_thread(photo_for, reply.image)
+        if photo is not None:
+            shown = caption if photo is reply.image else shorten(f"{reply.caption}\n(shown smaller: ⬇ Full size or "
+                                                                  "/file sends the full-size file)", CAPTION_MAX_CHARS)
             try:
                 await self._call(
                     "send a photo",
                     lambda: self._bot.send_photo(
                         self._chat_id,
-                        reply.image,
-                        caption=caption,
+                        photo,
+                        caption=shown,
                         reply_markup=keyboard,
                         reply_parameters=self._reply_to,
                     ),

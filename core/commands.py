@@ -144,6 +144,8 @@ class Arg:
 
     @property
     def _what(self) -> str:
+        if self.kind is str and not self.choices:
+            return "words"
         return {int: "a whole number", float: "a number", str: "one of"}[self.kind]
 
 

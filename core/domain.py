@@ -111,16 +111,30 @@ def _check_float(name: str, value: float, bounds: tuple[float, float]) -> None:
 
 
 @dataclass(frozen=True)
+class Region:
+    """Part of the picture a person named: `words` ("the sky"); inverse: everything except them (/except).
+    core.regions turns it into a mask and composites an edit inside it."""
+
+    words: str
+    inverse: bool = False
+
+    def describe(self) -> str:
+        return f"everything except {self.words}" if self.inverse else f"only {self.words}"
+
+
+@dataclass(frozen=True)
 class Conversation:
     """A person's conversation: where they are in their tree (head) and their edit settings.
 
     settings.seed None means a fresh random seed per edit; a number pins it.
+    region: the part of the picture instructions edit (/only, /except); None for the whole picture.
     """
 
     id: int
     key: ChatKey
     head_id: int | None
     settings: EditParams
+    region: Region | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +152,7 @@ class NewNode:
 
     make_head=False records a candidate (a sweep cell, a variation): not visited until someone adopts it.
     translation: the person's own words, when `instruction` (what the model was given) is their English.
+    region: the region a model edit was confined to; None for a whole-picture edit.
     """
 
     conversation_id: int
@@ -150,6 +165,7 @@ class NewNode:
     translation: Translation | None = None
     stored_bytes: int = 0
     """What its picture takes in the image store, as stored: counted against the person's storage."""
+    region: Region | None = None
 
 
 class Rendered(NamedTuple):
@@ -169,6 +185,7 @@ class Node:
     visit: a per-conversation counter, raised each time the node becomes the head. Redo follows the child
     with the highest visit, i.e. the one we most recently came back from.
     instruction is always what the model was given (English); translation, when set, what the person typed.
+    region: the region the edit was confined to (None: the whole picture), so /retry and /squash repeat it.
     """
 
     id: int
@@ -181,6 +198,7 @@ class Node:
     created_at: datetime
     visit: int
     translation: Translation | None = None
+    region: Region | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +210,7 @@ class EditJob:
     variants: when given, render these instead of `params`, in one batched call, and record each as a candidate
         (a child that does not become the head until adopted): sweeps and variations.
     translation: what the person typed, when `instruction` is its English translation; recorded on the nodes.
+    region: edit only there (core.regions); None for the whole picture.
     """
 
     conversation_id: int
@@ -202,3 +221,4 @@ class EditJob:
     params: EditParams
     variants: tuple[EditParams, ...] = ()
     translation: Translation | None = None
+    region: Region | None = None

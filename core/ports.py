@@ -16,7 +16,7 @@ from typing import Protocol
 
 from PIL import Image
 
-from core.domain import ChatKey, Conversation, EditJob, EditParams, NewNode, Node
+from core.domain import ChatKey, Conversation, EditJob, EditParams, NewNode, Node, Region
 
 
 class HistoryRepository(Protocol):
@@ -60,6 +60,9 @@ class HistoryRepository(Protocol):
         False if there is no such node (any more)."""
 
     def save_settings(self, conversation_id: int, settings: EditParams) -> Conversation: ...
+
+    def save_region(self, conversation_id: int, region: Region | None) -> Conversation:
+        """Store the region instructions edit (/only, /except; None: the whole picture). ValueError if unknown."""
 
     def save_offer(self, conversation_id: int, node_ids: Sequence[int]) -> None:
         """Remember the cells of the grid just offered (/sweep, /variations), in order, for /pick N. Raises

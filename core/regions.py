@@ -7,10 +7,14 @@ blended with, feathered *inwards* only, so that outside the region the result is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
 
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter
+
+from core.domain import Region
+
+__all__ = ["Region", "region_mask", "matches_nothing", "region_alpha", "composite"]
 
 INSIDE = 128
 """Mask level (0..255) from which a pixel belongs to the region: CLIPSeg's probability 0.5."""
@@ -20,17 +24,6 @@ FEATHER = 0.01
 """Feather width as a share of the picture's longer side (40 px on a 4032 px photo), inside the region only."""
 MASK_SIDE = 512
 """Longer side at which masks are feathered (then brought up to the picture's size): cheap at any photo size."""
-
-
-@dataclass(frozen=True)
-class Region:
-    """What a person named: `words` ("the sky"); inverse: everything except them (/except)."""
-
-    words: str
-    inverse: bool = False
-
-    def describe(self) -> str:
-        return f"everything except {self.words}" if self.inverse else f"only {self.words}"
 
 
 def region_mask(mask: Image.Image, region: Region) -> Image.Image:
@@ -66,3 +59,28 @@ def composite(parent: Image.Image, edited: Image.Image, alpha: Image.Image) -> I
     if edited.size != parent.size:
         edited = edited.resize(parent.size, Image.Resampling.BICUBIC)
     return Image.composite(edited.convert("RGB"), parent.convert("RGB"), alpha)
+
+
+def split_region(text: str) -> tuple[Region | None, str]:
+    """The inline form of a region: "in the sky: make it a sunset" -> (only the sky, "make it a sunset"),
+    "except the person: make it snow" -> (everything except the person, ...); any other text -> (None, text)."""
+    match = INLINE.fullmatch(text.strip())
+    if match is None:
+        return None, text
+    words = " ".join(match["words"].split())
+    return Region(words, inverse=match["how"].lower() == "except"), match["instruction"].strip()
+
+
+INLINE = re.compile(r"(?P<how>in|except)\s+(?P<words>[^:\n]{1,64}?)\s*:\s*(?P<instruction>\S.*)",
+                    re.IGNORECASE | re.DOTALL)
+"""The inline region syntax (README, /help): "in WORDS: INSTRUCTION" or "except WORDS: INSTRUCTION"."""
+
+
+def find(segmenter, photo: Image.Image, region: Region) -> tuple[bool, Image.Image]:
+    """Blocking: look for `region` in `photo` (any size; segmented at most MASK_SIDE on its longer side). Returns
+    whether its words name anything there (before /except inverts them: "except the dragon" with no dragon names
+    nothing either) and the region's mask at the size segmented."""
+    small = photo.convert("RGB")
+    small.thumbnail((MASK_SIDE, MASK_SIDE), Image.Resampling.BILINEAR)
+    mask = segmenter.mask(small, region.words)
+    return not matches_nothing(mask), region_mask(mask, region)

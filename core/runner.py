@@ -16,13 +16,9 @@ from core.domain import EditJob, NewNode, Node, Rendered
 from core.editing.transfer import full_size, shrink_for
 from core.errors import PictureGone, UserError
 from core.images import decode_stored, encode_stored
-from core.ports import (
-    Editor,
-    EditResult,
-    HistoryRepository,
-    ImageStore,
-    ProgressCallback,
-)
+from core.ports import Editor, EditResult, HistoryRepository, ImageStore, ProgressCallback, Segmenter
+from core.regions import Region, composite, region_alpha, region_mask
+
 
 PURGED_WHILE_EDITING = ("Your history was deleted (it was older than this bot keeps) while this edit ran, so I could "
                         "not keep the result: send the photo again to start over.")
@@ -32,14 +28,16 @@ class EditRunner:
     """Renders jobs with the editor, stores their images and records their nodes; shared by both queues.
 
     output: "full" (default) brings each result onto its parent at the parent's size (core.editing.transfer);
-    "working" stores what the editor returns, at its working size."""
+    "working" stores what the editor returns, at its working size.
+    segmenter: finds a job's region (EditJob.region); a regional job without one is a programming error."""
 
     def __init__(self, editor: Editor, history: HistoryRepository, images: ImageStore, *,
-                 output: str = "full") -> None:
+                 output: str = "full", segmenter: Segmenter | None = None) -> None:
         self.editor = editor
         self.history = history
         self.images = images
         self.output = output
+        self.segmenter = segmenter
 
     def run(self, job: EditJob, on_step: ProgressCallback | None = None,
             cancel: threading.Event | None = None) -> list[Node]:
@@ -53,7 +51,8 @@ class EditRunner:
             return [
                 self.history.add_node(NewNode(job.conversation_id, job.parent_id, result.digest, job.instruction,
                                               result.params, result.seconds, make_head=not job.variants,
-                                              stored_bytes=result.stored_bytes, translation=job.translation))
+                                              stored_bytes=result.stored_bytes, translation=job.translation,
+                                              region=job.region))
                 for result in rendered
             ]
         except ValueError:
@@ -71,7 +70,7 @@ class EditRunner:
             results = self.editor.edit_batch(small, job.instruction, job.variants, on_step=on_step, cancel=cancel)
         else:
             results = [self.editor.edit(small, job.instruction, job.params, on_step=on_step, cancel=cancel)]
-        return self._store(photo, small, results)
+        return self._store(job.region, photo, small, results)
 
     def render_many(self, jobs: Sequence[EditJob], photos: Sequence[Image.Image],
                     on_step: ProgressCallback | None = None,
@@ -82,7 +81,8 @@ class EditRunner:
         smalls = [self._working(photo) for photo in photos]
         requests = [(small, job.instruction, job.params) for job, small in zip(jobs, smalls, strict=True)]
         results = self.editor.edit_many(requests, on_step=on_step, cancel=cancel)
-        return [self._store(photo, small, [result]) for photo, small, result in zip(photos, smalls, results)]
+        return [self._store(job.region, photo, small, [result])
+                for job, photo, small, result in zip(jobs, photos, smalls, results)]
 
     def photo(self, job: EditJob) -> Image.Image:
         """The photo the job edits, from the image store, in RGB; PictureGone if its file is missing."""
@@ -97,13 +97,23 @@ class EditRunner:
         the editor does as it always did)."""
         return photo if self.output == "working" else shrink_for(self.editor, photo)
 
-    def _store(self, photo: Image.Image, small: Image.Image, results: Sequence[EditResult]) -> list[Rendered]:
+    def _store(self, region: Region | None, photo: Image.Image, small: Image.Image,
+               results: Sequence[EditResult]) -> list[Rendered]:
+        # The mask is found once per job, on the working-size image the editor saw (cheap at any photo size).
+        mask = None if region is None else region_mask(self.segmenter.mask(small, region.words), region)
         # Every image is durable before any row names it.
         stored = []
         for result in results:
-            data = encode_stored(self._delivered(photo, small, result.image))
+            data = encode_stored(self._delivered(photo, small, result.image, mask))
             stored.append(Rendered(self.images.put(data), result.params, result.seconds, len(data)))
         return stored
 
-    def _delivered(self, photo: Image.Image, small: Image.Image, edited: Image.Image) -> Image.Image:
-        return edited if self.output == "working" else full_size(photo, small, edited)
+    def _delivered(self, photo: Image.Image, small: Image.Image, edited: Image.Image,
+                   mask: Image.Image | None) -> Image.Image:
+        """The stored result: full size (or working size), and inside the region only when there is a mask:
+        outside it, the parent's pixels exactly."""
+        result = edited if self.output == "working" else full_size(photo, small, edited)
+        if mask is None:
+            return result
+        parent = photo if photo.size == result.size else photo.resize(result.size, Image.Resampling.LANCZOS)
+        return composite(parent, result, region_alpha(mask, result.size))

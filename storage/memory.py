@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from core.domain import ChatKey, Conversation, EditParams, NewNode, Node
+from core.domain import ChatKey, Conversation, EditParams, NewNode, Node, Region
 from storage.retention import expired_nodes
 
 
@@ -114,6 +114,7 @@ class InMemoryHistoryRepository:
                 created_at=datetime.now(UTC),
                 visit=visit,
                 translation=new.translation,
+                region=new.region,
             )
             self._nodes[node.id] = node
             self._stored_bytes[node.id] = new.stored_bytes
@@ -149,6 +150,13 @@ class InMemoryHistoryRepository:
         settings.validated()
         with self._lock:
             conversation = replace(self._require_conversation(conversation_id), settings=settings)
+            self._conversations[conversation_id] = conversation
+            return conversation
+
+    def save_region(self, conversation_id: int, region: Region | None) -> Conversation:
+        """Store the region instructions edit (None: the whole picture)."""
+        with self._lock:
+            conversation = replace(self._require_conversation(conversation_id), region=region)
             self._conversations[conversation_id] = conversation
             return conversation
 

@@ -75,6 +75,9 @@ class ConversationRow(Base):
     # until it ends: one still here at start-up was interrupted by a restart and is offered again.
     pending_parent_id: Mapped[int | None] = mapped_column(Id)
     pending_instruction: Mapped[str | None] = mapped_column(Text)
+    # The region instructions edit (/only, /except): its words (NULL: the whole picture) and whether it is inverse.
+    region_words: Mapped[str | None] = mapped_column(Text)
+    region_inverse: Mapped[bool | None] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, onupdate=utc_now)
 
@@ -102,6 +105,9 @@ class NodeRow(Base):
     seed: Mapped[int | None] = mapped_column(BigInteger)
     scheduler: Mapped[str | None] = mapped_column(String(16))
     seconds: Mapped[float | None] = mapped_column(Float)
+    # The region the edit was confined to (NULL words: the whole picture), so /retry and /squash repeat it.
+    region_words: Mapped[str | None] = mapped_column(Text)
+    region_inverse: Mapped[bool | None] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     visit: Mapped[int] = mapped_column(Integer)
     # The last time someone went to it or pressed one of its buttons (NULL: never since it was made): retention
@@ -131,6 +137,8 @@ class JobRow(Base):
     # EditParams as a dict, and the variants of a batch job as a list of them.
     params: Mapped[dict] = mapped_column(JSON)
     variants: Mapped[list] = mapped_column(JSON)
+    # EditJob.region: {"words": ..., "inverse": ...}, or NULL for a whole-picture edit.
+    region: Mapped[dict | None] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16))
     worker: Mapped[str | None] = mapped_column(String(128))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, delete, func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from core.domain import ChatKey, Conversation, EditParams, NewNode, Node, Translation
+from core.domain import ChatKey, Conversation, EditParams, NewNode, Node, Region, Translation
 from storage.database import read_only
 from storage.models import ConversationRow, NodeRow
 from storage.retention import expired_nodes
@@ -140,6 +140,13 @@ class SqlHistoryRepository:
             conversation.steps = settings.steps
             conversation.seed = settings.seed
             conversation.scheduler = settings.scheduler
+            return _to_conversation(conversation)
+
+    def save_region(self, conversation_id: int, region: Region | None) -> Conversation:
+        """Store the region instructions edit (None: the whole picture); ValueError if the conversation is unknown."""
+        with self._writes.begin() as session:
+            conversation = _lock_conversation(session, conversation_id)
+            conversation.region_words, conversation.region_inverse = region_columns(region)
             return _to_conversation(conversation)
 
     def save_offer(self, conversation_id: int, node_ids: Sequence[int]) -> None:
@@ -281,6 +288,8 @@ def insert_node(session: Session, new: NewNode) -> Node:
         image_hash=new.image_hash,
         instruction=new.instruction,
         seconds=new.seconds,
+        region_words=region_columns(new.region)[0],
+        region_inverse=region_columns(new.region)[1],
         visit=conversation.visit_counter if new.make_head else 0,
         original_instruction=new.translation and new.translation.original,
         language=new.translation and new.translation.language,
@@ -339,7 +348,17 @@ def _to_conversation(row: ConversationRow) -> Conversation:
         key=ChatKey(row.platform, row.chat_id, row.user_id),
         head_id=row.head_id,
         settings=EditParams(row.text_guidance, row.image_guidance, row.steps, row.seed, row.scheduler),
+        region=region_from_columns(row.region_words, row.region_inverse),
     )
+
+
+def region_columns(region: Region | None) -> tuple[str | None, bool]:
+    """A region as its two columns (words, inverse): (None, False) for the whole picture."""
+    return (None, False) if region is None else (region.words, region.inverse)
+
+
+def region_from_columns(words: str | None, inverse: bool | None) -> Region | None:
+    return None if words is None else Region(words, bool(inverse))
 
 
 def node_from_row(row: NodeRow) -> Node:
@@ -357,6 +376,7 @@ def node_from_row(row: NodeRow) -> Node:
         created_at=as_utc(row.created_at),
         visit=row.visit,
         translation=to_translation(row.original_instruction, row.language),
+        region=region_from_columns(row.region_words, row.region_inverse),
     )
 
 

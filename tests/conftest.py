@@ -19,6 +19,7 @@ from storage.database import make_engine
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
 from tests.support.chat import Chat
 from tests.support.fakes import FakeEditor
+from tests.support.standins import MaskSegmenter, left_half_mask
 
 POSTGRES_ENV = "EDITBOT_TEST_POSTGRES_URL"
 
@@ -45,9 +46,15 @@ def translator():
 
 
 @pytest.fixture
-async def engine(editor, history, image_store, translator):
-    engine = ConversationEngine(history, image_store, EditQueue(EditRunner(editor, history, image_store)),
-                                translator=translator)
+def segmenter() -> MaskSegmenter:
+    """A stand-in for CLIPSeg: whatever the words, it finds the left half of the picture."""
+    return MaskSegmenter(left_half_mask())
+
+
+@pytest.fixture
+async def engine(editor, history, image_store, translator, segmenter):
+    runner = EditRunner(editor, history, image_store, segmenter=segmenter)
+    engine = ConversationEngine(history, image_store, EditQueue(runner), translator=translator, segmenter=segmenter)
     await engine.start()
     yield engine
     await engine.close()

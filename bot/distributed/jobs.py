@@ -16,8 +16,8 @@ from typing import Literal, Protocol
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.domain import EditJob, EditParams, NewNode, Node, Rendered
 from core.errors import EditCancelled
+from core.domain import EditJob, EditParams, NewNode, Node, Region, Rendered
 from storage.database import read_only
 from storage.models import JobRow, NodeRow
 from storage.repository import as_utc, insert_node, node_from_row, to_translation
@@ -117,6 +117,7 @@ class SqlJobRepository:
                     language=job.translation and job.translation.language,
                     params=asdict(job.params),
                     variants=[asdict(variant) for variant in job.variants],
+                    region=None if job.region is None else asdict(job.region),
                     state="queued",
                     attempts=0,
                     step=0,
@@ -167,7 +168,8 @@ class SqlJobRepository:
             nodes = [
                 insert_node(session, NewNode(row.conversation_id, row.parent_id, result.digest, row.instruction,
                                              result.params, result.seconds, make_head=not candidates,
-                                             stored_bytes=result.stored_bytes, translation=translation))
+                                             stored_bytes=result.stored_bytes, translation=translation,
+                                             region=_region(row.region)))
                 for result in results
             ]
             row.state, row.node_ids, row.heartbeat_at = "done", [node.id for node in nodes], _now()
@@ -222,6 +224,10 @@ def _lock_job(session: Session, job_id: str) -> JobRow | None:
     return session.scalars(select(JobRow).where(JobRow.id == job_id).with_for_update()).one_or_none()
 
 
+def _region(stored: dict | None) -> Region | None:
+    return None if stored is None else Region(**stored)
+
+
 def _to_record(row: JobRow) -> JobRecord:
     job = EditJob(
         conversation_id=row.conversation_id,
@@ -232,6 +238,7 @@ def _to_record(row: JobRow) -> JobRecord:
         params=EditParams(**row.params),
         variants=tuple(EditParams(**variant) for variant in row.variants),
         translation=to_translation(row.original_instruction, row.language),
+        region=_region(row.region),
     )
     return JobRecord(
         id=row.id,

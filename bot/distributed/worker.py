@@ -297,7 +297,7 @@ async def serve(worker: EditWorker, redis_url: str, queue_name: str, redeliver_s
 def run_worker(settings, *, editor=None, on_ready: Callable[[], None] | None = None) -> None:
     """`editbot worker`: build the editor (the model loads here, once), the storage, and serve until interrupted.
     Pass `editor` to skip loading the model (tests, benchmarks)."""
-    from bot.bootstrap import build_editor, build_storage, warm_up
+    from bot.bootstrap import build_editor, build_segmenter, build_storage, warm_up
 
     options = settings.distributed
     history, images = build_storage(settings)
@@ -307,7 +307,7 @@ def run_worker(settings, *, editor=None, on_ready: Callable[[], None] | None = N
         if settings.ops.warmup:
             warm_up(editor)
     worker = EditWorker(
-        EditRunner(editor, history, images, output=settings.editor.output),
+        EditRunner(editor, history, images, output=settings.editor.output, segmenter=build_segmenter(settings)),
         jobs,
         redis.Redis.from_url(options.redis_url),
         queue_name=options.queue_name,

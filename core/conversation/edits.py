@@ -12,29 +12,16 @@ from functools import partial
 from PIL import Image
 
 from core.commands import ButtonInfo, CommandInfo
-from core.domain import (
-    DEFAULT_MODEL,
-    Conversation,
-    EditJob,
-    EditParams,
-    Node,
-    Translation,
-)
+from core import regions
+from core.domain import DEFAULT_MODEL, Conversation, EditJob, EditParams, Node, Region, Translation
 from core.errors import BadParams, PictureGone, QueueFull, ShuttingDown, UserError
 from core.hints import control_character
-from core.images import decode_stored, encode_stored, stored_as_png
+from core.images import decode_stored, decode_thumbnail, encode_png, encode_stored, stored_as_png
 from core.messages import Button, ImageReply, Press, ProgressReply, Send, TextReply
 from core.offload import in_image_thread, in_thread
-from core.ports import (
-    Delayed,
-    HistoryRepository,
-    ImageStore,
-    JobQueue,
-    Position,
-    Step,
-    TrackedJob,
-)
+from core.pictures import mask_preview
 from core.treeview import TreeView
+from core.ports import Delayed, HistoryRepository, ImageStore, JobQueue, Position, Segmenter, Step, TrackedJob
 from core.understanding import HeldBack, Understanding
 
 # Exact operations' captions (core/conversation/exact.py does them); here because every caption is made here.
@@ -68,7 +55,8 @@ def caption(node: Node) -> str:
     if node.params is None:
         return f"{EXACT_CAPTIONS.get(node.instruction, node.instruction)} (exact, no model)"
     source = f" (from {node.translation.language})" if node.translation else ""
-    return f"“{node.instruction}”{source}\n{node.params.describe()}{took(node.seconds)}"
+    where = f" ({node.region.describe()})" if node.region is not None else ""
+    return f"“{node.instruction}”{where}{source}\n{node.params.describe()}{took(node.seconds)}"
 
 
 def took(seconds: float | None) -> str:
@@ -76,6 +64,10 @@ def took(seconds: float | None) -> str:
     if seconds is None:
         return ""
     return f" · {seconds:.1f} s" if seconds >= 0.1 else " · under 0.1 s"
+
+
+def can_not_find(region: Region) -> str:
+    return f"I can't find '{region.words}' in this picture."
 
 
 def short(node: Node) -> str:
@@ -111,8 +103,9 @@ class EditCore:
 
     def __init__(self, history: HistoryRepository, images: ImageStore, queue: JobQueue, *, intake_limits: dict,
                  defaults: EditParams, understanding: Understanding, model: str,
-                 max_stored_bytes_per_person: int | None = None) -> None:
+                 max_stored_bytes_per_person: int | None = None, segmenter: Segmenter | None = None) -> None:
         self.history = history
+        self.segmenter = segmenter
         self.images = images
         self.queue = queue
         self.intake_limits = intake_limits
@@ -203,43 +196,51 @@ class EditCore:
 
     # -------------------------------------------------------------- edits
 
-    async def instruct(self, conversation: Conversation, parent: Node, instruction: str, send: Send) -> None:
-        """An instruction the person typed: made English (core/understanding.py) before it costs GPU time, or held
+    async def instruct(self, conversation: Conversation, parent: Node, text: str, send: Send) -> None:
+        """An instruction the person typed ("in the sky: make it a sunset" confines it to a region, else the
+        conversation's region applies): made English (core/understanding.py) before it costs GPU time, or held
         back with a hint (for /anyway and /asis) when the model could not read it well."""
-        refuse_control_characters(instruction)
+        refuse_control_characters(text)
+        inline, instruction = regions.split_region(text)
         try:
             understood = await in_thread(self.understanding.understand, instruction)
         except HeldBack:
-            await in_thread(self.history.hold_back, conversation.id, parent.id, instruction)
+            await in_thread(self.history.hold_back, conversation.id, parent.id, text)
             raise
-        await self.edit(conversation, parent, understood.english, conversation.settings, send, understood.translation)
+        await self.edit(conversation, parent, understood.english, conversation.settings, send, understood.translation,
+                        region=inline or conversation.region)
 
     async def run_held_back(self, conversation: Conversation, send: Send) -> bool:
         """Run the instruction a hint held back, as it is; False when none is waiting."""
         held = await in_thread(self.history.take_held_back, conversation.id)
         if held is None:
             return False
-        parent_id, instruction = held
+        parent_id, text = held
         parent = await self.own_node(conversation, parent_id)
+        inline, instruction = regions.split_region(text)
         if parent.id != conversation.head_id:
             # It belongs to the image it was asked on, not to wherever the person has moved since.
             label = TreeView.of(await in_thread(self.history.tree, parent.id)).label(parent.id)
-            await send(TextReply(f"Running “{instruction}” on the image you asked it for (step {label}: "
+            await send(TextReply(f"Running “{text}” on the image you asked it for (step {label}: "
                                  f"{short(parent)}), as a new branch; your other edits stay in /history."))
-        await self.edit(conversation, parent, instruction, conversation.settings, send)
+        await self.edit(conversation, parent, instruction, conversation.settings, send,
+                        region=inline or conversation.region)
         return True
 
     async def edit(self, conversation: Conversation, parent: Node, instruction: str, params: EditParams,
-                   send: Send, translation: Translation | None = None) -> Node:
-        """Edit `parent` with `instruction` (English, translated from `translation` when set); the result becomes
-        a child of parent and the new head."""
+                   send: Send, translation: Translation | None = None, *, region: Region | None = None) -> Node:
+        """Edit `parent` with `instruction` (English, translated from `translation` when set; inside `region` only,
+        when given); the result becomes a child of parent and the new head. A region whose words name nothing in
+        the picture is refused before any GPU time."""
         params = params.validated()
         if not instruction:
             raise BadParams("Tell me what to change, for example “make it night”.")
         refuse_control_characters(instruction)
+        if region is not None:
+            await self.require_region(parent, region, send)
         await self.claim(conversation, parent)
         job = EditJob(conversation.id, conversation.key.person, parent.id, parent.image_hash, instruction, params,
-                      translation=translation)
+                      translation=translation, region=region)
         [node] = await self.run(job, send)
         await send(await self.show(node, caption(node)))
         return node
@@ -251,7 +252,31 @@ class EditCore:
         if not is_model_edit(node):
             raise UserError("That was an exact edit, not the model's: send an instruction to edit the image.")
         parent = await in_thread(self.history.node, node.parent_id)
-        await self.edit(conversation, parent, node.instruction, params, send, node.translation)
+        await self.edit(conversation, parent, node.instruction, params, send, node.translation,
+                        region=node.region)
+
+    # -------------------------------------------------------------- regions
+
+    async def find_region(self, node: Node, region: Region) -> tuple[bool, bytes]:
+        """Whether `region`'s words name anything in node's picture, and the /mask picture showing the region
+        (PNG): computed on a small copy in a worker thread, before any GPU time."""
+        if self.segmenter is None:
+            raise UserError("Editing part of the picture is not available on this bot.")
+
+        def look() -> tuple[bool, bytes]:
+            photo = decode_thumbnail(self.images.get(node.image_hash), regions.MASK_SIDE)
+            found, mask = regions.find(self.segmenter, photo, region)
+            return found, encode_png(mask_preview(photo, mask, caption=region.describe()))
+
+        return await in_image_thread(look)
+
+    async def require_region(self, node: Node, region: Region, send: Send) -> None:
+        """Refuse (with the mask picture) a region whose words name nothing in node's picture."""
+        found, picture = await self.find_region(node, region)
+        if not found:
+            await send(ImageReply(picture, can_not_find(region), node.id, kind="mask"))
+            raise UserError("Nothing was changed: name the part in other words (/only WORDS), or send /region clear "
+                            "to edit the whole picture.")
 
     async def run(self, job: EditJob, send: Send, what: str = "") -> list[Node]:
         """Queue a job, relay its progress, and return the nodes it recorded. With a queue whose jobs end with the

@@ -40,7 +40,7 @@ from core.images import load_untrusted
 from core.messages import Button, ImageReply, Incoming, Press, Send, TextReply
 from core.metrics import log_conversation
 from core.offload import in_image_thread, in_thread
-from core.ports import HistoryRepository, ImageStore, JobQueue, TrackedJob, Translator
+from core.ports import HistoryRepository, ImageStore, JobQueue, Segmenter, TrackedJob, Translator
 from core.understanding import Understanding
 
 log = logging.getLogger(__name__)
@@ -69,16 +69,19 @@ class ConversationEngine:
         translator: Translator | None = None,
         max_waiting_per_person: int = 1,
         max_stored_bytes_per_person: int | None = None,
+        segmenter: Segmenter | None = None,
     ) -> None:
         """command_groups: more groups, made by the caller, whose commands answer too (e.g. admin commands, which
         need the admins' ids); the groups of this package are found and made here. model: the editor's model name,
         as /info reports it. translator: turns instructions in other languages into English (None: they are held
         back, as /anyway explains). max_waiting_per_person: photos one person may have in intake at once (decoding
         is the costly part of a photo; the queue applies the same limit to edits). max_stored_bytes_per_person: what
-        one person's pictures may take in the image store before new photos and edits are refused (None: no limit)."""
+        one person's pictures may take in the image store before new photos and edits are refused (None: no limit).
+        segmenter: finds regions named in words (/only, /mask); without one those commands say they are not
+        available."""
         self._core = EditCore(history, images, queue, intake_limits=intake_limits or {}, defaults=defaults,
                               understanding=Understanding(translator, count_tokens), model=model,
-                              max_stored_bytes_per_person=max_stored_bytes_per_person)
+                              max_stored_bytes_per_person=max_stored_bytes_per_person, segmenter=segmenter)
         _import_groups()
         groups = [group(self._core) for group in sorted(GROUPS, key=lambda group: group.position)]
         self._tuning = next(group for group in groups if isinstance(group, Tuning))

@@ -100,7 +100,8 @@ class Grids(CommandGroup):
         parent = await in_thread(self.core.history.node, head.parent_id)
         await self.core.claim(conversation, parent)
         job = EditJob(conversation.id, conversation.key.person, parent.id, parent.image_hash, head.instruction,
-                      variants[0], variants, translation=head.translation)
+                      variants[0], variants, translation=head.translation,
+                      region=head.region)
         await send(TextReply(f"Rendering {len(variants)} versions in one batch: {estimate(head, len(variants))}. "
                              "/cancel stops it."))
         candidates = await self.core.run(job, send, what=f"{len(variants)} versions together")
@@ -150,12 +151,18 @@ class Grids(CommandGroup):
         edits = [node for node in path if is_model_edit(node)]
         if len(edits) < 2:
             raise UserError("Nothing to squash: /squash combines two or more edits into one.")
+        if len({node.region for node in edits}) > 1:  # one edit has one region: repeat them faithfully or not at all
+            places = ", ".join(dict.fromkeys(node.region.describe() if node.region else "whole picture"
+                                             for node in edits))
+            raise UserError(f"These edits changed different parts of the picture ({places}): /squash can only "
+                            "combine edits of the same part.")
         instruction = " and ".join(node.instruction for node in edits)  # the English each edit was given
         try:
             await in_thread(self.core.understanding.check_length, instruction)
         except HeldBack as problem:
             raise UserError(f"Combined, the instructions are too much for one edit: {problem}") from None
-        squashed = await self.core.edit(conversation, path[0], instruction, conversation.settings, send)
+        squashed = await self.core.edit(conversation, path[0], instruction, conversation.settings, send,
+                                        region=edits[0].region)
         # Exact edits are lossless and cheap: apply them again, in order, on top of the squashed edit.
         for node in path:
             if is_exact_edit(node):

@@ -61,7 +61,9 @@ class Tuning(CommandGroup):
             f"Text guidance: {settings.text_guidance:g} (how strongly to follow the instruction; /text)\n"
             f"Image guidance: {settings.image_guidance:g} (how much of the photo to keep; /image)\n"
             f"Steps: {settings.steps} (/steps)\n"
-            f"Seed: {seed} (/seed)"
+            f"Seed: {seed} (/seed)\n"
+            f"Region: {conversation.region.describe() if conversation.region else 'the whole picture'} "
+            "(/only, /except, /region clear)"
         ))
 
     @command("text", Arg.number("x", *TEXT_GUIDANCE_RANGE, "How strongly to follow the instruction"))

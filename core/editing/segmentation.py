@@ -1,7 +1,9 @@
 """Finding what words name in a picture: CLIPSeg through transformers (implements core.ports.Segmenter).
 
-    segmenter = LazySegmenter("CIDAS/clipseg-rd64-refined")   # nothing loaded yet
-    mask = segmenter.mask(photo, "the sky")                    # loads once, then an "L" mask at the photo's size
+    segmenter = load_segmenter("CIDAS/clipseg-rd64-refined")
+    mask = segmenter.mask(photo, "the sky")                    # an "L" mask at the photo's size
+
+(core.editing.lazy_segmentation.LazySegmenter loads it on first use, without importing this module before.)
 
 Sources as for the editor (core.editing.sources): a hub id, a local folder saved with save_pretrained, or `tiny`
 (a random CLIPSeg of a few thousand weights built in code, for tests: its masks mean nothing).
@@ -9,23 +11,15 @@ Sources as for the editor (core.editing.sources): a hub id, a local folder saved
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import torch
 from PIL import Image
 from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor
 from transformers.models.vit.image_processing_pil_vit import ViTImageProcessorPil
 
-from core.editing.sources import (
-    TINY,
-    build_tokenizer,
-    pretrained_location,
-    resolve_device,
-)
+from core.editing.lazy_segmentation import DEFAULT_SEGMENTATION_MODEL
+from core.editing.sources import TINY, build_tokenizer, pretrained_location, resolve_device
 from core.errors import ModelUnavailable
-
-DEFAULT_SEGMENTATION_MODEL = "CIDAS/clipseg-rd64-refined"
 _CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 _CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 _TINY_SIDE = 32
@@ -48,24 +42,6 @@ class ClipSegSegmenter:
         probability = torch.sigmoid(logits.reshape(-1, logits.shape[-2], side)[0]).float().cpu().numpy()
         mask = Image.fromarray(np.rint(probability * 255).astype(np.uint8))
         return mask.resize(image.size, Image.Resampling.BILINEAR)
-
-
-class LazySegmenter:
-    """Loads the segmentation model on the first `mask` call (from any thread, once), like the editor's model."""
-
-    def __init__(self, source: str = DEFAULT_SEGMENTATION_MODEL, *, device: str = "auto",
-                 offline: bool = False) -> None:
-        self.source = source
-        self.device = device
-        self.offline = offline
-        self._loaded: ClipSegSegmenter | None = None
-        self._lock = threading.Lock()
-
-    def mask(self, image: Image.Image, words: str) -> Image.Image:
-        with self._lock:
-            if self._loaded is None:
-                self._loaded = load_segmenter(self.source, device=self.device, offline=self.offline)
-        return self._loaded.mask(image, words)
 
 
 def load_segmenter(source: str = DEFAULT_SEGMENTATION_MODEL, *, device: str = "auto",

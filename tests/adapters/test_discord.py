@@ -12,10 +12,10 @@ import simcord
 from PIL import Image
 
 from bot.discord_adapter import NOT_ALLOWED, build_client
-from bot.discord_replies import CUSTOM_ID_PREFIX, fit_upload
+from bot.discord_replies import CUSTOM_ID_PREFIX, fit_upload, upload_caption
+from core.conversation.admin import AdminCommands
 from core.commands import unknown_command
 from core.config import DiscordSettings, LimitSettings
-from core.conversation.admin import AdminCommands
 from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey, EditJob
 from core.messages import Incoming, ProgressReply
@@ -385,6 +385,16 @@ def test_large_results_are_reencoded_to_fit():
 
     assert len(data) <= limit and mime == "image/jpeg"
     assert fit_upload(png.getvalue(), len(png.getvalue())) == (png.getvalue(), "image/png")
+
+
+def test_a_result_reencoded_for_the_upload_limit_says_so():
+    png = io.BytesIO()
+    Image.effect_noise((512, 512), 100).convert("RGB").save(png, "PNG")
+    data, _ = fit_upload(png.getvalue(), 20_000)  # small enough that only a smaller JPEG fits
+    caption = upload_caption("“make it snow”", png.getvalue(), data)
+    assert caption.startswith("“make it snow”\n(sent as JPEG, ") and "of 512×512" in caption
+    assert "upload limit" in caption
+    assert upload_caption("“make it snow”", png.getvalue(), png.getvalue()) == "“make it snow”"
 
 
 async def test_descriptions_come_from_the_engine(simcord_bot, engine):

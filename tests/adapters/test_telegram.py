@@ -21,14 +21,9 @@ from telegram import Message
 from telegram.error import Forbidden
 
 from bot.platforms import serve_platforms
-from bot.telegram_adapter import (
-    FAILED,
-    NOT_ALLOWED,
-    UNSUPPORTED,
-    TelegramAdapter,
-    webhook_secret,
-)
-from bot.telegram_replies import Replier, fits_as_photo, split_text
+from bot.telegram_adapter import FAILED, NOT_ALLOWED, UNSUPPORTED, TelegramAdapter, webhook_secret
+from bot.telegram_photos import fits_as_photo
+from bot.telegram_replies import Replier, split_text
 from core.config import Settings, StorageSettings, TelegramSettings
 from core.domain import ChatKey
 from core.messages import Press, TextReply

@@ -10,8 +10,8 @@ from dataclasses import replace
 import pytest
 
 from bot.distributed.jobs import SqlJobRepository
-from core.domain import ChatKey, EditJob, EditParams, NewNode, Rendered, Translation
 from core.errors import EDIT_FAILED_ON_OUR_SIDE
+from core.domain import ChatKey, EditJob, EditParams, NewNode, Region, Rendered, Translation
 from storage.database import make_engine
 from storage.memory import InMemoryHistoryRepository
 from storage.migrate import upgrade
@@ -72,6 +72,15 @@ def test_a_translated_job_carries_the_persons_words_to_the_node_it_records(jobs,
     [node] = jobs.complete("job-1", [Rendered("b" * 64, USED, 1.5, 10)])
     assert node.instruction == "make it snowy" and node.translation == said
     assert history.node(node.id).translation == said
+
+
+def test_a_regional_job_keeps_its_region_and_records_it_on_its_node(jobs, history, job):
+    regional = replace(job, region=Region("the person", inverse=True))
+    assert jobs.create("job-r", regional, "telegram").job == regional
+    assert jobs.get("job-r").job.region == Region("the person", inverse=True)
+    jobs.claim("job-r", "worker-a", stale_after=60)
+    [node] = jobs.complete("job-r", [Rendered("b" * 64, USED, 1.5, 10)])
+    assert node.region == Region("the person", inverse=True) == history.node(node.id).region
 
 
 def test_a_queued_job_is_claimed_once_while_its_worker_reports(jobs, job):

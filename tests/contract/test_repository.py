@@ -19,7 +19,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, select
 
-from core.domain import ChatKey, EditParams, NewNode, Translation
+from core.domain import ChatKey, EditParams, NewNode, Region, Translation
 from core.errors import BadParams
 from core.ports import HistoryRepository
 from storage.database import make_engine
@@ -265,6 +265,30 @@ class TestHistoryRepositoryContract:
         random_seed = EditParams(text_guidance=1.0, image_guidance=0.0, steps=1, seed=None, scheduler="ddim")
         assert repo.save_settings(conversation.id, random_seed).settings == random_seed
         assert repo.conversation(ALICE).settings == random_seed
+
+    def test_the_region_is_saved_read_back_and_cleared(self, repo):
+        conversation = repo.conversation(ALICE)
+        assert conversation.region is None
+        saved = repo.save_region(conversation.id, Region("the sky"))
+        assert saved.region == Region("the sky") and saved.settings == conversation.settings
+        assert repo.save_region(conversation.id, Region("the person", inverse=True)).region == Region("the person",
+                                                                                                        inverse=True)
+        assert repo.conversation(ALICE).region == Region("the person", inverse=True)
+        assert repo.conversation(BOB).region is None
+        assert repo.save_region(conversation.id, None).region is None
+        assert repo.conversation_by_id(conversation.id).region is None
+        with pytest.raises(ValueError):
+            repo.save_region(10_000, Region("the sky"))
+
+    def test_a_node_records_the_region_it_was_confined_to(self, repo):
+        conversation = repo.conversation(ALICE)
+        root = repo.add_node(NewNode(conversation.id, None, "root"))
+        whole = repo.add_node(NewNode(conversation.id, root.id, "whole", "make it snow", USED, 1.0))
+        inverse = repo.add_node(NewNode(conversation.id, root.id, "inv", "make it snow", USED, 1.0,
+                                        region=Region("the person", inverse=True)))
+        assert (root.region, whole.region) == (None, None)
+        assert repo.node(inverse.id).region == Region("the person", inverse=True)
+        assert [child.region for child in repo.children(root.id)] == [None, Region("the person", inverse=True)]
 
     def test_out_of_range_settings_are_refused(self, repo):
         conversation = repo.conversation(ALICE)

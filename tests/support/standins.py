@@ -79,6 +79,13 @@ class MaskSegmenter:
         return self.fixed.resize(image.size, Image.Resampling.BILINEAR)
 
 
+def left_half_mask(size: tuple[int, int] = (64, 64)) -> Image.Image:
+    """A mask of the left half of a picture (255) and nothing of the right (0)."""
+    mask = Image.new("L", size, 0)
+    mask.paste(255, (0, 0, size[0] // 2, size[1]))
+    return mask
+
+
 def psnr(first: Image.Image, second: Image.Image) -> float:
     difference = np.asarray(first, np.float64) - np.asarray(second, np.float64)
     mean_square = float((difference ** 2).mean())

@@ -1,0 +1,28 @@
+"""The full-size file of an image: where a platform shows results smaller or recompressed (Telegram photos, Discord's
+upload limit), /file and the Full size button send the stored picture itself, lossless."""
+
+from __future__ import annotations
+
+from core.commands import button, command
+from core.conversation.edits import CommandGroup
+from core.domain import Conversation, Node
+from core.images import stored_as_png
+from core.messages import ImageReply, Send
+from core.offload import in_image_thread
+
+FILE_BUTTON = "file"
+"""The action of the Full size button, which platforms that show results smaller add under them."""
+
+
+class Files(CommandGroup):
+    position = 55
+
+    @command("file")
+    async def file_command(self, conversation: Conversation, send: Send) -> None:
+        """Send the current image as a full-size file (lossless PNG), as it is stored."""
+        await self.file_button(conversation, await self.core.head(conversation), send)
+
+    @button(FILE_BUTTON, "⬇ Full size")
+    async def file_button(self, conversation: Conversation, node: Node, send: Send) -> None:
+        data = await in_image_thread(lambda: stored_as_png(self.core.images.get(node.image_hash)))
+        await send(ImageReply(data, f"Full size, lossless: image #{node.id}", node.id, kind="file"))

@@ -1,0 +1,61 @@
+"""Results on Telegram: a photo inside Telegram's photo limits, and the full-size file as a document on request (the
+Full size button under a result, or /file)."""
+
+from __future__ import annotations
+
+import io
+import os
+
+from PIL import Image
+
+from bot.telegram_photos import PHOTO_MAX_BYTES, fits_as_photo, photo_for
+from core.images import stored_as_png
+from core.messages import Press
+from tests.support.chat import photo_bytes
+from tests.support.telegram_harness import Person
+
+
+def full_size_press(record: dict) -> Press:
+    rows = record["reply_markup"]["inline_keyboard"]
+    [data] = [button["callback_data"] for row in rows for button in row if button["text"] == "⬇ Full size"]
+    return Press.parse(data)
+
+
+async def test_the_full_size_button_and_file_send_the_stored_picture_as_a_document(session, history, image_store):
+    alice = Person(session)
+    await alice.send_photo([(photo_bytes((96, 64)), 96, 64)], caption="make it night")
+    result = await session.expect("sendPhoto")
+    press = full_size_press(result)
+    stored = stored_as_png(image_store.get(history.node(press.node_id).image_hash))
+
+    await alice.press(press.data, result["message_id"])
+    pressed = await session.expect("sendDocument")
+    assert await session.download(pressed["file_id"]) == stored
+    assert "Full size" in pressed["caption"]
+
+    await alice.say("/file")
+    asked = await session.expect("sendDocument")
+    assert await session.download(asked["file_id"]) == stored
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_a_picture_beyond_the_photo_limits_is_brought_inside_them():
+    wide = _png(Image.new("RGB", (9000, 1200), (20, 90, 160)))
+    assert not fits_as_photo(wide)
+    shown = Image.open(io.BytesIO(photo_for(wide)))
+    assert shown.width + shown.height < 10_000 and abs(shown.width / shown.height - 9000 / 1200) < 0.01
+    noise = _png(Image.frombytes("RGB", (1900, 1900), os.urandom(1900 * 1900 * 3)))
+    assert len(noise) > PHOTO_MAX_BYTES
+    squeezed = photo_for(noise)
+    assert len(squeezed) <= PHOTO_MAX_BYTES and fits_as_photo(squeezed)
+
+
+def test_sides_beyond_twenty_to_one_cannot_be_a_photo_and_a_fitting_png_goes_as_it_is():
+    assert photo_for(_png(Image.new("RGB", (2100, 100)))) is None
+    small = _png(Image.new("RGB", (96, 64)))
+    assert photo_for(small) is small
