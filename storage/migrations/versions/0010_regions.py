@@ -1,7 +1,7 @@
 """Regions: the region a conversation's instructions edit (/only, /except), the one each node was confined to, and
 the one a distributed job carries.
 
-Revision ID: 0006_regions
+Revision ID: 0010_regions
 Revises: 0004_job_failure_kind
 Create Date: 2026-12-06
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_regions"
+revision: str = "0010_regions"
 down_revision: str | None = "0009_interrupted_edits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
