@@ -19,12 +19,12 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from taskiq.kicker import AsyncKicker
 
 from bot.distributed.broker import ReclaimingStreamBroker
+from bot.distributed.followed import DistributedJob, observe_outcome
 from bot.distributed.identity import FrontendLease
 from bot.distributed.jobs import JobRecord, JobRepository
 from bot.distributed.keys import CANCEL_FLAG_SECONDS, TASK_NAME, Keys
@@ -32,7 +32,6 @@ from bot.distributed.outage import DATABASE, REDIS, Outages, log_unless_outage
 from core.domain import EditJob, Node
 from core.errors import (
     EDIT_FAILED_ON_OUR_SIDE,
-    INTERNAL_FAILURE,
     EditCancelled,
     QueueFull,
     UserError,
@@ -45,7 +44,6 @@ from core.ports import (
     Position,
     QueueStatus,
     Step,
-    TrackedJob,
 )
 
 log = logging.getLogger(__name__)
@@ -54,18 +52,6 @@ GIVE_UP_SECONDS = 20.0
 """How long recording or queueing an edit (or a cancel) is retried while Redis or the database is out."""
 QUEUE_UNREACHABLE = "I can't reach the edit queue right now: please send your edit again in a minute."
 RESTARTING = "I'm restarting: your edit will arrive when I'm back."
-
-
-@dataclass(eq=False)
-class DistributedJob(TrackedJob):
-    """A job as the front-end follows it while a worker somewhere runs it. timed_from: when (time.monotonic) this
-    front-end saw it start, or began following it if it has not seen that: where its edit time is measured from;
-    None for a job that ended while this front-end was away."""
-
-    started: bool = False
-    timed_from: float | None = field(default_factory=time.monotonic)
-    announced: int | None = None
-    enqueued: asyncio.Task | None = None
 
 
 class DistributedQueue(JobQueue):
@@ -329,6 +315,7 @@ class DistributedQueue(JobQueue):
         if event["kind"] == "started" and not handle.started:
             self._mark_started(handle)
         elif event["kind"] == "step":
+            handle.last_step = max(handle.last_step, event["done"])
             handle.report(Step(event["done"], event["total"]))
         elif event["kind"] == "delayed":
             handle.report(Delayed())
@@ -377,27 +364,17 @@ class DistributedQueue(JobQueue):
         await asyncio.to_thread(self._jobs.mark_delivered, handle.id)
         if handle.result.done():  # resolved meanwhile (a cancel and the event loop both got here): observed once
             return
-        self._observe(handle, record)
+        observe_outcome(self._observer, handle, record)
         if record.state == "done":
+            if record.total and handle.last_step < record.total:
+                # The row can say "done" before the last steps' events arrive (they travel apart, on pub/sub): the
+                # person still sees the edit reach its last step before the result.
+                handle.report(Step(record.total, record.total))
             self._settle(handle, result=nodes)
         elif record.state == "cancelled":
             self._settle(handle, exception=EditCancelled(record.error or "Edit cancelled."))
         else:
             self._settle(handle, exception=UserError(record.error or EDIT_FAILED_ON_OUR_SIDE))
-
-    def _observe(self, handle: DistributedJob, record: JobRecord) -> None:
-        """Tell the observer how a finished job ended, counted as EditQueue counts the edits it runs: a job cancelled
-        before any worker took it is not an edit that ran, and one that ended while this front-end was away is left
-        out (it was not seen running). The time is from the start this front-end saw to now; a failure's kind is the
-        one its row keeps (core.errors.failure_kind, as EditQueue reports it)."""
-        if handle.timed_from is None:
-            return
-        if record.state == "done":
-            self._observer.edit_succeeded(time.monotonic() - handle.timed_from)
-        elif record.state == "cancelled" and record.worker is None:
-            return  # cancelled while it waited: not an edit that ran
-        else:
-            self._observer.edit_failed(record.failure_kind or INTERNAL_FAILURE)
 
     def _settle(self, handle: DistributedJob, *, result: list[Node] | None = None,
                 exception: BaseException | None = None) -> None:
