@@ -135,7 +135,7 @@ def sample_photo_jpeg(size: tuple[int, int] = PHOTO_SIZE) -> bytes:
 
 def person_side(clock: PhaseClock, photo: bytes, reply: ImageReply, intake_limits: dict) -> None:
     """The steps around the engine, on the same bytes: intake, the result's encodings, each platform's reply."""
-    from bot.discord_adapter import fit_upload
+    from bot.discord_replies import fit_upload
     from bot.telegram_photos import fits_as_photo
 
     with clock.phase("intake (decode, EXIF, checks)"):
