@@ -53,6 +53,8 @@ class EditParams:
         parameters are exactly the fields above).
     extras: values of parameters only some families declare (e.g. Qwen's true_cfg_scale and negative prompt), as
         sorted (name, value) pairs; empty for pix2pix. Lists (e.g. read back from JSON) become tuples.
+    model: the name of the enabled model (EDITBOT_MODELS) that runs the edit; "" means the operator's default. It
+        routes a distributed job to a worker serving that model and lets /retry repeat the same weights.
     """
 
     text_guidance: float = 7.5
@@ -62,6 +64,7 @@ class EditParams:
     scheduler: str = "default"
     family: str = "pix2pix"
     extras: tuple[tuple[str, float | int | str], ...] = ()
+    model: str = ""
 
     def __post_init__(self) -> None:
         pairs = self.extras.items() if isinstance(self.extras, dict) else self.extras
