@@ -129,8 +129,11 @@ class Region:
 class Conversation:
     """A person's conversation: where they are in their tree (head) and their edit settings.
 
-    settings.seed None means a fresh random seed per edit; a number pins it.
+    settings.seed None means a fresh random seed per edit; a number pins it. settings.model and settings.family:
+    the enabled model the next edit runs on (/model), settings.extras its family's own values.
     region: the part of the picture instructions edit (/only, /except); None for the whole picture.
+    references: image digests of the reference pictures (/ref) waiting for the next edit, in order ("picture 2",
+    "picture 3"...); the next model edit takes them and clears them.
     """
 
     id: int
@@ -138,6 +141,7 @@ class Conversation:
     head_id: int | None
     settings: EditParams
     region: Region | None = None
+    references: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,15 +173,21 @@ class NewNode:
     stored_bytes: int = 0
     """What its picture takes in the image store, as stored: counted against the person's storage."""
     region: Region | None = None
+    source: str | None = None
+    """Where the weights that made a model edit came from (the enabled model's source); None when not known."""
+    inputs: tuple[str, ...] = ()
+    """Image digests of the reference pictures a model edit was given besides its parent ("picture 2"...)."""
 
 
 class Rendered(NamedTuple):
-    """One stored result of an edit job, not yet recorded: its picture's digest and size, the params used, the time."""
+    """One stored result of an edit job, not yet recorded: its picture's digest and size, the params used, the time,
+    and the weights source of the model that made it (None when not known)."""
 
     digest: str
     params: EditParams
     seconds: float
     stored_bytes: int
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +199,7 @@ class Node:
     with the highest visit, i.e. the one we most recently came back from.
     instruction is always what the model was given (English); translation, when set, what the person typed.
     region: the region the edit was confined to (None: the whole picture), so /retry and /squash repeat it.
+    source: the weights source of the model that made it; inputs: its reference pictures' digests, in order.
     """
 
     id: int
@@ -202,6 +213,8 @@ class Node:
     visit: int
     translation: Translation | None = None
     region: Region | None = None
+    source: str | None = None
+    inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -214,6 +227,7 @@ class EditJob:
         (a child that does not become the head until adopted): sweeps and variations.
     translation: what the person typed, when `instruction` is its English translation; recorded on the nodes.
     region: edit only there (core.regions); None for the whole picture.
+    references: image digests of further pictures the instruction may name ("picture 2", "picture 3"...).
     """
 
     conversation_id: int
@@ -225,3 +239,4 @@ class EditJob:
     variants: tuple[EditParams, ...] = ()
     translation: Translation | None = None
     region: Region | None = None
+    references: tuple[str, ...] = ()

@@ -61,6 +61,10 @@ class HistoryRepository(Protocol):
 
     def save_settings(self, conversation_id: int, settings: EditParams) -> Conversation: ...
 
+    def save_references(self, conversation_id: int, digests: Sequence[str]) -> Conversation:
+        """Keep the reference pictures (image digests, in order) the next model edit takes (/ref); empty clears
+        them. ValueError if the conversation is unknown."""
+
     def save_region(self, conversation_id: int, region: Region | None) -> Conversation:
         """Store the region instructions edit (/only, /except; None: the whole picture). ValueError if unknown."""
 
@@ -89,7 +93,8 @@ class HistoryRepository(Protocol):
         these are the edits a restart interrupted. An edit whose parent is gone is forgotten without being listed."""
 
     def referenced_images(self) -> set[str]:
-        """Every image hash some node refers to, for the image store's sweep."""
+        """Every image hash some node refers to (its picture or a reference picture it was given) or a
+        conversation keeps for its next edit, for the image store's sweep."""
 
     def stored_bytes(self, person: str) -> int:
         """What the pictures of a person's ("platform:user_id") nodes take in the image store, across their chats;

@@ -115,6 +115,8 @@ class InMemoryHistoryRepository:
                 visit=visit,
                 translation=new.translation,
                 region=new.region,
+                source=new.source,
+                inputs=tuple(new.inputs),
             )
             self._nodes[node.id] = node
             self._stored_bytes[node.id] = new.stored_bytes
@@ -150,6 +152,13 @@ class InMemoryHistoryRepository:
         settings.validated()
         with self._lock:
             conversation = replace(self._require_conversation(conversation_id), settings=settings)
+            self._conversations[conversation_id] = conversation
+            return conversation
+
+    def save_references(self, conversation_id: int, digests: Sequence[str]) -> Conversation:
+        """Keep the reference pictures (image digests, in order) waiting for the next edit; empty clears them."""
+        with self._lock:
+            conversation = replace(self._require_conversation(conversation_id), references=tuple(digests))
             self._conversations[conversation_id] = conversation
             return conversation
 
@@ -211,7 +220,12 @@ class InMemoryHistoryRepository:
     def referenced_images(self) -> set[str]:
         """Every image hash some node refers to, for the image store's sweep."""
         with self._lock:
-            return {node.image_hash for node in self._nodes.values()}
+            found = {node.image_hash for node in self._nodes.values()}
+            for node in self._nodes.values():
+                found.update(node.inputs)
+            for conversation in self._conversations.values():
+                found.update(conversation.references)
+            return found
 
     def purge_before(self, cutoff: datetime) -> int:
         """Delete the trees made and last used before cutoff (storage/retention.py), one conversation at a time;

@@ -78,6 +78,12 @@ class ConversationRow(Base):
     # The region instructions edit (/only, /except): its words (NULL: the whole picture) and whether it is inverse.
     region_words: Mapped[str | None] = mapped_column(Text)
     region_inverse: Mapped[bool | None] = mapped_column(Boolean, default=False)
+    # The model the next edit runs on (/model; NULL: the default model, family pix2pix), its family's own values
+    # ({name: value}) and the reference pictures (/ref, image digests in order) waiting for the next edit.
+    family: Mapped[str | None] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(32))
+    extras: Mapped[dict | None] = mapped_column(JSON)
+    next_inputs: Mapped[list | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, onupdate=utc_now)
 
@@ -108,6 +114,13 @@ class NodeRow(Base):
     # The region the edit was confined to (NULL words: the whole picture), so /retry and /squash repeat it.
     region_words: Mapped[str | None] = mapped_column(Text)
     region_inverse: Mapped[bool | None] = mapped_column(Boolean, default=False)
+    # Which model made a model edit (NULL family: pix2pix, NULL model: the default, from before models were
+    # recorded), where its weights came from, its family's own values and its reference pictures' digests.
+    family: Mapped[str | None] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(32))
+    source: Mapped[str | None] = mapped_column(Text)
+    extras: Mapped[dict | None] = mapped_column(JSON)
+    inputs: Mapped[list | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     visit: Mapped[int] = mapped_column(Integer)
     # The last time someone went to it or pressed one of its buttons (NULL: never since it was made): retention
@@ -139,6 +152,8 @@ class JobRow(Base):
     variants: Mapped[list] = mapped_column(JSON)
     # EditJob.region: {"words": ..., "inverse": ...}, or NULL for a whole-picture edit.
     region: Mapped[dict | None] = mapped_column(JSON)
+    # EditJob.references: the reference pictures' digests, in order (NULL: none).
+    inputs: Mapped[list | None] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16))
     worker: Mapped[str | None] = mapped_column(String(128))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

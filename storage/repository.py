@@ -15,10 +15,12 @@ from sqlalchemy import Engine, delete, func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from core.domain import ChatKey, Conversation, EditParams, NewNode, Node, Region, Translation
+from core.domain import ChatKey, Conversation, EditParams, NewNode, Node, Region
 from storage.database import read_only
 from storage.models import ConversationRow, NodeRow
 from storage.retention import expired_nodes
+from storage.rows import as_utc, node_from_row, region_columns, write_params
+from storage.rows import conversation_from_row as _to_conversation
 
 
 class SqlHistoryRepository:
@@ -135,11 +137,14 @@ class SqlHistoryRepository:
         settings.validated()
         with self._writes.begin() as session:
             conversation = _lock_conversation(session, conversation_id)
-            conversation.text_guidance = settings.text_guidance
-            conversation.image_guidance = settings.image_guidance
-            conversation.steps = settings.steps
-            conversation.seed = settings.seed
-            conversation.scheduler = settings.scheduler
+            write_params(conversation, settings)
+            return _to_conversation(conversation)
+
+    def save_references(self, conversation_id: int, digests: Sequence[str]) -> Conversation:
+        """Keep the reference pictures (image digests, in order) waiting for the next edit; empty clears them."""
+        with self._writes.begin() as session:
+            conversation = _lock_conversation(session, conversation_id)
+            conversation.next_inputs = list(digests) or None
             return _to_conversation(conversation)
 
     def save_region(self, conversation_id: int, region: Region | None) -> Conversation:
@@ -208,7 +213,14 @@ class SqlHistoryRepository:
     def referenced_images(self) -> set[str]:
         """Every image hash some node refers to, for the image store's sweep."""
         with self._reads.begin() as session:
-            return set(session.scalars(select(NodeRow.image_hash).distinct()))
+            found = set(session.scalars(select(NodeRow.image_hash).distinct()))
+            # JSON columns may hold JSON null as well as SQL NULL: both read as None here.
+            for pictures in session.scalars(select(NodeRow.inputs).where(NodeRow.inputs.is_not(None))):
+                found.update(pictures or ())
+            for pictures in session.scalars(select(ConversationRow.next_inputs)
+                                            .where(ConversationRow.next_inputs.is_not(None))):
+                found.update(pictures or ())
+            return found
 
     def purge_before(self, cutoff: datetime) -> int:
         """Delete the trees made and last used before cutoff (storage/retention.py), one transaction per
@@ -294,13 +306,11 @@ def insert_node(session: Session, new: NewNode) -> Node:
         original_instruction=new.translation and new.translation.original,
         language=new.translation and new.translation.language,
         stored_bytes=new.stored_bytes,
+        source=new.source,
+        inputs=list(new.inputs) or None,
     )
-    if (params := new.params) is not None:
-        row.text_guidance = params.text_guidance
-        row.image_guidance = params.image_guidance
-        row.steps = params.steps
-        row.seed = params.seed
-        row.scheduler = params.scheduler
+    if new.params is not None:
+        write_params(row, new.params)
     session.add(row)
     session.flush()  # the node must exist before head_id may point at it
     if new.make_head:
@@ -314,17 +324,9 @@ def _find_conversation(session: Session, key: ChatKey) -> ConversationRow | None
 
 
 def _new_conversation(key: ChatKey) -> ConversationRow:
-    defaults = EditParams()
-    return ConversationRow(
-        platform=key.platform,
-        chat_id=key.chat_id,
-        user_id=key.user_id,
-        text_guidance=defaults.text_guidance,
-        image_guidance=defaults.image_guidance,
-        steps=defaults.steps,
-        seed=defaults.seed,
-        scheduler=defaults.scheduler,
-    )
+    row = ConversationRow(platform=key.platform, chat_id=key.chat_id, user_id=key.user_id)
+    write_params(row, EditParams())
+    return row
 
 
 def _lock_conversation(session: Session, conversation_id: int) -> ConversationRow:
@@ -340,51 +342,3 @@ def _own_node(session: Session, conversation_id: int, node_id: int, role: str) -
     if row is None or row.conversation_id != conversation_id:
         raise ValueError(f"{role} {node_id} is not a node of conversation {conversation_id}")
     return row
-
-
-def _to_conversation(row: ConversationRow) -> Conversation:
-    return Conversation(
-        id=row.id,
-        key=ChatKey(row.platform, row.chat_id, row.user_id),
-        head_id=row.head_id,
-        settings=EditParams(row.text_guidance, row.image_guidance, row.steps, row.seed, row.scheduler),
-        region=region_from_columns(row.region_words, row.region_inverse),
-    )
-
-
-def region_columns(region: Region | None) -> tuple[str | None, bool]:
-    """A region as its two columns (words, inverse): (None, False) for the whole picture."""
-    return (None, False) if region is None else (region.words, region.inverse)
-
-
-def region_from_columns(words: str | None, inverse: bool | None) -> Region | None:
-    return None if words is None else Region(words, bool(inverse))
-
-
-def node_from_row(row: NodeRow) -> Node:
-    params = None
-    if row.text_guidance is not None:
-        params = EditParams(row.text_guidance, row.image_guidance, row.steps, row.seed, row.scheduler)
-    return Node(
-        id=row.id,
-        conversation_id=row.conversation_id,
-        parent_id=row.parent_id,
-        image_hash=row.image_hash,
-        instruction=row.instruction,
-        params=params,
-        seconds=row.seconds,
-        created_at=as_utc(row.created_at),
-        visit=row.visit,
-        translation=to_translation(row.original_instruction, row.language),
-        region=region_from_columns(row.region_words, row.region_inverse),
-    )
-
-
-def to_translation(original: str | None, language: str | None) -> Translation | None:
-    """The translation a node or job row records in its two columns; None for an English instruction."""
-    return None if original is None or language is None else Translation(original, language)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes (stored as UTC), PostgreSQL aware ones: return aware UTC either way."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -20,7 +20,8 @@ from core.errors import EditCancelled
 from core.domain import EditJob, EditParams, NewNode, Node, Region, Rendered
 from storage.database import read_only
 from storage.models import JobRow, NodeRow
-from storage.repository import as_utc, insert_node, node_from_row, to_translation
+from storage.repository import insert_node
+from storage.rows import as_utc, node_from_row, to_translation
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 FINISHED_STATES: frozenset[str] = frozenset({"done", "failed", "cancelled"})
@@ -118,6 +119,7 @@ class SqlJobRepository:
                     params=asdict(job.params),
                     variants=[asdict(variant) for variant in job.variants],
                     region=None if job.region is None else asdict(job.region),
+                    inputs=list(job.references) or None,
                     state="queued",
                     attempts=0,
                     step=0,
@@ -169,7 +171,8 @@ class SqlJobRepository:
                 insert_node(session, NewNode(row.conversation_id, row.parent_id, result.digest, row.instruction,
                                              result.params, result.seconds, make_head=not candidates,
                                              stored_bytes=result.stored_bytes, translation=translation,
-                                             region=_region(row.region)))
+                                             region=_region(row.region), source=result.source,
+                                             inputs=tuple(row.inputs or ())))
                 for result in results
             ]
             row.state, row.node_ids, row.heartbeat_at = "done", [node.id for node in nodes], _now()
@@ -239,6 +242,7 @@ def _to_record(row: JobRow) -> JobRecord:
         variants=tuple(EditParams(**variant) for variant in row.variants),
         translation=to_translation(row.original_instruction, row.language),
         region=_region(row.region),
+        references=tuple(row.inputs or ()),
     )
     return JobRecord(
         id=row.id,

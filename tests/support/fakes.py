@@ -132,7 +132,8 @@ class InMemoryJobRepository:
                 self._history.add_node(NewNode(job.conversation_id, job.parent_id, result.digest, job.instruction,
                                                result.params, result.seconds, make_head=not job.variants,
                                                stored_bytes=result.stored_bytes,
-                                               translation=job.translation, region=job.region))
+                                               translation=job.translation, region=job.region,
+                                               source=result.source, inputs=job.references))
                 for result in results
             ]
             self._jobs[job_id] = replace(record, state="done", node_ids=tuple(node.id for node in nodes))
