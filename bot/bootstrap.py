@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import partial
 
 from PIL import Image
@@ -12,7 +13,8 @@ from PIL import Image
 from core.config import Settings
 from core.conversation.admin import AdminCommands
 from core.conversation.engine import ConversationEngine
-from core.domain import EditParams
+from core.editing.families import family_named
+from core.editing.registry import ModelRegistry, ModelSpec
 from core.errors import ModelUnavailable, UserError
 from core.metrics import EditObserver
 from core.ports import Editor, HistoryRepository, ImageStore, JobQueue, Segmenter, Translator
@@ -22,15 +24,19 @@ from core.runner import EditRunner
 log = logging.getLogger(__name__)
 
 
-def build_editor(settings: Settings) -> Editor:
-    """Load the model once (this is the slow part of start-up) and wrap it in our editor."""
+def build_editor(settings: Settings, spec: ModelSpec | None = None) -> Editor:
+    """Load a model (this is the slow part of start-up) and wrap it in our editor: `spec`, one of the enabled models
+    (EDITBOT_MODELS), or the default one."""
+    spec = spec or settings.editor.model_specs[0]
+    if spec.family != "pix2pix":
+        return _build_family_editor(settings, spec)
     from core.editing.pix2pix import Pix2PixEditor
     from core.editing.sources import load_pipeline
 
     options = settings.editor
-    log.info("loading model %s", options.model)
+    log.info("loading model %s", spec.source)
     pipeline = load_pipeline(
-        options.model,
+        spec.source,
         device=options.device,
         dtype=options.dtype,
         offline=options.offline,
@@ -46,6 +52,36 @@ def build_editor(settings: Settings) -> Editor:
         safety_checker=options.safety_checker,
         compile=options.compile,
     )
+
+
+def _build_family_editor(settings: Settings, spec: ModelSpec) -> Editor:
+    """The editor of a model of the newer families (core.editing.loading), with the memory options set."""
+    from core.editing.loading import MemoryOptions, load_family_pipeline
+    from core.editing.loading import build_editor as build_family_editor
+
+    options = settings.editor
+    log.info("loading model %s (%s from %s)", spec.name, spec.family, spec.source)
+    pipeline = load_family_pipeline(
+        spec.family, spec.source, device=options.device, dtype=options.dtype, offline=options.offline,
+        safety_checker=options.safety_checker, config=options.single_file_config,
+        memory=MemoryOptions(cpu_offload=options.cpu_offload, vae_tiling=options.vae_tiling),
+    )
+    return build_family_editor(spec.family, pipeline, keep_original_size=options.keep_original_size)
+
+
+def build_models(settings: Settings, editor: Editor | None = None, *, here: bool = True) -> ModelRegistry:
+    """The enabled models (EDITBOT_MODELS; unset: the one of EDITBOT_MODEL), loaded lazily, EDITBOT_MODELS_LOADED
+    of them kept at once. `editor`: serves every model (tests, demos). here=False: a catalogue only, for a
+    distributed front-end whose workers run the models."""
+    specs = settings.editor.model_specs
+    if not here:
+        load = None
+    elif editor is not None:
+        def load(spec: ModelSpec) -> Editor:  # one editor stands for every model
+            return editor
+    else:
+        load = partial(build_editor, settings)
+    return ModelRegistry(specs, load, keep_loaded=settings.editor.models_loaded)
 
 
 def build_translator(settings: Settings) -> Translator | None:
@@ -145,11 +181,12 @@ def build_distributed_queue(settings: Settings, history: HistoryRepository, fron
     )
 
 
-def warm_up(editor: Editor) -> None:
+def warm_up(editor: Editor, family: str = "pix2pix") -> None:
     """One tiny edit right after loading, so lazy initialisation (CUDA context, kernels, allocator) happens now and
     not during the first person's edit."""
+    params = replace(family_named(family).defaults(), steps=2, seed=0)
     try:
-        editor.edit(Image.new("RGB", (64, 64), (128, 128, 128)), "warm up", EditParams(steps=2, seed=0))
+        editor.edit(Image.new("RGB", (64, 64), (128, 128, 128)), "warm up", params)
     except UserError as error:  # e.g. the safety checker flagging noise: the model is loaded all the same
         log.warning("warm-up edit refused: %s", error)
 
@@ -173,14 +210,16 @@ def build_engine(
     segmenter = segmenter or build_segmenter(settings)
     limits = settings.limits
     if settings.distributed.mode == "distributed":
+        models = build_models(settings, here=False)
         queue = build_distributed_queue(settings, history, frontend, observer)
     else:
-        if editor is None:
-            editor = build_editor(settings)
+        models = build_models(settings, editor)
+        if editor is None:  # the default model loads now, as it always has; the others on their first edit
+            default = models.editor()
             if settings.ops.warmup:
-                warm_up(editor)
+                warm_up(default, models.family(models.default).name)
         queue = EditQueue(
-            EditRunner(editor, history, images, output=settings.editor.output, segmenter=segmenter),
+            EditRunner(None, history, images, output=settings.editor.output, segmenter=segmenter, models=models),
             max_waiting_per_person=limits.max_waiting_per_person,
             max_waiting_total=limits.max_waiting_total,
             observer=observer,
@@ -190,7 +229,9 @@ def build_engine(
         on_queue(queue)
     admin = AdminCommands(queue, history, settings.ops.admin_ids)
     return ConversationEngine(history, images, queue, intake_limits=limits.intake, command_groups=[admin],
-                              model=settings.editor.model, translator=build_translator(settings),
+                              model=settings.editor.model, models=models,
+                              defaults=models.family(models.default).defaults(),
+                              translator=build_translator(settings),
                               max_waiting_per_person=limits.max_waiting_per_person,
                               max_stored_bytes_per_person=limits.max_stored_mb_per_person * 1_000_000,
                               segmenter=segmenter)

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from PIL import Image
 
-from core.domain import EditJob, NewNode, Node, Rendered
+from core.domain import EditJob, EditParams, NewNode, Node, Rendered
+from core.editing.registry import ModelRegistry
 from core.editing.transfer import full_size, shrink_for
 from core.errors import PictureGone, UserError
 from core.images import decode_stored, encode_stored
@@ -29,15 +30,33 @@ class EditRunner:
 
     output: "full" (default) brings each result onto its parent at the parent's size (core.editing.transfer);
     "working" stores what the editor returns, at its working size.
-    segmenter: finds a job's region (EditJob.region); a regional job without one is a programming error."""
+    segmenter: finds a job's region (EditJob.region); a regional job without one is a programming error.
+    models: the enabled models (core.editing.registry.ModelRegistry): each job runs on the editor of its params'
+    model, loaded when first asked for, and its nodes record that model's weights source. Without it every job
+    runs on `editor`."""
 
-    def __init__(self, editor: Editor, history: HistoryRepository, images: ImageStore, *,
-                 output: str = "full", segmenter: Segmenter | None = None) -> None:
+    def __init__(self, editor: Editor | None, history: HistoryRepository, images: ImageStore, *,
+                 output: str = "full", segmenter: Segmenter | None = None, models: ModelRegistry | None = None) -> None:
+        if editor is None and models is None:
+            raise ValueError("give an editor or the enabled models")
         self.editor = editor
         self.history = history
         self.images = images
         self.output = output
         self.segmenter = segmenter
+        self.models = models
+
+    def editor_for(self, params: EditParams) -> Editor:
+        """The editor that runs edits with these params: their model's (loading it if needed), or the only one."""
+        if self.models is None:
+            return self.editor
+        return self.models.editor(params.model or None)
+
+    def source_for(self, params: EditParams) -> str | None:
+        """The weights source of the params' model, for the node's record; None without enabled models."""
+        if self.models is None:
+            return None
+        return self.models.spec(params.model or self.models.default).source
 
     def run(self, job: EditJob, on_step: ProgressCallback | None = None,
             cancel: threading.Event | None = None) -> list[Node]:
@@ -52,7 +71,7 @@ class EditRunner:
                 self.history.add_node(NewNode(job.conversation_id, job.parent_id, result.digest, job.instruction,
                                               result.params, result.seconds, make_head=not job.variants,
                                               stored_bytes=result.stored_bytes, translation=job.translation,
-                                              region=job.region))
+                                              region=job.region, source=result.source, inputs=job.references))
                 for result in rendered
             ]
         except ValueError:
@@ -64,13 +83,16 @@ class EditRunner:
                cancel: threading.Event | None = None) -> list[Rendered]:
         """Blocking: edit and store the images, record nothing. Returns (digest, params used, seconds) per result,
         for `run` or for a distributed worker that records them through the job table."""
+        editor = self.editor_for(job.params)
         photo = self.photo(job)
-        small = self._working(photo)
+        small = self._working(editor, photo)
+        # Reference pictures go only to editors that take them (pix2pix's has no such argument).
+        more = {"references": [self._picture(digest) for digest in job.references]} if job.references else {}
         if job.variants:
-            results = self.editor.edit_batch(small, job.instruction, job.variants, on_step=on_step, cancel=cancel)
+            results = editor.edit_batch(small, job.instruction, job.variants, on_step=on_step, cancel=cancel, **more)
         else:
-            results = [self.editor.edit(small, job.instruction, job.params, on_step=on_step, cancel=cancel)]
-        return self._store(job.region, photo, small, results)
+            results = [editor.edit(small, job.instruction, job.params, on_step=on_step, cancel=cancel, **more)]
+        return self._store(job.region, photo, small, results, self.source_for(job.params))
 
     def render_many(self, jobs: Sequence[EditJob], photos: Sequence[Image.Image],
                     on_step: ProgressCallback | None = None,
@@ -78,34 +100,38 @@ class EditRunner:
         """Blocking: several plain edits (no variants) in one `Editor.edit_many` call, their photos already loaded
         (`photo`) and sharing the editor's batch_key. Stores the images, records nothing; for each job what `render`
         gives for it."""
-        smalls = [self._working(photo) for photo in photos]
+        editor = self.editor_for(jobs[0].params)
+        smalls = [self._working(editor, photo) for photo in photos]
         requests = [(small, job.instruction, job.params) for job, small in zip(jobs, smalls, strict=True)]
-        results = self.editor.edit_many(requests, on_step=on_step, cancel=cancel)
-        return [self._store(job.region, photo, small, [result])
+        results = editor.edit_many(requests, on_step=on_step, cancel=cancel)
+        return [self._store(job.region, photo, small, [result], self.source_for(job.params))
                 for job, photo, small, result in zip(jobs, photos, smalls, results)]
 
     def photo(self, job: EditJob) -> Image.Image:
         """The photo the job edits, from the image store, in RGB; PictureGone if its file is missing."""
+        return self._picture(job.image_hash)
+
+    def _picture(self, digest: str) -> Image.Image:
         try:
-            data = self.images.get(job.image_hash)
+            data = self.images.get(digest)
         except KeyError:
             raise PictureGone() from None
         return decode_stored(data)
 
-    def _working(self, photo: Image.Image) -> Image.Image:
+    def _working(self, editor: Editor, photo: Image.Image) -> Image.Image:
         """What the editor gets: the photo shrunk once to its working size (output "working": the photo itself, and
         the editor does as it always did)."""
-        return photo if self.output == "working" else shrink_for(self.editor, photo)
+        return photo if self.output == "working" else shrink_for(editor, photo)
 
     def _store(self, region: Region | None, photo: Image.Image, small: Image.Image,
-               results: Sequence[EditResult]) -> list[Rendered]:
+               results: Sequence[EditResult], source: str | None) -> list[Rendered]:
         # The mask is found once per job, on the working-size image the editor saw (cheap at any photo size).
         mask = None if region is None else region_mask(self.segmenter.mask(small, region.words), region)
         # Every image is durable before any row names it.
         stored = []
         for result in results:
             data = encode_stored(self._delivered(photo, small, result.image, mask))
-            stored.append(Rendered(self.images.put(data), result.params, result.seconds, len(data)))
+            stored.append(Rendered(self.images.put(data), result.params, result.seconds, len(data), source))
         return stored
 
     def _delivered(self, photo: Image.Image, small: Image.Image, edited: Image.Image,

@@ -107,10 +107,11 @@ class EditWorker:
         for job_id in job_ids:
             key: object = job_id
             record = self.outages.retry(lambda: self.jobs.get(job_id), DATABASE)
-            if record is not None and not record.finished and not record.job.variants:
+            if record is not None and not record.finished and not record.job.variants and not record.job.references:
                 try:
                     photo = self.runner.photo(record.job)
-                    key = ("batch", self.runner.editor.batch_key(photo, record.job.params))
+                    editor = self.runner.editor_for(record.job.params)
+                    key = ("batch", record.job.params.model, editor.batch_key(photo, record.job.params))
                 except Exception:
                     log.warning("job %s cannot be grouped; it runs alone", job_id, exc_info=True)
                 else:
@@ -297,17 +298,19 @@ async def serve(worker: EditWorker, redis_url: str, queue_name: str, redeliver_s
 def run_worker(settings, *, editor=None, on_ready: Callable[[], None] | None = None) -> None:
     """`editbot worker`: build the editor (the model loads here, once), the storage, and serve until interrupted.
     Pass `editor` to skip loading the model (tests, benchmarks)."""
-    from bot.bootstrap import build_editor, build_segmenter, build_storage, warm_up
+    from bot.bootstrap import build_models, build_segmenter, build_storage, warm_up
 
     options = settings.distributed
     history, images = build_storage(settings)
     jobs = SqlJobRepository(make_engine(settings.storage.url))
-    if editor is None:
-        editor = build_editor(settings)
+    models = build_models(settings, editor)
+    if editor is None:  # the default model loads now; the others on their first job
+        default = models.editor()
         if settings.ops.warmup:
-            warm_up(editor)
+            warm_up(default, models.family(models.default).name)
     worker = EditWorker(
-        EditRunner(editor, history, images, output=settings.editor.output, segmenter=build_segmenter(settings)),
+        EditRunner(None, history, images, output=settings.editor.output, segmenter=build_segmenter(settings),
+                   models=models),
         jobs,
         redis.Redis.from_url(options.redis_url),
         queue_name=options.queue_name,

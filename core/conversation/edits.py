@@ -7,6 +7,7 @@ Blocking calls hop to a thread: repository calls through `in_thread`, image work
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 from PIL import Image
@@ -14,6 +15,8 @@ from PIL import Image
 from core.commands import ButtonInfo, CommandInfo
 from core import regions
 from core.domain import DEFAULT_MODEL, Conversation, EditJob, EditParams, Node, Region, Translation
+from core.editing.families import Family, family_named
+from core.editing.registry import ModelRegistry
 from core.errors import BadParams, PictureGone, QueueFull, ShuttingDown, UserError
 from core.hints import control_character
 from core.images import decode_stored, decode_thumbnail, encode_png, encode_stored, stored_as_png
@@ -56,7 +59,15 @@ def caption(node: Node) -> str:
         return f"{EXACT_CAPTIONS.get(node.instruction, node.instruction)} (exact, no model)"
     source = f" (from {node.translation.language})" if node.translation else ""
     where = f" ({node.region.describe()})" if node.region is not None else ""
-    return f"“{node.instruction}”{where}{source}\n{node.params.describe()}{took(node.seconds)}"
+    pictures = f" (with {len(node.inputs) + 1} pictures)" if node.inputs else ""
+    return f"“{node.instruction}”{where}{source}{pictures}\n{describe(node.params)}{took(node.seconds)}"
+
+
+def describe(params: EditParams) -> str:
+    """Every value of params, as its family declares them (pix2pix's line as it has always read), and the model
+    when it is not the default one."""
+    line = params.describe() if params.family == "pix2pix" else family_named(params.family).describe(params)
+    return f"{line} · model {params.model}" if params.model else line
 
 
 def took(seconds: float | None) -> str:
@@ -98,12 +109,23 @@ def refuse_control_characters(instruction: str) -> None:
                         "without it.")
 
 
+def refuse_references(family: Family, count: int) -> None:
+    """BadParams (one line) when `family` cannot take `count` reference pictures besides the photo."""
+    if family.pictures == 1:
+        raise BadParams(f"This model ({family.name}) edits one picture only, so it takes no reference pictures: "
+                        "/model lists the models that take several (send /ref clear to drop them).")
+    if count > family.pictures - 1:
+        raise BadParams(f"This model ({family.name}) takes at most {family.pictures - 1} reference pictures "
+                        "besides your photo: send /ref clear to start the references again.")
+
+
 class EditCore:
     """The ports and settings every command group shares, and the helpers they build on."""
 
     def __init__(self, history: HistoryRepository, images: ImageStore, queue: JobQueue, *, intake_limits: dict,
-                 defaults: EditParams, understanding: Understanding, model: str,
+                 defaults: EditParams, understanding: Understanding, model: str, models: ModelRegistry,
                  max_stored_bytes_per_person: int | None = None, segmenter: Segmenter | None = None) -> None:
+        self.models = models
         self.history = history
         self.segmenter = segmenter
         self.images = images
@@ -116,6 +138,18 @@ class EditCore:
         # Filled in by the engine once every group is collected: what /help lists and what buttons show.
         self.commands: list[CommandInfo] = []
         self.buttons: dict[str, ButtonInfo] = {}
+
+    def effective(self, conversation: Conversation) -> Conversation:
+        """The conversation with settings its model can run: a model the operator no longer enables falls back to
+        the default one, and settings of another family (the default model's family changed, say) to the model's
+        family defaults, the pinned seed kept."""
+        settings = conversation.settings
+        if settings.model and settings.model not in self.models.specs:
+            settings = replace(settings, model="")
+        family = self.models.family(settings.model or self.models.default)
+        if settings.family != family.name:
+            settings = replace(family.defaults(), model=settings.model, seed=settings.seed)
+        return conversation if settings == conversation.settings else replace(conversation, settings=settings)
 
     # -------------------------------------------------------------- finding nodes
 
@@ -208,7 +242,7 @@ class EditCore:
             await in_thread(self.history.hold_back, conversation.id, parent.id, text)
             raise
         await self.edit(conversation, parent, understood.english, conversation.settings, send, understood.translation,
-                        region=inline or conversation.region)
+                        region=inline or conversation.region, references=conversation.references)
 
     async def run_held_back(self, conversation: Conversation, send: Send) -> bool:
         """Run the instruction a hint held back, as it is; False when none is waiting."""
@@ -224,15 +258,19 @@ class EditCore:
             await send(TextReply(f"Running “{text}” on the image you asked it for (step {label}: "
                                  f"{short(parent)}), as a new branch; your other edits stay in /history."))
         await self.edit(conversation, parent, instruction, conversation.settings, send,
-                        region=inline or conversation.region)
+                        region=inline or conversation.region, references=conversation.references)
         return True
 
     async def edit(self, conversation: Conversation, parent: Node, instruction: str, params: EditParams,
-                   send: Send, translation: Translation | None = None, *, region: Region | None = None) -> Node:
+                   send: Send, translation: Translation | None = None, *, region: Region | None = None,
+                   references: tuple[str, ...] = ()) -> Node:
         """Edit `parent` with `instruction` (English, translated from `translation` when set; inside `region` only,
-        when given); the result becomes a child of parent and the new head. A region whose words name nothing in
-        the picture is refused before any GPU time."""
-        params = params.validated()
+        when given; with the reference pictures `references`, image digests); the result becomes a child of parent
+        and the new head. A region whose words name nothing in the picture is refused before any GPU time. The
+        conversation's waiting references are cleared once an edit took them."""
+        params = family_named(params.family).validated(params.validated())
+        if references:
+            refuse_references(family_named(params.family), len(references))
         if not instruction:
             raise BadParams("Tell me what to change, for example “make it night”.")
         refuse_control_characters(instruction)
@@ -240,8 +278,10 @@ class EditCore:
             await self.require_region(parent, region, send)
         await self.claim(conversation, parent)
         job = EditJob(conversation.id, conversation.key.person, parent.id, parent.image_hash, instruction, params,
-                      translation=translation, region=region)
+                      translation=translation, region=region, references=references)
         [node] = await self.run(job, send)
+        if references and references == conversation.references:
+            await in_thread(self.history.save_references, conversation.id, ())
         await send(await self.show(node, caption(node)))
         return node
 
@@ -253,7 +293,7 @@ class EditCore:
             raise UserError("That was an exact edit, not the model's: send an instruction to edit the image.")
         parent = await in_thread(self.history.node, node.parent_id)
         await self.edit(conversation, parent, node.instruction, params, send, node.translation,
-                        region=node.region)
+                        region=node.region, references=node.inputs)
 
     # -------------------------------------------------------------- regions
 

@@ -32,8 +32,10 @@ from core.conversation.edits import (
     caption,
     is_model_edit,
 )
+from core.conversation.models import Models, is_reference
 from core.conversation.tuning import Tuning, tuning_direction
-from core.domain import ChatKey, Conversation, EditParams, NewNode
+from core.domain import DEFAULT_MODEL, ChatKey, Conversation, EditParams, NewNode
+from core.editing.registry import ModelRegistry, ModelSpec
 from core.errors import SOMETHING_WENT_WRONG, PictureGone, QueueFull, UserError
 from core.hints import estimate_tokens
 from core.images import load_untrusted
@@ -70,6 +72,7 @@ class ConversationEngine:
         max_waiting_per_person: int = 1,
         max_stored_bytes_per_person: int | None = None,
         segmenter: Segmenter | None = None,
+        models: ModelRegistry | None = None,
     ) -> None:
         """command_groups: more groups, made by the caller, whose commands answer too (e.g. admin commands, which
         need the admins' ids); the groups of this package are found and made here. model: the editor's model name,
@@ -78,13 +81,16 @@ class ConversationEngine:
         is the costly part of a photo; the queue applies the same limit to edits). max_stored_bytes_per_person: what
         one person's pictures may take in the image store before new photos and edits are refused (None: no limit).
         segmenter: finds regions named in words (/only, /mask); without one those commands say they are not
-        available."""
+        available. models: the enabled models people choose from with /model (default: one, `model`)."""
+        if models is None:
+            models = ModelRegistry([ModelSpec("default", "pix2pix", model or DEFAULT_MODEL)], load=None)
         self._core = EditCore(history, images, queue, intake_limits=intake_limits or {}, defaults=defaults,
-                              understanding=Understanding(translator, count_tokens), model=model,
+                              understanding=Understanding(translator, count_tokens), model=model, models=models,
                               max_stored_bytes_per_person=max_stored_bytes_per_person, segmenter=segmenter)
         _import_groups()
         groups = [group(self._core) for group in sorted(GROUPS, key=lambda group: group.position)]
         self._tuning = next(group for group in groups if isinstance(group, Tuning))
+        self._models = next(group for group in groups if isinstance(group, Models))
         self._handlers, self._buttons = collect(*groups, *command_groups)
         self._core.commands = self.commands
         self._core.buttons = {action: info for action, (info, _) in self._buttons.items()}
@@ -161,6 +167,8 @@ class ConversationEngine:
         try:
             if incoming.action is not None:
                 await self._press(incoming, send)
+            elif incoming.image is not None and is_reference(incoming.text):
+                await self._models.add_reference(await self._conversation(incoming), incoming.image, send)
             elif incoming.image is not None:
                 await self._photo(incoming, send)
             elif incoming.text and (parsed := split_command(incoming.text.strip())):
@@ -252,4 +260,5 @@ class ConversationEngine:
         await handler(conversation, node, send)
 
     async def _conversation(self, incoming: Incoming) -> Conversation:
-        return await in_thread(self._core.history.conversation, incoming.key)
+        """The person's conversation, its settings those its model runs (EditCore.effective)."""
+        return self._core.effective(await in_thread(self._core.history.conversation, incoming.key))

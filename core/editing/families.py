@@ -22,7 +22,11 @@ SHARED_FIELDS = ("text_guidance", "image_guidance", "steps", "seed")
 
 @dataclass(frozen=True)
 class Parameter:
-    """One setting a person may change. kind: "float", "int" or "text" (text has no range)."""
+    """One setting a person may change. kind: "float", "int" or "text" (text has no range).
+
+    stronger: what one press of Stronger adds (Weaker subtracts it; negative where a larger value changes less).
+    sweep: the spacing of /sweep's grid along this parameter. Both only for the tunable (float) parameters.
+    """
 
     name: str
     kind: str
@@ -30,6 +34,17 @@ class Parameter:
     meaning: str
     low: float | None = None
     high: float | None = None
+    stronger: float = 0.0
+    sweep: float = 0.0
+
+    @property
+    def label(self) -> str:
+        """The short name grids and messages use: "text", "image", "guidance", "true cfg scale"."""
+        return self.name.removesuffix("_guidance").replace("_", " ")
+
+    def clamp(self, value: float) -> float:
+        """value brought inside the range, rounded as the chat shows it."""
+        return round(min(max(value, self.low), self.high), 2)
 
     def check(self, value) -> None:
         """Raise BadParams with one line when `value` is not allowed."""
@@ -155,8 +170,9 @@ FAMILIES: dict[str, Family] = {
             pictures=1,
             parameters=(
                 # EditParams' long-standing defaults (7.5 / 1.5 as in the model card; 20 steps for a chat's pace)
-                Parameter("text_guidance", "float", 7.5, TEXT_GUIDANCE, 1.0, 20.0),
-                Parameter("image_guidance", "float", 1.5, IMAGE_GUIDANCE, 0.0, 5.0),
+                # Stronger / Weaker and /sweep steps as the chat has always used them
+                Parameter("text_guidance", "float", 7.5, TEXT_GUIDANCE, 1.0, 20.0, stronger=1.5, sweep=2.0),
+                Parameter("image_guidance", "float", 1.5, IMAGE_GUIDANCE, 0.0, 5.0, stronger=-0.25, sweep=0.3),
                 _steps(20),
                 SEED,
             ),
@@ -176,8 +192,8 @@ FAMILIES: dict[str, Family] = {
                 # diffusers/sdxl-instructpix2pix-768 model card: guidance_scale=3.0, image_guidance_scale=1.5,
                 # num_inference_steps=30, at 768x768
                 # image guidance from 1: below it the stock pipeline switches all guidance off
-                Parameter("text_guidance", "float", 3.0, TEXT_GUIDANCE, 1.0, 20.0),
-                Parameter("image_guidance", "float", 1.5, IMAGE_GUIDANCE, 1.0, 5.0),
+                Parameter("text_guidance", "float", 3.0, TEXT_GUIDANCE, 1.0, 20.0, stronger=1.0, sweep=1.0),
+                Parameter("image_guidance", "float", 1.5, IMAGE_GUIDANCE, 1.0, 5.0, stronger=-0.25, sweep=0.3),
                 _steps(30),
                 SEED,
             ),
@@ -196,7 +212,7 @@ FAMILIES: dict[str, Family] = {
             parameters=(
                 # FLUX.1-Kontext-dev model card: guidance_scale=2.5; steps: FluxKontextPipeline's default 28
                 Parameter("guidance", "float", 2.5, "how strongly to follow the instruction (distilled guidance)",
-                          1.0, 10.0),
+                          1.0, 10.0, stronger=0.5, sweep=0.5),
                 _steps(28),
                 SEED,
             ),
@@ -216,7 +232,7 @@ FAMILIES: dict[str, Family] = {
                 # FLUX.2 [klein] 4B is step- and guidance-distilled: 4 steps, guidance_scale 1.0 (model card and
                 # diffusers' Flux2KleinPipeline integration test). The guidance only acts on the Base variants.
                 Parameter("guidance", "float", 1.0, "how strongly to follow the instruction (Base models only)",
-                          1.0, 10.0),
+                          1.0, 10.0, stronger=0.5, sweep=0.5),
                 _steps(4),
                 SEED,
             ),
@@ -236,7 +252,7 @@ FAMILIES: dict[str, Family] = {
                 # Qwen/Qwen-Image-Edit-2511 model card: true_cfg_scale=4.0, negative_prompt=" ", 40 steps
                 # (guidance_scale stays 1.0: the transformer has no guidance embedding)
                 Parameter("true_cfg_scale", "float", 4.0, "how strongly to follow the instruction (true CFG)",
-                          1.0, 10.0),
+                          1.0, 10.0, stronger=1.0, sweep=0.75),
                 Parameter("negative_prompt", "text", " ", "what the picture should not look like"),
                 _steps(40),
                 SEED,

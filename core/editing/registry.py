@@ -105,9 +105,11 @@ class ModelRegistry:
 
     load: builds the editor of a spec (core.editing.loading.load_family_pipeline + build_editor in the bot);
     thread-safe, so the engine's worker threads may ask for editors concurrently (loads happen one at a time).
+    None: a catalogue only (a distributed front-end, whose workers load the models): `editor` is never asked.
     """
 
-    def __init__(self, specs: list[ModelSpec], load: Callable[[ModelSpec], object], keep_loaded: int = 1) -> None:
+    def __init__(self, specs: list[ModelSpec], load: Callable[[ModelSpec], object] | None,
+                 keep_loaded: int = 1) -> None:
         if not specs:
             raise BadParams("Enable at least one model.")
         if keep_loaded < 1:
@@ -132,6 +134,11 @@ class ModelRegistry:
     def family(self, name: str):
         """The family (core.editing.families.Family) of an enabled model."""
         return family_named(self.spec(name).family)
+
+    @property
+    def loads_here(self) -> bool:
+        """Whether this process runs the models (False: a catalogue, the workers load them)."""
+        return self._load is not None
 
     def is_loaded(self, name: str) -> bool:
         """Whether switching to this model is quick (False: the first edit will wait for it to load)."""
