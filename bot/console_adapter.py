@@ -1,7 +1,8 @@
 """The terminal chat: a third adapter over the same engine, for local use, demos and scripts.
 
 Each line read from standard input is a message: an instruction, a command such as /undo, `/open PATH [instruction]`
-to send a photo, or `!action` to press a button under the last result (e.g. `!stronger`, `!pick 3` under a grid).
+to send a photo, `/ref PATH` to add a reference picture to the next edit (a photo captioned /ref elsewhere), or
+`!action` to press a button under the last result (e.g. `!stronger`, `!pick 3` under a grid).
 Results are written as PNG files named after the labels /history and /goto use (`step-2b.png`; a picture that
 would replace a different one gets `-2`, `-3`… instead), and their paths are printed. Input is read while an edit
 runs, so `/cancel` works then; the first Ctrl+C cancels a running edit, the next one quits. History persists in the
@@ -24,8 +25,8 @@ from core.messages import ImageReply, Incoming, Press, ProgressReply, Reply, Tex
 
 SETTLE_SECONDS = 2.0
 """On quitting, how long an answer still being handled gets to print how its edit ends once the engine closed."""
-HELP = ("Type an instruction, a /command (/help lists them), /open PATH [instruction], !button to press a button "
-        "(!undo, !pick 3…), or /quit. /cancel or Ctrl+C stops a running edit; Ctrl+C again quits.")
+HELP = ("Type an instruction, a /command (/help lists them), /open PATH [instruction], /ref PATH (a reference "
+        "picture for the next edit), !button to press a button (!undo, !pick 3…), or /quit. /cancel or Ctrl+C stops a running edit; Ctrl+C again quits.")
 
 
 class ConsoleChat:
@@ -49,6 +50,8 @@ class ConsoleChat:
             await self._press(line[1:].strip().lower())
         elif line.split(" ", 1)[0] == "/open":
             await self._open(line[len("/open"):].strip())
+        elif line.split(" ", 1)[0] == "/ref" and line[len("/ref"):].strip() not in ("", "clear"):
+            await self._reference(line[len("/ref"):].strip())
         else:
             await self.engine.handle(Incoming(self.key, text=line), self.render)
 
@@ -72,6 +75,16 @@ class ConsoleChat:
                 await self.open_photo(candidate, " ".join(words[cut:]) or None)
                 return
         self._print(f"! No such file: {words[0]}")
+
+    async def _reference(self, path: str) -> None:
+        """`/ref PATH`: the terminal's photo captioned /ref, a reference picture for the next edit."""
+        file = Path(path).expanduser()
+        try:
+            data = file.read_bytes()
+        except OSError as error:
+            self._print(f"! Cannot read {file}: {error.strerror or error}.")
+            return
+        await self.engine.handle(Incoming(self.key, text="/ref", image=data), self.render)
 
     async def _press(self, typed: str) -> None:
         action, _, number = typed.partition(" ")

@@ -82,9 +82,16 @@ def can_not_find(region: Region) -> str:
 
 
 def short(node: Node) -> str:
+    """A node in a few words (/history, compare): a model edit names its model when it is not the default, and its
+    reference pictures."""
     if node.instruction is None:
         return "original photo"
-    return f"“{node.instruction}”" if is_model_edit(node) else f"{node.instruction} (exact)"
+    if not is_model_edit(node):
+        return f"{node.instruction} (exact)"
+    notes = [node.params.model] if node.params.model else []
+    if node.inputs:
+        notes.append(f"+{len(node.inputs)} reference picture{'s' if len(node.inputs) > 1 else ''}")
+    return f"“{node.instruction}”" + (f" ({', '.join(notes)})" if notes else "")
 
 
 DELAYED_LINE = "Storage is not answering right now: your edit goes on by itself once it is back."

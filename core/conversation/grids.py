@@ -10,32 +10,25 @@ from core.commands import Arg, button, command
 from core.conversation.edits import (
     CommandGroup,
     caption,
-    clamp,
     is_exact_edit,
     is_model_edit,
     short,
 )
 from core.conversation.exact import exact_edit
-from core.domain import (
-    IMAGE_GUIDANCE_RANGE,
-    TEXT_GUIDANCE_RANGE,
-    Conversation,
-    EditJob,
-    EditParams,
-    Node,
-)
+from core.domain import Conversation, EditJob, EditParams, Node
+from core.editing.families import family_named
 from core.errors import UserError
 from core.images import encode_png
 from core.messages import Button, ImageReply, Press, Send, TextReply
 from core.offload import in_image_thread, in_thread
 from core.understanding import HeldBack
 
-# The /sweep grid around the current settings: rows vary text guidance, columns image guidance.
-SWEEP_TEXT_STEP = 2.0
-SWEEP_IMAGE_STEP = 0.3
+# The /sweep grid around the current settings: 3x3 over a family's two tunable parameters (rows the first, e.g. text
+# guidance, columns the second, e.g. image guidance), or 1x9 over its one; each parameter's spacing is declared.
 SWEEP_SIDE = 3
+SWEEP_CELLS = SWEEP_SIDE * SWEEP_SIDE
 MAX_VARIATIONS = 4
-MAX_CELLS = max(SWEEP_SIDE * SWEEP_SIDE, MAX_VARIATIONS)
+MAX_CELLS = max(SWEEP_CELLS, MAX_VARIATIONS)
 """The most cells a grid has: the highest number /pick takes."""
 
 
@@ -47,6 +40,13 @@ def estimate(head: Node, cells: int) -> str:
     seconds = head.seconds * cells
     return f"up to about {seconds:.0f} s ({cells} × the {head.seconds:.1f} s your edit took)" if seconds >= 1 \
         else "about a second"
+
+
+def cell_label(params: EditParams) -> str:
+    """What a grid cell says under it: its tunable values and its seed."""
+    family = family_named(params.family)
+    values = [f"{parameter.label} {family.value(params, parameter.name):g}" for parameter in family.tunable()]
+    return " · ".join([*values, f"seed {params.seed}"])
 
 
 class Grids(CommandGroup):
@@ -72,18 +72,38 @@ class Grids(CommandGroup):
 
     @command("sweep")
     async def sweep_command(self, conversation: Conversation, send: Send) -> None:
-        """Re-render your last edit over a 3x3 grid of text and image guidance, to pick the look you like."""
+        """Re-render your last edit over a grid of its model's guidance (3x3 over two, 1x9 over one), to pick."""
         head = await self.core.last_edit(conversation, "/sweep")
         settings = conversation.settings
-        steps = range(-(SWEEP_SIDE // 2), SWEEP_SIDE // 2 + 1)
-        texts = [clamp(settings.text_guidance + step * SWEEP_TEXT_STEP, TEXT_GUIDANCE_RANGE) for step in steps]
-        images = [clamp(settings.image_guidance + step * SWEEP_IMAGE_STEP, IMAGE_GUIDANCE_RANGE) for step in steps]
-        variants = tuple(replace(settings, text_guidance=text, image_guidance=image, seed=head.params.seed)
-                         for text in texts for image in images)
-        await self._offer(conversation, head, variants, send, columns=SWEEP_SIDE,
+        if (settings.family, settings.model) != (head.params.family, head.params.model):
+            settings = head.params  # the last edit was another model's: sweep around its own values
+        family = family_named(settings.family)
+        tunable = family.tunable()[:2]
+        if not tunable:
+            raise UserError(f"{family.name} has no guidance to sweep: try /variations.")
+
+        def spread(parameter, side: int) -> list[float]:
+            centre = family.value(settings, parameter.name)
+            offsets = range(-(side // 2), side // 2 + 1)
+            return [parameter.clamp(centre + offset * parameter.sweep) for offset in offsets]
+
+        if len(tunable) == 2:
+            rows, columns = spread(tunable[0], SWEEP_SIDE), spread(tunable[1], SWEEP_SIDE)
+            values = [(row, column) for row in rows for column in columns]
+            row_labels = [f"{tunable[0].label} {value:g}" for value in rows]
+            column_labels = [f"{tunable[1].label} {value:g}" for value in columns]
+        else:
+            values = [(value,) for value in spread(tunable[0], SWEEP_CELLS)]
+            row_labels, column_labels = [], [f"{tunable[0].label} {value:g}" for (value,) in values]
+        variants = []
+        for cell in values:
+            variant = replace(settings, seed=head.params.seed)
+            for parameter, value in zip(tunable, cell):
+                variant = family.with_value(variant, parameter.name, value)
+            variants.append(variant)
+        await self._offer(conversation, head, tuple(variants), send, columns=len(column_labels),
                           title=f"“{head.instruction}” · seed {head.params.seed}",
-                          column_labels=[f"image {value:g}" for value in images],
-                          row_labels=[f"text {value:g}" for value in texts])
+                          column_labels=column_labels, row_labels=row_labels)
 
     @command("variations", Arg.whole("n", 1, MAX_VARIATIONS, f"How many new seeds to try (default {MAX_VARIATIONS})",
                                      default=MAX_VARIATIONS))
@@ -101,7 +121,7 @@ class Grids(CommandGroup):
         await self.core.claim(conversation, parent)
         job = EditJob(conversation.id, conversation.key.person, parent.id, parent.image_hash, head.instruction,
                       variants[0], variants, translation=head.translation,
-                      region=head.region)
+                      region=head.region, references=head.inputs)
         await send(TextReply(f"Rendering {len(variants)} versions in one batch: {estimate(head, len(variants))}. "
                              "/cancel stops it."))
         candidates = await self.core.run(job, send, what=f"{len(variants)} versions together")
@@ -109,8 +129,7 @@ class Grids(CommandGroup):
 
         def draw() -> bytes:
             cells = [self.core.fetcher(node.image_hash) for node in candidates]
-            labels = [f"text {node.params.text_guidance:g} · image {node.params.image_guidance:g} · "
-                      f"seed {node.params.seed}" for node in candidates]
+            labels = [cell_label(node.params) for node in candidates]
             grid = pictures.labelled_grid(cells, columns=columns, cell_labels=labels, column_labels=column_labels,
                                           row_labels=row_labels, title=title)
             return encode_png(grid)
@@ -137,9 +156,11 @@ class Grids(CommandGroup):
         """Make a candidate the current image; its guidance becomes the conversation's settings."""
         if node is None or not is_model_edit(node):
             raise UserError("That button is out of date.")
-        settings = replace(conversation.settings, text_guidance=node.params.text_guidance,
-                           image_guidance=node.params.image_guidance)
-        await in_thread(self.core.history.save_settings, conversation.id, settings)
+        settings, family = conversation.settings, family_named(node.params.family)
+        if (settings.family, settings.model) == (node.params.family, node.params.model):
+            for parameter in family.tunable():
+                settings = family.with_value(settings, parameter.name, family.value(node.params, parameter.name))
+            await in_thread(self.core.history.save_settings, conversation.id, settings)
         node = await self.core.move(conversation, node.id)
         await send(await self.core.show(node, f"Picked. {caption(node)}"))
 
@@ -156,13 +177,26 @@ class Grids(CommandGroup):
                                              for node in edits))
             raise UserError(f"These edits changed different parts of the picture ({places}): /squash can only "
                             "combine edits of the same part.")
+        if len({(node.params.family, node.params.model) for node in edits}) > 1:
+            names = ", ".join(dict.fromkeys(node.params.model or node.params.family for node in edits))
+            raise UserError(f"These edits were made by different models ({names}): /squash can only combine "
+                            "edits of one model.")
+        with_references = [node for node in edits if node.inputs]
+        if len(with_references) > 1:
+            raise UserError("Two of these edits had their own reference pictures: /squash can only combine edits "
+                            "where at most one had them.")
         instruction = " and ".join(node.instruction for node in edits)  # the English each edit was given
         try:
             await in_thread(self.core.understanding.check_length, instruction)
         except HeldBack as problem:
             raise UserError(f"Combined, the instructions are too much for one edit: {problem}") from None
-        squashed = await self.core.edit(conversation, path[0], instruction, conversation.settings, send,
-                                        region=edits[0].region)
+        # The edits' own model: with the person's settings while they still use it, else the last edit's values
+        # (the seed as the person's settings choose it).
+        params = conversation.settings
+        if (params.family, params.model) != (edits[-1].params.family, edits[-1].params.model):
+            params = replace(edits[-1].params, seed=params.seed)
+        squashed = await self.core.edit(conversation, path[0], instruction, params, send, region=edits[0].region,
+                                        references=with_references[0].inputs if with_references else ())
         # Exact edits are lossless and cheap: apply them again, in order, on top of the squashed edit.
         for node in path:
             if is_exact_edit(node):

@@ -6,7 +6,8 @@ from datetime import UTC
 
 from core.commands import command
 from core.conversation.edits import CommandGroup, is_model_edit
-from core.domain import Conversation
+from core.domain import Conversation, Node
+from core.editing.families import family_named
 from core.messages import Send, TextReply
 from core.offload import in_image_thread
 
@@ -26,19 +27,37 @@ class ImageRecord(CommandGroup):
             lines.append(f"Exact edit: {node.instruction} (no model).")
         else:
             params = node.params
+            family = family_named(params.family)
             lines.append(f"Instruction: “{node.instruction}”")
             if node.translation is not None:
                 lines.append(f"Translated from {node.translation.language}: “{node.translation.original}”")
-            lines += [
-                f"Text guidance: {params.text_guidance:g}",
-                f"Image guidance: {params.image_guidance:g}",
-                f"Steps: {params.steps}",
-                f"Scheduler: {params.scheduler}",
-                f"Seed: {'random' if params.seed is None else params.seed}",
-                f"Model: {self.core.model or 'not named'}",
-            ]
+            for parameter in family.parameters:
+                value = family.value(params, parameter.name)
+                if parameter.name == "seed":
+                    if family.name == "pix2pix":  # only pix2pix's editor offers schedulers
+                        lines.append(f"Scheduler: {params.scheduler}")
+                    value = "random" if value is None else value
+                elif parameter.kind == "float":
+                    value = f"{value:g}"
+                elif parameter.kind == "text":
+                    value = f"“{value.strip()}”" if value.strip() else "none"
+                lines.append(f"{parameter.name.replace('_', ' ').capitalize()}: {value}")
+            lines.append(self._model_line(node))
+            if node.inputs:
+                pictures = ", ".join(f"picture {number} ({digest[:12]})"
+                                     for number, digest in enumerate(node.inputs, start=2))
+                lines.append(f"Reference pictures: {pictures}")
             if node.seconds is not None:
                 lines.append(f"Time taken: {node.seconds:.1f} s")
         lines.append(f"Made: {node.created_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC")
         lines.append("Parent: none (this is the original)" if node.parent_id is None else f"Parent: #{node.parent_id}")
         await send(TextReply("\n".join(lines)))
+
+    def _model_line(self, node: Node) -> str:
+        """The model that made a model edit: as it always read for the single default model, else its name,
+        family and weights source."""
+        params, models = node.params, self.core.models
+        if len(models.specs) == 1 and not params.model:
+            return f"Model: {self.core.model or 'not named'}"
+        name = params.model or models.default
+        return f"Model: {name} ({params.family}, weights {node.source or 'not recorded'})"

@@ -48,7 +48,7 @@ def run_family_benchmark(
     editor = build_editor(family.name, pipeline, max_side=size, **options)
     photo = _test_photo(size)
     params = family.with_value(family.with_value(family.defaults(), "steps", steps), "seed", SEED)
-    width, height = editor.working_size(photo)
+    width, height = editor.working_size(photo.size)
     stock_arguments = {**editor.pipeline_arguments(params), **editor.size_arguments(width, height)}
 
     def stock() -> np.ndarray:

@@ -121,11 +121,12 @@ class StockPipelineEditor:
 
     def batch_key(self, image: Image.Image, params: EditParams) -> tuple:
         """What edits must share to run in one `edit_many` call: (family, working size, steps)."""
-        return self.family.name, self.working_size(image), params.steps
+        return self.family.name, self.working_size(image.size), params.steps
 
-    def working_size(self, image: Image.Image) -> tuple[int, int]:
-        """Aspect kept, longest side at most max_side, sides multiples of the family's latent multiple."""
-        width, height = working_size(*image.size, self.max_side)
+    def working_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The size a picture of `size` is edited at (core.ports.Editor): aspect kept, longest side at most max_side,
+        sides multiples of the family's latent multiple."""
+        width, height = working_size(*size, self.max_side)
         multiple = self.family.latent_multiple
         return max(multiple, width // multiple * multiple), max(multiple, height // multiple * multiple)
 
@@ -170,7 +171,7 @@ class StockPipelineEditor:
                 raise EditCancelled("Edit cancelled.")
             photo, instruction, _, references = requests[indices[0]]
             params = variants[indices[0]]
-            width, height = self.working_size(photo)
+            width, height = self.working_size(photo.size)
             generators = [torch.Generator(device="cpu").manual_seed(variants[i].seed) for i in indices]
             images = self.pipeline(
                 prompt=instruction.strip(),
