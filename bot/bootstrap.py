@@ -229,7 +229,7 @@ def build_engine(
         on_queue(queue)
     admin = AdminCommands(queue, history, settings.ops.admin_ids)
     return ConversationEngine(history, images, queue, intake_limits=limits.intake, command_groups=[admin],
-                              model=settings.editor.model, models=models,
+                              model=models.spec(models.default).source, models=models,
                               defaults=models.family(models.default).defaults(),
                               translator=build_translator(settings),
                               max_waiting_per_person=limits.max_waiting_per_person,

@@ -26,7 +26,8 @@ from core.messages import ImageReply, Incoming, Press, ProgressReply, Reply, Tex
 SETTLE_SECONDS = 2.0
 """On quitting, how long an answer still being handled gets to print how its edit ends once the engine closed."""
 HELP = ("Type an instruction, a /command (/help lists them), /open PATH [instruction], /ref PATH (a reference "
-        "picture for the next edit), !button to press a button (!undo, !pick 3…), or /quit. /cancel or Ctrl+C stops a running edit; Ctrl+C again quits.")
+        "picture for the next edit), !button to press a button (!undo, !pick 3…), or /quit. /cancel or Ctrl+C "
+        "stops a running edit; Ctrl+C again quits.")
 
 
 class ConsoleChat:

@@ -362,7 +362,7 @@ class EditCore:
         if node.parent_id is not None:
             actions.append("compare")
         buttons = tuple(Button(self.buttons[action].label, Press(action, node.id)) for action in actions)
-        if is_model_edit(node) and self.model not in ("", DEFAULT_MODEL):
+        if is_model_edit(node) and not node.params.model and self.model not in ("", DEFAULT_MODEL):
             text += f" · model {self.model}"
         label = TreeView.of(await in_thread(self.history.tree, node.id)).label(node.id)
         return ImageReply(data, text, node.id, buttons, label=label)

@@ -141,9 +141,10 @@ class ModelRegistry:
         return self._load is not None
 
     def is_loaded(self, name: str) -> bool:
-        """Whether switching to this model is quick (False: the first edit will wait for it to load)."""
-        with self._lock:
-            return name in self._loaded
+        """Whether switching to this model is quick (False: the first edit will wait for it to load). Without the
+        lock, which a load holds for minutes: the chat asks this on its event loop, and one membership test is
+        atomic."""
+        return name in self._loaded
 
     def loaded(self) -> list[str]:
         """Loaded models, least recently used first."""

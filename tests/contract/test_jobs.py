@@ -74,6 +74,19 @@ def test_a_translated_job_carries_the_persons_words_to_the_node_it_records(jobs,
     assert history.node(node.id).translation == said
 
 
+def test_a_job_of_another_model_keeps_its_values_and_references_and_records_them(jobs, history, job):
+    klein = EditParams(steps=4, seed=7, family="flux2-klein", extras={"guidance": 2.5}, model="klein")
+    other = replace(job, params=klein, variants=(klein, replace(klein, seed=8)), references=("c" * 64, "d" * 64))
+    assert jobs.create("job-m", other, "telegram").job == other
+    assert jobs.get("job-m").job == other
+    source = "black-forest-labs/FLUX.2-klein-4B"
+    nodes = jobs.complete("job-m", [Rendered("e" * 64, klein, 1.0, 10, source),
+                                    Rendered("f" * 64, replace(klein, seed=8), 1.0, 10, source)])
+    for node in (*nodes, *(history.node(node.id) for node in nodes)):
+        assert node.params.model == "klein" and node.params.extra("guidance") == 2.5
+        assert node.source == source and node.inputs == ("c" * 64, "d" * 64)
+
+
 def test_a_regional_job_keeps_its_region_and_records_it_on_its_node(jobs, history, job):
     regional = replace(job, region=Region("the person", inverse=True))
     assert jobs.create("job-r", regional, "telegram").job == regional
