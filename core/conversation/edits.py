@@ -15,7 +15,8 @@ from PIL import Image
 from core.commands import ButtonInfo, CommandInfo
 from core import regions
 from core.domain import DEFAULT_MODEL, Conversation, EditJob, EditParams, Node, Region, Translation
-from core.editing.families import Family, family_named
+from core.conversation.choices import describe, refuse_references, runnable
+from core.editing.families import family_named
 from core.editing.registry import ModelRegistry
 from core.errors import BadParams, PictureGone, QueueFull, ShuttingDown, UserError
 from core.hints import control_character
@@ -61,13 +62,6 @@ def caption(node: Node) -> str:
     where = f" ({node.region.describe()})" if node.region is not None else ""
     pictures = f" (with {len(node.inputs) + 1} pictures)" if node.inputs else ""
     return f"“{node.instruction}”{where}{source}{pictures}\n{describe(node.params)}{took(node.seconds)}"
-
-
-def describe(params: EditParams) -> str:
-    """Every value of params, as its family declares them (pix2pix's line as it has always read), and the model
-    when it is not the default one."""
-    line = params.describe() if params.family == "pix2pix" else family_named(params.family).describe(params)
-    return f"{line} · model {params.model}" if params.model else line
 
 
 def took(seconds: float | None) -> str:
@@ -116,16 +110,6 @@ def refuse_control_characters(instruction: str) -> None:
                         "without it.")
 
 
-def refuse_references(family: Family, count: int) -> None:
-    """BadParams (one line) when `family` cannot take `count` reference pictures besides the photo."""
-    if family.pictures == 1:
-        raise BadParams(f"This model ({family.name}) edits one picture only, so it takes no reference pictures: "
-                        "/model lists the models that take several (send /ref clear to drop them).")
-    if count > family.pictures - 1:
-        raise BadParams(f"This model ({family.name}) takes at most {family.pictures - 1} reference pictures "
-                        "besides your photo: send /ref clear to start the references again.")
-
-
 class EditCore:
     """The ports and settings every command group shares, and the helpers they build on."""
 
@@ -147,15 +131,8 @@ class EditCore:
         self.buttons: dict[str, ButtonInfo] = {}
 
     def effective(self, conversation: Conversation) -> Conversation:
-        """The conversation with settings its model can run: a model the operator no longer enables falls back to
-        the default one, and settings of another family (the default model's family changed, say) to the model's
-        family defaults, the pinned seed kept."""
-        settings = conversation.settings
-        if settings.model and settings.model not in self.models.specs:
-            settings = replace(settings, model="")
-        family = self.models.family(settings.model or self.models.default)
-        if settings.family != family.name:
-            settings = replace(family.defaults(), model=settings.model, seed=settings.seed)
+        """The conversation with settings its model can run (core.conversation.choices.runnable)."""
+        settings = runnable(self.models, conversation.settings)
         return conversation if settings == conversation.settings else replace(conversation, settings=settings)
 
     # -------------------------------------------------------------- finding nodes
@@ -277,7 +254,7 @@ class EditCore:
         conversation's waiting references are cleared once an edit took them."""
         params = family_named(params.family).validated(params.validated())
         if references:
-            refuse_references(family_named(params.family), len(references))
+            refuse_references(family_named(params.family), len(references), self.models)
         if not instruction:
             raise BadParams("Tell me what to change, for example “make it night”.")
         refuse_control_characters(instruction)

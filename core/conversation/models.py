@@ -12,7 +12,8 @@ import re
 from dataclasses import replace
 
 from core.commands import Arg, command, split_command
-from core.conversation.edits import CommandGroup, describe, refuse_references
+from core.conversation.choices import describe, refuse_references
+from core.conversation.edits import CommandGroup
 from core.domain import Conversation
 from core.editing.families import Family
 from core.images import load_untrusted
@@ -84,7 +85,7 @@ class Models(CommandGroup):
             await send(TextReply("No reference pictures now." if waiting else "There were no reference pictures."))
             return
         family = self.core.models.family(conversation.settings.model or self.core.models.default)
-        refuse_references(family, 1)
+        refuse_references(family, 1, self.core.models)
         await send(TextReply(f"Send a photo with the caption /ref to add a reference picture for your next edit; "
                              f"the instruction calls them “picture 2”, “picture 3”. {waiting} waiting now; "
                              "/ref clear drops them."))
@@ -92,7 +93,7 @@ class Models(CommandGroup):
     async def add_reference(self, conversation: Conversation, data: bytes, send: Send) -> None:
         """A photo captioned /ref: keep it for the next edit, if the conversation's model takes one more."""
         family = self.core.models.family(conversation.settings.model or self.core.models.default)
-        refuse_references(family, len(conversation.references) + 1)
+        refuse_references(family, len(conversation.references) + 1, self.core.models)
         person = conversation.key.person
         await self.core.require_room(person)
         intake = await in_image_thread(load_untrusted, data, **self.core.intake_limits)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 
 from core.commands import Arg, button, command
-from core.conversation.edits import CommandGroup, describe
+from core.conversation.choices import describe
+from core.conversation.edits import CommandGroup
 from core.domain import (
     IMAGE_GUIDANCE_RANGE,
     SEED_RANGE,

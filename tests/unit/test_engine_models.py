@@ -194,3 +194,18 @@ async def test_the_terminal_chat_sends_ref_path_as_a_photo_captioned_ref(tmp_pat
     assert [(incoming.text, incoming.image) for incoming in received] == [("/ref", picture.read_bytes()),
                                                                          ("/ref clear", None)]
     assert "! Cannot read" in output.getvalue()
+
+
+async def test_a_single_model_bot_lists_its_one_model_and_says_references_have_no_use(history, image_store, editor):
+    engine = ConversationEngine(history, image_store, EditQueue(EditRunner(editor, history, image_store)))
+    await engine.start()
+    try:
+        chat = Chat(engine, ChatKey("test", "chat-1", "alice"))
+        assert await say(chat, "/model") == ("Models (/model NAME switches; your next edit uses it):\n"
+                                             "• default — pix2pix, 1 picture · current")
+        [reply] = await reference(chat)
+        assert reply.error and reply.text == ("This model (pix2pix) edits one picture only, so it takes no reference "
+                                              "pictures: none of the models on this bot takes several.")
+        assert "Model:" not in await say(chat, "/settings")
+    finally:
+        await engine.close()
