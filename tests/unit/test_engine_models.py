@@ -209,3 +209,29 @@ async def test_a_single_model_bot_lists_its_one_model_and_says_references_have_n
         assert "Model:" not in await say(chat, "/settings")
     finally:
         await engine.close()
+
+
+async def test_the_bootstrap_loads_the_default_model_and_the_others_on_their_first_edit(monkeypatch, history,
+                                                                                      image_store, segmenter):
+    from bot.bootstrap import build_engine
+    from core.config import Settings
+
+    monkeypatch.setenv("EDITBOT_MODELS", "ip2p=tiny, klein=flux2-klein:tiny")
+    monkeypatch.setenv("EDITBOT_DEVICE", "cpu")
+    monkeypatch.setenv("EDITBOT_SAFETY_CHECKER", "false")
+    monkeypatch.setenv("EDITBOT_WARMUP", "false")
+    monkeypatch.setenv("EDITBOT_TRANSLATION_MODEL", "none")
+    engine = build_engine(Settings(), storage=(history, image_store), segmenter=segmenter)
+    await engine.start()
+    try:
+        models = engine._core.models
+        assert models.loaded() == ["ip2p"]  # the default, at start-up as always
+        chat = Chat(engine, ChatKey("test", "chat-1", "alice"))
+        assert "not loaded yet" in await say(chat, "/model klein")
+        await say(chat, "/steps 1")
+        [result] = images(await chat.photo("make it night"))
+        node = history.node(result.node_id)
+        assert (node.params.family, node.params.model, node.source) == ("flux2-klein", "klein", "tiny")
+        assert models.loaded() == ["klein"]  # EDITBOT_MODELS_LOADED=1: the default made room for it
+    finally:
+        await engine.close()
