@@ -81,7 +81,7 @@ async def test_each_job_runs_on_a_worker_serving_its_model(cluster):
 
 async def test_a_job_for_a_model_no_worker_serves_waits_told_once_and_runs_when_one_starts(cluster):
     cluster.start_worker(step_seconds=0.01, models=IP2P_ONLY)
-    await until(lambda: cluster.ready_workers() == 1, what="the ip2p worker ready")
+    await until(lambda: cluster.ready_workers() == 1, timeout=60, what="the ip2p worker ready")
     engine = engine_choosing(cluster, {person(1).person: "klein"})
     await engine.start()
     try:
@@ -91,7 +91,7 @@ async def test_a_job_for_a_model_no_worker_serves_waits_told_once_and_runs_when_
         await asyncio.sleep(1.5)  # the ip2p worker is idle all along, and leaves it alone
         assert [state for _, state, *_ in cluster.job_rows()] == ["queued"]
         both = cluster.start_worker(step_seconds=0.01, models=f"{IP2P_ONLY},{KLEIN_ONLY}", batch_size=2)
-        reply = await asyncio.wait_for(edit, timeout=30)
+        reply = await asyncio.wait_for(edit, timeout=90)
     finally:
         await engine.close()
     assert len(images(reply)) == 1, texts(reply)
@@ -104,7 +104,7 @@ async def test_a_job_for_a_model_no_worker_serves_waits_told_once_and_runs_when_
 
 async def test_a_worker_says_which_models_it_serves_while_it_runs(cluster):
     worker = cluster.start_worker(step_seconds=0.01, models=f"{IP2P_ONLY},{KLEIN_ONLY}")
-    await until(lambda: cluster.ready_workers() == 1, what="the worker ready")
+    await until(lambda: cluster.ready_workers() == 1, timeout=60, what="the worker ready")
     await until(lambda: served_now(cluster, "ip2p") and served_now(cluster, "klein"), what="both models served")
     redis = Redis.from_url(cluster.redis_url)
     try:
@@ -113,7 +113,7 @@ async def test_a_worker_says_which_models_it_serves_while_it_runs(cluster):
     finally:
         await redis.aclose()
     worker.send_signal(signal.SIGINT)  # an operator's Ctrl-C
-    worker.wait(timeout=10)
+    worker.wait(timeout=60)
     assert not served_now(cluster, "ip2p")  # withdrawn on the way out, not only once it expires
 
 
