@@ -190,22 +190,20 @@ class TelegramAdapter:
             await replier.finish()
 
     async def _hand_over_album(self, album: Album, key: ChatKey, replier: Replier) -> None:
-        """The first photo that downloaded starts the tree, the others are references, then the caption."""
-        pictures = []
+        """The first photo starts the tree, the others are references, then the caption. A photo that could not be
+        fetched is told and ends the album there: a later one would take its number ("picture 3" became 2)."""
+        incomings = []
         for part in album.ordered():
             error = part.image.exception()
-            if error is None:
-                pictures.append(part.image.result())
-                continue
-            if not isinstance(error, UserError):
-                log.error("could not fetch a photo of an album", exc_info=error)
-            await replier(TextReply(str(error) if isinstance(error, UserError) else FAILED, error=True))
-        if not pictures:
-            return
-        incomings = [Incoming(key, text=None if number == 0 else "/ref", image=picture)
-                     for number, picture in enumerate(pictures)]
-        await hand_over_in_order(self._engine, incomings + ([Incoming(key, text=album.caption)] if album.caption
-                                                           else []), replier)
+            if error is not None:
+                if not isinstance(error, UserError):
+                    log.error("could not fetch a photo of an album", exc_info=error)
+                await replier(TextReply(str(error) if isinstance(error, UserError) else FAILED, error=True))
+                break
+            incomings.append(Incoming(key, text="/ref" if incomings else None, image=part.image.result()))
+        else:
+            incomings += [Incoming(key, text=album.caption)] if album.caption else []
+        await hand_over_in_order(self._engine, incomings, replier)
 
     async def on_unsupported(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A sticker, voice note, video... in a private chat: say what the bot does instead of staying silent."""

@@ -12,7 +12,7 @@ import pytest
 
 from core.messages import Incoming, TextReply
 from tests.support.chat import photo_bytes
-from tests.support.telegram_harness import BOT_USERNAME, Person
+from tests.support.telegram_harness import BOT_USERNAME, UPLOAD_LIMIT, Person
 
 RED, GREEN, BLUE = photo_bytes(colour=(200, 30, 30)), photo_bytes(colour=(30, 200, 30)), photo_bytes(colour=(30, 30, 200))
 
@@ -120,3 +120,15 @@ async def test_a_refused_first_photo_stops_the_album(session, engine):
     await handled(engine, 1)
     await asyncio.sleep(0.5)
     assert seen(engine) == [(None, RED)]  # neither the reference nor the caption lands on an earlier picture
+
+
+async def test_a_photo_of_an_album_that_cannot_be_fetched_ends_the_album_there(session, engine):
+    alice = Person(session)
+    await alice.send_photo([(RED, 96, 64)], caption="put the hat from picture 3 on her", media_group_id="big")
+    await alice.send_photo([(GREEN, 96, 64)], file_size=UPLOAD_LIMIT + 1024 * 1024, media_group_id="big")
+    await alice.send_photo([(BLUE, 96, 64)], media_group_id="big")
+    refusal = await session.expect("sendMessage", lambda record: "MB" in record.get("text", ""))
+    await handled(engine, 1)
+    await asyncio.sleep(0.5)
+    assert "6.0 MB" in refusal["text"]
+    assert seen(engine) == [(None, RED)]  # the third photo is not taken for "picture 2", nor the caption sent on
