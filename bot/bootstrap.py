@@ -167,8 +167,10 @@ def build_distributed_queue(settings: Settings, history: HistoryRepository, fron
     from storage.database import make_engine
 
     options, limits = settings.distributed, settings.limits
+    models = [spec.name for spec in settings.editor.model_specs]
     return DistributedQueue(
-        make_broker(options.redis_url, options.queue_name, redeliver_seconds=options.redeliver_seconds),
+        make_broker(options.redis_url, options.queue_name, redeliver_seconds=options.redeliver_seconds,
+                    models=models),
         Redis.from_url(options.redis_url),
         SqlJobRepository(make_engine(settings.storage.url)),
         history,
@@ -178,6 +180,7 @@ def build_distributed_queue(settings: Settings, history: HistoryRepository, fron
         max_waiting_per_person=limits.max_waiting_per_person,
         max_waiting_total=limits.max_waiting_total,
         observer=observer,
+        default_model=models[0],
     )
 
 

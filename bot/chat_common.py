@@ -6,13 +6,14 @@ and the line for a failure on our side.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Hashable
+from collections.abc import Collection, Hashable, Sequence
 
 from bot.sizes import MEGABYTE, size_and_limit
 from core.errors import (
     SOMETHING_WENT_WRONG as SOMETHING_WENT_WRONG,  # the line every front-end shows for a bug
 )
 from core.errors import BadImage
+from core.messages import Incoming, Send
 
 PROGRESS_INTERVAL_S = 1.0
 """At most one progress redraw per second: chat platforms rate-limit message edits, and a person reads no faster."""
@@ -53,3 +54,20 @@ class ProgressThrottle:
         # Forget keys whose last redraw is long past, so the table stays as small as the set of busy chats.
         if len(self._drawn_at) > 1000:
             self._drawn_at = {key: at for key, at in self._drawn_at.items() if now - at < self.interval}
+
+
+async def hand_over_in_order(engine, incomings: Sequence[Incoming], send: Send) -> None:
+    """Hand the engine several messages of one person one after the other (a photo, its reference pictures, then
+    the instruction), stopping after one it refused: an instruction must never land on an earlier picture because
+    the photo or a reference was turned down."""
+    for incoming in incomings:
+        refused = False
+
+        async def watching(reply) -> None:
+            nonlocal refused
+            refused = refused or getattr(reply, "error", False)
+            await send(reply)
+
+        await engine.handle(incoming, watching)
+        if refused:
+            return

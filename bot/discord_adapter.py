@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
-from bot.chat_common import SOMETHING_WENT_WRONG, admitted, refuse_declared_size
+from bot.chat_common import (
+    SOMETHING_WENT_WRONG,
+    admitted,
+    hand_over_in_order,
+    refuse_declared_size,
+)
 from bot.discord_commands import add_commands
 from bot.discord_replies import ChannelPoster, PressButton, Responder
 from core.config import Settings
@@ -156,34 +161,44 @@ class EditBotClient(discord.Client):
         attachment: discord.Attachment,
         instruction: str,
         settings: Sequence[str] = (),
+        references: Sequence[discord.Attachment] = (),
     ) -> None:
-        """Edit an attached image: checked before it is fetched, then sent to the engine with its instruction."""
+        """Edit an attached image: checked (with its reference pictures) before anything is fetched, then sent to the
+        engine with its instruction."""
         if not await self._admit(interaction):
             return
         try:
-            check_attachment(attachment, self.upload_limit(interaction))
+            for picture in (attachment, *references):
+                check_attachment(picture, self.upload_limit(interaction))
         except UserError as error:
             await interaction.response.send_message(str(error), ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
         send = Responder(interaction, owns_original=True)
-        await self._guarded(send, self._edit(chat_key(interaction), attachment, instruction, settings, send))
+        key = chat_key(interaction)
+        await self._guarded(send, self._edit(key, [attachment, *references], instruction, settings, send))
 
-    async def _edit(
-        self, key: ChatKey, attachment: discord.Attachment, instruction: str, settings: Sequence[str], send: Responder
-    ) -> None:
+    async def _edit(self, key: ChatKey, attachments: Sequence[discord.Attachment], instruction: str,
+                    settings: Sequence[str], send: Responder) -> None:
+        """The photo with its instruction; with reference pictures, the photo starts the tree, each reference is
+        added ("/ref"), then the instruction comes (its leading "/" dropped, or it would read as a command)."""
         if settings:
             refusals = [reply for reply in await _collect_text(self.engine, key, settings) if reply.error]
             if refusals:
                 await send(refusals[0])
                 return
         try:
-            image = await attachment.read()
+            photo, *references = [await attachment.read() for attachment in attachments]
         except discord.HTTPException:
-            log.warning("could not download attachment %s", attachment.url, exc_info=True)
+            log.warning("could not download an attachment of %s", key, exc_info=True)
             await send(TextReply("I couldn't download that image from Discord; please try again.", error=True))
             return
-        await self.engine.handle(Incoming(key, text=instruction, image=image), send)
+        if not references:
+            await self.engine.handle(Incoming(key, text=instruction, image=photo), send)
+            return
+        await hand_over_in_order(self.engine, [
+            Incoming(key, image=photo), *(Incoming(key, text="/ref", image=picture) for picture in references),
+            Incoming(key, text=instruction.lstrip("/ ") or instruction)], send)
 
     async def answer_press(self, interaction: discord.Interaction, press: Press) -> None:
         """A result button: acknowledged silently; a refusal (e.g. someone else's history) only the presser sees."""

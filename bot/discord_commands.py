@@ -38,6 +38,10 @@ PARAM_DESCRIPTIONS = {
     "steps": "Denoising steps: more is slower and finer ({}-{}, default {})".format(*STEPS_RANGE, _DEFAULTS.steps),
     "seed": "Pin the random seed to repeat a result",
 }
+REFERENCE_DESCRIPTIONS = {
+    "picture2": "A reference picture: “picture 2” in the instruction (models that take several)",
+    "picture3": "Another reference picture: “picture 3” in the instruction",
+}
 
 
 PRIVATE_ANSWERS = frozenset({"help", "history", "reset", "cancel", "settings", "info"})
@@ -95,7 +99,8 @@ def add_commands(client: EditBotClient) -> None:
 
     @tree.command(name="edit")
     @app_commands.describe(
-        image="The photo to edit", instruction="What to change, e.g. “make it snow”", **PARAM_DESCRIPTIONS
+        image="The photo to edit", instruction="What to change, e.g. “make it snow”", **PARAM_DESCRIPTIONS,
+        **REFERENCE_DESCRIPTIONS,
     )
     async def edit(
         interaction: discord.Interaction,
@@ -105,10 +110,13 @@ def add_commands(client: EditBotClient) -> None:
         image_guidance: ImageGuidance | None = None,
         steps: Steps | None = None,
         seed: Seed | None = None,
+        picture2: discord.Attachment | None = None,
+        picture3: discord.Attachment | None = None,
     ) -> None:
         """Edit a photo with an instruction (the options are kept for your next edits)."""
         settings = settings_commands(text_guidance, image_guidance, steps, seed)
-        await client.answer_edit(interaction, image, instruction, settings)
+        references = [picture for picture in (picture2, picture3) if picture is not None]
+        await client.answer_edit(interaction, image, instruction, settings, references)
 
     @tree.command(name="refine")
     @app_commands.describe(instruction="What to change next, e.g. “now add a rainbow”")

@@ -5,6 +5,10 @@ Telegram message: text, one progress message per job (edited in place, at most a
 results as a photo (or a document, for files sent uncompressed or too big for a photo) with an inline keyboard
 (bot/telegram_replies.py draws them; this file admits people and turns updates into messages).
 
+Reference pictures for the next edit (families that take several): an album (bot/telegram_albums.py: the first
+photo starts the tree, the others become references, the caption is the instruction), or `/ref` sent as a reply to
+a photo (that photo becomes a reference). Each reaches the engine as Incoming(text="/ref", image=...).
+
     application = build_application(settings, engine)   # no network until it starts
     async with serving(application, settings) as send_to:   # long polling, or a webhook if TELEGRAM_WEBHOOK_URL is set
         ...                                              # bot/platforms.py starts the engine with send_to and waits
@@ -12,6 +16,7 @@ results as a photo (or a document, for files sent uncompressed or too big for a 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -38,7 +43,13 @@ from telegram.ext import (
     filters,
 )
 
-from bot.chat_common import SOMETHING_WENT_WRONG, ProgressThrottle, admitted
+from bot.chat_common import (
+    SOMETHING_WENT_WRONG,
+    ProgressThrottle,
+    admitted,
+    hand_over_in_order,
+)
+from bot.telegram_albums import Album, Albums
 from bot.telegram_files import download_image
 from bot.telegram_replies import Replier, shorten
 from bot.telegram_webhook import webhook_server
@@ -98,6 +109,7 @@ class TelegramAdapter:
             self._download_limit = min(self._download_limit, CLOUD_DOWNLOAD_LIMIT)
         self._command_names = {info.name for info in engine.commands}
         self.progress_throttle = ProgressThrottle()  # per chat: Telegram throttles edits chat by chat
+        self._albums = Albums()
 
     # ------------------------------------------------------------------ wiring
 
@@ -133,6 +145,9 @@ class TelegramAdapter:
         if message is None or user is None:
             return
         text = self._text_for_bot(message, context.bot.id, context.bot.username)
+        if message.media_group_id and (message.photo or message.document):
+            await self._on_album_part(message, user.id, text)
+            return
         if text is None:
             return
         group = message.chat.type != ChatType.PRIVATE
@@ -142,18 +157,53 @@ class TelegramAdapter:
             return
         replier = Replier(self, message, quote=group, as_document=message.document is not None)
         image = None
-        if message.photo or message.document:
+        picture = message if message.photo or message.document else _replied_picture(message, text)
+        if picture is not None:
             try:
-                image = await download_image(message, self._download_limit)
+                image = await download_image(picture, self._download_limit)
             except UserError as error:
                 await replier(TextReply(str(error), error=True))
                 return
+            text = text if picture is message else "/ref"
         key = ChatKey(PLATFORM, str(message.chat.id), str(_sender_id(message, user.id)))
         reply_to = None if image is not None else _replied_node(message, context.bot.id)
         try:
             await self._engine.handle(Incoming(key, text=text or None, image=image, reply_to=reply_to), replier)
         finally:
             await replier.finish()
+
+    async def _on_album_part(self, message: Message, user_id: int, text: str | None) -> None:
+        """One photo of an album: gathered with the others; the first part's handler hands the whole album over."""
+        allowed = self._allowed(user_id, message.chat.id)
+        key = ChatKey(PLATFORM, str(message.chat.id), str(_sender_id(message, user_id)))
+        download = download_image(message, self._download_limit) if allowed else asyncio.sleep(0, b"")
+        album = await self._albums.gather((key, message.media_group_id), message.message_id, text, download)
+        if album is None or not album.for_the_bot:
+            return
+        replier = Replier(self, message, quote=message.chat.type != ChatType.PRIVATE, as_document=False)
+        try:
+            if not allowed:
+                await replier.send_text(NOT_ALLOWED)
+                return
+            await self._hand_over_album(album, key, replier)
+        finally:
+            await replier.finish()
+
+    async def _hand_over_album(self, album: Album, key: ChatKey, replier: Replier) -> None:
+        """The first photo starts the tree, the others are references, then the caption. A photo that could not be
+        fetched is told and ends the album there: a later one would take its number ("picture 3" became 2)."""
+        incomings = []
+        for part in album.ordered():
+            error = part.image.exception()
+            if error is not None:
+                if not isinstance(error, UserError):
+                    log.error("could not fetch a photo of an album", exc_info=error)
+                await replier(TextReply(str(error) if isinstance(error, UserError) else FAILED, error=True))
+                break
+            incomings.append(Incoming(key, text="/ref" if incomings else None, image=part.image.result()))
+        else:
+            incomings += [Incoming(key, text=album.caption)] if album.caption else []
+        await hand_over_in_order(self._engine, incomings, replier)
 
     async def on_unsupported(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A sticker, voice note, video... in a private chat: say what the bot does instead of staying silent."""
@@ -242,6 +292,15 @@ def _sender_id(message: Message, user_id: int) -> int:
     as one placeholder user; `sender_chat` tells them apart: the group for its anonymous admins (who therefore
     share one history there; Telegram does not say which admin wrote), the channel for each channel."""
     return message.sender_chat.id if message.sender_chat is not None else user_id
+
+
+def _replied_picture(message: Message, text: str) -> Message | None:
+    """The photo (or image file) a bare `/ref` replies to: it becomes a reference for the next edit."""
+    command = _COMMAND.fullmatch(text.strip())
+    replied = message.reply_to_message
+    if command is None or command["name"].lower() != "ref" or command["rest"].strip() or replied is None:
+        return None
+    return replied if replied.photo or replied.document else None
 
 
 def _replied_node(message: Message, bot_id: int) -> int | None:

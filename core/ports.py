@@ -212,7 +212,9 @@ class Step:
 @dataclass(frozen=True)
 class Delayed:
     """The job waits for storage that does not answer (the database, the image store); it goes on by itself once
-    that is back, nothing lost."""
+    that is back, nothing lost. why: another reason it waits, told instead (no worker serves its model yet)."""
+
+    why: str = ""
 
 
 @dataclass(frozen=True)

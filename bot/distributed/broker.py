@@ -1,15 +1,17 @@
 """Taskiq's Redis stream broker, as front-ends kick job ids into it and workers read them back.
 
 A delivery is acknowledged only after its job ran, so a job whose worker died is delivered again (after
-`redeliver_seconds`), and the job row makes it count once. Two readers: `ReclaimingStreamBroker` (one job at a time)
-and `BatchingStreamBroker` (up to N jobs read together, held in `Deliveries` until they have all run).
+`redeliver_seconds`), and the job row makes it count once. A worker reads the streams of the models it
+serves (bot.distributed.serving), a front-end puts each job in its model's. Two readers: `ReclaimingStreamBroker`
+(one job at a time) and `BatchingStreamBroker` (up to N jobs read together, held in `Deliveries` until they have
+all run).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from redis.asyncio import Redis
 from taskiq import AckableMessage
@@ -17,6 +19,7 @@ from taskiq_redis import RedisStreamBroker
 
 from bot.distributed.keys import Keys
 from bot.distributed.outage import REDIS, Outages
+from bot.distributed.serving import DEFAULT_MODEL
 
 ACK_GIVE_UP_SECONDS = 30.0
 """How long an acknowledgement is retried while Redis is out; after that the job is delivered again (counted once)."""
@@ -39,6 +42,11 @@ class ReclaimingStreamBroker(RedisStreamBroker):
         super().__init__(*args, **kwargs)
         self.outages = Outages()
 
+    @property
+    def streams(self) -> list[str]:
+        """The job streams read: one per model served, the first model's first."""
+        return [self.queue_name, *self.additional_streams]
+
     async def listen(self) -> AsyncIterator[AckableMessage]:
         async with Redis(connection_pool=self.connection_pool) as redis:
             while True:
@@ -49,11 +57,15 @@ class ReclaimingStreamBroker(RedisStreamBroker):
                             yield AckableMessage(data=fields[b"data"], ack=self._patient_ack(message_id, stream))
 
     async def _read_one(self, redis: Redis) -> list:
-        _, claimed, *_ = await redis.xautoclaim(
-            self.queue_name, self.consumer_group_name, self.consumer_name, min_idle_time=self.idle_timeout, count=1,
-        )
-        return [(self.queue_name, claimed)] if claimed else await redis.xreadgroup(
-            self.consumer_group_name, self.consumer_name, {self.queue_name: ">"}, block=self.block, count=1,
+        for stream in self.streams:
+            _, claimed, *_ = await redis.xautoclaim(
+                stream, self.consumer_group_name, self.consumer_name, min_idle_time=self.idle_timeout, count=1,
+            )
+            if claimed:
+                return [(stream, claimed)]
+        # One job per stream at most: with several models, jobs arriving together on two streams both come here.
+        return await redis.xreadgroup(
+            self.consumer_group_name, self.consumer_name, dict.fromkeys(self.streams, ">"), block=self.block, count=1,
         )
 
     def _patient_ack(self, message_id: bytes, stream: str) -> Callable[[], Awaitable[None]]:
@@ -70,14 +82,18 @@ class ReclaimingStreamBroker(RedisStreamBroker):
 
 
 def make_broker(redis_url: str, queue_name: str, *, redeliver_seconds: float, consumer_name: str | None = None,
-                broker_class: type[ReclaimingStreamBroker] = ReclaimingStreamBroker) -> ReclaimingStreamBroker:
-    """The broker front-ends kick jobs into and workers listen on. The consumer group starts at the stream's
-    beginning ("0"), so jobs queued before any worker ever started are not skipped. broker_class: a subclass that
-    reads differently (a batching worker's, BatchingStreamBroker)."""
+                broker_class: type[ReclaimingStreamBroker] = ReclaimingStreamBroker,
+                models: Sequence[str] = (DEFAULT_MODEL,)) -> ReclaimingStreamBroker:
+    """The broker front-ends kick jobs into and workers listen on, over the job streams of `models` (a worker's:
+    those it serves). The consumer group starts at each stream's beginning ("0"), so jobs queued before any worker
+    of their model ever started are not skipped. broker_class: a subclass that reads differently (a batching
+    worker's, BatchingStreamBroker)."""
     idle_ms = int(redeliver_seconds * 1000)
+    keys = Keys(queue_name)
     return broker_class(
         redis_url,
-        queue_name=Keys(queue_name).stream,
+        queue_name=keys.jobs(models[0]),
+        additional_streams={keys.jobs(model): ">" for model in models[1:]},
         consumer_group_name=f"{queue_name}-workers",
         consumer_name=consumer_name,
         consumer_id="0",
@@ -161,14 +177,20 @@ class BatchingStreamBroker(ReclaimingStreamBroker):
                 if not messages:
                     continue
                 self.deliveries.delivered(len(messages))
-                for message_id, fields in messages:
-                    yield AckableMessage(data=fields[b"data"], ack=self._releasing_ack(message_id))
+                for stream, message_id, fields in messages:
+                    yield AckableMessage(data=fields[b"data"], ack=self._releasing_ack(message_id, stream))
 
-    async def _read(self, redis_client: Redis, size: int) -> list[tuple[bytes, dict]]:
-        _, claimed, *_ = await redis_client.xautoclaim(
-            self.queue_name, self.consumer_group_name, self.consumer_name, min_idle_time=self.idle_timeout, count=size,
-        )
-        messages = [(message_id, fields) for message_id, fields in claimed if fields]
+    async def _read(self, redis_client: Redis, size: int) -> list[tuple[str, bytes, dict]]:
+        """Up to `size` deliveries, (stream, id, fields): with several models, jobs arriving together on several
+        streams may make a few more (one read takes up to the count from each stream)."""
+        messages = []
+        for stream in self.streams:
+            if len(messages) < size:
+                _, claimed, *_ = await redis_client.xautoclaim(
+                    stream, self.consumer_group_name, self.consumer_name, min_idle_time=self.idle_timeout,
+                    count=size - len(messages),
+                )
+                messages += [(stream, message_id, fields) for message_id, fields in claimed if fields]
         deadline = None
         while len(messages) < size:
             block_ms = self.block
@@ -178,17 +200,18 @@ class BatchingStreamBroker(ReclaimingStreamBroker):
                 if block_ms <= 0:
                     break
             fetched = await redis_client.xreadgroup(
-                self.consumer_group_name, self.consumer_name, {self.queue_name: ">"}, block=block_ms,
+                self.consumer_group_name, self.consumer_name, dict.fromkeys(self.streams, ">"), block=block_ms,
                 count=size - len(messages),
             )
-            new = [(message_id, fields) for _, entries in fetched or [] for message_id, fields in entries if fields]
+            new = [(_text(stream), message_id, fields)
+                   for stream, entries in fetched or [] for message_id, fields in entries if fields]
             if not new and not messages:
                 break  # nothing for a while: reclaim again
             messages += new
         return messages
 
-    def _releasing_ack(self, message_id: bytes) -> Callable[[], Awaitable[None]]:
-        ack = self._patient_ack(message_id, self.queue_name)
+    def _releasing_ack(self, message_id: bytes, stream: str) -> Callable[[], Awaitable[None]]:
+        ack = self._patient_ack(message_id, stream)
 
         async def ack_and_release() -> None:
             try:
@@ -199,3 +222,5 @@ class BatchingStreamBroker(ReclaimingStreamBroker):
         return ack_and_release
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -4,8 +4,9 @@
 which one it has. What travels where (the Redis names: bot.distributed.keys):
 
 - the job row (bot.distributed.jobs) is the truth: the front-end records it before queueing, workers claim and complete it;
-- the job id goes through Taskiq's Redis *stream* broker: a delivery is acknowledged only after the job ran, so a job
-  whose worker died is delivered again (after `redeliver_seconds`) and the job row makes it count once;
+- the job id goes through Taskiq's Redis *stream* broker, in its model's stream (read only by workers serving that
+  model; with none, the person is told once and it waits: bot.distributed.serving): a delivery is acknowledged only
+  after the job ran, so a job whose worker died is delivered again (after `redeliver_seconds`) and counts once;
 - queue positions come from a Redis sorted set of waiting jobs; steps, start and end travel on a Redis pub/sub
   channel per front-end; a cancel is a Redis key the worker checks every step;
 - a front-end that restarts re-attaches to its undelivered jobs (`recovered()`), and a slow poll of the job rows
@@ -29,6 +30,7 @@ from bot.distributed.identity import FrontendLease
 from bot.distributed.jobs import JobRecord, JobRepository
 from bot.distributed.keys import CANCEL_FLAG_SECONDS, TASK_NAME, Keys
 from bot.distributed.outage import DATABASE, REDIS, Outages, log_unless_outage
+from bot.distributed.serving import DEFAULT_MODEL, routed, served, unserved_line
 from core.domain import EditJob, Node
 from core.errors import (
     EDIT_FAILED_ON_OUR_SIDE,
@@ -58,7 +60,7 @@ class DistributedQueue(JobQueue):
     """The JobQueue of a front-end, over Redis and the job table. One per front-end process; `frontend` names it in the job
     table so a restarted process re-attaches to its own jobs; the name is leased in Redis while the process lives
     (bot.distributed.identity): exact_frontend=False takes the next free NAME-2, NAME-3... when it is held. The observer hears how each of its jobs ended, as
-    EditQueue's does (see `_observe`)."""
+    EditQueue's does (see `_observe`). default_model: the name jobs asking for the default model ("") run on."""
 
     def __init__(
         self,
@@ -75,6 +77,7 @@ class DistributedQueue(JobQueue):
         observer: EditObserver | None = None,
         give_up_seconds: float = GIVE_UP_SECONDS,
         exact_frontend: bool = True,
+        default_model: str = DEFAULT_MODEL,
     ) -> None:
         self._broker = broker
         self._observer = observer or NoObserver()
@@ -87,7 +90,7 @@ class DistributedQueue(JobQueue):
         self._max_per_person = max_waiting_per_person
         self._max_total = max_waiting_total
         self._poll_seconds = poll_seconds
-        self._kicker = AsyncKicker(TASK_NAME, broker, {})
+        self._default_model = default_model  # what a job's model "" means: EDITBOT_MODELS' first
         self._handles: dict[str, DistributedJob] = {}
         self._recovered: list[DistributedJob] = []
         self._background: set[asyncio.Task] = set()
@@ -204,8 +207,8 @@ class DistributedQueue(JobQueue):
     # ------------------------------------------------------------------ queueing
 
     def _track(self, job_id: str, job: EditJob) -> DistributedJob:
-        handle = DistributedJob(job_id, job, asyncio.get_running_loop().create_future())
-        self._handles[job_id] = handle
+        loop = asyncio.get_running_loop()
+        handle = self._handles[job_id] = DistributedJob(job_id, routed(job, self._default_model), loop.create_future())
         return handle
 
     def _spawn(self, coroutine) -> asyncio.Task:
@@ -259,8 +262,13 @@ class DistributedQueue(JobQueue):
         self._settle(handle, exception=error)
 
     async def _queue(self, handle: DistributedJob, since: float) -> None:
+        model = handle.job.params.model
         await self._redis.zadd(self._keys.waiting, {handle.id: since}, nx=True)
-        await self._kicker.with_task_id(handle.id).kiq(handle.id)
+        kicker = AsyncKicker(TASK_NAME, self._broker, {"queue_name": self._keys.jobs(model)})  # its model's stream
+        await kicker.with_task_id(handle.id).kiq(handle.id)
+        if not handle.unserved and not await served(self._redis, self._keys, model):
+            handle.unserved = True  # told once; positions wait until a worker of its model is there
+            handle.report(Delayed(unserved_line(model)))
 
     async def _cancel(self, handle: DistributedJob) -> None:
         if handle.enqueued is not None:
@@ -340,6 +348,11 @@ class DistributedQueue(JobQueue):
     async def _announce_positions(self) -> None:
         """Tell each waiting job how many jobs wait in front of it (plus one: the work running ahead of them all)."""
         waiting = [handle for handle in self._handles.values() if not handle.started]
+        unserved = {handle.job.params.model for handle in waiting if handle.unserved}
+        came = {model for model in unserved if await served(self._redis, self._keys, model)}  # a worker of it started
+        for handle in waiting:  # their positions mean something now
+            handle.unserved = handle.unserved and handle.job.params.model not in came
+        waiting = [handle for handle in waiting if not handle.unserved]
         if not waiting:
             return
         async with self._redis.pipeline(transaction=False) as pipe:

@@ -1,6 +1,7 @@
 """The names a deployment (one `queue_name`, prefix P) uses in Redis, shared by front-ends and workers:
 
-- P:jobs, the stream of job ids (Taskiq's task TASK_NAME) workers read;
+- P:jobs:MODEL, the stream of the job ids (Taskiq's task TASK_NAME) of one enabled model, read by the workers that
+  serve it; P:serving:MODEL, a sorted set of those workers, each scored by when its presence expires;
 - P:waiting, a sorted set of the jobs not started yet, by submission time (queue positions);
 - P:events:FRONTEND, the pub/sub channel of a front-end's jobs (started, step, finished), and P:moved, told when a job
   leaves the waiting set (positions changed);
@@ -23,9 +24,11 @@ class Keys:
 
     prefix: str
 
-    @property
-    def stream(self) -> str:
-        return f"{self.prefix}:jobs"
+    def jobs(self, model: str) -> str:
+        return f"{self.prefix}:jobs:{model}"
+
+    def serving(self, model: str) -> str:
+        return f"{self.prefix}:serving:{model}"
 
     @property
     def waiting(self) -> str:

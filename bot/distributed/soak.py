@@ -38,6 +38,7 @@ async def soak(bench: Bench, minutes: float, workers: int, in_flight: int) -> di
     from bot.distributed.broker import make_broker
     from bot.distributed.frontend import DistributedQueue
     from bot.distributed.keys import Keys
+    from bot.distributed.serving import DEFAULT_MODEL
 
     queue_name = f"soak-{uuid.uuid4().hex[:8]}"
     redis = Redis.from_url(bench.redis_url)
@@ -72,14 +73,14 @@ async def soak(bench: Bench, minutes: float, workers: int, in_flight: int) -> di
                 processes[victim] = bench.start_workers(1, queue_name, extra)[0]
                 kills, last_kill = kills + 1, now
             if now - last_sample >= 60.0 or not samples:
-                samples.append(await _redis_figures(redis, Keys(queue_name).stream))
+                samples.append(await _redis_figures(redis, Keys(queue_name).jobs(DEFAULT_MODEL)))
                 last_sample = now
         wall = time.monotonic() - started
         if flying:
             await asyncio.wait(flying, timeout=DRAIN_SECONDS)
         for future, index in flying.items():
             outcomes[index] = _outcome(future) if future.done() else "unfinished"
-        samples.append(await _redis_figures(redis, Keys(queue_name).stream))
+        samples.append(await _redis_figures(redis, Keys(queue_name).jobs(DEFAULT_MODEL)))
     finally:
         await queue.close()  # and its Redis client
         await bench.stop(processes, queue_name)

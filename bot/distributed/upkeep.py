@@ -1,5 +1,6 @@
-"""Keeping the job stream small: every worker now and then trims the entries all workers are done with and removes
-the consumers of workers that are gone (each worker restart leaves one behind, named host:pid).
+"""Keeping the job streams small: every worker now and then trims, in each stream it reads (one per model it
+serves), the entries all workers are done with and removes the consumers of workers that are gone (each worker
+restart leaves one behind, named host:pid).
 
 Nothing pending is lost: entries are trimmed only below the oldest one delivered and not yet acknowledged (and
 never past the group's last delivery, so jobs nobody read yet stay), and a consumer is removed only when it holds
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
@@ -58,20 +60,21 @@ async def tidy_stream(redis: Redis, stream: str, group: str, *, gone_after: floa
     return trimmed, removed
 
 
-async def keep_tidy(redis: Redis, stream: str, group: str, consumer: str, outages: Outages,
+async def keep_tidy(redis: Redis, streams: Sequence[str], group: str, consumer: str, outages: Outages,
                     every: float = TIDY_EVERY_SECONDS) -> None:
-    """Tidy the stream every `every` seconds until cancelled (a worker's background task)."""
+    """Tidy each of the streams every `every` seconds until cancelled (a worker's background task)."""
     while True:
         await asyncio.sleep(every)
-        try:
-            trimmed, removed = await tidy_stream(redis, stream, group, keep_consumer=consumer)
-        except Exception as error:
-            if outages.failed(error) is None:
-                log.exception("tidying the job stream failed")
-            continue
-        outages.fine(REDIS)
-        if removed:
-            log.info("removed %d consumers of workers gone; trimmed %d entries", removed, trimmed)
+        for stream in streams:
+            try:
+                trimmed, removed = await tidy_stream(redis, stream, group, keep_consumer=consumer)
+            except Exception as error:
+                if outages.failed(error) is None:
+                    log.exception("tidying the job stream %s failed", stream)
+                continue
+            outages.fine(REDIS)
+            if removed:
+                log.info("%s: removed %d consumers of workers gone; trimmed %d entries", stream, removed, trimmed)
 
 
 def _text(value) -> str:

@@ -32,6 +32,12 @@ from bot.distributed.broker import BatchingStreamBroker, Deliveries, make_broker
 from bot.distributed.jobs import JobRecord, JobRepository, SqlJobRepository
 from bot.distributed.keys import TASK_NAME, Keys
 from bot.distributed.outage import DATABASE, IMAGE_STORE, REDIS, Outages
+from bot.distributed.serving import (
+    DEFAULT_MODEL,
+    keep_serving,
+    start_serving,
+    stop_serving,
+)
 from bot.distributed.upkeep import keep_tidy
 from core.errors import EDIT_FAILED_ON_OUR_SIDE, EditCancelled, UserError, failure_kind
 from core.runner import EditRunner
@@ -263,17 +269,20 @@ class EditWorker:
 
 
 async def serve(worker: EditWorker, redis_url: str, queue_name: str, redeliver_seconds: float,
-                on_ready: Callable[[], None] | None = None, *, batch_size: int = 1) -> None:
-    """Listen for jobs until cancelled, each acknowledged once run: one at a time, or with batch_size > 1 up to that
-    many read together and run as batches (see the module's docstring). on_ready: called once connected."""
+                on_ready: Callable[[], None] | None = None, *, batch_size: int = 1,
+                models: Sequence[str] = (DEFAULT_MODEL,)) -> None:
+    """Listen for the jobs of `models` (those this worker serves) until cancelled, each acknowledged once run: one at
+    a time, or with batch_size > 1 up to that many read together and run as batches (see the module's docstring).
+    on_ready: called once connected."""
     if batch_size == 1:
-        broker = make_broker(redis_url, queue_name, redeliver_seconds=redeliver_seconds, consumer_name=worker.name)
+        broker = make_broker(redis_url, queue_name, redeliver_seconds=redeliver_seconds, consumer_name=worker.name,
+                             models=models)
 
         async def edit(job_id: str) -> None:
             await asyncio.to_thread(worker.process, job_id)
     else:
         broker = make_broker(redis_url, queue_name, redeliver_seconds=redeliver_seconds, consumer_name=worker.name,
-                             broker_class=BatchingStreamBroker)
+                             broker_class=BatchingStreamBroker, models=models)
         deliveries = broker.deliveries = Deliveries(worker.process_batch, batch_size)
 
         async def edit(job_id: str) -> None:
@@ -282,16 +291,21 @@ async def serve(worker: EditWorker, redis_url: str, queue_name: str, redeliver_s
     broker.outages = worker.outages  # one line per change of Redis's state for the whole process
     broker.register_task(edit, task_name=TASK_NAME)
     await broker.startup()
-    tidying = asyncio.create_task(keep_tidy(AsyncRedis(connection_pool=broker.connection_pool), broker.queue_name,
-                                            broker.consumer_group_name, worker.name, worker.outages))
+    redis_client = AsyncRedis(connection_pool=broker.connection_pool)
+    tidying = asyncio.create_task(keep_tidy(redis_client, broker.streams, broker.consumer_group_name, worker.name,
+                                            worker.outages))
+    await start_serving(redis_client, worker.keys, models, worker.name)
+    serving = asyncio.create_task(keep_serving(redis_client, worker.keys, models, worker.name, worker.outages))
     if on_ready is not None:
         on_ready()
     try:
-        # Room for exactly one read's jobs (max_prefetch=0): the rest stay in the stream for other workers.
+        # Room for exactly one read's jobs (max_prefetch=0): the rest stay in the streams for other workers.
         await run_receiver_task(broker, max_async_tasks=batch_size, max_prefetch=0,
                                 ack_time=AcknowledgeType.WHEN_EXECUTED)
     finally:
         tidying.cancel()
+        serving.cancel()
+        await stop_serving(redis_client, worker.keys, models, worker.name)
         await broker.shutdown()
 
 
@@ -316,6 +330,7 @@ def run_worker(settings, *, editor=None, on_ready: Callable[[], None] | None = N
         queue_name=options.queue_name,
         stale_after=options.redeliver_seconds,
     )
-    log.info("worker %s ready (batch size %d)", worker.name, options.worker_batch_size)
+    models = [spec.name for spec in settings.editor.model_specs]
+    log.info("worker %s ready (batch size %d), serving %s", worker.name, options.worker_batch_size, ", ".join(models))
     asyncio.run(serve(worker, options.redis_url, options.queue_name, options.redeliver_seconds, on_ready,
-                      batch_size=options.worker_batch_size))
+                      batch_size=options.worker_batch_size, models=models))

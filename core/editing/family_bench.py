@@ -12,15 +12,17 @@ real-size figure. Prints seconds per edit for stock, our editor, and our editor 
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import numpy as np
 import torch
 
-from core.editing.bench import _max_diff, _measure, _test_photo
+from core.benchstats import MachineLoad
+from core.editing.bench import _max_diff, _measure, sample_photo
 from core.editing.families import family_named
 from core.editing.loading import build_editor, load_family_pipeline
-from core.editing.sources import TINY, resolve_device
+from core.editing.sources import FULL_RANDOM, TINY, resolve_device
 
 INSTRUCTION = "make it look like a watercolour painting"
 SEED = 1234
@@ -40,13 +42,15 @@ def run_family_benchmark(
     family = family_named(family_name)
     torch_device = resolve_device(device)
     size = size or (64 if model == TINY else 256)
+    if model == FULL_RANDOM and dtype == "auto":
+        dtype = family.dtype  # the real size in float32 would not fit (FLUX.2 klein 4B: 32 GB)
     steps = steps or (2 if torch_device.type == "cpu" else family.defaults().steps)
     started = time.perf_counter()
     pipeline = load_family_pipeline(family.name, model, device=str(torch_device), dtype=dtype)
     build_seconds = time.perf_counter() - started
     options = {"auto_resize": False} if family.name == "kontext" else {}
     editor = build_editor(family.name, pipeline, max_side=size, **options)
-    photo = _test_photo(size)
+    photo = sample_photo(size)
     params = family.with_value(family.with_value(family.defaults(), "steps", steps), "seed", SEED)
     width, height = editor.working_size(photo.size)
     stock_arguments = {**editor.pipeline_arguments(params), **editor.size_arguments(width, height)}
@@ -67,13 +71,16 @@ def run_family_benchmark(
                "size": f"{width}x{height}", "steps": steps, "threads": torch.get_num_threads(),
                "build_seconds": round(build_seconds, 1), "cases": []}
     reference = None
-    for name, run, pictures in (("stock", stock, 1), ("ours", ours, 1), ("ours, 2 seeds in one call", two_seeds, 2)):
-        seconds, memory, output = _measure(run, torch_device)
-        reference = output if reference is None else reference
-        figures["cases"].append({
-            "case": name, "seconds_per_picture": round(seconds / pictures, 3), "peak_memory_mib": round(memory),
-            "max_pixel_diff_vs_stock": None if name == "stock" else float(f"{_max_diff(output, reference):.3g}"),
-        })
+    with MachineLoad() as load:
+        for name, run, pictures in (("stock", stock, 1), ("ours", ours, 1),
+                                    ("ours, 2 seeds in one call", two_seeds, 2)):
+            seconds, memory, output = _measure(run, torch_device)
+            reference = output if reference is None else reference
+            figures["cases"].append({
+                "case": name, "seconds_per_picture": round(seconds / pictures, 3), "peak_memory_mib": round(memory),
+                "max_pixel_diff_vs_stock": None if name == "stock" else float(f"{_max_diff(output, reference):.3g}"),
+            })
+    figures["machine"] = load.figures()
     if as_json:
         print(json.dumps(figures, indent=2))
     else:
@@ -83,4 +90,10 @@ def run_family_benchmark(
         for case in figures["cases"]:
             diff = "-" if case["max_pixel_diff_vs_stock"] is None else f"{case['max_pixel_diff_vs_stock']:.3g}"
             print(f"{case['case']:<28}{case['seconds_per_picture']:>11.2f}{case['peak_memory_mib']:>10}{diff:>11}")
+        machine = figures["machine"]
+        print(f"others' CPU share {machine['others_cpu_share']}, load average {machine['load_average_before']} "
+              f"before, {machine['load_average_after']} after")
+    if figures["machine"]["warning"]:
+        print(figures["machine"]["warning"], file=sys.stderr)
     return figures
+

@@ -60,4 +60,5 @@ def _materialize(module: torch.nn.Module, dtype: torch.dtype, generator: torch.G
             value.zero_()
         else:
             value.normal_(0.0, 0.02, generator=generator)
-        set_module_tensor_to_device(module, name, "cpu", value=value)
+        # dtype given: left out, accelerate casts to the meta parameter's float32 (32 GB in all: out of memory)
+        set_module_tensor_to_device(module, name, "cpu", value=value, dtype=dtype)

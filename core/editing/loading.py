@@ -98,7 +98,7 @@ def _load(family: Family, source: str, torch_dtype: torch.dtype, offline: bool, 
         return build_tiny(family.name).to(dtype=torch_dtype)
     if source == sources.FULL_RANDOM:
         try:
-            return build_full_random(family.name).to(dtype=torch_dtype)
+            return build_full_random(family.name, torch_dtype).to(dtype=torch_dtype)
         except ValueError as error:
             raise ModelUnavailable(str(error)) from error
     path = Path(source).expanduser()

@@ -64,14 +64,15 @@ def build_tiny(family: str, seed: int = 0):
     return pipeline
 
 
-def build_full_random(family: str):
-    """The family's real architecture with random weights, for benchmarks (only families that fit 24 GB)."""
+def build_full_random(family: str, dtype: torch.dtype = torch.float32):
+    """The family's real architecture with random weights, for benchmarks (only families that fit 24 GB). FLUX.2
+    klein is built straight in `dtype`: a float32 copy on the way to bfloat16 would need twice the memory."""
     if family == "pix2pix":
         return build_full_random_pipeline()
     if family == "flux2-klein":
         from core.editing.klein_4b import build_random_klein_4b
 
-        return build_random_klein_4b()
+        return build_random_klein_4b(dtype)
     raise ValueError(f"No full-size random build of {family} here: it does not fit this machine.")
 
 

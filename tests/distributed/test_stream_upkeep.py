@@ -16,6 +16,7 @@ pytest.importorskip("taskiq_redis")
 from redis.asyncio import Redis  # noqa: E402
 
 from bot.distributed.keys import Keys  # noqa: E402
+from bot.distributed.serving import DEFAULT_MODEL  # noqa: E402
 from bot.distributed.upkeep import tidy_stream  # noqa: E402
 from tests.support.chat import Chat, images, texts  # noqa: E402
 from tests.support.cluster import person, until  # noqa: E402
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 async def test_trimming_while_jobs_are_pending_on_a_worker_that_dies_loses_nothing(private_cluster, private_redis):
     cluster = private_cluster
-    stream, group = Keys(cluster.queue_name).stream, f"{cluster.queue_name}-workers"
+    stream, group = Keys(cluster.queue_name).jobs(DEFAULT_MODEL), f"{cluster.queue_name}-workers"
     quick = cluster.start_worker(step_seconds=0.01)
     await until(lambda: cluster.ready_workers() == 1, what="the first worker ready")
     engine = cluster.engine()

@@ -58,8 +58,9 @@ class Cluster:
         self.workers: list[subprocess.Popen] = []
 
     def start_worker(self, step_seconds: float, batch_size: int = 1, *, log: Path | None = None,
-                     extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-        """A worker process; `log`: a file its standard error goes to (what it logs)."""
+                     extra_env: dict[str, str] | None = None, models: str | None = None) -> subprocess.Popen:
+        """A worker process; `log`: a file its standard error goes to (what it logs); `models`: its EDITBOT_MODELS
+        (the models it serves; default: the one model `default`)."""
         env = {
             **os.environ,
             "EDITBOT_DATA_DIR": str(self.data_dir),
@@ -70,6 +71,7 @@ class Cluster:
             "EDITBOT_REDELIVER_SECONDS": str(REDELIVER_SECONDS),
             "EDITBOT_WORKER_BATCH_SIZE": str(batch_size),
             "TEST_STEP_SECONDS": str(step_seconds),
+            **({"EDITBOT_MODELS": models} if models else {}),
             **(extra_env or {}),
         }
         with open(log, "ab") if log else contextlib.nullcontext() as stderr:
@@ -103,8 +105,12 @@ class Cluster:
     def engine(self, frontend: str = "test", **options) -> ConversationEngine:
         """A front-end's engine; options: more DistributedQueue settings (give_up_seconds...), or another `jobs`
         repository than the cluster's."""
+        return ConversationEngine(self.history, self.images, self.queue(frontend, **options))
+
+    def queue(self, frontend: str = "test", **options) -> DistributedQueue:
+        """A front-end's queue, options as `engine`'s."""
         jobs = options.pop("jobs", self.jobs)
-        queue = DistributedQueue(
+        return DistributedQueue(
             make_broker(self.redis_url, self.queue_name, redeliver_seconds=REDELIVER_SECONDS),
             Redis.from_url(self.redis_url),
             jobs,
@@ -115,7 +121,6 @@ class Cluster:
             poll_seconds=0.5,
             **options,
         )
-        return ConversationEngine(self.history, self.images, queue)
 
     def children_of_roots(self) -> list[int]:
         """For each photo sent, how many edits of it were recorded."""

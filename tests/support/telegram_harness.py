@@ -410,9 +410,11 @@ class Person:
         await self.send(**fields)
 
     async def send_photo(
-        self, sizes: list[tuple[bytes, int, int]], caption: str | None = None, *, file_size: int | None = None
+        self, sizes: list[tuple[bytes, int, int]], caption: str | None = None, *, file_size: int | None = None,
+        media_group_id: str | None = None,
     ) -> None:
-        """A compressed photo: one (bytes, width, height) per size Telegram made, smallest first."""
+        """A compressed photo: one (bytes, width, height) per size Telegram made, smallest first; media_group_id:
+        one photo of an album (each comes as its own update)."""
         photo = []
         for data, width, height in sizes:
             file_id = await self.session.upload(data, "photo.jpg")
@@ -424,6 +426,8 @@ class Person:
                 "file_size": file_size or len(data),
             })
         fields: dict = {"photo": photo}
+        if media_group_id is not None:
+            fields["media_group_id"] = media_group_id
         if caption is not None:
             fields.update(caption=caption, caption_entities=_entities(caption))
         await self.send(**fields)

@@ -59,3 +59,15 @@ def test_gpu_bench_writes_one_json_file_with_every_part(tmp_path):
     assert [row["jobs"] for row in report["batched"]] == [1, 4, 8]
     assert all(row["edits_per_s"] > 0 for row in report["batched"])
     assert report["targets"] == {"seconds_per_edit": 0.3, "batched_edits_per_s": 6.0}
+
+
+def test_family_bench_times_the_editor_against_its_stock_pipeline(capsys):
+    from core.editing.family_bench import run_family_benchmark
+
+    figures = run_family_benchmark("flux2-klein", device="cpu", size=64, steps=1, as_json=True)
+    assert json.loads(capsys.readouterr().out) == figures
+    cases = {case["case"]: case for case in figures["cases"]}
+    assert list(cases) == ["stock", "ours", "ours, 2 seeds in one call"]
+    assert cases["ours"]["max_pixel_diff_vs_stock"] < 1e-4  # our editor computes what the stock pipeline computes
+    assert all(case["seconds_per_picture"] > 0 and case["peak_memory_mib"] > 0 for case in cases.values())
+    assert set(figures["machine"]) >= {"others_cpu_share", "load_average_before", "load_average_after"}
