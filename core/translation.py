@@ -13,6 +13,7 @@ Three model families are understood, told apart by their vocabulary:
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import threading
@@ -183,6 +184,7 @@ class TransformersTranslator:
         model = model.to(device=self.device, dtype=dtype).eval()
         if self.int8:
             model = quantized_int8(model)
+            release_freed_memory()  # the float32 weights the int8 ones replaced
         return _Loaded(model, tokenizer, model_family(tokenizer))
 
     def _from_pretrained(self):
@@ -222,9 +224,19 @@ class TransformersTranslator:
             return
         log.info("unloading translation model %s (idle)", self.source)
         self._loaded = None
-        gc.collect()
+        release_freed_memory()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by dropped weights back to the system. glibc keeps freed blocks of the size of a layer's
+    weights for reuse, so without this a process that let a model go (or its float32 weights) keeps their RSS."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        pass
 
 
 def quantized_int8(model: torch.nn.Module) -> torch.nn.Module:
