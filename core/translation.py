@@ -9,6 +9,8 @@ Three model families are understood, told apart by their vocabulary:
   first token `__en__`.
 - NLLB-200 (`facebook/nllb-200-distilled-600M`): the same, with codes like `fra_Latn` / `eng_Latn`.
 - Marian (`Helsinki-NLP/opus-mt-mul-en`, `opus-mt-fr-en`...): no language tokens; the model knows its pair.
+
+On a CPU the linear layers run in int8 (`quantized_int8`), greedily; on a GPU in float16, with beams.
 """
 
 from __future__ import annotations
@@ -35,16 +37,15 @@ FULL_RANDOM_NLLB = "full-random-nllb"  # facebook/nllb-200-distilled-600M's arch
 # An instruction is a sentence: its English rarely needs more than 60 tokens, nor more than twice the tokens of the
 # words it translates (plus a few). Longer output is a model going astray, and each token costs a decoder pass.
 MAX_NEW_TOKENS = 96
+# Beam search finds better wording than greedy decoding; on a GPU it costs little, on a CPU it triples the decoder's
+# work, which the per-instruction budget (2 s) cannot afford.
+GPU_BEAMS = 3
+CPU_BEAMS = 1
 
 
 def new_tokens_bound(source_tokens: int) -> int:
     return min(MAX_NEW_TOKENS, 2 * source_tokens + 8)
 
-
-# Beam search finds better wording than greedy decoding; on a GPU it costs little, on a CPU it triples the decoder's
-# work, which the per-instruction budget (2 s) cannot afford.
-GPU_BEAMS = 3
-CPU_BEAMS = 1
 
 # Language names as core.hints reports them -> (M2M-100 code, NLLB-200 code).
 LANGUAGE_CODES = {
