@@ -67,5 +67,6 @@ def bench_translation_command(settings: Settings, args: argparse.Namespace) -> i
 
     if args.tokens < 1 or args.repeats < 1 or (args.threads is not None and args.threads < 1):
         raise UserError("--tokens, --repeats and --threads must be positive.")
-    run_benchmark(args.model, args.device, args.tokens, args.repeats, args.json, args.threads)
+    run_benchmark(args.model, args.device, args.tokens, args.repeats, args.json, args.threads, args.float32,
+                  args.check_int8)
     return 0

@@ -104,7 +104,8 @@ def build_translator(settings: Settings) -> Translator | None:
         except ModelUnavailable:  # e.g. a distributed front-end without the workers' GPU
             log.warning("EDITBOT_DEVICE=%s is not available here: translating on the CPU", settings.editor.device)
     return TransformersTranslator(options.translation_model, device=device,
-                                  idle_seconds=options.translation_idle_seconds, offline=settings.editor.offline)
+                                  idle_seconds=options.translation_idle_seconds, offline=settings.editor.offline,
+                                  int8=options.translation_int8)
 
 
 def build_segmenter(settings: Settings) -> Segmenter:

@@ -30,6 +30,7 @@ from bot.chat_common import (
 from bot.discord_commands import add_commands
 from bot.discord_replies import ChannelPoster, PressButton, Responder
 from core.config import Settings
+from core.conversation.language import FIX_TRANSLATION, MEANT_MAX_CHARS
 from core.domain import ChatKey
 from core.errors import BadImage, UserError
 from core.messages import Incoming, Press, Reply, TextReply
@@ -76,6 +77,24 @@ class InstructionModal(discord.ui.Modal, title="Edit this image"):
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await self._client.answer_edit(interaction, self._attachment, self.instruction.value)
+
+
+class CorrectionModal(discord.ui.Modal, title="Fix the translation"):
+    """Asks for the English the person meant, from a translated result's Fix translation button: Discord has no
+    replies to the bot's messages for it (Telegram's way)."""
+
+    english = discord.ui.TextInput(
+        label="The English you meant", placeholder="e.g. make the photo snowy", max_length=MEANT_MAX_CHARS,
+        custom_id="english",
+    )
+
+    def __init__(self, client: EditBotClient, node_id: int) -> None:
+        super().__init__(timeout=600)
+        self._client = client
+        self._node_id = node_id
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await self._client.answer_correction(interaction, self._node_id, self.english.value)
 
 
 async def _collect_text(engine: ConversationEngine, key: ChatKey, texts: Sequence[str]) -> list[TextReply]:
@@ -201,12 +220,25 @@ class EditBotClient(discord.Client):
             Incoming(key, text=instruction.lstrip("/ ") or instruction)], send)
 
     async def answer_press(self, interaction: discord.Interaction, press: Press) -> None:
-        """A result button: acknowledged silently; a refusal (e.g. someone else's history) only the presser sees."""
+        """A result button: acknowledged silently; a refusal (e.g. someone else's history) only the presser sees.
+        Fix translation opens a box asking for the English instead."""
         if not await self._admit(interaction):
+            return
+        if press.action == FIX_TRANSLATION:
+            await interaction.response.send_modal(CorrectionModal(self, press.node_id))
             return
         await interaction.response.defer()
         send = Responder(interaction, owns_original=False)
         await self._guarded(send, self.engine.handle(Incoming(chat_key(interaction), action=press), send))
+
+    async def answer_correction(self, interaction: discord.Interaction, node_id: int, english: str) -> None:
+        """The English typed into a Fix translation box: that edit made again with it, shown like an edit."""
+        if not await self._admit(interaction):
+            return
+        await interaction.response.defer(thinking=True)
+        send = Responder(interaction, owns_original=True)
+        incoming = Incoming(chat_key(interaction), text=english, corrects=node_id)
+        await self._guarded(send, self.engine.handle(incoming, send))
 
     async def offer_edit(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """The "Edit this image" menu: ask for the instruction in a modal, having checked the image first."""

@@ -83,6 +83,9 @@ class TranslationSettings(BaseSettings):
     """editor: the editor's device (EDITBOT_DEVICE); cpu: keep the GPU for the editor."""
     translation_idle_seconds: float = Field(600.0, ge=0.0)
     """Free the translation model after this many seconds without a translation; 0: keep it loaded."""
+    translation_int8: bool = True
+    """On a CPU, run the translation model's linear layers in int8 (about 2.5 times less CPU time per instruction,
+    half the memory); false: float32, for whoever finds int8's wording worse. A GPU always runs float16."""
 
 
 class StorageSettings(BaseSettings):

@@ -21,7 +21,10 @@ class Incoming:
     """A message from a person: text (a command, an instruction, or None), and optionally image bytes.
 
     A button press arrives as `action` with the node it carries, e.g. Incoming(key, action=Press("undo", 42)).
-    reply_to: the node of an earlier result the person replied to; text then edits that result, not the head.
+    reply_to: the node of an earlier result the person replied to; text then edits that result, not the head (in
+        English, to a translated result, it corrects that translation: core/conversation/language.py).
+    corrects: the node of a translated result whose Fix translation box the person filled in: text is the English
+        they meant, never a command nor a new instruction.
     """
 
     key: ChatKey
@@ -29,6 +32,7 @@ class Incoming:
     image: bytes | None = None
     action: Press | None = None
     reply_to: int | None = None
+    corrects: int | None = None
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,17 @@ Three model families are understood, told apart by their vocabulary:
   first token `__en__`.
 - NLLB-200 (`facebook/nllb-200-distilled-600M`): the same, with codes like `fra_Latn` / `eng_Latn`.
 - Marian (`Helsinki-NLP/opus-mt-mul-en`, `opus-mt-fr-en`...): no language tokens; the model knows its pair.
+
+On a CPU the linear layers run in int8 (`quantized_int8`), greedily; on a GPU in float16, with beams.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import threading
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -30,12 +34,18 @@ TINY = "tiny"
 FULL_RANDOM = "full-random"  # facebook/m2m100_418M's architecture, random weights
 FULL_RANDOM_NLLB = "full-random-nllb"  # facebook/nllb-200-distilled-600M's architecture, random weights
 
-# An instruction is a sentence: its English rarely needs more than 60 tokens. Longer output is a model going astray.
+# An instruction is a sentence: its English rarely needs more than 60 tokens, nor more than twice the tokens of the
+# words it translates (plus a few). Longer output is a model going astray, and each token costs a decoder pass.
 MAX_NEW_TOKENS = 96
 # Beam search finds better wording than greedy decoding; on a GPU it costs little, on a CPU it triples the decoder's
 # work, which the per-instruction budget (2 s) cannot afford.
 GPU_BEAMS = 3
 CPU_BEAMS = 1
+
+
+def new_tokens_bound(source_tokens: int) -> int:
+    return min(MAX_NEW_TOKENS, 2 * source_tokens + 8)
+
 
 # Language names as core.hints reports them -> (M2M-100 code, NLLB-200 code).
 LANGUAGE_CODES = {
@@ -94,12 +104,17 @@ class TransformersTranslator:
     offline: never contact the hub; hub ids must already be in the local cache.
     new_tokens: for benchmarks: write exactly this many tokens, as long as a real translation (random weights
         would stop anywhere up to the limit). None: stop at the end of the sentence.
+    int8: on a CPU, run the linear layers in int8 (dynamic quantization): decoding one token reads every weight of
+        the decoder and the vocabulary projection, so a quarter of the bytes is most of the time saved (see
+        docs/performance.md, Translation). False: float32.
     """
 
     def __init__(self, source: str = DEFAULT_TRANSLATION_MODEL, *, device: str = "cpu",
-                 idle_seconds: float | None = None, offline: bool = False, new_tokens: int | None = None) -> None:
+                 idle_seconds: float | None = None, offline: bool = False, new_tokens: int | None = None,
+                 int8: bool = True) -> None:
         self.source = source
         self.device = torch.device(device)
+        self.int8 = int8 and self.device.type == "cpu"
         self.idle_seconds = idle_seconds
         self.offline = offline
         self.new_tokens = new_tokens
@@ -129,11 +144,16 @@ class TransformersTranslator:
             self._unload_locked()
 
     def _generate(self, loaded: _Loaded, text: str, source_language: str) -> str:
+        output = self._output_ids(loaded, text, source_language)
+        return text if output is None else loaded.tokenizer.decode(output, skip_special_tokens=True).strip()
+
+    def _output_ids(self, loaded: _Loaded, text: str, source_language: str) -> list[int] | None:
+        """The tokens the model writes for `text`; None when it does not know the language."""
         tokenizer, family = loaded.tokenizer, loaded.family
         source_token = language_token(family, source_language)
         target_token = language_token(family, "English")
         if family != "marian" and (source_token not in tokenizer.get_vocab()):
-            return text
+            return None
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         # Every family reads "[source language] text </s>" (Marian without the language).
         ids = ([tokenizer.convert_tokens_to_ids(source_token)] if source_token else []) + ids + [tokenizer.eos_token_id]
@@ -143,13 +163,14 @@ class TransformersTranslator:
         with torch.inference_mode():
             output = loaded.model.generate(
                 torch.tensor([ids], device=self.device),
-                max_new_tokens=self.new_tokens or MAX_NEW_TOKENS,
+                max_new_tokens=self.new_tokens or new_tokens_bound(len(ids)),
                 min_new_tokens=self.new_tokens or 0,
                 num_beams=GPU_BEAMS if self.device.type == "cuda" else CPU_BEAMS,
                 do_sample=False,
+                use_cache=True,  # each new token attends to the kept keys and values, not the whole output again
                 **options,
             )
-        return tokenizer.decode(output[0], skip_special_tokens=True).strip()
+        return output[0].tolist()
 
     def _load(self) -> _Loaded:
         log.info("loading translation model %s on %s", self.source, self.device)
@@ -162,6 +183,9 @@ class TransformersTranslator:
             model, tokenizer = self._from_pretrained()
         dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         model = model.to(device=self.device, dtype=dtype).eval()
+        if self.int8:
+            model = quantized_int8(model)
+            release_freed_memory()  # the float32 weights the int8 ones replaced
         return _Loaded(model, tokenizer, model_family(tokenizer))
 
     def _from_pretrained(self):
@@ -201,9 +225,34 @@ class TransformersTranslator:
             return
         log.info("unloading translation model %s (idle)", self.source)
         self._loaded = None
-        gc.collect()
+        release_freed_memory()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by dropped weights back to the system. glibc keeps freed blocks of the size of a layer's
+    weights for reuse, so without this a process that let a model go (or its float32 weights) keeps their RSS."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        pass
+
+
+def quantized_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """The model with its linear layers (the vocabulary projection included) in int8, in place; activations are
+    quantized on the fly. torch marks this eager API as deprecated in favour of torchao, which is not a dependency;
+    without it (a future torch), the model stays float32."""
+    try:
+        from torch.ao.quantization import quantize_dynamic
+    except ImportError:
+        log.warning("this torch has no dynamic quantization: translating in float32")
+        return model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
 # --- models built in code -------------------------------------------------------------------------------------

@@ -338,6 +338,8 @@ class EditCore:
             actions += ["retry", "stronger", "weaker"]
         if node.parent_id is not None:
             actions.append("compare")
+        if node.translation is not None and node.parent_id is not None:
+            actions.append("meant")  # Fix translation (core/conversation/language.py)
         buttons = tuple(Button(self.buttons[action].label, Press(action, node.id)) for action in actions)
         if is_model_edit(node) and not node.params.model and self.model not in ("", DEFAULT_MODEL):
             text += f" · model {self.model}"

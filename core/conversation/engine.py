@@ -32,6 +32,7 @@ from core.conversation.edits import (
     caption,
     is_model_edit,
 )
+from core.conversation.language import Language
 from core.conversation.models import Models, is_reference
 from core.conversation.tuning import Tuning, tuning_direction
 from core.domain import DEFAULT_MODEL, ChatKey, Conversation, EditParams, NewNode
@@ -91,6 +92,7 @@ class ConversationEngine:
         groups = [group(self._core) for group in sorted(GROUPS, key=lambda group: group.position)]
         self._tuning = next(group for group in groups if isinstance(group, Tuning))
         self._models = next(group for group in groups if isinstance(group, Models))
+        self._language = next(group for group in groups if isinstance(group, Language))
         self._handlers, self._buttons = collect(*groups, *command_groups)
         self._core.commands = self.commands
         self._core.buttons = {action: info for action, (info, _) in self._buttons.items()}
@@ -171,6 +173,10 @@ class ConversationEngine:
                 await self._models.add_reference(await self._conversation(incoming), incoming.image, send)
             elif incoming.image is not None:
                 await self._photo(incoming, send)
+            elif incoming.corrects is not None and incoming.text and incoming.text.strip():
+                conversation = await self._conversation(incoming)
+                node = await self._core.own_node(conversation, incoming.corrects)
+                await self._language.correct(conversation, node, incoming.text, send)
             elif incoming.text and (parsed := split_command(incoming.text.strip())):
                 await self._command(incoming, *parsed, send)
             elif incoming.text and incoming.text.strip():
@@ -214,7 +220,7 @@ class ConversationEngine:
 
     async def _text(self, incoming: Incoming, send: Send) -> None:
         """Plain text: "stronger"-style tuning of the last edit, else an instruction for the current image (or for
-        the result the person replied to)."""
+        the result the person replied to, unless it corrects that result's translation)."""
         conversation = await self._conversation(incoming)
         text = incoming.text.strip()
         if incoming.reply_to is not None:
@@ -227,6 +233,8 @@ class ConversationEngine:
                             "Send an instruction first, like “make it night”.")
         if direction:
             await self._tuning.tune(conversation, target, direction, send)
+        elif incoming.reply_to is not None and await self._language.corrects(target, text):
+            await self._language.correct(conversation, target, text, send, replied=True)
         else:
             await self._core.instruct(conversation, target, text, send)
 

@@ -35,7 +35,8 @@ class Navigation(CommandGroup):
         lines = ["Send a photo with an instruction, then keep refining with plain text."]
         if self.core.understanding.translator is not None:
             lines.append("Write in any language: I translate it to English and show what the model was given. "
-                         "Translated wrongly? Send /meant and the English you meant; /asis runs your own words.")
+                         "Translated wrongly? Press ✎ Fix translation under the result, or send /meant and the "
+                         "English you meant; /asis runs your own words.")
         lines.append("")
         lines += [f"{info.usage} — {info.summary}" for info in self.core.commands]
         if conversation.key.platform == "telegram":

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.domain import Translation
-from tests.support.chat import images, texts
+from core.conversation.language import FIX_TRANSLATION
+from core.domain import ChatKey, Translation
+from core.messages import Incoming
+from tests.support.chat import Chat, images, texts
 from tests.support.translation import PhraseBookTranslator
 
 PHRASES = {
@@ -110,3 +112,75 @@ async def test_meant_keeps_the_case_of_the_english(chat, editor):
     await chat.photo("rends la photo enneigée")
     await chat("/meant paint it like Van Gogh")
     assert editor.calls[-1][0] == "paint it like Van Gogh"
+
+
+async def _send(engine, incoming) -> list:
+    replies = []
+
+    async def send(reply):
+        replies.append(reply)
+
+    await engine.handle(incoming, send)
+    return replies
+
+
+async def test_a_reply_in_english_to_a_translated_result_corrects_its_translation(chat, engine, history, editor):
+    [translated] = images(await chat.photo("rends la photo enneigée"))
+    await chat("ajoute un chapeau rouge")  # the translated result is no longer the current image
+    replies = await _send(engine, Incoming(chat.key, text="cover the photo in snow", reply_to=translated.node_id))
+    [notice] = texts(replies)
+    assert "Taking “cover the photo in snow” as the English you meant by “rends la photo enneigée”" in notice.text
+    assert "/goto 1, then it without replying" in notice.text
+    [corrected] = images(replies)
+    assert editor.calls[-1][0] == "cover the photo in snow"
+    node = history.node(corrected.node_id)
+    assert node.parent_id == history.node(translated.node_id).parent_id
+    assert node.translation == Translation("rends la photo enneigée", "French")
+
+
+async def test_other_replies_to_a_translated_result_still_edit_it(chat, engine, history, editor):
+    [translated] = images(await chat.photo("rends la photo enneigée"))
+    [hat] = images(await _send(engine, Incoming(chat.key, text="ajoute un chapeau rouge",
+                                                reply_to=translated.node_id)))
+    assert history.node(hat.node_id).parent_id == translated.node_id
+    assert editor.calls[-1][0] == "add a red hat"
+    [stronger] = images(await _send(engine, Incoming(chat.key, text="stronger", reply_to=hat.node_id)))
+    assert history.node(stronger.node_id).instruction == "add a red hat"
+
+
+async def test_a_reply_in_english_to_an_english_result_edits_it(chat, engine, history):
+    [night] = images(await chat.photo("make it night"))
+    [moon] = images(await _send(engine, Incoming(chat.key, text="add a moon", reply_to=night.node_id)))
+    assert history.node(moon.node_id).parent_id == night.node_id
+
+
+async def test_only_translated_results_have_a_fix_translation_button(chat):
+    [translated] = images(await chat.photo("rends la photo enneigée"))
+    [english] = images(await chat("add a moon"))
+    assert "✎ Fix translation" in [button.label for button in translated.buttons]
+    assert "✎ Fix translation" not in [button.label for button in english.buttons]
+
+
+async def test_fix_translation_says_how_to_correct_on_each_front_end(chat, engine):
+    [translated] = images(await chat.photo("rends la photo enneigée"))
+    [reply] = await chat.press(FIX_TRANSLATION, translated.node_id)
+    assert "I read “rends la photo enneigée” (French) as “make the photo snowy”" in reply.text
+    assert "Send /meant and the English you meant" in reply.text
+    await chat("add a moon")
+    [reply] = await chat.press(FIX_TRANSLATION, translated.node_id)
+    assert "Send /goto 1, then /meant" in reply.text
+
+    telegram = Chat(engine, ChatKey("telegram", "5", "5"))
+    [result] = images(await telegram.photo("rends la photo enneigée"))
+    [reply] = await telegram.press(FIX_TRANSLATION, result.node_id)
+    assert "Reply to that picture with the English you meant" in reply.text
+
+
+async def test_the_fix_translation_box_corrects_whatever_it_holds(chat, engine, history, editor):
+    [translated] = images(await chat.photo("rends la photo enneigée"))
+    await _send(engine, Incoming(chat.key, text="/undo est ce que je voulais", corrects=translated.node_id))
+    assert editor.calls[-1][0] == "/undo est ce que je voulais"  # said to be English: taken at its word
+
+    [english] = images(await chat("add a moon"))
+    [refusal] = await _send(engine, Incoming(chat.key, text="add the moon", corrects=english.node_id))
+    assert refusal.error and "was not translated" in refusal.text

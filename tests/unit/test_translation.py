@@ -5,14 +5,17 @@ from __future__ import annotations
 import time
 
 import pytest
+import torch
 
 from core.errors import ModelUnavailable
 from core.translation import (
+    MAX_NEW_TOKENS,
     TINY,
     TransformersTranslator,
     build_tiny_translation_model,
     language_token,
     model_family,
+    new_tokens_bound,
 )
 
 FEW = 4  # English tokens each translation writes: the tiny model's words are noise, fewer make the tests quicker
@@ -98,3 +101,32 @@ def test_the_benchmark_offers_the_random_builds_the_translator_knows():
     from core.translation_bench import MODELS
 
     assert set(MODELS) == {FULL_RANDOM, FULL_RANDOM_NLLB}
+
+
+def test_on_a_cpu_the_linear_layers_run_in_int8_unless_turned_off():
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
+    quantized = TransformersTranslator(TINY, new_tokens=FEW)
+    assert quantized.translate("fais pleuvoir", "French")
+    assert isinstance(quantized._loaded.model.lm_head, Int8Linear)
+    plain = TransformersTranslator(TINY, new_tokens=FEW, int8=False)
+    plain.translate("fais pleuvoir", "French")
+    assert type(plain._loaded.model.lm_head) is torch.nn.Linear
+    assert not TransformersTranslator(TINY, device="cuda").int8  # a GPU runs float16
+
+
+def test_a_translation_is_written_with_the_kept_keys_and_values_and_bounded_by_the_input_length():
+    translator = TransformersTranslator(TINY)
+    translator.translate("warm up", "French")
+    seen = {}
+    real_generate = translator._loaded.model.generate
+
+    def spy(input_ids, **options):
+        seen["ids"], seen["options"] = input_ids[0].tolist(), options
+        return real_generate(input_ids, **options)
+
+    translator._loaded.model.generate = spy
+    translator.translate("fais pleuvoir", "French")
+    assert seen["options"]["use_cache"] and seen["options"]["num_beams"] == 1
+    assert seen["options"]["max_new_tokens"] == new_tokens_bound(len(seen["ids"])) == 2 * len(seen["ids"]) + 8
+    assert new_tokens_bound(200) == MAX_NEW_TOKENS

@@ -14,6 +14,7 @@ def test_the_default_translator_is_the_chosen_model_loaded_lazily_and_freed_when
     assert isinstance(translator, TransformersTranslator)
     assert translator.source == DEFAULT_TRANSLATION_MODEL == Settings().translation.translation_model
     assert str(translator.device) == "cpu" and translator.idle_seconds == 600 and not translator.loaded
+    assert translator.int8
 
 
 def test_none_keeps_the_hold_back_and_settings_choose_model_device_and_idle_time(monkeypatch):
@@ -24,6 +25,7 @@ def test_none_keeps_the_hold_back_and_settings_choose_model_device_and_idle_time
     monkeypatch.setenv("EDITBOT_DEVICE", "auto")
     monkeypatch.setenv("EDITBOT_TRANSLATION_IDLE_SECONDS", "0")
     monkeypatch.setenv("EDITBOT_OFFLINE", "true")
+    monkeypatch.setenv("EDITBOT_TRANSLATION_INT8", "false")
     translator = build_translator(Settings())
-    assert (translator.source, str(translator.device), translator.idle_seconds, translator.offline) == (
-        "tiny", "cpu", 0, True)
+    assert (translator.source, str(translator.device), translator.idle_seconds, translator.offline,
+            translator.int8) == ("tiny", "cpu", 0, True, False)
