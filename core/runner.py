@@ -15,7 +15,8 @@ from PIL import Image
 from core.domain import EditJob, NewNode, Node, Rendered
 from core.editing.transfer import full_size, shrink_for
 from core.errors import PictureGone, UserError
-from core.images import decode_stored, encode_stored
+from core.images import encode_stored
+from core.picture_cache import PictureCache, decoded_pictures
 from core.ports import Editor, EditResult, HistoryRepository, ImageStore, ProgressCallback, Segmenter
 from core.regions import Region, composite, region_alpha, region_mask
 
@@ -29,15 +30,18 @@ class EditRunner:
 
     output: "full" (default) brings each result onto its parent at the parent's size (core.editing.transfer);
     "working" stores what the editor returns, at its working size.
-    segmenter: finds a job's region (EditJob.region); a regional job without one is a programming error."""
+    segmenter: finds a job's region (EditJob.region); a regional job without one is a programming error.
+    pictures: decoded pictures by digest, so a parent just stored or edited in this process is not decoded again."""
 
     def __init__(self, editor: Editor, history: HistoryRepository, images: ImageStore, *,
-                 output: str = "full", segmenter: Segmenter | None = None) -> None:
+                 output: str = "full", segmenter: Segmenter | None = None,
+                 pictures: PictureCache = decoded_pictures) -> None:
         self.editor = editor
         self.history = history
         self.images = images
         self.output = output
         self.segmenter = segmenter
+        self.pictures = pictures
 
     def run(self, job: EditJob, on_step: ProgressCallback | None = None,
             cancel: threading.Event | None = None) -> list[Node]:
@@ -85,12 +89,11 @@ class EditRunner:
                 for job, photo, small, result in zip(jobs, photos, smalls, results)]
 
     def photo(self, job: EditJob) -> Image.Image:
-        """The photo the job edits, from the image store, in RGB; PictureGone if its file is missing."""
+        """The photo the job edits, in RGB (decoded once per process); PictureGone if its file is missing."""
         try:
-            data = self.images.get(job.image_hash)
+            return self.pictures.load(job.image_hash, self.images)
         except KeyError:
             raise PictureGone() from None
-        return decode_stored(data)
 
     def _working(self, photo: Image.Image) -> Image.Image:
         """What the editor gets: the photo shrunk once to its working size (output "working": the photo itself, and
@@ -104,8 +107,11 @@ class EditRunner:
         # Every image is durable before any row names it.
         stored = []
         for result in results:
-            data = encode_stored(self._delivered(photo, small, result.image, mask))
-            stored.append(Rendered(self.images.put(data), result.params, result.seconds, len(data)))
+            delivered = self._delivered(photo, small, result.image, mask)
+            data = encode_stored(delivered)
+            digest = self.images.put(data)
+            self.pictures.put(digest, delivered)  # encoded losslessly: exactly what decoding `data` gives
+            stored.append(Rendered(digest, result.params, result.seconds, len(data)))
         return stored
 
     def _delivered(self, photo: Image.Image, small: Image.Image, edited: Image.Image,

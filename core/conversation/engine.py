@@ -70,6 +70,7 @@ class ConversationEngine:
         max_waiting_per_person: int = 1,
         max_stored_bytes_per_person: int | None = None,
         segmenter: Segmenter | None = None,
+        jpeg_previews: bool = False,
     ) -> None:
         """command_groups: more groups, made by the caller, whose commands answer too (e.g. admin commands, which
         need the admins' ids); the groups of this package are found and made here. model: the editor's model name,
@@ -78,10 +79,12 @@ class ConversationEngine:
         is the costly part of a photo; the queue applies the same limit to edits). max_stored_bytes_per_person: what
         one person's pictures may take in the image store before new photos and edits are refused (None: no limit).
         segmenter: finds regions named in words (/only, /mask); without one those commands say they are not
-        available."""
+        available. jpeg_previews: results are shown as full-size JPEGs (chats that recompress photos or cap uploads;
+        /file sends the lossless PNG), not as PNGs."""
         self._core = EditCore(history, images, queue, intake_limits=intake_limits or {}, defaults=defaults,
                               understanding=Understanding(translator, count_tokens), model=model,
-                              max_stored_bytes_per_person=max_stored_bytes_per_person, segmenter=segmenter)
+                              max_stored_bytes_per_person=max_stored_bytes_per_person, segmenter=segmenter,
+                              jpeg_previews=jpeg_previews)
         _import_groups()
         groups = [group(self._core) for group in sorted(GROUPS, key=lambda group: group.position)]
         self._tuning = next(group for group in groups if isinstance(group, Tuning))
@@ -186,7 +189,7 @@ class ConversationEngine:
         try:
             await core.require_room(person)
             intake = await in_image_thread(load_untrusted, incoming.image, **core.intake_limits)
-            digest, size = await in_image_thread(core.store, intake.image)
+            digest, size = await in_image_thread(core.store_upload, incoming.image, intake)
         finally:
             self._intakes[person] -= 1
             if not self._intakes[person]:
