@@ -29,8 +29,9 @@ from PIL import Image
 from core.benchstats import MachineLoad, peak_memory_mib, reset_peak_memory
 from core.domain import ChatKey
 from core.editing.bench import INSTRUCTION
-from core.images import encode_png, load_untrusted
+from core.images import encode_png, encode_stored, load_untrusted
 from core.messages import ImageReply, Incoming
+from core.stored_images import encode_preview, stored_upload
 
 NON_MODEL_BUDGET_MS = 30.0
 """What everything but the model may add to one edit (1280x960 photo, 512 working size)."""
@@ -134,22 +135,25 @@ def sample_photo_jpeg(size: tuple[int, int] = PHOTO_SIZE) -> bytes:
 
 
 def person_side(clock: PhaseClock, photo: bytes, reply: ImageReply, intake_limits: dict) -> None:
-    """The steps around the engine, on the same bytes: intake, the result's encodings, each platform's reply."""
+    """The steps around the engine, on the same bytes: intake and the stored upload (both inside handle too), the
+    result's encodings (the node's lossless WebP and the reply's JPEG inside handle; the /file PNG outside it), and
+    each platform's reply as its adapter prepares it."""
     from bot.discord_replies import fit_upload
-    from bot.telegram_photos import fits_as_photo
+    from bot.telegram_photos import photo_for
 
     with clock.phase("intake (decode, EXIF, checks)"):
-        load_untrusted(photo, **intake_limits)
+        intake = load_untrusted(photo, **intake_limits)
+    with clock.phase("store upload (strip metadata, check pixels)"):
+        stored_upload(photo, intake)
     with Image.open(io.BytesIO(reply.image)) as opened:
         result = opened.convert("RGB")
-    with clock.phase("encode PNG (as stored)"):
-        encode_png(result)
-    for name, options in (("encode WebP", {"format": "WEBP", "quality": 90}),
-                          ("encode JPEG", {"format": "JPEG", "quality": 92})):
+    for name, encode in (("encode node (lossless WebP)", encode_stored),
+                         ("encode reply (JPEG preview)", encode_preview),
+                         ("encode PNG (/file only)", encode_png)):
         with clock.phase(name):
-            result.save(io.BytesIO(), **options)
+            encode(result)
     with clock.phase("reply encode, Telegram"):
-        fits_as_photo(reply.image)
+        photo_for(reply.image)
     with clock.phase("reply encode, Discord"):
         fit_upload(reply.image, DISCORD_UPLOAD_LIMIT)
 
