@@ -4,8 +4,9 @@ A 1280x960 JPEG photo (with an EXIF orientation tag) and an instruction go throu
 wired by bot/bootstrap.py as a bot wires it (SQLite and the image folder in a temporary folder, the in-process
 queue). Phases are timed by wrappers around the editor's model parts, the image store and the history repository,
 never inside the engine; what no wrapper sees (queue hand-offs, threads, captions, buttons) is "engine and queue".
-The person-side steps the engine does not own are timed on the same bytes: intake (decode, EXIF, checks), the
-result's encodings (PNG, WebP, JPEG) and the reply as the Telegram and Discord adapters prepare it. Each phase
+The steps inside the engine that no wrapper sees are timed again alone on the same bytes: intake (decode, EXIF,
+checks), the stored upload, the result's encodings (the node's lossless WebP, the reply's JPEG preview; the PNG only
+/file makes); then the reply as the Telegram and Discord adapters prepare it. Each phase
 reports its median milliseconds per edit and its peak memory (process RSS on CPU, allocated memory on CUDA).
 """
 
@@ -224,7 +225,7 @@ def _figures(edits, peaks, device, model, size, steps, load) -> dict:
     engine_glue = phases["whole edit (handle)"] - phases.get("editor, all", 0.0) - sum(
         phases.get(name, 0.0) for name in ("image store write + fsync", "image store read", "database"))
     phases["editor glue (scheduler, array to image, resize)"] = round(editor_glue, 2)
-    phases["engine and queue (intake, PNG encodes, threads)"] = round(engine_glue, 2)
+    phases["engine and queue (intake, encodes, threads)"] = round(engine_glue, 2)
     model_ms = sum(phases.get(name, 0.0) for name in MODEL_PHASES)
     # intake runs inside handle (timed again alone above); the reply encodes run in the adapters, after it
     non_model = phases["whole edit (handle)"] - model_ms + phases["reply encode, Telegram"] + phases[
