@@ -58,6 +58,17 @@ def bench_images_command(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.side < 64 or args.scans < 1:
         raise UserError("--side must be at least 64 and --scans positive.")
+    if args.storage:
+        import json
+
+        from bot.storage_bench import print_storage, run_storage_benchmark
+
+        figures = run_storage_benchmark()
+        if args.json:
+            print(json.dumps(figures))
+        else:
+            print_storage(figures)
+        return 0
     run_benchmark(args.side, args.scans, args.json)
     return 0
 

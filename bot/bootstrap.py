@@ -204,12 +204,14 @@ def build_engine(
     on_queue: Callable[[JobQueue], None] | None = None,
     frontend: str = "editbot",
     segmenter: Segmenter | None = None,
+    jpeg_previews: bool = True,
 ) -> ConversationEngine:
     """Everything the adapters need. Pass `editor` to skip loading the model (tests, demos), `storage` to reuse an
     open one, `observer` to watch the edits and `on_queue` to be handed the queue (health, metrics). A model loaded
     here gets its warm-up edit. In distributed mode no model loads here (workers run it) and `frontend` (with the
     host and an id kept in the data folder) names this process in the job table (EDITBOT_FRONTEND_ID overrides it).
-    Pass `segmenter` to skip EDITBOT_SEGMENTATION_MODEL (tests)."""
+    Pass `segmenter` to skip EDITBOT_SEGMENTATION_MODEL (tests). jpeg_previews: results shown as JPEGs (chats; the
+    terminal chat, which writes files, passes False for lossless PNGs)."""
     history, images = storage or build_storage(settings)
     segmenter = segmenter or build_segmenter(settings)
     limits = settings.limits
@@ -238,7 +240,7 @@ def build_engine(
                               translator=build_translator(settings),
                               max_waiting_per_person=limits.max_waiting_per_person,
                               max_stored_bytes_per_person=limits.max_stored_mb_per_person * 1_000_000,
-                              segmenter=segmenter)
+                              segmenter=segmenter, jpeg_previews=jpeg_previews)
 
 
 @contextmanager

@@ -224,7 +224,7 @@ def chat_command(settings: Settings, args: argparse.Namespace) -> int:
         raise UserError("--instruction needs a photo to edit: editbot chat PHOTO --instruction TEXT.")
     if image is not None and not image.is_file():
         raise UserError(f"No such file: {image}")
-    engine = build_engine(settings, frontend="console")
+    engine = build_engine(settings, frontend="console", jpeg_previews=False)
     if image is None and sys.stdin.isatty():  # after the model loaded: no tip above a failure
         print(f"Tip: /open {SAMPLE_PHOTO} make it winter", file=sys.stderr)
     asyncio.run(run_console(engine, getattr(args, "out", Path("out")), image=image, instruction=instruction))

@@ -24,6 +24,7 @@ from bot.chat_common import PROGRESS_INTERVAL_S
 from core.domain import ChatKey
 from core.images import encode_for_upload
 from core.messages import Button, ImageReply, Press, ProgressReply, Reply
+from core.stored_images import picture_mime
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +36,22 @@ CUSTOM_ID_PREFIX = "editbot:"
 MESSAGE_LIMIT = 2000
 PRIVATE_ANSWER = "Answered privately."
 
-def fit_upload(png: bytes, limit: int) -> tuple[bytes, str]:
-    """The result as sent: its PNG when it fits the upload limit, else re-encoded to fit; (bytes, MIME type)."""
-    if len(png) <= limit:
-        return png, "image/png"
-    with Image.open(io.BytesIO(png)) as image:
+def fit_upload(picture: bytes, limit: int) -> tuple[bytes, str]:
+    """The result as sent: the engine's picture (a JPEG preview, or a PNG) when it fits the upload limit, else
+    re-encoded to fit; (bytes, MIME type)."""
+    if len(picture) <= limit:
+        return picture, picture_mime(picture)
+    with Image.open(io.BytesIO(picture)) as image:
         return encode_for_upload(image, limit)
 
 
-def upload_caption(caption: str, png: bytes, sent: bytes) -> str:
+def upload_caption(caption: str, picture: bytes, sent: bytes) -> str:
     """The caption, saying so when the picture had to be re-encoded (JPEG, maybe smaller) to fit the upload limit."""
-    if sent is png:
+    if sent is picture:
         return caption
-    with Image.open(io.BytesIO(png)) as full, Image.open(io.BytesIO(sent)) as shown:
+    with Image.open(io.BytesIO(picture)) as full, Image.open(io.BytesIO(sent)) as shown:
         size = "" if shown.size == full.size else f", {shown.width}×{shown.height} of {full.width}×{full.height}"
-    return f"{caption}\n(sent as JPEG{size}: the full-size PNG is over this server's upload limit)"
+    return f"{caption}\n(sent as JPEG{size}: the full-size picture is over this server's upload limit)"
 
 
 # ---------------------------------------------------------------------------------------------------- buttons

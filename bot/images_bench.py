@@ -39,6 +39,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--side", type=int, default=4000, help="square side of the test pictures (default 4000)")
     parser.add_argument("--scans", type=int, default=5000, help="scans in the hostile JPEG (default 5000)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--storage", action="store_true",
+                        help="instead: bytes per stored node of a 4032x3024 photo (root, whole-picture and regional edit)")
 
 
 def photo_like(side: int) -> Image.Image:

@@ -4,8 +4,9 @@ A 1280x960 JPEG photo (with an EXIF orientation tag) and an instruction go throu
 wired by bot/bootstrap.py as a bot wires it (SQLite and the image folder in a temporary folder, the in-process
 queue). Phases are timed by wrappers around the editor's model parts, the image store and the history repository,
 never inside the engine; what no wrapper sees (queue hand-offs, threads, captions, buttons) is "engine and queue".
-The person-side steps the engine does not own are timed on the same bytes: intake (decode, EXIF, checks), the
-result's encodings (PNG, WebP, JPEG) and the reply as the Telegram and Discord adapters prepare it. Each phase
+The steps inside the engine that no wrapper sees are timed again alone on the same bytes: intake (decode, EXIF,
+checks), the stored upload, the result's encodings (the node's lossless WebP, the reply's JPEG preview; the PNG only
+/file makes); then the reply as the Telegram and Discord adapters prepare it. Each phase
 reports its median milliseconds per edit and its peak memory (process RSS on CPU, allocated memory on CUDA).
 """
 
@@ -29,8 +30,9 @@ from PIL import Image
 from core.benchstats import MachineLoad, peak_memory_mib, reset_peak_memory
 from core.domain import ChatKey
 from core.editing.bench import INSTRUCTION
-from core.images import encode_png, load_untrusted
+from core.images import encode_png, encode_stored, load_untrusted
 from core.messages import ImageReply, Incoming
+from core.stored_images import encode_preview, stored_upload
 
 NON_MODEL_BUDGET_MS = 30.0
 """What everything but the model may add to one edit (1280x960 photo, 512 working size)."""
@@ -134,22 +136,25 @@ def sample_photo_jpeg(size: tuple[int, int] = PHOTO_SIZE) -> bytes:
 
 
 def person_side(clock: PhaseClock, photo: bytes, reply: ImageReply, intake_limits: dict) -> None:
-    """The steps around the engine, on the same bytes: intake, the result's encodings, each platform's reply."""
+    """The steps around the engine, on the same bytes: intake and the stored upload (both inside handle too), the
+    result's encodings (the node's lossless WebP and the reply's JPEG inside handle; the /file PNG outside it), and
+    each platform's reply as its adapter prepares it."""
     from bot.discord_replies import fit_upload
-    from bot.telegram_photos import fits_as_photo
+    from bot.telegram_photos import photo_for
 
     with clock.phase("intake (decode, EXIF, checks)"):
-        load_untrusted(photo, **intake_limits)
+        intake = load_untrusted(photo, **intake_limits)
+    with clock.phase("store upload (strip metadata, check pixels)"):
+        stored_upload(photo, intake)
     with Image.open(io.BytesIO(reply.image)) as opened:
         result = opened.convert("RGB")
-    with clock.phase("encode PNG (as stored)"):
-        encode_png(result)
-    for name, options in (("encode WebP", {"format": "WEBP", "quality": 90}),
-                          ("encode JPEG", {"format": "JPEG", "quality": 92})):
+    for name, encode in (("encode node (lossless WebP)", encode_stored),
+                         ("encode reply (JPEG preview)", encode_preview),
+                         ("encode PNG (/file only)", encode_png)):
         with clock.phase(name):
-            result.save(io.BytesIO(), **options)
+            encode(result)
     with clock.phase("reply encode, Telegram"):
-        fits_as_photo(reply.image)
+        photo_for(reply.image)
     with clock.phase("reply encode, Discord"):
         fit_upload(reply.image, DISCORD_UPLOAD_LIMIT)
 
@@ -220,7 +225,7 @@ def _figures(edits, peaks, device, model, size, steps, load) -> dict:
     engine_glue = phases["whole edit (handle)"] - phases.get("editor, all", 0.0) - sum(
         phases.get(name, 0.0) for name in ("image store write + fsync", "image store read", "database"))
     phases["editor glue (scheduler, array to image, resize)"] = round(editor_glue, 2)
-    phases["engine and queue (intake, PNG encodes, threads)"] = round(engine_glue, 2)
+    phases["engine and queue (intake, encodes, threads)"] = round(engine_glue, 2)
     model_ms = sum(phases.get(name, 0.0) for name in MODEL_PHASES)
     # intake runs inside handle (timed again alone above); the reply encodes run in the adapters, after it
     non_model = phases["whole edit (handle)"] - model_ms + phases["reply encode, Telegram"] + phases[

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mimetypes
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from bot.telegram_photos import photo_for
 from core.conversation.files import FILE_BUTTON
 from core.messages import Button, ImageReply, Press, ProgressReply, Reply, TextReply
+from core.stored_images import picture_mime
 
 if TYPE_CHECKING:
     from bot.telegram_adapter import TelegramAdapter
@@ -180,7 +182,7 @@ class Replier:
             lambda: self._bot.send_document(
                 self._chat_id,
                 reply.image,
-                filename=f"edit-{reply.node_id}.png",
+                filename=f"edit-{reply.node_id}{mimetypes.guess_extension(picture_mime(reply.image))}",
                 caption=caption,
                 reply_markup=keyboard,
                 reply_parameters=self._reply_to,

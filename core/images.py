@@ -118,8 +118,8 @@ def encode_stored(image: Image.Image) -> bytes:
 
 
 def decode_stored(data: bytes) -> Image.Image:
-    """An image we stored ourselves (trusted: encode_stored's WebP, or the PNG of older nodes), loaded, in RGB,
-    without metadata."""
+    """An image we stored ourselves (trusted: encode_stored's WebP, an upload's JPEG without metadata, or the PNG
+    of older nodes), loaded, in RGB, without metadata."""
     with Image.open(io.BytesIO(data)) as stored:
         image = stored.convert("RGB")
     image.info.clear()

@@ -16,7 +16,8 @@ from core.domain import EditJob, EditParams, NewNode, Node, Rendered
 from core.editing.registry import ModelRegistry
 from core.editing.transfer import full_size, shrink_for
 from core.errors import PictureGone, UserError
-from core.images import decode_stored, encode_stored
+from core.images import encode_stored
+from core.picture_cache import PictureCache, decoded_pictures
 from core.ports import Editor, EditResult, HistoryRepository, ImageStore, ProgressCallback, Segmenter
 from core.regions import Region, composite, region_alpha, region_mask
 
@@ -33,10 +34,12 @@ class EditRunner:
     segmenter: finds a job's region (EditJob.region); a regional job without one is a programming error.
     models: the enabled models (core.editing.registry.ModelRegistry): each job runs on the editor of its params'
     model, loaded when first asked for, and its nodes record that model's weights source. Without it every job
-    runs on `editor`."""
+    runs on `editor`.
+    pictures: decoded pictures by digest, so a parent just stored or edited in this process is not decoded again."""
 
     def __init__(self, editor: Editor | None, history: HistoryRepository, images: ImageStore, *,
-                 output: str = "full", segmenter: Segmenter | None = None, models: ModelRegistry | None = None) -> None:
+                 output: str = "full", segmenter: Segmenter | None = None, models: ModelRegistry | None = None,
+                 pictures: PictureCache = decoded_pictures) -> None:
         if editor is None and models is None:
             raise ValueError("give an editor or the enabled models")
         self.editor = editor
@@ -45,6 +48,7 @@ class EditRunner:
         self.output = output
         self.segmenter = segmenter
         self.models = models
+        self.pictures = pictures
 
     def editor_for(self, params: EditParams) -> Editor:
         """The editor that runs edits with these params: their model's (loading it if needed), or the only one."""
@@ -108,15 +112,14 @@ class EditRunner:
                 for job, photo, small, result in zip(jobs, photos, smalls, results)]
 
     def photo(self, job: EditJob) -> Image.Image:
-        """The photo the job edits, from the image store, in RGB; PictureGone if its file is missing."""
+        """The photo the job edits, in RGB (decoded once per process); PictureGone if its file is missing."""
         return self._picture(job.image_hash)
 
     def _picture(self, digest: str) -> Image.Image:
         try:
-            data = self.images.get(digest)
+            return self.pictures.load(digest, self.images)
         except KeyError:
             raise PictureGone() from None
-        return decode_stored(data)
 
     def _working(self, editor: Editor, photo: Image.Image) -> Image.Image:
         """What the editor gets: the photo shrunk once to its working size (output "working": the photo itself, and
@@ -130,8 +133,11 @@ class EditRunner:
         # Every image is durable before any row names it.
         stored = []
         for result in results:
-            data = encode_stored(self._delivered(photo, small, result.image, mask))
-            stored.append(Rendered(self.images.put(data), result.params, result.seconds, len(data), source))
+            delivered = self._delivered(photo, small, result.image, mask)
+            data = encode_stored(delivered)
+            digest = self.images.put(data)
+            self.pictures.put(digest, delivered)  # encoded losslessly: exactly what decoding `data` gives
+            stored.append(Rendered(digest, result.params, result.seconds, len(data), source))
         return stored
 
     def _delivered(self, photo: Image.Image, small: Image.Image, edited: Image.Image,

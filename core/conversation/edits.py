@@ -20,10 +20,12 @@ from core.editing.families import family_named
 from core.editing.registry import ModelRegistry
 from core.errors import BadParams, PictureGone, QueueFull, ShuttingDown, UserError
 from core.hints import control_character
-from core.images import decode_stored, decode_thumbnail, encode_png, encode_stored, stored_as_png
+from core.images import Intake, decode_thumbnail, encode_png, encode_stored, stored_as_png
 from core.messages import Button, ImageReply, Press, ProgressReply, Send, TextReply
 from core.offload import in_image_thread, in_thread
+from core.picture_cache import PictureCache, decoded_pictures
 from core.pictures import mask_preview
+from core.stored_images import encode_preview, stored_upload
 from core.treeview import TreeView
 from core.ports import Delayed, HistoryRepository, ImageStore, JobQueue, Position, Segmenter, Step, TrackedJob
 from core.understanding import HeldBack, Understanding
@@ -115,9 +117,12 @@ class EditCore:
 
     def __init__(self, history: HistoryRepository, images: ImageStore, queue: JobQueue, *, intake_limits: dict,
                  defaults: EditParams, understanding: Understanding, model: str, models: ModelRegistry,
-                 max_stored_bytes_per_person: int | None = None, segmenter: Segmenter | None = None) -> None:
+                 max_stored_bytes_per_person: int | None = None, segmenter: Segmenter | None = None,
+                 jpeg_previews: bool = False, pictures: PictureCache = decoded_pictures) -> None:
         self.models = models
         self.history = history
+        self.jpeg_previews = jpeg_previews
+        self.pictures = pictures
         self.segmenter = segmenter
         self.images = images
         self.queue = queue
@@ -204,13 +209,32 @@ class EditCore:
         return partial(self.stored, digest)
 
     def store(self, image: Image.Image) -> tuple[str, int]:
-        """Blocking: keep a picture in the image store; its digest and the bytes it takes there."""
+        """Blocking: keep a picture in the image store (it must not be changed afterwards: it is also kept
+        decoded); its digest and the bytes it takes there."""
         data = encode_stored(image)
-        return self.images.put(data), len(data)
+        digest = self.images.put(data)
+        self.pictures.put(digest, image)
+        return digest, len(data)
+
+    def store_upload(self, data: bytes, intake: Intake) -> tuple[str, int]:
+        """Blocking: keep an accepted upload (core.stored_images: a JPEG as its own bytes without metadata);
+        its digest and the bytes it takes there."""
+        stored, picture = stored_upload(data, intake)
+        digest = self.images.put(stored)
+        self.pictures.put(digest, picture)
+        return digest, len(stored)
 
     def image(self, digest: str) -> Image.Image:
-        """Blocking: decode a stored image at full size (call through in_image_thread)."""
-        return decode_stored(self.stored(digest))
+        """Blocking: a stored image at full size, decoded once per process (call through in_image_thread)."""
+        try:
+            return self.pictures.load(digest, self.images)
+        except KeyError:
+            raise PictureGone() from None
+
+    def shown(self, digest: str) -> bytes:
+        """Blocking: the picture a result reply carries: a full-size JPEG where the chat shows photos
+        (jpeg_previews), else the lossless PNG."""
+        return encode_preview(self.image(digest)) if self.jpeg_previews else stored_as_png(self.stored(digest))
 
     # -------------------------------------------------------------- edits
 
@@ -328,7 +352,7 @@ class EditCore:
 
     async def show(self, node: Node, text: str) -> ImageReply:
         """An image reply for a node, with the buttons that make sense on it."""
-        data = await in_image_thread(lambda: stored_as_png(self.stored(node.image_hash)))
+        data = await in_image_thread(self.shown, node.image_hash)
         actions = []
         if node.parent_id is not None:
             actions.append("undo")

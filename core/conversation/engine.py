@@ -74,6 +74,7 @@ class ConversationEngine:
         max_stored_bytes_per_person: int | None = None,
         segmenter: Segmenter | None = None,
         models: ModelRegistry | None = None,
+        jpeg_previews: bool = False,
     ) -> None:
         """command_groups: more groups, made by the caller, whose commands answer too (e.g. admin commands, which
         need the admins' ids); the groups of this package are found and made here. model: the editor's model name,
@@ -82,12 +83,15 @@ class ConversationEngine:
         is the costly part of a photo; the queue applies the same limit to edits). max_stored_bytes_per_person: what
         one person's pictures may take in the image store before new photos and edits are refused (None: no limit).
         segmenter: finds regions named in words (/only, /mask); without one those commands say they are not
-        available. models: the enabled models people choose from with /model (default: one, `model`)."""
+        available. models: the enabled models people choose from with /model (default: one, `model`).
+        jpeg_previews: results are shown as full-size JPEGs (chats that recompress photos or cap uploads; /file
+        sends the lossless PNG), not as PNGs."""
         if models is None:
             models = ModelRegistry([ModelSpec("default", "pix2pix", model or DEFAULT_MODEL)], load=None)
         self._core = EditCore(history, images, queue, intake_limits=intake_limits or {}, defaults=defaults,
                               understanding=Understanding(translator, count_tokens), model=model, models=models,
-                              max_stored_bytes_per_person=max_stored_bytes_per_person, segmenter=segmenter)
+                              max_stored_bytes_per_person=max_stored_bytes_per_person, segmenter=segmenter,
+                              jpeg_previews=jpeg_previews)
         _import_groups()
         groups = [group(self._core) for group in sorted(GROUPS, key=lambda group: group.position)]
         self._tuning = next(group for group in groups if isinstance(group, Tuning))
@@ -200,7 +204,7 @@ class ConversationEngine:
         try:
             await core.require_room(person)
             intake = await in_image_thread(load_untrusted, incoming.image, **core.intake_limits)
-            digest, size = await in_image_thread(core.store, intake.image)
+            digest, size = await in_image_thread(core.store_upload, incoming.image, intake)
         finally:
             self._intakes[person] -= 1
             if not self._intakes[person]:

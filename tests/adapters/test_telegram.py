@@ -374,7 +374,8 @@ async def test_end_to_end_with_the_tiny_model_and_real_storage(emulator, tmp_pat
         finally:
             await session.close()
     assert "2 steps" in result["caption"]
-    assert shown.format == "PNG" and shown.size == (96, 64)
+    assert shown.format == "JPEG" and shown.size == (96, 64)  # a full-size preview; /file sends the PNG
+    assert not shown.getexif() and "icc_profile" not in shown.info
 
 
 # ---------------------------------------------------------------------- failures stay private

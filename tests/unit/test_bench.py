@@ -34,10 +34,11 @@ def test_pipeline_bench_times_every_phase_of_an_edit_through_the_engine(capsys):
     assert json.loads(capsys.readouterr().out) == figures
     phases = figures["phases_ms"]
     for name in ("whole edit (handle)", "text encoder", "image encoder", "denoising steps", "VAE decode",
-                 "image store write + fsync", "database", "intake (decode, EXIF, checks)", "encode PNG (as stored)",
-                 "encode WebP", "encode JPEG"):
+                 "image store write + fsync", "database", "intake (decode, EXIF, checks)",
+                 "store upload (strip metadata, check pixels)", "encode node (lossless WebP)",
+                 "encode reply (JPEG preview)", "encode PNG (/file only)"):
         assert phases[name] > 0, name
-    for name in ("reply encode, Telegram", "reply encode, Discord"):  # a PNG that fits is sent as it is: ~0 ms
+    for name in ("reply encode, Telegram", "reply encode, Discord"):  # a preview that fits is sent as it is: ~0 ms
         assert phases[name] >= 0, name
     assert phases["whole edit (handle)"] > phases["editor, all"] > phases["denoising steps"]
     assert figures["peak_memory_mib"]["denoising steps"] > 0

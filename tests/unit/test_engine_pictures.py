@@ -216,13 +216,13 @@ def _two_colour_photo() -> bytes:
 async def test_pictures_shown_small_are_never_decoded_whole(chat, monkeypatch):
     """/history, /compare and grids hand stored bytes to core.pictures, which decodes each straight to the size shown:
     24 full-size photos then never sit in memory at once (`editbot bench-images` measures it)."""
-    await chat.photo("make it night")
-    import core.conversation.edits as edits
+    await chat.photo("make it night")  # its picture, kept decoded, is what /variations edits
+    import core.picture_cache as picture_cache
 
     def whole_decode(data):
         raise AssertionError("a picture shown small was decoded at full size")
 
-    monkeypatch.setattr(edits, "decode_stored", whole_decode)
+    monkeypatch.setattr(picture_cache, "decode_stored", whole_decode)
     assert [reply.kind for reply in images(await chat("/history"))] == ["history"]
     assert [reply.kind for reply in images(await chat("/compare"))] == ["compare"]
     assert [reply.kind for reply in images(await chat("/variations 2"))] == ["grid"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image
+import pytest
+from PIL import Image, ImageCms
 
 from core.images import (
     decode_stored,
@@ -15,6 +16,7 @@ from core.images import (
     load_untrusted,
     stored_as_png,
 )
+from core.stored_images import stored_upload, strip_jpeg_metadata
 from tests.support.standins import photo_like
 
 
@@ -47,3 +49,85 @@ def test_a_photo_larger_than_the_output_side_is_brought_down_once_at_intake() ->
     photo_like((1000, 800)).save(buffer, format="JPEG", quality=90)
     assert load_untrusted(buffer.getvalue(), max_output_side=500).image.size == (500, 400)
     assert load_untrusted(buffer.getvalue(), max_output_side=4096).image.size == (1000, 800)
+
+
+# ------------------------------------------------------------------ uploads kept as their own JPEG bytes
+
+GPS_LATITUDE = (48.0, 51.0, 30.0)
+
+
+def phone_jpeg(size=(640, 480), *, orientation: int = 1, icc: bytes | None = None, progressive=False) -> bytes:
+    """A JPEG as a phone writes it: EXIF with a maker, a GPS position and an orientation; a comment; XMP."""
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    exif[0x0112] = orientation
+    exif[0x8825] = {1: "N", 2: GPS_LATITUDE}
+    buffer = io.BytesIO()
+    extra = {"icc_profile": icc} if icc else {}
+    photo_like(size).save(buffer, format="JPEG", quality=90, exif=exif, comment=b"secret comment",
+                          xmp=b"<x:xmpmeta>secret xmp</x:xmpmeta>", progressive=progressive, **extra)
+    return buffer.getvalue()
+
+
+def assert_no_metadata(data: bytes) -> None:
+    for secret in (b"PhoneMaker", b"secret comment", b"secret xmp", b"Exif\x00\x00", b"ICC_PROFILE"):
+        assert secret not in data
+    with Image.open(io.BytesIO(data)) as opened:
+        assert not opened.getexif() and "exif" not in opened.info and "icc_profile" not in opened.info
+        assert "comment" not in opened.info and "xmp" not in opened.info
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_an_upright_jpeg_is_kept_as_its_own_bytes_without_metadata(progressive) -> None:
+    upload = phone_jpeg(progressive=progressive)
+    intake = load_untrusted(upload)
+    stored, picture = stored_upload(upload, intake)
+    assert stored.startswith(b"\xff\xd8") and stored.endswith(b"\xff\xd9")
+    assert len(stored) < len(upload) and len(upload) - len(stored) < 2_000  # only the metadata went
+    assert_no_metadata(stored)
+    assert np.array_equal(np.asarray(decode_stored(stored)), np.asarray(intake.image))
+    assert np.array_equal(np.asarray(picture), np.asarray(intake.image))
+
+
+def test_a_jpeg_that_needed_turning_upright_is_stored_turned_and_lossless() -> None:
+    upload = phone_jpeg(orientation=6)  # rotated 90° clockwise when shown
+    intake = load_untrusted(upload)
+    stored, _ = stored_upload(upload, intake)
+    assert stored.startswith(b"RIFF")
+    assert_no_metadata(stored)
+    assert np.array_equal(np.asarray(decode_stored(stored)), np.asarray(intake.image))
+
+
+def test_a_jpeg_with_a_colour_profile_decodes_to_the_converted_pixels() -> None:
+    upload = phone_jpeg(icc=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    intake = load_untrusted(upload)
+    stored, _ = stored_upload(upload, intake)
+    assert_no_metadata(stored)
+    assert np.array_equal(np.asarray(decode_stored(stored)), np.asarray(intake.image))
+
+
+def test_a_shrunk_or_non_jpeg_upload_is_stored_lossless() -> None:
+    upload = phone_jpeg((1000, 800))
+    intake = load_untrusted(upload, max_output_side=500)
+    stored, _ = stored_upload(upload, intake)
+    assert stored.startswith(b"RIFF")
+    assert np.array_equal(np.asarray(decode_stored(stored)), np.asarray(intake.image))
+    png = encode_png(photo_like((320, 240)))
+    stored, _ = stored_upload(png, load_untrusted(png))
+    assert stored.startswith(b"RIFF")
+
+
+def test_the_jfif_header_keeps_no_thumbnail_and_an_mpo_keeps_only_its_first_picture() -> None:
+    upload = phone_jpeg()
+    assert upload[2:4] == b"\xff\xe0"  # Pillow's JFIF header, without a thumbnail: give it a 1x1 one
+    length = int.from_bytes(upload[4:6], "big")
+    jfif = bytearray(upload[6 : 4 + length])
+    jfif[-2:] = b"\x01\x01"
+    with_thumbnail = b"\xff\xd8\xff\xe0" + (length + 3).to_bytes(2, "big") + jfif + b"\x10\x20\x30" + upload[4 + length :]
+    stripped = strip_jpeg_metadata(with_thumbnail)
+    assert stripped == strip_jpeg_metadata(upload) and stripped[4:6] == (16).to_bytes(2, "big")
+    second = phone_jpeg((320, 240))
+    stripped = strip_jpeg_metadata(upload + second)  # bytes after the first picture's end are dropped
+    assert stripped == strip_jpeg_metadata(upload)
+    assert strip_jpeg_metadata(b"not a jpeg") is None
+    assert strip_jpeg_metadata(upload[: len(upload) // 2]) is None  # cut short: no end of image
