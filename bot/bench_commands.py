@@ -15,7 +15,7 @@ def bench_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.transfer:
         from core.editing.transfer_bench import run_transfer_benchmark
 
-        run_transfer_benchmark(repeats=max(args.repeats, 3), as_json=args.json)
+        run_transfer_benchmark(repeats=args.repeats, as_json=args.json)
         return 0
     if args.family:
         from core.editing.family_bench import run_family_benchmark

@@ -39,11 +39,13 @@ def font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 
-def _text_height(size: int) -> int:
+def line_height(size: int) -> int:
+    """The height of one line of text at font `size`, spacing included."""
     return int(size * 1.35)
 
 
-def _fit(picture: Picture, box: int) -> Image.Image:
+def fit_square(picture: Picture, box: int) -> Image.Image:
+    """The picture in RGB, scaled to fit a `box` x `box` square (aspect kept)."""
     return _contain(picture, (box, box))
 
 
@@ -66,7 +68,7 @@ def _height(picture: Image.Image | bytes) -> int:
         return header.height
 
 
-def _wrap(text: str, width_px: int, size: int, lines: int) -> list[str]:
+def wrap_lines(text: str, width_px: int, size: int, lines: int) -> list[str]:
     """Wrap to at most `lines` lines that fit width_px, with an ellipsis when cut."""
     average = max(font(size).getlength("abcdefghijklmnopqrstuvwxyz") / 26, 1)
     wrapped = textwrap.wrap(text, max(int(width_px / average), 4)) or [""]
@@ -83,10 +85,10 @@ def compare(before: Picture, after: Picture, *, labels: tuple[str, str] = ("Befo
     height = min(max(_height(picture) for picture in pictures), MAX_COMPARE_HEIGHT)
     panels = [_contain(picture, (height * 4, height)) for picture in pictures]
     label_size = max(height // 24, 16)
-    caption_lines = _wrap(caption, sum(panel.width for panel in panels), label_size, 2) if caption else []
-    label_band = _text_height(label_size) + MARGIN
+    caption_lines = wrap_lines(caption, sum(panel.width for panel in panels), label_size, 2) if caption else []
+    label_band = line_height(label_size) + MARGIN
     width = sum(panel.width for panel in panels) + 3 * MARGIN
-    total = label_band + height + 2 * MARGIN + len(caption_lines) * _text_height(label_size)
+    total = label_band + height + 2 * MARGIN + len(caption_lines) * line_height(label_size)
     sheet = Image.new("RGB", (width, total), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     x = MARGIN
@@ -95,7 +97,7 @@ def compare(before: Picture, after: Picture, *, labels: tuple[str, str] = ("Befo
         draw.text((x, MARGIN // 2), label, font=font(label_size), fill=INK)
         x += panel.width + MARGIN
     for number, line in enumerate(caption_lines):
-        draw.text((MARGIN, label_band + height + MARGIN + number * _text_height(label_size)), line,
+        draw.text((MARGIN, label_band + height + MARGIN + number * line_height(label_size)), line,
                   font=font(label_size), fill=MUTED)
     return sheet
 
@@ -117,9 +119,9 @@ def contact_sheet(entries: Sequence[SheetEntry], *, columns: int = 4, title: str
     columns = max(1, min(columns, len(entries)))
     rows = -(-len(entries) // columns)
     size = 16
-    caption_band = 2 * _text_height(size) + 6
+    caption_band = 2 * line_height(size) + 6
     cell_w, cell_h = THUMB + MARGIN, THUMB + caption_band + MARGIN
-    title_band = _text_height(20) + MARGIN if title else 0
+    title_band = line_height(20) + MARGIN if title else 0
     sheet = Image.new("RGB", (columns * cell_w + MARGIN, title_band + rows * cell_h + MARGIN), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     if title:
@@ -127,18 +129,18 @@ def contact_sheet(entries: Sequence[SheetEntry], *, columns: int = 4, title: str
     for index, entry in enumerate(entries):
         x = MARGIN + (index % columns) * cell_w
         y = title_band + MARGIN + (index // columns) * cell_h
-        thumb = _fit(entry.image, THUMB)
+        thumb = fit_square(entry.image, THUMB)
         left, top = x + (THUMB - thumb.width) // 2, y + (THUMB - thumb.height) // 2
         sheet.paste(thumb, (left, top))
         if entry.current:
             draw.rectangle((left - 4, top - 4, left + thumb.width + 3, top + thumb.height + 3), outline=ACCENT, width=4)
-        _badge(draw, (left + 4, top + 4), str(entry.number))
+        draw_badge(draw, (left + 4, top + 4), str(entry.number))
         if entry.branches:
             mark = f"+{entry.branches} branch" + ("es" if entry.branches > 1 else "")
             width = int(font(14).getlength(mark)) + 10
-            _badge(draw, (left + thumb.width - width - 4, top + 4), mark, size=14)
-        for line_number, line in enumerate(_wrap(entry.caption, THUMB, size, 2)):
-            draw.text((x, y + THUMB + 4 + line_number * _text_height(size)), line, font=font(size), fill=INK)
+            draw_badge(draw, (left + thumb.width - width - 4, top + 4), mark, size=14)
+        for line_number, line in enumerate(wrap_lines(entry.caption, THUMB, size, 2)):
+            draw.text((x, y + THUMB + 4 + line_number * line_height(size)), line, font=font(size), fill=INK)
     return sheet
 
 
@@ -148,9 +150,9 @@ def labelled_grid(cells: Sequence[Picture], *, columns: int, cell_labels: Sequen
     """Candidates in a grid, each numbered 1..N (for /pick) with its own label, optional axis labels."""
     rows = -(-len(cells) // columns)
     size = 18
-    label_h = _text_height(size)
+    label_h = line_height(size)
     row_label_w = int(max((font(size).getlength(label) for label in row_labels), default=0)) + MARGIN
-    title_band = _text_height(22) + MARGIN if title else 0
+    title_band = line_height(22) + MARGIN if title else 0
     header = label_h + MARGIN if column_labels else 0
     cell_w, cell_h = GRID_CELL + MARGIN, GRID_CELL + label_h + MARGIN
     sheet = Image.new("RGB", (row_label_w + columns * cell_w + MARGIN,
@@ -167,17 +169,18 @@ def labelled_grid(cells: Sequence[Picture], *, columns: int, cell_labels: Sequen
     for index, (cell, label) in enumerate(zip(cells, cell_labels)):
         x = row_label_w + MARGIN + (index % columns) * cell_w
         y = title_band + header + MARGIN + (index // columns) * cell_h
-        thumb = _fit(cell, GRID_CELL)
+        thumb = fit_square(cell, GRID_CELL)
         sheet.paste(thumb, (x + (GRID_CELL - thumb.width) // 2, y + (GRID_CELL - thumb.height) // 2))
-        _badge(draw, (x + 6, y + 6), str(index + 1), size=22)
+        draw_badge(draw, (x + 6, y + 6), str(index + 1), size=22)
         draw.text((x, y + GRID_CELL + 2), label, font=font(size - 2), fill=INK)
     return sheet
 
 
-def _badge(draw: ImageDraw.ImageDraw, at: tuple[int, int], text: str, size: int = 18) -> None:
+def draw_badge(draw: ImageDraw.ImageDraw, at: tuple[int, int], text: str, size: int = 18) -> None:
+    """White text on a rounded black label, its top-left corner at `at`."""
     width = int(font(size).getlength(text)) + 10
     x, y = at
-    draw.rounded_rectangle((x, y, x + width, y + _text_height(size) + 2), radius=6, fill=(0, 0, 0))
+    draw.rounded_rectangle((x, y, x + width, y + line_height(size) + 2), radius=6, fill=(0, 0, 0))
     draw.text((x + 5, y + 1), text, font=font(size), fill=(255, 255, 255))
 
 
@@ -188,7 +191,7 @@ MASK_PREVIEW_SIDE = 768
 def mask_preview(photo: Image.Image, mask: Image.Image, *, caption: str | None = None) -> Image.Image:
     """The photo (at most MASK_PREVIEW_SIDE px) with the region tinted and everything else dimmed, so a person can
     check what words picked out before any edit runs; an optional caption underneath."""
-    shown = _fit(photo, MASK_PREVIEW_SIDE)
+    shown = fit_square(photo, MASK_PREVIEW_SIDE)
     weight = mask.convert("L").resize(shown.size, Image.Resampling.BILINEAR)
     tinted = Image.blend(shown, Image.new("RGB", shown.size, MASK_TINT), 0.45)
     dimmed = Image.blend(shown, Image.new("RGB", shown.size, (0, 0, 0)), 0.55)
@@ -196,10 +199,10 @@ def mask_preview(photo: Image.Image, mask: Image.Image, *, caption: str | None =
     if not caption:
         return picture
     size = max(shown.width // 40, 16)
-    lines = _wrap(caption, shown.width - 2 * MARGIN, size, 2)
-    sheet = Image.new("RGB", (shown.width, shown.height + MARGIN + len(lines) * _text_height(size)), BACKGROUND)
+    lines = wrap_lines(caption, shown.width - 2 * MARGIN, size, 2)
+    sheet = Image.new("RGB", (shown.width, shown.height + MARGIN + len(lines) * line_height(size)), BACKGROUND)
     sheet.paste(picture, (0, 0))
     draw = ImageDraw.Draw(sheet)
     for number, line in enumerate(lines):
-        draw.text((MARGIN, shown.height + MARGIN // 2 + number * _text_height(size)), line, font=font(size), fill=INK)
+        draw.text((MARGIN, shown.height + MARGIN // 2 + number * line_height(size)), line, font=font(size), fill=INK)
     return sheet

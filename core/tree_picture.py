@@ -20,11 +20,11 @@ from core.pictures import (
     MARGIN,
     MUTED,
     Picture,
-    _badge,
-    _fit,
-    _text_height,
-    _wrap,
+    draw_badge,
+    fit_square,
     font,
+    line_height,
+    wrap_lines,
 )
 from core.treeview import TreeView
 
@@ -91,12 +91,12 @@ def tree_picture(view: TreeView, head_id: int, drawn: Drawn, image: Callable[[in
 
     for top in tops:
         place(top)
-    label_h = _text_height(14)
+    label_h = line_height(14)
     cell_w, cell_h = TREE_THUMB + GAP_X, TREE_THUMB + label_h + GAP_Y
     columns = max(view.depths[node_id] for node_id in drawn.ids) - top_depth + 1
-    title_band = _text_height(18) + MARGIN
+    title_band = line_height(18) + MARGIN
     notes = _notes(drawn, top_depth)
-    note_band = _text_height(14) * len(notes) + (MARGIN if notes else 0)
+    note_band = line_height(14) * len(notes) + (MARGIN if notes else 0)
     sheet = Image.new("RGB", (MARGIN * 2 + columns * cell_w - GAP_X, title_band + next_row * cell_h + MARGIN
                               + note_band), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
@@ -115,20 +115,20 @@ def tree_picture(view: TreeView, head_id: int, drawn: Drawn, image: Callable[[in
             draw.line(points, fill=MUTED, width=2)
     for node_id in drawn.ids:
         x, y = corner(node_id)
-        thumb = _fit(image(node_id), TREE_THUMB)
+        thumb = fit_square(image(node_id), TREE_THUMB)
         left, top = x + (TREE_THUMB - thumb.width) // 2, y + (TREE_THUMB - thumb.height) // 2
         sheet.paste(thumb, (left, top))
         if node_id == head_id:
             draw.rectangle((left - 4, top - 4, left + thumb.width + 3, top + thumb.height + 3), outline=ACCENT,
                            width=4)
-        _badge(draw, (left + 3, top + 3), view.labels[node_id], size=14)
+        draw_badge(draw, (left + 3, top + 3), view.labels[node_id], size=14)
         under = view.nodes[node_id].instruction or "the photo"
         if drawn.folded.get(node_id):
             under = f"+{drawn.folded[node_id]} more after it"
-        [line] = _wrap(under, TREE_THUMB + GAP_X // 2, 14, 1)
+        [line] = wrap_lines(under, TREE_THUMB + GAP_X // 2, 14, 1)
         draw.text((x, y + TREE_THUMB + 2), line, font=font(14), fill=ACCENT if node_id == head_id else MUTED)
     for number, note in enumerate(notes):
-        draw.text((MARGIN, sheet.height - note_band + number * _text_height(14)), note, font=font(14), fill=MUTED)
+        draw.text((MARGIN, sheet.height - note_band + number * line_height(14)), note, font=font(14), fill=MUTED)
     return sheet
 
 

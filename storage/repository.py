@@ -294,14 +294,15 @@ def insert_node(session: Session, new: NewNode) -> Node:
         _own_node(session, new.conversation_id, new.parent_id, "parent")
     if new.make_head:
         conversation.visit_counter += 1
+    region_words, region_inverse = region_columns(new.region)
     row = NodeRow(
         conversation_id=new.conversation_id,
         parent_id=new.parent_id,
         image_hash=new.image_hash,
         instruction=new.instruction,
         seconds=new.seconds,
-        region_words=region_columns(new.region)[0],
-        region_inverse=region_columns(new.region)[1],
+        region_words=region_words,
+        region_inverse=region_inverse,
         visit=conversation.visit_counter if new.make_head else 0,
         original_instruction=new.translation and new.translation.original,
         language=new.translation and new.translation.language,

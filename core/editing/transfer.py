@@ -44,6 +44,8 @@ STRUCTURE_LEVELS = (6.0, 14.0)
 REPAINT_LEVELS = (16.0, 32.0)
 """Low-band change (levels) from which the whole change, texture included, is carried over, and fully is."""
 MARGIN = 3
+HALF_SIZE_FROM = 4
+"""From this ratio of full to working size the change is upsampled to half size, then doubled (_upsample_change)."""
 """Working pixels added around the changed box so upsampling filters see their whole support."""
 
 
@@ -67,10 +69,8 @@ def transfer(parent: Image.Image, working_input: Image.Image, working_output: Im
     """
     if working_input.size != working_output.size:
         raise ValueError("the editor's input and output must have one size")
-    before = np.asarray(working_input.convert("RGB"), dtype=np.float32)
-    after = np.asarray(working_output.convert("RGB"), dtype=np.float32)
-    low, structure = _split_change(before, after)
-    changed = (np.abs(low).max(axis=2) > 0) | (structure > 0)
+    low, structure = _split_change(_planes(working_input), _planes(working_output))
+    changed = low.any(axis=0) | (structure > 0)
     if not changed.any():
         return parent.copy()
     full_box = _full_box(changed, working_input.size, parent.size)
@@ -82,8 +82,8 @@ def transfer(parent: Image.Image, working_input: Image.Image, working_output: Im
     while low.any():
         step = np.clip(low, -128, 127)
         low = low - step
-        offset = Image.fromarray((step + 128).astype(np.uint8))
-        region = ImageChops.add(region, offset.resize(region.size, Image.Resampling.BILINEAR, box=source), offset=-128)
+        offset = Image.fromarray(np.ascontiguousarray((step + 128).astype(np.uint8).transpose(1, 2, 0)))
+        region = ImageChops.add(region, _upsample_change(offset, source, region.size), offset=-128)
     if structure.any():
         edit = working_output.convert("RGB").resize(region.size, Image.Resampling.BICUBIC, box=source)
         weight = _upsample(np.rint(structure * 255).astype(np.uint8), source, region.size)
@@ -95,44 +95,75 @@ def transfer(parent: Image.Image, working_input: Image.Image, working_output: Im
     return result
 
 
+def _planes(image: Image.Image) -> np.ndarray:
+    """An image as 3xHxW float32 planes."""
+    return np.asarray(image.convert("RGB")).transpose(2, 0, 1).astype(np.float32, order="C")
+
+
 def _split_change(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(low band of the change with the dead zone applied, HxWx3 float; structure weight in 0..1, HxW float)."""
+    """(low band of the change with the dead zone applied, 3xHxW float; structure weight in 0..1, HxW float), from
+    the working images as 3xHxW float planes (channel first, so that per-pixel maxima over channels and the blurs
+    run over whole contiguous planes)."""
     change = after - before
     if not change.any():
-        return change, np.zeros(change.shape[:2], np.float32)
+        return change, np.zeros(change.shape[1:], np.float32)
     low = _gauss(change, LOW_BAND_SIGMA)
-    high = _gauss(np.abs(change - low).max(axis=2, keepdims=True), 1.0)
+    high = _gauss(_channel_max(np.abs(change - low)), 1.0)
     # Detail the input already had may be softened by the model's re-encoding without that being an edit: only
     # high-band change beyond the input's own detail counts as new structure.
-    detail = _gauss(np.abs(before - _gauss(before, LOW_BAND_SIGMA)).max(axis=2, keepdims=True), 1.0)
+    detail = _gauss(_channel_max(np.abs(before - _gauss(before, LOW_BAND_SIGMA))), 1.0)
     start, full = STRUCTURE_LEVELS
-    structure = np.clip((high - detail - start) / (full - start), 0.0, 1.0)[..., 0]
+    structure = np.clip((high - detail - start) / (full - start), 0.0, 1.0)
     # Feather the structure mask outwards a little, so the edit's own edge is not cut at its threshold.
-    structure = np.clip(_gauss(structure[..., None], 1.0)[..., 0] * 1.5, 0.0, 1.0)
+    structure = np.clip(_gauss(structure, 1.0) * 1.5, 0.0, 1.0)
     structure[structure < 1 / 255] = 0.0
     low[np.abs(low) < DEAD_ZONE] = 0.0
     # Where the tone changes a lot the area is being repainted: its old working-size texture goes too.
     start, full = REPAINT_LEVELS
-    repaint = np.clip((_gauss(np.abs(low).max(axis=2, keepdims=True), 1.0) - start) / (full - start), 0.0, 1.0)
-    delta = low + repaint * (change - low)
-    return delta * (1.0 - structure[..., None]), structure
+    repaint = np.clip((_gauss(_channel_max(np.abs(low)), 1.0) - start) / (full - start), 0.0, 1.0)
+    if repaint.any():
+        low += repaint * (change - low)
+    if structure.any():
+        low *= 1.0 - structure
+    return low, structure
+
+
+def _channel_max(planes: np.ndarray) -> np.ndarray:
+    """The per-pixel maximum over the channels of 3xHxW planes (HxW)."""
+    return np.maximum(np.maximum(planes[0], planes[1]), planes[2])
 
 
 def _gauss(planes: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur of HxWxC float32 planes, edges repeated (working-size arrays: a few ms)."""
+    """Separable Gaussian blur of float32 planes (HxW or CxHxW, blurred over H and W), edges repeated.
+
+    One plane at a time, so that each pass's arrays stay in the CPU's cache (a third faster than blurring six planes
+    at once), and symmetric taps are summed in pairs before one multiply, in place: a working-size plane takes 2 ms.
+    """
+    if planes.ndim == 3:
+        blurred = np.empty_like(planes)
+        for index, plane in enumerate(planes):
+            blurred[index] = _gauss(plane, sigma)
+        return blurred
     radius = max(1, round(3 * sigma))
-    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    taps = (taps / taps.sum()).astype(np.float32)
+    taps = np.exp(-0.5 * (np.arange(radius + 1) / sigma) ** 2)
+    taps = (taps / (2 * taps.sum() - taps[0])).astype(np.float32)
     for axis in (0, 1):
         length = planes.shape[axis]
-        padded = np.pad(planes, [(radius, radius) if a == axis else (0, 0) for a in range(3)], mode="edge")
-        window = (lambda start: padded[start:start + length]) if axis == 0 else (
-            lambda start: padded[:, start:start + length])
-        blurred = taps[0] * window(0)
-        for offset in range(1, len(taps)):
-            blurred += taps[offset] * window(offset)
+        padded = np.pad(planes, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)], mode="edge")
+        blurred = _window(padded, axis, radius, length) * taps[0]
+        pair = np.empty_like(blurred)
+        for offset in range(1, radius + 1):
+            np.add(_window(padded, axis, radius - offset, length), _window(padded, axis, radius + offset, length),
+                   out=pair)
+            pair *= taps[offset]
+            blurred += pair
         planes = blurred
     return planes
+
+
+def _window(padded: np.ndarray, axis: int, start: int, length: int) -> np.ndarray:
+    """`length` rows (axis 0) or columns (axis 1) of a padded plane from `start`: one tap's view of it."""
+    return padded[start:start + length] if axis == 0 else padded[:, start:start + length]
 
 
 def _full_box(changed: np.ndarray, working: tuple[int, int], full: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -153,6 +184,20 @@ def _source_box(full_box: tuple[int, int, int, int], working: tuple[int, int],
     same pixels as resizing the whole working image to full size and cropping."""
     scale_x, scale_y = working[0] / full[0], working[1] / full[1]
     return (full_box[0] * scale_x, full_box[1] * scale_y, full_box[2] * scale_x, full_box[3] * scale_y)
+
+
+def _upsample_change(offset: Image.Image, source: tuple[float, float, float, float],
+                     size: tuple[int, int]) -> Image.Image:
+    """The working-size change (offset by 128, RGB), its `source` area brought up to `size`: bilinearly, and for a
+    photo at least HALF_SIZE_FROM times the working size, bilinearly to half of `size` then doubled by repeating
+    pixels. The change is smooth there (a Gaussian's low band, or a repaint's edge spread over 8 full-size pixels or
+    more), so the full-size bilinear pass, the costliest step of a whole-picture edit, buys little: on a 12 MP photo
+    the doubling took 0.02-0.1 dB of PSNR against the edit's full-size truth (a tint, a painted patch, a painted
+    gradient) for a third of the upsampling's CPU time (about 25 of 65 ms). A constant 128 stays 128 either way."""
+    if size[0] < HALF_SIZE_FROM * (source[2] - source[0]):
+        return offset.resize(size, Image.Resampling.BILINEAR, box=source)
+    half = ((size[0] + 1) // 2, (size[1] + 1) // 2)
+    return offset.resize(half, Image.Resampling.BILINEAR, box=source).resize(size, Image.Resampling.NEAREST)
 
 
 def _upsample(plane: np.ndarray, source: tuple[float, float, float, float], size: tuple[int, int]) -> Image.Image:

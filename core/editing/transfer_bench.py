@@ -1,12 +1,16 @@
 """Benchmark: what full-resolution results cost per edit of a 12 MP photo (no model needed).
 
-    editbot bench --transfer [--side 4032] [--repeats 3] [--json]
+    editbot bench --transfer [--repeats 5] [--json]
 
 On a photo-like synthetic picture of 4032x3024 it times `core.editing.transfer.transfer` for stand-in edits (an
-identity, a change in a rectangle, a tint of the whole picture), the storage of a full-size node against a
-working-size one (lossless WebP encode and decode), and the peak memory the transfer adds over holding the photo;
-it prints the bytes per node (upload JPEG, stored WebP, PNG) and the PSNR of an identity edit next to the
-downscale-upscale the bot did before. CPU time is printed beside wall time: on a busy machine wall time is noisy.
+identity, a change in a rectangle, a tint of the whole picture) and the storage of a full-size node against a
+working-size one (lossless WebP encode and decode). The machine is shared, so every case runs once per round, the
+rounds interleaved in alternating order (core.benchstats.round_order), and each case reports the median of its
+rounds with their interquartile range: CPU time of this process (what the code costs) beside wall time (what it cost
+with the machine's other load). It prints the peak memory one transfer adds over holding the photo, and what one
+full-size edit's storage path (decode the parent, transfer, encode the node) adds over the working-size path the bot
+had before; the bytes per node (upload JPEG, stored WebP, PNG); the PSNR of an identity edit next to the
+downscale-upscale the bot did before; and the share of the CPU other processes took meanwhile.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core.benchstats import MachineLoad, round_order, spread
 from core.editing.pix2pix_parts import working_size
 from core.editing.transfer import transfer
 from core.images import decode_stored, encode_png, encode_stored
@@ -46,7 +52,7 @@ def photo_like(size: tuple[int, int], seed: int = 0) -> Image.Image:
     return Image.fromarray(np.clip(base + (texture + noise)[..., None], 0, 255).astype(np.uint8))
 
 
-def run_transfer_benchmark(*, side: int = 4032, repeats: int = 3, as_json: bool = False) -> dict:
+def run_transfer_benchmark(*, side: int = 4032, repeats: int = 5, as_json: bool = False) -> dict:
     """Time and measure as the module says; print a table (or one JSON object) and return the figures."""
     full = (side, side * 3 // 4)
     jpeg = io.BytesIO()
@@ -57,19 +63,21 @@ def run_transfer_benchmark(*, side: int = 4032, repeats: int = 3, as_json: bool 
     small = photo.resize(working_size(*photo.size, 512), Image.Resampling.LANCZOS)
     edits = {"identity": small, "rectangle +40 red": _shifted(small, (0.3, 0.3, 0.55, 0.6), (40, 0, 0)),
              "whole-picture tint": _shifted(small, (0, 0, 1, 1), (25, 0, -25))}
-    figures: dict = {"size": f"{full[0]}x{full[1]}", "working": f"{small.width}x{small.height}", "cases": []}
-    for name, edited in edits.items():
-        wall, cpu = _timed(lambda: transfer(photo, small, edited), repeats)
-        figures["cases"].append({"case": f"transfer: {name}", "wall_ms": wall, "cpu_ms": cpu})
     stored = encode_stored(photo)
-    for name, run in (("encode node, full size (WebP)", lambda: encode_stored(photo)),
-                      ("encode node, working size (before)", lambda: encode_png(small)),
-                      ("decode node, full size", lambda: decode_stored(stored))):
-        wall, cpu = _timed(run, repeats)
-        figures["cases"].append({"case": name, "wall_ms": wall, "cpu_ms": cpu})
-    before = _reset_peak()
-    transfer(photo, small, edits["whole-picture tint"])
-    figures["peak_added_mib"] = round(_peak_mib() - before)
+    cases: dict[str, Callable[[], object]] = {
+        f"transfer: {name}": (lambda edited=edited: transfer(photo, small, edited)) for name, edited in edits.items()}
+    cases |= {"encode node, full size (WebP)": lambda: encode_stored(photo),
+              "encode node, working size (before)": lambda: encode_png(small),
+              "decode node, full size": lambda: decode_stored(stored)}
+    figures: dict = {"size": f"{full[0]}x{full[1]}", "working": f"{small.width}x{small.height}", "rounds": repeats}
+    with MachineLoad() as load:
+        figures["cases"] = _rounds(cases, repeats)
+    figures["machine"] = load.figures()
+    figures["peak_added_mib"] = _peak_added(lambda: transfer(photo, small, edits["whole-picture tint"]))
+    tint, working_node = edits["whole-picture tint"], encode_png(small)
+    before = _peak_added(lambda: (decode_stored(working_node), encode_png(tint)))
+    after = _peak_added(lambda: _full_size_node(stored, tint))
+    figures["edit_peak_mib"] = {"working_size_before": before, "full_size": after, "added": after - before}
     figures["bytes_per_node"] = {"upload_jpeg_q90": len(upload), "stored_webp_lossless": len(stored),
                                  "png": len(encode_png(photo))}
     upscaled = small.resize(photo.size, Image.Resampling.LANCZOS)
@@ -82,22 +90,43 @@ def run_transfer_benchmark(*, side: int = 4032, repeats: int = 3, as_json: bool 
     return figures
 
 
+def _rounds(cases: dict[str, Callable[[], object]], repeats: int) -> list[dict]:
+    """Each case once per round, in alternating order; per case the median wall and CPU ms and the CPU IQR (%)."""
+    walls: dict[str, list[float]] = {name: [] for name in cases}
+    cpus: dict[str, list[float]] = {name: [] for name in cases}
+    for name, run in cases.items():  # a first, untimed run: imports, allocator and caches warm
+        run()
+    for round_index in range(max(1, repeats)):
+        for name in round_order(list(cases), round_index):
+            wall, cpu = time.perf_counter(), time.process_time()
+            cases[name]()
+            walls[name].append((time.perf_counter() - wall) * 1000)
+            cpus[name].append((time.process_time() - cpu) * 1000)
+    return [{"case": name, "wall_ms": round(statistics.median(walls[name])),
+             "cpu_ms": round(statistics.median(cpus[name])), "cpu_iqr_pct": spread(cpus[name])["iqr_pct"]}
+            for name in cases]
+
+
+def _full_size_node(stored: bytes, edited: Image.Image) -> bytes:
+    """What the runner does around the editor for a full-size node: decode the parent, shrink it to the working size
+    for the editor, bring the edit onto it, encode the result."""
+    parent = decode_stored(stored)
+    small = parent.resize(edited.size, Image.Resampling.LANCZOS)
+    return encode_stored(transfer(parent, small, edited))
+
+
+def _peak_added(run: Callable[[], object]) -> int:
+    """Peak RSS (MiB) while `run` runs, over the RSS before it."""
+    before = _reset_peak()
+    run()
+    return round(_peak_mib() - before)
+
+
 def _shifted(image: Image.Image, box: tuple[float, float, float, float], shift: tuple[int, int, int]) -> Image.Image:
     pixels = np.asarray(image, np.int16).copy()
     left, top, right, bottom = (round(edge * length) for edge, length in zip(box, image.size * 2))
     pixels[top:bottom, left:right] += np.array(shift, np.int16)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-
-
-def _timed(run: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """(fastest wall ms, fastest CPU ms of this process) over `repeats` runs."""
-    walls, cpus = [], []
-    for _ in range(max(1, repeats)):
-        wall, cpu = time.perf_counter(), time.process_time()
-        run()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return round(min(walls) * 1000), round(min(cpus) * 1000)
 
 
 def _reset_peak() -> float:
@@ -126,13 +155,21 @@ def _psnr(first: Image.Image, second: Image.Image) -> float:
 
 
 def _print_table(figures: dict) -> None:
-    print(f"photo {figures['size']} · working size {figures['working']} · fastest of the repeats")
-    print(f"{'case':<40}{'wall ms':>9}{'CPU ms':>9}")
+    print(f"photo {figures['size']} · working size {figures['working']} · median of {figures['rounds']} "
+          "interleaved rounds")
+    print(f"{'case':<40}{'wall ms':>9}{'CPU ms':>9}{'CPU IQR':>9}")
     for case in figures["cases"]:
-        print(f"{case['case']:<40}{case['wall_ms']:>9}{case['cpu_ms']:>9}")
-    print(f"peak memory added by one transfer: {figures['peak_added_mib']} MiB")
+        print(f"{case['case']:<40}{case['wall_ms']:>9}{case['cpu_ms']:>9}{case['cpu_iqr_pct']:>8}%")
+    edit = figures["edit_peak_mib"]
+    print(f"peak memory added by one transfer: {figures['peak_added_mib']} MiB · by one edit's storage path "
+          f"(decode, transfer, encode): {edit['full_size']} MiB full size against {edit['working_size_before']} MiB "
+          f"at the working size, +{edit['added']} MiB")
     sizes = figures["bytes_per_node"]
     print(f"bytes per node: upload JPEG q90 {sizes['upload_jpeg_q90']:,} · stored lossless WebP "
           f"{sizes['stored_webp_lossless']:,} · PNG {sizes['png']:,}")
     print(f"identity edit PSNR {figures['identity_psnr_db']} dB · downscale-upscale (before) "
           f"{figures['downscale_upscale_psnr_db']} dB")
+    share = figures["machine"]["others_cpu_share"]
+    if share is not None:
+        print(f"other processes used {share:.0%} of the machine's CPU meanwhile (load average "
+              f"{figures['machine']['load_average_before']} before): wall times inflated by it, CPU times less")

@@ -20,6 +20,7 @@ from bot.distributed.jobs import SqlJobRepository
 from bot.distributed.worker import EditWorker, serve
 from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey
+from core.ports import Segmenter
 from core.runner import EditRunner
 from storage.blobs import FileImageStore
 from storage.database import make_engine
@@ -87,9 +88,10 @@ class Cluster:
         return len(list(self.data_dir.glob("worker-ready-*")))
 
     @contextlib.asynccontextmanager
-    async def worker_here(self, editor: FakeEditor, batch_size: int):
-        """A worker in this process (so the test can look at its editor's calls), served until the block ends."""
-        worker = EditWorker(EditRunner(editor, self.history, self.images), self.jobs,
+    async def worker_here(self, editor: FakeEditor, batch_size: int, segmenter: Segmenter | None = None):
+        """A worker in this process (so the test can look at its editor's and segmenter's calls), served until the
+        block ends."""
+        worker = EditWorker(EditRunner(editor, self.history, self.images, segmenter=segmenter), self.jobs,
                             redis_module.Redis.from_url(REDIS_URL), queue_name=self.queue_name,
                             stale_after=REDELIVER_SECONDS)
         serving = asyncio.create_task(serve(worker, REDIS_URL, self.queue_name, REDELIVER_SECONDS,
@@ -102,10 +104,10 @@ class Cluster:
                 await serving
             worker.redis.close()
 
-    def engine(self, frontend: str = "test", **options) -> ConversationEngine:
-        """A front-end's engine; options: more DistributedQueue settings (give_up_seconds...), or another `jobs`
-        repository than the cluster's."""
-        return ConversationEngine(self.history, self.images, self.queue(frontend, **options))
+    def engine(self, frontend: str = "test", *, segmenter: Segmenter | None = None, **options) -> ConversationEngine:
+        """A front-end's engine; `segmenter`: what finds regions (/only, /mask); options: more DistributedQueue
+        settings (give_up_seconds...), or another `jobs` repository than the cluster's."""
+        return ConversationEngine(self.history, self.images, self.queue(frontend, **options), segmenter=segmenter)
 
     def queue(self, frontend: str = "test", **options) -> DistributedQueue:
         """A front-end's queue, options as `engine`'s."""
