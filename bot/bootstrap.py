@@ -28,6 +28,10 @@ def build_editor(settings: Settings) -> Editor:
     from core.editing.sources import load_pipeline
 
     options = settings.editor
+    if options.threads:
+        import torch
+
+        torch.set_num_threads(options.threads)
     log.info("loading model %s", options.model)
     pipeline = load_pipeline(
         options.model,
