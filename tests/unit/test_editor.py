@@ -261,6 +261,9 @@ def test_fast_mode_runs_close_to_exact_and_leaves_the_pipeline_in_float32(pipeli
     assert calls == [1, 2, 3, 4]
     assert 0 < np.abs(fast - exact).max() < 0.5
     assert pipeline.unet.dtype == torch.float32 and pipeline.vae.dtype == torch.float32
+    assert pipeline.unet.conv_in.weight.is_contiguous()  # the pipeline's own modules keep their memory format
+    fast_conv = fast_editor._fast_unet.unet.conv_in.weight  # the bfloat16 copy runs channels-last (faster on CPU)
+    assert fast_conv.dtype == torch.bfloat16 and fast_conv.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_deepcache_falls_back_to_the_full_unet_for_unets_it_does_not_cover(pipeline):
