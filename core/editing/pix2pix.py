@@ -17,7 +17,6 @@ Fast mode (opt-in) trades a little fidelity for speed: bfloat16 with channels-la
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 import threading
@@ -42,6 +41,7 @@ from core.editing.pix2pix_parts import (
     DEEPCACHE_INTERVAL,
     LATENT_MULTIPLE,
     LRU,
+    bfloat16_copy,
     combine_guidance,
     guidance_rows,
     resized,
@@ -111,8 +111,8 @@ class Pix2PixEditor:
             fast_unet = pipeline.unet
             if self.device.type == "cpu" and self.dtype == torch.float32:
                 # bfloat16 copies: the pipeline's own float32 modules stay untouched for anyone else using them
-                fast_unet = copy.deepcopy(pipeline.unet).to(torch.bfloat16, memory_format=torch.channels_last)
-                self._vae = copy.deepcopy(pipeline.vae).to(torch.bfloat16, memory_format=torch.channels_last)
+                fast_unet = bfloat16_copy(pipeline.unet)
+                self._vae = bfloat16_copy(pipeline.vae)
             self._fast_unet = DeepCacheUNet(fast_unet)
             if not self._fast_unet.supported:
                 logger.warning("This UNet has parts DeepCache does not handle; fast mode runs it in full every step.")
