@@ -34,6 +34,10 @@ def build_editor(settings: Settings, spec: ModelSpec | None = None) -> Editor:
     from core.editing.sources import load_pipeline
 
     options = settings.editor
+    if options.threads:
+        import torch
+
+        torch.set_num_threads(options.threads)
     log.info("loading model %s", spec.source)
     pipeline = load_pipeline(
         spec.source,

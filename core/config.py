@@ -42,6 +42,10 @@ class EditorSettings(BaseSettings):
     """Opt-in speed-ups that change the maths slightly (see README)."""
     compile: bool = False
     """torch.compile the UNet on CUDA (slow first edit, faster after)."""
+    threads: int = Field(0, ge=0, le=1024)
+    """torch's CPU threads in the process that runs the model (the translator shares them); 0: torch's default, one
+    per core. 1 is far faster where other processes keep the cores busy: the threads of one operation wait for each
+    other (docs/performance.md)."""
     single_file_config: str | None = None
     """For a single-file checkpoint: a local diffusers folder (or hub id) with the matching configs; needed offline."""
     offline: bool = False

@@ -51,6 +51,7 @@ def run_benchmark(
     model: str = FULL_RANDOM,
     dtype: str = "auto",
     compile: bool = False,
+    threads: int | None = None,
 ) -> dict:
     """Time stock vs our editor (exact, cached retry and, when `fast`, fast mode) in interleaved pairs.
 
@@ -60,7 +61,10 @@ def run_benchmark(
     its per-pair speed-ups with their interquartile range, and its median seconds. Prints a table, or one JSON
     object when as_json; returns the same figures as a dict. `model`: `full-random` (default) or `tiny` (tests).
     dtype: as EDITBOT_DTYPE (auto: float16 on CUDA); compile: torch.compile our editors' UNet (CUDA only).
+    threads: torch's CPU threads for every case, stock included (as EDITBOT_THREADS; None: torch's default).
     """
+    if threads:
+        torch.set_num_threads(threads)
     torch_device = resolve_device(device)
     on_cuda = torch_device.type == "cuda"
     size = size or (512 if on_cuda else 256)
@@ -210,6 +214,7 @@ def run_from_args(args: argparse.Namespace) -> dict:
         as_json=args.json,
         dtype=args.dtype,
         compile=args.compile,
+        threads=args.threads,
     )
 
 

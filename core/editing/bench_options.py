@@ -26,4 +26,12 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dtype", default="auto", help="auto (float16 on CUDA, float32 on CPU), float32, float16, "
                         "bfloat16")
+    parser.add_argument("--threads", type=_threads, help="torch CPU threads for every case (default: torch's, one "
+                        "per core; as EDITBOT_THREADS)")
     parser.add_argument("--compile", action="store_true", help="torch.compile our editors' UNet (CUDA only)")
+
+
+def _threads(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of threads, 1 or more (got {value!r})")
+    return int(value)

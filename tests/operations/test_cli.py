@@ -51,6 +51,7 @@ def test_edit_with_working_output_writes_the_working_size(tmp_path):
         (["edit", str(SAMPLE_PHOTO), "x", "-o", "o.png", "--steps", "many"], "invalid int value"),
         (["chat", "/no/such.jpg"], "No such file"),
         (["frobnicate"], "invalid choice"),
+        (["bench", "--threads", "0"], "--threads: must be a whole number of threads, 1 or more (got '0')"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(args, expected, capsys, tmp_path, monkeypatch):

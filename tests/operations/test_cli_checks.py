@@ -76,6 +76,8 @@ def test_chat_instruction_without_a_photo_is_an_error(capsys, no_model):
     ("TELEGRAM_ALLOWED_IDS", "123abc", "TELEGRAM_ALLOWED_IDS must be a JSON list of ids, e.g. [123, -100456]"),
     ("DISCORD_ALLOWED_IDS", '["x"]', "DISCORD_ALLOWED_IDS must be a JSON list of ids"),
     ("EDITBOT_MAX_SIDE", "9000", "EDITBOT_MAX_SIDE must be a whole number from 64 to 2048 (default 512)"),
+    ("EDITBOT_THREADS", "-1", "EDITBOT_THREADS must be a whole number from 0 to 1024 (default 0)"),
+    ("EDITBOT_THREADS", "two", "EDITBOT_THREADS must be a whole number from 0 to 1024 (default 0)"),
     ("EDITBOT_LOG_FORMAT", "xml", "EDITBOT_LOG_FORMAT must be one of text, json"),
     ("EDITBOT_ADMIN_IDS", "telegram:1", "EDITBOT_ADMIN_IDS must be a JSON list of names"),
 ])

@@ -14,7 +14,7 @@ from PIL import Image
 from core.domain import EditParams
 from core.editing.deepcache import DeepCacheUNet
 from core.editing.pix2pix import Pix2PixEditor
-from core.editing.pix2pix_parts import guidance_rows, working_size
+from core.editing.pix2pix_parts import bfloat16_copy, guidance_rows, working_size
 from core.editing.sources import build_tiny_pipeline
 from core.errors import BadParams, EditCancelled, UnsafeImage
 
@@ -261,6 +261,19 @@ def test_fast_mode_runs_close_to_exact_and_leaves_the_pipeline_in_float32(pipeli
     assert calls == [1, 2, 3, 4]
     assert 0 < np.abs(fast - exact).max() < 0.5
     assert pipeline.unet.dtype == torch.float32 and pipeline.vae.dtype == torch.float32
+    assert pipeline.unet.conv_in.weight.is_contiguous()  # the pipeline's own modules keep their memory format
+    fast_conv = fast_editor._fast_unet.unet.conv_in.weight  # the bfloat16 copy runs channels-last (faster on CPU)
+    assert fast_conv.dtype == torch.bfloat16 and fast_conv.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_bfloat16_copy_rounds_every_weight_and_leaves_the_original_alone(pipeline):
+    original = {name: tensor.clone() for name, tensor in pipeline.vae.state_dict().items()}
+    copied = bfloat16_copy(pipeline.vae).state_dict()
+    assert copied.keys() == original.keys()
+    for name, tensor in original.items():
+        assert copied[name].dtype == torch.bfloat16
+        torch.testing.assert_close(copied[name].float(), tensor.to(torch.bfloat16).float(), atol=0, rtol=0)
+        torch.testing.assert_close(pipeline.vae.state_dict()[name], tensor, atol=0, rtol=0)
 
 
 def test_deepcache_falls_back_to_the_full_unet_for_unets_it_does_not_cover(pipeline):
