@@ -5,8 +5,9 @@ edit (EditCore.instruct, core/understanding.py); the caption says so."""
 from __future__ import annotations
 
 from core.commands import Arg, button, command
-from core.conversation.edits import CommandGroup
-from core.domain import Conversation, Node
+from core.conversation.choices import runnable
+from core.conversation.edits import CommandGroup, EditCore
+from core.domain import Conversation, EditParams, Node
 from core.errors import UserError
 from core.hints import non_english
 from core.messages import Send, TextReply
@@ -31,7 +32,8 @@ class Language(CommandGroup):
             return
         head = await self._translated_head(conversation, "there is nothing to run as is.")
         parent = await in_thread(self.core.history.node, head.parent_id)
-        await self.core.edit(conversation, parent, head.translation.original, conversation.settings, send)
+        await self.core.edit(conversation, parent, head.translation.original, _same_edit(self.core, head), send,
+                             region=head.region, references=head.inputs)
 
     @command("meant", Arg.text("english", "The English you meant, e.g. make the photo snowy", usage="ENGLISH",
                                max_chars=MEANT_MAX_CHARS))
@@ -82,8 +84,8 @@ class Language(CommandGroup):
             await send(TextReply(f"Taking “{english}” as the English you meant by “{node.translation.original}”: the "
                                  f"same edit again, from the picture before it. (A new edit of that result? {instead}.)"))
         parent = await in_thread(self.core.history.node, node.parent_id)
-        await self.core.edit(conversation, parent, english, conversation.settings, send, node.translation,
-                             region=node.region)
+        await self.core.edit(conversation, parent, english, _same_edit(self.core, node), send, node.translation,
+                             region=node.region, references=node.inputs)
 
     async def _translated_head(self, conversation: Conversation, otherwise: str) -> Node:
         head = await self.core.head(conversation)
@@ -93,3 +95,10 @@ class Language(CommandGroup):
 
     async def _label(self, node: Node) -> str:
         return TreeView.of(await in_thread(self.core.history.tree, node.id)).label(node.id)
+
+
+
+def _same_edit(core: EditCore, node: Node) -> EditParams:
+    """The settings a translated edit ran with, its model, family and seed included (whatever the conversation
+    switched to since), so only the words change; a model the operator has since disabled gives way to the default."""
+    return runnable(core.models, node.params)

@@ -19,6 +19,7 @@ from core.messages import Incoming
 from core.queue import EditQueue
 from core.runner import EditRunner
 from tests.support.chat import Chat, images, photo_bytes, texts
+from tests.support.translation import PhraseBookTranslator
 
 SPECS = [ModelSpec("ip2p", "pix2pix", "tiny"), ModelSpec("klein", "flux2-klein", "tiny"),
          ModelSpec("qwen", "qwen-edit", "tiny")]
@@ -233,5 +234,27 @@ async def test_the_bootstrap_loads_the_default_model_and_the_others_on_their_fir
         node = history.node(result.node_id)
         assert (node.params.family, node.params.model, node.source) == ("flux2-klein", "klein", "tiny")
         assert models.loaded() == ["klein"]  # EDITBOT_MODELS_LOADED=1: the default made room for it
+    finally:
+        await engine.close()
+
+
+async def test_a_translation_corrected_after_a_switch_runs_on_the_model_that_made_the_edit(history, image_store,
+                                                                                          models):
+    translator = PhraseBookTranslator({"rends la photo enneigée": "make the photo snowy"})
+    runner = EditRunner(None, history, image_store, models=models)
+    engine = ConversationEngine(history, image_store, EditQueue(runner), models=models, translator=translator)
+    await engine.start()
+    try:
+        chat = Chat(engine, ChatKey("test", "chat-1", "alice"))
+        await say(chat, "/model klein")
+        await say(chat, "/steps 1")
+        [translated] = images(await chat.photo("rends la photo enneigée"))
+        made = history.node(translated.node_id)
+        await say(chat, "/model ip2p")  # the conversation moves on; the correction is still klein's edit
+
+        [corrected] = images(await chat("/meant cover the photo in snow"))
+        again = history.node(corrected.node_id)
+        assert again.parent_id == made.parent_id and again.instruction == "cover the photo in snow"
+        assert again.params == made.params  # model, family, steps and seed: only the words changed
     finally:
         await engine.close()
