@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,6 +38,13 @@ from core.stored_images import encode_preview, stored_upload
 NON_MODEL_BUDGET_MS = 30.0
 """What everything but the model may add to one edit (1280x960 photo, 512 working size)."""
 MODEL_PHASES = ("text encoder", "image encoder", "denoising steps", "VAE decode", "safety checker")
+HANDLE_IMAGE_PHASES = (
+    ("core", "stored_upload", "in handle: store upload (strip metadata, check pixels)"),
+    ("runner", "shrink_for", "in handle: shrink to working size"),
+    ("runner", "full_size", "in handle: full-resolution transfer"),
+    ("runner", "encode_stored", "in handle: encode node (lossless WebP)"),
+    ("core", "encode_preview", "in handle: encode reply (JPEG preview)"),
+)
 PHOTO_SIZE = (1280, 960)
 DISCORD_UPLOAD_LIMIT = 10 * 2**20
 
@@ -105,8 +113,9 @@ class PhaseClock:
         module.register_forward_hook(leave)
 
 
-def instrument(clock: PhaseClock, editor, history, images) -> None:
-    """Wrap the model parts the editor calls, the image store and every repository method."""
+def instrument(clock: PhaseClock, editor, history, images) -> Callable[[], None]:
+    """Wrap the model parts the editor calls, the image store, every repository method and the engine's image work;
+    returns what puts the engine's modules back as they were (the rest are this bench's own objects)."""
     pipeline = editor.pipeline
     clock.hook_module(pipeline.text_encoder, "text encoder")
     clock.wrap(pipeline.vae, "encode", "image encoder")
@@ -119,6 +128,21 @@ def instrument(clock: PhaseClock, editor, history, images) -> None:
     for method in ("conversation", "conversation_by_id", "node", "children", "path", "add_node", "move_head",
                    "save_settings"):
         clock.wrap(history, method, "database")
+    # The image work inside the engine, where it is looked up (module globals of the runner and the core).
+    import core.conversation.edits as core_module
+    import core.runner as runner_module
+
+    modules = {"runner": runner_module, "core": core_module}
+    originals = [(modules[module], function, getattr(modules[module], function))
+                 for module, function, _ in HANDLE_IMAGE_PHASES]
+    for module, function, name in HANDLE_IMAGE_PHASES:
+        clock.wrap(modules[module], function, name)
+
+    def restore() -> None:
+        for module, function, original in originals:
+            setattr(module, function, original)
+
+    return restore
 
 
 def sample_photo_jpeg(size: tuple[int, int] = PHOTO_SIZE) -> bytes:
@@ -192,7 +216,7 @@ def run_pipeline_benchmark(*, model: str = "full-random", device: str = "auto", 
         settings.distributed.mode, settings.distributed.image_store = "embedded", "local"
         editor, (history, images) = build_editor(settings), build_storage(settings)
         clock = PhaseClock(torch_device)
-        instrument(clock, editor, history, images)
+        restore = instrument(clock, editor, history, images)
         engine = build_engine(settings, editor=editor, storage=(history, images))
         photo = sample_photo_jpeg()
 
@@ -204,8 +228,11 @@ def run_pipeline_benchmark(*, model: str = "full-random", device: str = "auto", 
                 await _one_edit(engine, editor, clock, photo, key, settings.limits.intake)
             await engine.close()
 
-        with MachineLoad() as load:
-            asyncio.run(drive())
+        try:
+            with MachineLoad() as load:
+                asyncio.run(drive())
+        finally:
+            restore()
     figures = _figures(clock.edits[1:], clock.peak_mib, torch_device, model, size, steps, load)
     if as_json:
         print(json.dumps(figures, indent=2))
@@ -223,9 +250,10 @@ def _figures(edits, peaks, device, model, size, steps, load) -> dict:
     phases = {name: round(statistics.median(edit.get(name, 0.0) for edit in edits), 2) for name in names}
     editor_glue = phases.get("editor, all", 0.0) - sum(phases.get(name, 0.0) for name in MODEL_PHASES)
     engine_glue = phases["whole edit (handle)"] - phases.get("editor, all", 0.0) - sum(
-        phases.get(name, 0.0) for name in ("image store write + fsync", "image store read", "database"))
+        phases.get(name, 0.0) for name in ("image store write + fsync", "image store read", "database",
+                                           *(name for _, _, name in HANDLE_IMAGE_PHASES)))
     phases["editor glue (scheduler, array to image, resize)"] = round(editor_glue, 2)
-    phases["engine and queue (intake, encodes, threads)"] = round(engine_glue, 2)
+    phases["engine and queue (intake, threads, captions)"] = round(engine_glue, 2)
     model_ms = sum(phases.get(name, 0.0) for name in MODEL_PHASES)
     # intake runs inside handle (timed again alone above); the reply encodes run in the adapters, after it
     non_model = phases["whole edit (handle)"] - model_ms + phases["reply encode, Telegram"] + phases[

@@ -103,10 +103,10 @@ photo of `editbot bench --pipeline`, level 1 took a fifth of the time of level 6
 size (busy 2-core machine, 3 runs each)."""
 
 
-# Stored images: lossless WebP at its fastest effort. Figures for a 12 MP photo-like picture (a q90 JPEG upload of
-# 2.7 MB; `python -m core.editing.transfer_bench --storage`, busy machine): PNG 16.2 MB in 5.9 s (CPU) to encode,
-# WebP lossless method 0 17.3 MB in 0.7 s, method 1 14.0 MB in 1.9 s; decoding ~0.4 s for each. Lossless keeps a
-# chain of edits free of re-encoding loss; the fastest effort keeps the encode under a second per edit.
+# Stored edits: lossless WebP at its fastest effort (uploads: core/stored_images.py). For a 12 MP photo-like picture
+# (a 1.74 MB q90 JPEG upload; `editbot bench-images --storage`, busy machine): method 0 7.16 MB in 0.7 s (CPU) to
+# encode, method 1 6.83 MB in 1.9 s, PNG 10.9 MB. Lossless keeps a chain of edits free of re-encoding loss; the
+# fastest effort keeps the encode under a second per edit for 5 % more bytes.
 _STORED_WEBP = {"format": "WEBP", "lossless": True, "method": 0, "quality": 0, "exif": b"", "icc_profile": None}
 
 

@@ -131,3 +131,14 @@ def test_the_jfif_header_keeps_no_thumbnail_and_an_mpo_keeps_only_its_first_pict
     assert stripped == strip_jpeg_metadata(upload)
     assert strip_jpeg_metadata(b"not a jpeg") is None
     assert strip_jpeg_metadata(upload[: len(upload) // 2]) is None  # cut short: no end of image
+
+
+def test_the_storage_bench_reports_each_node_of_a_tree() -> None:
+    from bot.storage_bench import WEBP_EFFORTS, run_storage_benchmark
+
+    figures = run_storage_benchmark(side=256)
+    assert figures["root"]["format"] == "JPEG"
+    assert figures["root"]["bytes"] < figures["upload_jpeg_with_exif"] < figures["root_if_reencoded_webp"]
+    for name in ("whole-picture edit", "regional edit"):
+        assert figures[name]["bytes"] == figures[name]["efforts"]["method 0"]["bytes"]
+        assert list(figures[name]["efforts"]) == [f"method {method}" for method in WEBP_EFFORTS]
