@@ -52,9 +52,9 @@ STRUCTURE_LEVELS = (6.0, 14.0)
 REPAINT_LEVELS = (16.0, 32.0)
 """Low-band change (levels) from which the whole change, texture included, is carried over, and fully is."""
 MARGIN = 3
+"""Working pixels added around the changed box so upsampling filters see their whole support."""
 HALF_SIZE_FROM = 4
 """From this ratio of full to working size the change is upsampled to half size, then doubled (_upsample_change)."""
-"""Working pixels added around the changed box so upsampling filters see their whole support."""
 
 
 def shrink_for(editor: Editor, photo: Image.Image) -> Image.Image:
