@@ -22,7 +22,7 @@ def bench_command(settings: Settings, args: argparse.Namespace) -> int:
         from core.errors import BadParams, ModelUnavailable
 
         try:
-            run_family_benchmark(args.family, model=args.model, device=args.device, dtype=args.dtype,
+            run_family_benchmark(args.family, model=args.model or "tiny", device=args.device, dtype=args.dtype,
                                  size=args.size, steps=args.steps, as_json=args.json)
         except (BadParams, ModelUnavailable) as error:
             raise UserError(str(error)) from error

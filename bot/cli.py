@@ -114,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="instead: time one whole edit through the engine, phase by phase")
     bench.add_argument("--family", help="time this model family instead of pix2pix's full benchmark "
                        "(pix2pix-xl, kontext, flux2-klein, qwen-edit)")
-    bench.add_argument("--model", choices=("tiny", "full-random"), default="tiny",
-                       help="with --family: the tiny twin (default) or the real architecture with random weights")
+    bench.add_argument("--model", choices=("tiny", "full-random"),
+                       help="with --family (default tiny) or --pipeline (default full-random): the tiny twin or the "
+                       "real architecture with random weights (the pipeline's non-model phases need no real model)")
     bench.add_argument("--transfer", action="store_true",
                        help="instead: what full-size results add per edit of a 12 MP photo (no model)")
 

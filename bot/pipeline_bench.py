@@ -279,5 +279,5 @@ def _print(figures: dict) -> None:
 
 
 def run_from_args(args: argparse.Namespace) -> dict:
-    return run_pipeline_benchmark(device=args.device, size=args.size or 512, steps=args.steps, edits=args.repeats,
-                                  as_json=args.json)
+    return run_pipeline_benchmark(model=args.model or "full-random", device=args.device, size=args.size or 512,
+                                  steps=args.steps, edits=args.repeats, as_json=args.json)
