@@ -26,6 +26,7 @@ from bot.distributed.outage import REDIS, Outages
 log = logging.getLogger(__name__)
 
 TIDY_EVERY_SECONDS = 2.0
+"""How often a worker renews its lease and tidies."""
 WORKER_LEASE_SECONDS = 10.0
 """A worker whose lease has not been renewed this long is gone: its deliveries go to other workers at once, and a
 job row it was running may be taken over without waiting for the row's heartbeat to go stale."""

@@ -34,7 +34,7 @@ from bot.distributed.broker import BatchingStreamBroker, Deliveries, make_broker
 from bot.distributed.jobs import JobRecord, JobRepository, SqlJobRepository
 from bot.distributed.keys import TASK_NAME, Keys
 from bot.distributed.outage import DATABASE, IMAGE_STORE, REDIS, Outages
-from bot.distributed.upkeep import keep_tidy, renew_lease
+from bot.distributed.upkeep import TIDY_EVERY_SECONDS, keep_tidy, renew_lease
 from core.errors import EDIT_FAILED_ON_OUR_SIDE, EditCancelled, UserError, failure_kind
 from core.runner import EditRunner
 from storage.database import make_engine
@@ -253,8 +253,16 @@ class EditWorker:
             stale_after = 0
 
     def _worker_alive(self, name: str | None) -> bool:
-        """Whether the worker of that name holds its lease; yes while Redis cannot tell."""
-        return name is None or bool(self.outages.attempt(lambda: self.redis.exists(self.keys.worker(name)), REDIS, 1))
+        """Whether the worker of that name holds its lease; yes while Redis cannot tell. A lease missing is looked
+        for again after a renewal period: a Redis that restarted without its data lost every lease at once, and live
+        workers renew theirs within that period."""
+        def holds_lease() -> bool:
+            return bool(self.outages.attempt(lambda: self.redis.exists(self.keys.worker(name)), REDIS, 1))
+
+        if name is None or holds_lease():
+            return True
+        time.sleep(TIDY_EVERY_SECONDS + 0.5)
+        return holds_lease()
 
     def _wait_while_paused(self, claimed: Sequence[JobRecord] = ()) -> None:
         """Start nothing new while an admin paused the queue; the jobs already claimed keep their heartbeat."""
