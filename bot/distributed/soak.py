@@ -36,7 +36,8 @@ SAMPLE_EVERY_SECONDS = 5.0
 WARM_UP_SECONDS = 60.0
 FLAT_GROWTH = 0.25
 """A series is flat when no minute after the warm-up minute peaks more than this share (plus a little slack, given
-per series) above the first minute after it (minute 2): growth, not the saw-tooth of kills and redeliveries within every minute."""
+per series) above the first minute after it (minute 2): what counts is growth, not the saw-tooth of kills and
+redeliveries within every minute."""
 DRAIN_SECONDS = 60.0
 """At the end, how long the jobs still in flight get to finish before they count as lost."""
 

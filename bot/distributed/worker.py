@@ -302,7 +302,8 @@ async def serve(worker: EditWorker, redis_url: str, queue_name: str, redeliver_s
     broker.register_task(edit, task_name=TASK_NAME)
     await broker.startup()
     upkeep_redis = AsyncRedis(connection_pool=broker.connection_pool)
-    await worker.outages.retry_async(lambda: renew_lease(upkeep_redis, queue_name, worker.name), REDIS)  # before reading
+    # The lease is held before the first read, so a delivery never sits on a consumer without one.
+    await worker.outages.retry_async(lambda: renew_lease(upkeep_redis, queue_name, worker.name), REDIS)
     tidying = asyncio.create_task(keep_tidy(upkeep_redis, queue_name, broker.consumer_group_name, worker.name,
                                             broker.idle_timeout, worker.outages))
     if on_ready is not None:
