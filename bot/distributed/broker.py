@@ -1,7 +1,8 @@
 """Taskiq's Redis stream broker, as front-ends kick job ids into it and workers read them back.
 
-A delivery is acknowledged only after its job ran, so a job whose worker died is delivered again (after
-`redeliver_seconds`), and the job row makes it count once. A worker reads the streams of the models it
+A delivery is acknowledged only after its job ran, so a job whose worker died is delivered again (once that worker's
+lease lapses, or after `redeliver_seconds`: bot.distributed.upkeep), and the job row makes it count once. Each
+acknowledgement also removes its entry from the stream it came from. A worker reads the streams of the models it
 serves (bot.distributed.serving), a front-end puts each job in its model's. Two readers: `ReclaimingStreamBroker`
 (one job at a time) and `BatchingStreamBroker` (up to N jobs read together, held in `Deliveries` until they have
 all run).
@@ -20,6 +21,7 @@ from taskiq_redis import RedisStreamBroker
 from bot.distributed.keys import Keys
 from bot.distributed.outage import REDIS, Outages
 from bot.distributed.serving import DEFAULT_MODEL
+from bot.distributed.upkeep import ACK_AND_TRIM
 
 ACK_GIVE_UP_SECONDS = 30.0
 """How long an acknowledgement is retried while Redis is out; after that the job is delivered again (counted once)."""
@@ -68,8 +70,16 @@ class ReclaimingStreamBroker(RedisStreamBroker):
             self.consumer_group_name, self.consumer_name, dict.fromkeys(self.streams, ">"), block=self.block, count=1,
         )
 
+    def _ack_and_trim(self, message_id: bytes, stream: str) -> Callable[[], Awaitable[None]]:
+        """Acknowledge, and trim the entries no worker needs any more in the same script (bot.distributed.upkeep)."""
+        async def ack() -> None:
+            async with Redis(connection_pool=self.connection_pool) as redis:
+                await redis.register_script(ACK_AND_TRIM)(keys=[stream], args=[self.consumer_group_name, message_id])
+
+        return ack
+
     def _patient_ack(self, message_id: bytes, stream: str) -> Callable[[], Awaitable[None]]:
-        ack = self._ack_generator(message_id, stream)
+        ack = self._ack_and_trim(message_id, stream)
 
         async def ack_while_redis_answers() -> None:
             try:

@@ -248,9 +248,13 @@ class DistributedQueue(JobQueue):
         if not queued:
             await self._end_unqueued(handle, QueueFull("I'm very busy right now: please try again in a minute."))
             return
-        try:
+        try:  # courtesies, after the job is safely queued: the next move announces positions again
+            model = handle.job.params.model
+            if not handle.unserved and not await served(self._redis, self._keys, model):
+                handle.unserved = True  # told once; positions wait until a worker of its model is there
+                handle.report(Delayed(unserved_line(model)))
             await self._announce_positions()
-        except Exception as error:  # positions are a courtesy: the next move announces them
+        except Exception as error:
             log_unless_outage(log, error, "could not announce positions")
 
     async def _end_unqueued(self, handle: DistributedJob, error: UserError) -> None:
@@ -262,13 +266,9 @@ class DistributedQueue(JobQueue):
         self._settle(handle, exception=error)
 
     async def _queue(self, handle: DistributedJob, since: float) -> None:
-        model = handle.job.params.model
         await self._redis.zadd(self._keys.waiting, {handle.id: since}, nx=True)
-        kicker = AsyncKicker(TASK_NAME, self._broker, {"queue_name": self._keys.jobs(model)})  # its model's stream
-        await kicker.with_task_id(handle.id).kiq(handle.id)
-        if not handle.unserved and not await served(self._redis, self._keys, model):
-            handle.unserved = True  # told once; positions wait until a worker of its model is there
-            handle.report(Delayed(unserved_line(model)))
+        stream = self._keys.jobs(handle.job.params.model)  # read only by the workers serving its model
+        await AsyncKicker(TASK_NAME, self._broker, {"queue_name": stream}).with_task_id(handle.id).kiq(handle.id)
 
     async def _cancel(self, handle: DistributedJob) -> None:
         if handle.enqueued is not None:

@@ -6,7 +6,8 @@
 - P:events:FRONTEND, the pub/sub channel of a front-end's jobs (started, step, finished), and P:moved, told when a job
   leaves the waiting set (positions changed);
 - P:cancel:JOB, a flag the running worker checks every step; P:paused, set while an admin paused the queue;
-- P:frontend:NAME, the lease of the live front-end of that name (bot.distributed.identity).
+- P:frontend:NAME, the lease of the live front-end of that name (bot.distributed.identity);
+- P:worker:NAME, the lease of the live worker of that name (bot.distributed.upkeep).
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class Keys:
 
     def frontend(self, name: str) -> str:
         return f"{self.prefix}:frontend:{name}"
+
+    def worker(self, name: str) -> str:
+        return f"{self.prefix}:worker:{name}"
 
     @property
     def paused(self) -> str:

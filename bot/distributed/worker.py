@@ -1,7 +1,8 @@
 """`editbot worker`: one process per GPU. Loads the model once, then runs edit jobs from the Taskiq stream broker.
 
 A job is acknowledged to the broker only after it ran, so a worker killed mid-edit leaves its delivery pending and
-another worker gets it again after `redeliver_seconds`. The job row decides what happens: a job already done is not
+another worker gets it again: once the killed worker's lease lapses (bot.distributed.upkeep), or after
+`redeliver_seconds` at the latest. The job row decides what happens: a job already done is not
 run again, a job whose worker still reports steps is waited for, and `JobRepository.complete` records the nodes and
 marks the job done in one transaction. So every job is recorded exactly once, however often it is delivered.
 
@@ -14,6 +15,7 @@ acknowledged on its own, so the guarantees above hold for every job of a batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -38,7 +40,7 @@ from bot.distributed.serving import (
     start_serving,
     stop_serving,
 )
-from bot.distributed.upkeep import keep_tidy
+from bot.distributed.upkeep import TIDY_EVERY_SECONDS, keep_tidy, renew_lease
 from core.errors import EDIT_FAILED_ON_OUR_SIDE, EditCancelled, UserError, failure_kind
 from core.runner import EditRunner
 from storage.database import make_engine
@@ -237,19 +239,37 @@ class EditWorker:
 
     def _take(self, job_id: str) -> tuple[JobRecord | None, bool]:
         """One try at claiming the job: (the row, False) when claimed; (None, True) while it runs on a live worker;
-        (None, False) when there is nothing to run."""
-        record, claimed = self.outages.retry(lambda: self.jobs.claim(job_id, self.name, self.stale_after), DATABASE)
-        if record is None:
-            log.warning("job %s is not in the job table; dropped", job_id)
-            return None, False
-        if claimed:
-            if record.attempts > 1:
-                log.warning("job %s taken over from a worker that stopped (attempt %d)", job_id, record.attempts)
-            return record, False
-        if record.finished:
-            self._tell(record, kind="finished")  # in case the front-end missed it
-            return None, False
-        return None, True
+        (None, False) when there is nothing to run. A job whose worker's lease is gone (bot.distributed.upkeep) is
+        taken over at once, without waiting for its heartbeat to go stale."""
+        stale_after = self.stale_after
+        while True:
+            record, claimed = self.outages.retry(lambda after=stale_after: self.jobs.claim(job_id, self.name, after),
+                                                 DATABASE)
+            if record is None:
+                log.warning("job %s is not in the job table; dropped", job_id)
+                return None, False
+            if claimed:
+                if record.attempts > 1:
+                    log.warning("job %s taken over from a worker that stopped (attempt %d)", job_id, record.attempts)
+                return record, False
+            if record.finished:
+                self._tell(record, kind="finished")  # in case the front-end missed it
+                return None, False
+            if stale_after == 0 or self._worker_alive(record.worker):
+                return None, True
+            stale_after = 0
+
+    def _worker_alive(self, name: str | None) -> bool:
+        """Whether the worker of that name holds its lease; yes while Redis cannot tell. A lease missing is looked
+        for again after a renewal period: a Redis that restarted without its data lost every lease at once, and live
+        workers renew theirs within that period."""
+        def holds_lease() -> bool:
+            return bool(self.outages.attempt(lambda: self.redis.exists(self.keys.worker(name)), REDIS, 1))
+
+        if name is None or holds_lease():
+            return True
+        time.sleep(TIDY_EVERY_SECONDS + 0.5)
+        return holds_lease()
 
     def _wait_while_paused(self, claimed: Sequence[JobRecord] = ()) -> None:
         """Start nothing new while an admin paused the queue; the jobs already claimed keep their heartbeat."""
@@ -292,8 +312,11 @@ async def serve(worker: EditWorker, redis_url: str, queue_name: str, redeliver_s
     broker.register_task(edit, task_name=TASK_NAME)
     await broker.startup()
     redis_client = AsyncRedis(connection_pool=broker.connection_pool)
-    tidying = asyncio.create_task(keep_tidy(redis_client, broker.streams, broker.consumer_group_name, worker.name,
-                                            worker.outages))
+    # The lease (one for all the streams read) is held before the first read, so a delivery never sits on a consumer
+    # without one.
+    await worker.outages.retry_async(lambda: renew_lease(redis_client, queue_name, worker.name), REDIS)
+    tidying = asyncio.create_task(keep_tidy(redis_client, queue_name, broker.streams, broker.consumer_group_name,
+                                            worker.name, broker.idle_timeout, worker.outages))
     await start_serving(redis_client, worker.keys, models, worker.name)
     serving = asyncio.create_task(keep_serving(redis_client, worker.keys, models, worker.name, worker.outages))
     if on_ready is not None:
@@ -305,6 +328,8 @@ async def serve(worker: EditWorker, redis_url: str, queue_name: str, redeliver_s
     finally:
         tidying.cancel()
         serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tidying  # gives the lease up
         await stop_serving(redis_client, worker.keys, models, worker.name)
         await broker.shutdown()
 

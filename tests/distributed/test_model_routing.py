@@ -8,8 +8,8 @@ jobs on their way into the queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-import signal
 
 import pytest
 
@@ -25,6 +25,7 @@ from bot.distributed.upkeep import keep_tidy
 from core.conversation.engine import ConversationEngine
 from tests.support.chat import Chat, images, progress, texts
 from tests.support.cluster import REDIS_URL, person, until
+from tests.support.fakes import FakeEditor
 
 pytestmark = pytest.mark.slow
 
@@ -103,21 +104,18 @@ async def test_a_job_for_a_model_no_worker_serves_waits_told_once_and_runs_when_
 
 
 async def test_a_worker_says_which_models_it_serves_while_it_runs(cluster):
-    worker = cluster.start_worker(step_seconds=0.01, models=f"{IP2P_ONLY},{KLEIN_ONLY}")
-    await until(lambda: cluster.ready_workers() == 1, timeout=60, what="the worker ready")
-    await until(lambda: served_now(cluster, "ip2p") and served_now(cluster, "klein"), what="both models served")
     redis = Redis.from_url(cluster.redis_url)
     try:
-        assert await served(redis, Keys(cluster.queue_name), "klein")  # what a front-end asks
-        assert not await served(redis, Keys(cluster.queue_name), "qwen")
+        async with cluster.worker_here(FakeEditor(), batch_size=1, models=("ip2p", "klein")):
+            await until(lambda: served_now(cluster, "ip2p") and served_now(cluster, "klein"), what="both served")
+            assert await served(redis, Keys(cluster.queue_name), "klein")  # what a front-end asks
+            assert not await served(redis, Keys(cluster.queue_name), "qwen")
+        assert not served_now(cluster, "ip2p")  # withdrawn on the way out, not only once it expires
     finally:
         await redis.aclose()
-    worker.send_signal(signal.SIGINT)  # an operator's Ctrl-C
-    worker.wait(timeout=60)
-    assert not served_now(cluster, "ip2p")  # withdrawn on the way out, not only once it expires
 
 
-async def test_upkeep_trims_every_stream_a_worker_reads(redis_prefix):
+async def test_upkeep_tidies_every_stream_a_worker_reads_under_its_one_lease(redis_prefix):
     redis, keys, group = Redis.from_url(REDIS_URL), Keys(redis_prefix), f"{redis_prefix}-workers"
     streams = [keys.jobs("ip2p"), keys.jobs("klein")]
     try:
@@ -126,10 +124,18 @@ async def test_upkeep_trims_every_stream_a_worker_reads(redis_prefix):
             for _ in range(3):
                 await redis.xadd(stream, {"data": b"job"})
             for entry_id, _ in (await redis.xreadgroup(group, "worker", {stream: ">"}, count=3))[0][1]:
-                await redis.xack(stream, group, entry_id)
-        tidying = asyncio.create_task(keep_tidy(redis, streams, group, "worker", Outages(), every=0.05))
+                await redis.xack(stream, group, entry_id)  # a plain ack: trimming is left to the tidying
+            await redis.xgroup_createconsumer(stream, group, "host:1")  # a worker gone, its lease lapsed
+        tidying = asyncio.create_task(keep_tidy(redis, redis_prefix, streams, group, "worker", 1000, Outages(),
+                                                every=0.05))
         await asyncio.sleep(0.5)
+        leased = await redis.exists(keys.worker("worker"))
         tidying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tidying
         assert [await redis.xlen(stream) for stream in streams] == [0, 0]
+        assert [[consumer["name"] for consumer in await redis.xinfo_consumers(stream, group)]
+                for stream in streams] == [[b"worker"], [b"worker"]]
+        assert leased and not await redis.exists(keys.worker("worker")), "one lease, held, then given up"
     finally:
         await redis.aclose()

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from bot.distributed.broker import make_broker
 from bot.distributed.frontend import DistributedQueue
 from bot.distributed.jobs import SqlJobRepository
+from bot.distributed.serving import DEFAULT_MODEL
 from bot.distributed.worker import EditWorker, serve
 from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey
@@ -88,14 +89,15 @@ class Cluster:
         return len(list(self.data_dir.glob("worker-ready-*")))
 
     @contextlib.asynccontextmanager
-    async def worker_here(self, editor: FakeEditor, batch_size: int, segmenter: Segmenter | None = None):
+    async def worker_here(self, editor: FakeEditor, batch_size: int, segmenter: Segmenter | None = None,
+                          models: tuple[str, ...] = (DEFAULT_MODEL,)):
         """A worker in this process (so the test can look at its editor's and segmenter's calls), served until the
-        block ends."""
+        block ends; `models`: the models it serves."""
         worker = EditWorker(EditRunner(editor, self.history, self.images, segmenter=segmenter), self.jobs,
                             redis_module.Redis.from_url(REDIS_URL), queue_name=self.queue_name,
                             stale_after=REDELIVER_SECONDS)
         serving = asyncio.create_task(serve(worker, REDIS_URL, self.queue_name, REDELIVER_SECONDS,
-                                            batch_size=batch_size))
+                                            batch_size=batch_size, models=models))
         try:
             yield worker
         finally:
