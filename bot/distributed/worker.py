@@ -355,7 +355,7 @@ def run_worker(settings, *, editor=None, on_ready: Callable[[], None] | None = N
         queue_name=options.queue_name,
         stale_after=options.redeliver_seconds,
     )
-    models = [spec.name for spec in settings.editor.model_specs]
-    log.info("worker %s ready (batch size %d), serving %s", worker.name, options.worker_batch_size, ", ".join(models))
+    served = list(models.specs)
+    log.info("worker %s ready (batch size %d), serving %s", worker.name, options.worker_batch_size, ", ".join(served))
     asyncio.run(serve(worker, options.redis_url, options.queue_name, options.redeliver_seconds, on_ready,
-                      batch_size=options.worker_batch_size, models=models))
+                      batch_size=options.worker_batch_size, models=served))
