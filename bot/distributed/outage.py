@@ -105,8 +105,8 @@ class Outages:
             try:
                 result = call()
             except Exception as error:
-                wait = self.failed(error)
-                if wait is None or (give_up_after is not None and time.monotonic() - started + wait > give_up_after):
+                wait = _wait_within(self.failed(error), started, give_up_after)
+                if wait is None:
                     raise
                 if on_wait is not None:
                     on_wait()
@@ -124,8 +124,8 @@ class Outages:
             try:
                 result = await call()
             except Exception as error:
-                wait = self.failed(error)
-                if wait is None or (give_up_after is not None and time.monotonic() - started + wait > give_up_after):
+                wait = _wait_within(self.failed(error), started, give_up_after)
+                if wait is None:
                     raise
                 await asyncio.sleep(wait)
             else:
@@ -142,6 +142,16 @@ class Outages:
             return default
         self.fine(service)
         return result
+
+
+def _wait_within(wait: float | None, started: float, give_up_after: float | None) -> float | None:
+    """The wait before the next try, cut to the time left before giving up (None: give up now). The backoff is
+    shared by every call to a service, so after a long outage it can exceed a caller's whole allowance: a call that
+    met one stale connection right after the service came back must still get its second try."""
+    if wait is None or give_up_after is None:
+        return wait
+    left = give_up_after - (time.monotonic() - started)
+    return min(wait, left) if left > 0 else None
 
 
 def log_unless_outage(logger: logging.Logger, error: BaseException, message: str, *args) -> None:
