@@ -10,7 +10,7 @@ per model it serves (bot.distributed.serving); all of the below applies to each 
   whatever the streams it reads. Its tidying pass (`tidy_stream`, run on each stream it reads) hands the deliveries
   of consumers whose lease is gone (a killed worker) to the next reader at once, rather than after
   `redeliver_seconds` (they hold trimming back meanwhile), and removes those consumers once they hold nothing (each
-  worker restart leaves one behind, named host:pid). A consumer is only removed with no pending delivery: removing
+  worker restart leaves one behind, named host:random:pid). A consumer is only removed with no pending delivery: removing
   it would drop its deliveries from the group.
 """
 

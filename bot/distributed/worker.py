@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -69,7 +70,9 @@ class EditWorker:
         self.jobs = jobs
         self.redis = redis_client
         self.keys = Keys(queue_name)
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        # A random part too: a restarted container keeps its host name and often its pid, and must not inherit the
+        # dead worker's lease, consumer and running job.
+        self.name = name or f"{socket.gethostname()}:{secrets.token_hex(3)}:{os.getpid()}"
         self.stale_after = stale_after
         # Beat well within stale_after, or a live job could look dead to a worker it was redelivered to.
         self.heartbeat_seconds = min(HEARTBEAT_SECONDS, stale_after / 4)
