@@ -147,10 +147,11 @@ def build_image_store(settings: Settings) -> ImageStore:
 
     from storage.s3 import S3ImageStore
 
-    # Few retries inside boto3: a longer outage reaches the worker's own retry, which tells the people waiting.
+    # Few retries inside boto3, and a short connect timeout (boto3's is 60 s a try): a longer outage soon reaches the
+    # worker's and the front-end's own retries, which tell the people waiting (storage.s3, core.storage_wait).
     client = boto3.client("s3", endpoint_url=options.s3_endpoint_url, region_name=options.s3_region,
                           aws_access_key_id=options.s3_access_key, aws_secret_access_key=options.s3_secret_key,
-                          config=Config(retries={"mode": "standard", "max_attempts": 3}))
+                          config=Config(connect_timeout=5, retries={"mode": "standard", "max_attempts": 3}))
     store = S3ImageStore(client, options.s3_bucket)
     store.ensure_bucket()
     return store

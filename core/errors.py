@@ -33,6 +33,15 @@ class PictureGone(UserError):
                          "/history shows what is still there; or send a new photo.")
 
 
+class StorageUnavailable(UserError):
+    """The image store cannot be reached (an outage, not a missing picture): raised from the store's own error, so
+    bot.distributed.outage still sees which service is out."""
+
+    def __init__(self) -> None:
+        super().__init__("Storage is not answering right now, so I left everything as it was. "
+                         "Please try again in a minute.")
+
+
 class ShuttingDown(UserError):
     """The bot is stopping: the edit did not start (or could not finish in the grace period) and is kept, to be
     offered again once the bot is back."""

@@ -4,15 +4,24 @@ Content-addressed like the file store: the image with SHA-256 digest abcdef... i
 put() is one PutObject, which S3 makes visible whole or not at all, so a node row naming the digest can be committed
 as soon as it returns; putting the same bytes again rewrites the same object and refreshes its LastModified, so a
 sweep does not take an image that is about to be referenced again.
+
+When S3 cannot be reached (after boto3's own retries), put, get and exists raise core.errors.StorageUnavailable from
+boto3's error: the front-end tells the person storage is out (never "something went wrong"), and a worker, which
+finds boto3's error as its cause (bot.distributed.outage), waits and tries again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from core.errors import StorageUnavailable
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _SUFFIX = ".png"
@@ -47,29 +56,32 @@ class S3ImageStore:
     def put(self, data: bytes) -> str:
         """Store the bytes (one PutObject) and return their SHA-256 hex digest."""
         digest = hashlib.sha256(data).hexdigest()
-        self._client.put_object(Bucket=self.bucket, Key=self.key_for(digest), Body=data, ContentType="image/png")
+        with _reaching():
+            self._client.put_object(Bucket=self.bucket, Key=self.key_for(digest), Body=data, ContentType="image/png")
         return digest
 
     def get(self, digest: str) -> bytes:
         """The bytes for a digest; KeyError if unknown."""
-        try:
-            response = self._client.get_object(Bucket=self.bucket, Key=self.key_for(digest))
-        except ClientError as error:
-            if _status(error) == 404:
-                raise KeyError(digest) from None
-            raise
-        return response["Body"].read()
+        with _reaching():
+            try:
+                response = self._client.get_object(Bucket=self.bucket, Key=self.key_for(digest))
+            except ClientError as error:
+                if _status(error) == 404:
+                    raise KeyError(digest) from None
+                raise
+            return response["Body"].read()
 
     def exists(self, digest: str) -> bool:
-        try:
-            self._client.head_object(Bucket=self.bucket, Key=self.key_for(digest))
-        except KeyError:
-            return False
-        except ClientError as error:
-            if _status(error) == 404:
+        with _reaching():
+            try:
+                self._client.head_object(Bucket=self.bucket, Key=self.key_for(digest))
+            except KeyError:
                 return False
-            raise
-        return True
+            except ClientError as error:
+                if _status(error) == 404:
+                    return False
+                raise
+            return True
 
     def sweep(self, keep: set[str]) -> int:
         """Delete images whose digest is not in keep and whose LastModified is older than the grace period."""
@@ -85,6 +97,25 @@ class S3ImageStore:
             batch = [{"Key": key} for key in doomed[start:start + _DELETE_BATCH]]
             self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         return len(doomed)
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether a boto3 error means S3 cannot be reached or is failing (an outage), not a bad request."""
+    if isinstance(error, (BotoConnectionError, HTTPClientError)):
+        return True
+    status = isinstance(error, ClientError) and _status(error)
+    return bool(status) and status >= 500
+
+
+@contextmanager
+def _reaching() -> Iterator[None]:
+    """StorageUnavailable, raised from boto3's error, for an outage inside the block."""
+    try:
+        yield
+    except (ClientError, BotoConnectionError, HTTPClientError) as error:
+        if unreachable(error):
+            raise StorageUnavailable() from error
+        raise
 
 
 def _status(error: ClientError) -> int | None:

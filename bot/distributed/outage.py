@@ -18,6 +18,8 @@ from typing import TypeVar
 import redis.exceptions
 import sqlalchemy.exc
 
+from core.errors import StorageUnavailable
+
 log = logging.getLogger(__name__)
 
 REDIS, DATABASE, IMAGE_STORE = "Redis", "the database", "the image store"
@@ -42,15 +44,13 @@ def outage_of(error: BaseException) -> str | None:
 
 
 def _is_image_store_outage(error: BaseException) -> bool:
+    if isinstance(error, StorageUnavailable):
+        return True
     try:
-        from botocore.exceptions import ClientError, HTTPClientError
-        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from storage.s3 import unreachable  # S3's own errors, e.g. from a sweep
     except ImportError:  # no S3 support installed: no S3 outage either
         return False
-    if isinstance(error, (BotoConnectionError, HTTPClientError)):
-        return True
-    status = isinstance(error, ClientError) and error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return bool(status) and status >= 500
+    return unreachable(error)
 
 
 class Outages:
@@ -161,4 +161,6 @@ def log_unless_outage(logger: logging.Logger, error: BaseException, message: str
 
 
 def _one_line(error: BaseException) -> str:
+    if isinstance(error, StorageUnavailable) and error.__cause__ is not None:
+        error = error.__cause__  # the store's own error, for the operator; not the line the person gets
     return (str(error).splitlines() or [type(error).__name__])[0][:200]

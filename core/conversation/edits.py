@@ -25,6 +25,7 @@ from core.messages import Button, ImageReply, Press, ProgressReply, Send, TextRe
 from core.offload import in_image_thread, in_thread
 from core.picture_cache import PictureCache, decoded_pictures
 from core.pictures import mask_preview
+from core.storage_wait import patiently
 from core.stored_images import encode_preview, stored_upload
 from core.treeview import TreeView
 from core.ports import Delayed, HistoryRepository, ImageStore, JobQueue, Position, Segmenter, Step, TrackedJob
@@ -290,7 +291,7 @@ class EditCore:
         [node] = await self.run(job, send)
         if references and references == conversation.references:
             await in_thread(self.history.save_references, conversation.id, ())
-        await send(await self.show(node, caption(node)))
+        await send(await self.show(node, caption(node), waiting=send))
         return node
 
     async def rerun(self, conversation: Conversation, node: Node, params: EditParams, send: Send) -> None:
@@ -350,9 +351,11 @@ class EditCore:
             await send(progress(queued.id, update, what))
         return await queued.result
 
-    async def show(self, node: Node, text: str) -> ImageReply:
-        """An image reply for a node, with the buttons that make sense on it."""
-        data = await in_image_thread(self.shown, node.image_hash)
+    async def show(self, node: Node, text: str, waiting: Send | None = None) -> ImageReply:
+        """An image reply for a node, with the buttons that make sense on it. waiting: where a finished edit's
+        person is told while its picture waits for the image store to come back (core.storage_wait)."""
+        read = partial(in_image_thread, self.shown, node.image_hash)
+        data = await (read() if waiting is None else patiently(read, waiting))
         actions = []
         if node.parent_id is not None:
             actions.append("undo")

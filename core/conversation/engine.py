@@ -159,7 +159,7 @@ class ConversationEngine:
         send = send_to(conversation.key)
         try:
             for node in await self._core.follow(queued, send):
-                await send(await self._core.show(node, caption(node)))
+                await send(await self._core.show(node, caption(node), waiting=send))
         except UserError as error:
             await send(TextReply(str(error), error=True))
         except Exception:

@@ -5,6 +5,7 @@ told, and the work resumes by itself."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import pytest
@@ -91,7 +92,7 @@ async def test_an_s3_outage_loses_and_doubles_no_edit(private_cluster, tmp_path)
         cluster.images = S3ImageStore(client, "faults")
         cluster.images.ensure_bucket()
         log = tmp_path / "worker.log"
-        cluster.start_worker(step_seconds=0.1, log=log, extra_env={
+        cluster.start_worker(step_seconds=0.2, log=log, extra_env={  # 4 s per edit: cut long before it stores
             "EDITBOT_IMAGE_STORE": "s3", "EDITBOT_S3_ENDPOINT_URL": outlet.url, "EDITBOT_S3_BUCKET": "faults",
             "EDITBOT_S3_REGION": "us-east-1", "EDITBOT_S3_ACCESS_KEY": "test", "EDITBOT_S3_SECRET_KEY": "test"})
         await until(lambda: cluster.ready_workers() == 1, what="the worker ready")
@@ -102,6 +103,9 @@ async def test_an_s3_outage_loses_and_doubles_no_edit(private_cluster, tmp_path)
             edit = asyncio.create_task(chat.photo("make it snow"))
             await until(lambda: any(state == "running" for _, state, *_ in cluster.job_rows()), what="running")
             outlet.cut()  # the result cannot be stored when the edit ends
+            with pytest.raises(ConnectionRefusedError):  # not even by the first connection after the cut
+                socket.create_connection(("127.0.0.1", outlet.port), timeout=5).close()
+            assert [state for _, state, *_ in cluster.job_rows()] == ["running"], "cut before the result was stored"
             await asyncio.sleep(10.0)  # longer than boto3's own retries last
             outlet.restore()
             replies = await asyncio.wait_for(edit, timeout=60)

@@ -152,6 +152,10 @@ class Outlet:
     def cut(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
+            # close() alone does not wake the thread blocked in accept(), and Linux keeps listening for it: the
+            # first connection after the cut went through (a result stored during an "outage"). shutdown() does.
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
             listener.close()
         with self._lock:
             for connection in self._open:
@@ -168,6 +172,10 @@ class Outlet:
                 return  # cut
             server = socket.create_connection(("127.0.0.1", self.target_port))
             with self._lock:
+                if self._listener is not listener:  # cut while this one was being connected
+                    client.close()
+                    server.close()
+                    return
                 self._open.update((client, server))
             for source, sink in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
