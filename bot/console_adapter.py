@@ -185,7 +185,9 @@ async def run_console(engine: ConversationEngine, out_dir: Path, *, image: Path 
 
     def terminate() -> None:
         if not closing:
-            lines.put_nowait(None)  # read nothing more; the answer in hand finishes first
+            # Read nothing more, not even lines a script already piped in (they wait in `lines`); the answer in
+            # hand goes on while the engine closes within its grace time, and prints how it ended.
+            stop.set()
             closing.append(loop.create_task(engine.close()))
 
     loop.add_signal_handler(signal.SIGTERM, terminate)

@@ -49,12 +49,13 @@ def wait_for_noted_edit(tmp_path: Path, chat: subprocess.Popen) -> None:
 @pytest.mark.slow
 def test_sigterm_finishes_the_edit_and_sigkill_is_offered_again_after_restart(tmp_path):
     first = start_chat(tmp_path, grace="240")
-    say(first, f"/open {SAMPLE_PHOTO}", "/steps 20", "make it night")
+    say(first, f"/open {SAMPLE_PHOTO}", "/steps 20", "make it night", "add snow", "/history")
     wait_for_noted_edit(tmp_path, first)
     first.send_signal(signal.SIGTERM)
     out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert "“make it night”" in out and "step-1" in out  # the running edit finished and was shown
+    assert "add snow" not in out and "history" not in out  # lines piped in before the signal are not answered
 
     second = start_chat(tmp_path, grace="240")
     say(second, "make it winter")
