@@ -98,8 +98,13 @@ def _likeliest(text: str, candidates: list[str]) -> str:
 
 def control_character(text: str) -> str | None:
     """The first control character (NUL, escape, ...) of the text, as U+XXXX; None if it has none. Line breaks and tabs
-    are allowed: people type them. The others cannot be stored (NUL, on PostgreSQL) or mean nothing to a model."""
+    are allowed: people type them. The others cannot be stored (NUL, on PostgreSQL) or mean nothing to a model; the
+    bidirectional overrides and isolates also reorder how captions show the text on every front-end."""
     for char in text:
-        if unicodedata.category(char) == "Cc" and char not in "\n\t":
+        if (unicodedata.category(char) == "Cc" and char not in "\n\t") or char in BIDI_CONTROLS:
             return f"U+{ord(char):04X}"
     return None
+
+
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+"""Embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069); the marks people do type (LRM, RLM, ZWJ) pass."""

@@ -63,7 +63,8 @@ def composite(parent: Image.Image, edited: Image.Image, alpha: Image.Image) -> I
 
 def split_region(text: str) -> tuple[Region | None, str]:
     """The inline form of a region: "in the sky: make it a sunset" -> (only the sky, "make it a sunset"),
-    "except the person: make it snow" -> (everything except the person, ...); any other text -> (None, text)."""
+    "only the sky: ..." as "in the sky: ...", "except the person: make it snow" -> (everything except the person,
+    ...); any other text -> (None, text)."""
     match = INLINE.fullmatch(text.strip())
     if match is None:
         return None, text
@@ -71,9 +72,10 @@ def split_region(text: str) -> tuple[Region | None, str]:
     return Region(words, inverse=match["how"].lower() == "except"), match["instruction"].strip()
 
 
-INLINE = re.compile(r"(?P<how>in|except)\s+(?P<words>[^:\n]{1,64}?)\s*:\s*(?P<instruction>\S.*)",
+INLINE = re.compile(r"(?P<how>in|only|except)\s+(?P<words>[^:\n]{1,64}?)\s*:\s*(?P<instruction>\S.*)",
                     re.IGNORECASE | re.DOTALL)
-"""The inline region syntax (README, /help): "in WORDS: INSTRUCTION" or "except WORDS: INSTRUCTION"."""
+"""The inline region syntax (README, /help): "in WORDS: INSTRUCTION" (or "only WORDS: ...", as /only says it) or
+"except WORDS: INSTRUCTION"."""
 
 
 def find(segmenter, photo: Image.Image, region: Region) -> tuple[bool, Image.Image]:

@@ -63,7 +63,8 @@ def test_free_text_is_kept_as_typed_and_refused_when_too_long():
         english.parse("x" * 31, "meant")
 
 
-@pytest.mark.parametrize("text", ["make it\x00 night", "make it night\x1b[31m", "add \x7f stars", "make it \x85night"])
+@pytest.mark.parametrize("text", ["make it\x00 night", "make it night\x1b[31m", "add \x7f stars", "make it \x85night",
+                                  "\u202eevil", "make it \u2066night"])
 async def test_control_characters_are_refused_before_any_model_time(chat, history, editor, text):
     await chat.photo()
     before = history.conversation(chat.key)

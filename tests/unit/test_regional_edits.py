@@ -14,6 +14,7 @@ from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey, EditJob, EditParams, NewNode, Region
 from core.images import decode_stored, encode_stored
 from core.queue import EditQueue
+from core.regions import split_region
 from core.runner import EditRunner
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
 from tests.support.chat import Chat, images, texts
@@ -170,3 +171,10 @@ async def test_the_bootstrap_gives_the_engine_and_the_runner_one_segmenter_loade
         assert picture.kind == "mask" and segmenter._loaded is not None
     finally:
         await engine.close()
+
+
+def test_the_inline_form_reads_only_as_in_and_leaves_other_colons_alone():
+    assert split_region("only the sky: make it a sunset") == (Region("the sky"), "make it a sunset")
+    assert split_region("In the sky : make it a sunset") == (Region("the sky"), "make it a sunset")
+    assert split_region("except the person: make it snow") == (Region("the person", inverse=True), "make it snow")
+    assert split_region("style: watercolour") == (None, "style: watercolour")
