@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from core.domain import readable_number
 from core.errors import BadParams, UserError
 
 WHOLE = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also takes '²' and other scripts' digits
@@ -93,13 +94,13 @@ class Arg:
     def allowed(self) -> str:
         """What a person may give, in words: 'from 1 to 20', 'h or v'."""
         if self.free_text:
-            return f"at most {self.high:g} characters"
+            return f"at most {readable_number(self.high)} characters"
         if self.pattern is not None:
             return self.help[:1].lower() + self.help[1:]
         if self.kind is str:
             named = [f"{choice} ({label})" for choice, label in zip(self.choices, self.labels)] or list(self.choices)
             return " or ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
-        text = f"from {self.low:g} to {self.high:g}"
+        text = f"from {readable_number(self.low)} to {readable_number(self.high)}"
         return text + "".join(f", or '{word}'" for word, _ in self.words)
 
     def parse(self, raw: str, command: str) -> object:

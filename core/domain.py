@@ -22,6 +22,11 @@ DEFAULT_MODEL = "timbrooks/instruct-pix2pix"
 """The model editbot loads when none is named (EDITBOT_MODEL); captions name a model only when it is another one."""
 
 
+def readable_number(value: float) -> str:
+    """A number as people read it in a reply: 4294967295 and 1.5, never 4.29497e+09."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 @dataclass(frozen=True)
 class ChatKey:
     """One person in one chat: in a group each person has their own conversation."""
@@ -110,7 +115,7 @@ class EditParams:
 def _check_float(name: str, value: float, bounds: tuple[float, float]) -> None:
     lo, hi = bounds
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not lo <= value <= hi:
-        raise BadParams(f"{name.capitalize()} must be a number from {lo:g} to {hi:g}.")
+        raise BadParams(f"{name.capitalize()} must be a number from {readable_number(lo)} to {readable_number(hi)}.")
 
 
 @dataclass(frozen=True)

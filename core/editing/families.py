@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from core.domain import SEED_RANGE, STEPS_RANGE, EditParams
+from core.domain import SEED_RANGE, STEPS_RANGE, EditParams, readable_number
 from core.errors import BadParams
 
 SHARED_FIELDS = ("text_guidance", "image_guidance", "steps", "seed")
@@ -63,7 +63,8 @@ class Parameter:
             or not self.low <= value <= self.high
         ):
             kind = "a whole number" if whole else "a number"
-            raise BadParams(f"{label.capitalize()} must be {kind} from {self.low:g} to {self.high:g}.")
+            raise BadParams(f"{label.capitalize()} must be {kind} from {readable_number(self.low)} to "
+                            f"{readable_number(self.high)}.")
 
 
 @dataclass(frozen=True)

@@ -78,3 +78,8 @@ async def test_control_characters_are_refused_before_any_model_time(chat, histor
 async def test_line_breaks_and_tabs_are_part_of_an_instruction(chat, editor):
     await chat.photo()
     assert images(await chat("make it night\nand\tadd stars"))
+
+
+async def test_a_seed_out_of_range_names_its_limit_in_full(chat):
+    [reply] = await chat("/seed -1")
+    assert reply.error and "from 0 to 4294967295" in reply.text
