@@ -9,7 +9,8 @@ from core.conversation.edits import CommandGroup, is_model_edit
 from core.domain import Conversation, Node
 from core.editing.families import family_named
 from core.messages import Send, TextReply
-from core.offload import in_image_thread
+from core.offload import in_image_thread, in_thread
+from core.treeview import TreeView
 
 
 class ImageRecord(CommandGroup):
@@ -20,7 +21,8 @@ class ImageRecord(CommandGroup):
         """Show the current image's full record: size, instruction, every parameter, seed, model, time, parent."""
         node = await self.core.head(conversation)
         width, height = (await in_image_thread(self.core.image, node.image_hash)).size
-        lines = [f"Image #{node.id}: {width}×{height} pixels"]
+        tree = TreeView.of(await in_thread(self.core.history.tree, node.id), node.id)  # labels, as /goto takes
+        lines = [f"Image {tree.label(node.id)}: {width}×{height} pixels"]
         if node.instruction is None:
             lines.append("The original photo you sent (no instruction, no model).")
         elif not is_model_edit(node):
@@ -50,7 +52,11 @@ class ImageRecord(CommandGroup):
             if node.seconds is not None:
                 lines.append(f"Time taken: {node.seconds:.1f} s")
         lines.append(f"Made: {node.created_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC")
-        lines.append("Parent: none (this is the original)" if node.parent_id is None else f"Parent: #{node.parent_id}")
+        if node.parent_id is None:
+            lines.append("Parent: none (this is the original)")
+        else:
+            parent = tree.label(node.parent_id)
+            lines.append(f"Parent: {parent} (the original)" if node.parent_id == tree.root_id else f"Parent: {parent}")
         await send(TextReply("\n".join(lines)))
 
     def _model_line(self, node: Node) -> str:

@@ -38,14 +38,14 @@ async def test_info_gives_an_edit_s_full_record(alice, history, image_store):
     [reply] = await alice("/info")
 
     assert not reply.error
-    assert f"Image #{node.id}: {width}×{height} pixels" in reply.text
+    assert f"Image 1: {width}×{height} pixels" in reply.text  # the label /history shows and /goto takes
     assert "Instruction: “make it night”" in reply.text
     assert "Text guidance: 7.5" in reply.text and "Image guidance: 1.5" in reply.text
     assert "Steps: 7" in reply.text and "Seed: 1234" in reply.text and "Scheduler: default" in reply.text
     assert "Model: example/pix2pix-test" in reply.text
     assert f"Time taken: {node.seconds:.1f} s" in reply.text
     assert f"Made: {node.created_at:%Y-%m-%d %H:%M}" in reply.text
-    assert f"Parent: #{root_id}" in reply.text
+    assert "Parent: 0 (the original)" in reply.text
 
 
 async def test_info_on_the_original_photo_and_an_exact_edit(alice, history):
@@ -56,7 +56,10 @@ async def test_info_on_the_original_photo_and_an_exact_edit(alice, history):
     await alice("/rotate 90")
     [reply] = await alice("/info")
     assert "64×96 pixels" in reply.text and "Exact edit: rotate 90" in reply.text
-    assert f"Parent: #{root_id}" in reply.text
+    assert "Image 1:" in reply.text and "Parent: 0 (the original)" in reply.text
+    await alice("/rotate 90")
+    [reply] = await alice("/info")
+    assert "Image 2:" in reply.text and "Parent: 1\n" in reply.text + "\n"
 
 
 async def test_info_before_any_photo_says_what_to_do(alice):
