@@ -16,6 +16,7 @@ import logging
 import pkgutil
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from core import conversation as groups_package
 from core.commands import (
@@ -44,6 +45,7 @@ from core.messages import Button, ImageReply, Incoming, Press, Send, TextReply
 from core.metrics import log_conversation
 from core.offload import in_image_thread, in_thread
 from core.ports import HistoryRepository, ImageStore, JobQueue, Segmenter, TrackedJob, Translator
+from core.treeview import TreeView
 from core.understanding import Understanding
 
 log = logging.getLogger(__name__)
@@ -170,6 +172,7 @@ class ConversationEngine:
     async def handle(self, incoming: Incoming, send: Send) -> None:
         """Answer one message. Never raises for the person's mistakes: they become one-line TextReplies."""
         label = log_conversation.set(str(incoming.key))  # every log line of this answer names the conversation
+        send = self._labelling(send)
         try:
             if incoming.action is not None:
                 await self._press(incoming, send)
@@ -194,6 +197,17 @@ class ConversationEngine:
             await send(TextReply(SOMETHING_WENT_WRONG, error=True))
         finally:
             log_conversation.reset(label)
+
+    def _labelling(self, send: Send) -> Send:
+        """send, giving every picture about a node (its /history sheet, grid, mask...) the node's label, as /goto
+        takes it, so front-ends name files after what people see rather than a database id."""
+        async def labelled(reply) -> None:
+            if isinstance(reply, ImageReply) and not reply.label:
+                tree = await in_thread(self._core.history.tree, reply.node_id)
+                reply = replace(reply, label=TreeView.of(tree, reply.node_id).label(reply.node_id))
+            await send(reply)
+
+        return labelled
 
     async def _photo(self, incoming: Incoming, send: Send) -> None:
         core = self._core

@@ -139,3 +139,5 @@ async def test_pick_buttons_can_be_pressed_and_pictures_never_overwrite_each_oth
     grids = [name for name in files if name.startswith("grid-")]
     sheets = [name for name in files if name.startswith("history-")]
     assert len(grids) == 2 and len(sheets) == 2  # the sweep and the variations; two different contact sheets
+    # Named by the labels /history shows: both grids were of step 1, both sheets made at step 1b.
+    assert grids == ["grid-1-2.png", "grid-1.png"] and sheets == ["history-1b-2.png", "history-1b.png"]
