@@ -70,3 +70,10 @@ async def test_info_before_any_photo_says_what_to_do(alice):
 async def test_info_is_listed_in_help(alice):
     [reply] = await alice("/help")
     assert "/info — Show the current image's full record" in reply.text
+
+
+async def test_the_full_size_file_is_named_by_its_label(alice):
+    await alice.photo()
+    await alice("/rotate 90")
+    [reply] = await alice("/file")
+    assert reply.kind == "file" and reply.label == "1" and reply.caption == "Full size, lossless: picture 1"
