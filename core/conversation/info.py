@@ -9,8 +9,7 @@ from core.conversation.edits import CommandGroup, is_model_edit
 from core.domain import Conversation, Node
 from core.editing.families import family_named
 from core.messages import Send, TextReply
-from core.offload import in_image_thread, in_thread
-from core.treeview import TreeView
+from core.offload import in_image_thread
 
 
 class ImageRecord(CommandGroup):
@@ -19,9 +18,8 @@ class ImageRecord(CommandGroup):
     @command("info")
     async def info_command(self, conversation: Conversation, send: Send) -> None:
         """Show the current image's full record: size, instruction, every parameter, seed, model, time, parent."""
-        node = await self.core.head(conversation)
+        tree, node = await self.core.view(conversation)  # labels as /history shows them and /goto takes them
         width, height = (await in_image_thread(self.core.image, node.image_hash)).size
-        tree = TreeView.of(await in_thread(self.core.history.tree, node.id), node.id)  # labels, as /goto takes
         lines = [f"Image {tree.label(node.id)}: {width}×{height} pixels"]
         if node.instruction is None:
             lines.append("The original photo you sent (no instruction, no model).")
