@@ -5,9 +5,11 @@ wired by bot/bootstrap.py as a bot wires it (SQLite and the image folder in a te
 queue). Phases are timed by wrappers around the editor's model parts, the image store and the history repository,
 never inside the engine; what no wrapper sees (queue hand-offs, threads, captions, buttons) is "engine and queue".
 The steps inside the engine that no wrapper sees are timed again alone on the same bytes: intake (decode, EXIF,
-checks), the stored upload, the result's encodings (the node's lossless WebP, the reply's JPEG preview; the PNG only
+checks), the stored upload, the result's encodings (the node's lossless JPEG XL, the reply's JPEG preview; the PNG only
 /file makes); then the reply as the Telegram and Discord adapters prepare it. Each phase
-reports its median milliseconds per edit and its peak memory (process RSS on CPU, allocated memory on CUDA).
+reports its median milliseconds per edit, wall and CPU (the CPU time of the thread that ran it: what the phase
+costs whatever else the machine runs; the model's phases use more threads, and the glue rows span threads, so they
+have no CPU figure), and its peak memory (process RSS on CPU, allocated memory on CUDA).
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from PIL import Image
 from core.benchstats import MachineLoad, peak_memory_mib, reset_peak_memory
 from core.domain import ChatKey
 from core.editing.bench import INSTRUCTION
-from core.images import encode_png, encode_stored, load_untrusted
+from core.images import encode_png, load_untrusted
 from core.messages import ImageReply, Incoming
-from core.stored_images import encode_preview, stored_upload
+from core.stored_images import encode_preview, encode_stored, stored_upload
 
 NON_MODEL_BUDGET_MS = 30.0
 """What everything but the model may add to one edit (1280x960 photo, 512 working size)."""
@@ -42,7 +44,7 @@ HANDLE_IMAGE_PHASES = (
     ("core", "stored_upload", "in handle: store upload (strip metadata, check pixels)"),
     ("runner", "shrink_for", "in handle: shrink to working size"),
     ("runner", "full_size", "in handle: full-resolution transfer"),
-    ("runner", "encode_stored", "in handle: encode node (lossless WebP)"),
+    ("runner", "encode_stored", "in handle: encode node (lossless JPEG XL)"),
     ("core", "encode_preview", "in handle: encode reply (JPEG preview)"),
 )
 PHOTO_SIZE = (1280, 960)
@@ -55,17 +57,21 @@ class PhaseClock:
     def __init__(self, device) -> None:
         self.device = device
         self.edits: list[dict[str, float]] = []
+        self.cpu_edits: list[dict[str, float]] = []
         self.peak_mib: dict[str, float] = defaultdict(float)
         self._open: list[list] = []  # [name, peak MiB] of the phases running now, outermost first
         self.recording = False
 
     def new_edit(self) -> None:
         self.edits.append(defaultdict(float))
+        self.cpu_edits.append(defaultdict(float))
         self.recording = True
 
     @contextmanager
     def phase(self, name: str):
-        if not self.recording:  # calls between edits (e.g. the /steps command) count nowhere
+        # Calls between edits (e.g. the /steps command) count nowhere; a call within a phase of its own name (a
+        # repository method calling another) is already counted.
+        if not self.recording or any(entry[0] == name for entry in self._open):
             yield
             return
         # The peak-memory counter is process-wide: before resetting it for a nested phase, its reading so far
@@ -75,13 +81,14 @@ class PhaseClock:
         reset_peak_memory(self.device)
         entry = [name, 0.0]
         self._open.append(entry)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
             self.edits[-1][name] += (time.perf_counter() - started) * 1000
+            self.cpu_edits[-1][name] += (time.thread_time() - cpu_started) * 1000
             self._fold(peak_memory_mib(self.device))
-            self._open.remove(entry)
+            self._open = [other for other in self._open if other is not entry]
             self.peak_mib[name] = max(self.peak_mib[name], entry[1])
 
     def _fold(self, reading: float) -> None:
@@ -125,9 +132,9 @@ def instrument(clock: PhaseClock, editor, history, images) -> Callable[[], None]
     clock.wrap(editor, "edit", "editor, all")
     clock.wrap(images, "put", "image store write + fsync")
     clock.wrap(images, "get", "image store read")
-    for method in ("conversation", "conversation_by_id", "node", "children", "path", "add_node", "move_head",
-                   "save_settings"):
-        clock.wrap(history, method, "database")
+    for method in dir(history):  # every repository call, whatever the engine asks
+        if not method.startswith("_") and callable(getattr(history, method)):
+            clock.wrap(history, method, "database")
     # The image work inside the engine, where it is looked up (module globals of the runner and the core).
     import core.conversation.edits as core_module
     import core.runner as runner_module
@@ -161,7 +168,7 @@ def sample_photo_jpeg(size: tuple[int, int] = PHOTO_SIZE) -> bytes:
 
 def person_side(clock: PhaseClock, photo: bytes, reply: ImageReply, intake_limits: dict) -> None:
     """The steps around the engine, on the same bytes: intake and the stored upload (both inside handle too), the
-    result's encodings (the node's lossless WebP and the reply's JPEG inside handle; the /file PNG outside it), and
+    result's encodings (the node's lossless JPEG XL and the reply's JPEG inside handle; the /file PNG outside it), and
     each platform's reply as its adapter prepares it."""
     from bot.discord_replies import fit_upload
     from bot.telegram_photos import photo_for
@@ -172,7 +179,7 @@ def person_side(clock: PhaseClock, photo: bytes, reply: ImageReply, intake_limit
         stored_upload(photo, intake)
     with Image.open(io.BytesIO(reply.image)) as opened:
         result = opened.convert("RGB")
-    for name, encode in (("encode node (lossless WebP)", encode_stored),
+    for name, encode in (("encode node (lossless JPEG XL)", encode_stored),
                          ("encode reply (JPEG preview)", encode_preview),
                          ("encode PNG (/file only)", encode_png)):
         with clock.phase(name):
@@ -233,7 +240,7 @@ def run_pipeline_benchmark(*, model: str = "full-random", device: str = "auto", 
                 asyncio.run(drive())
         finally:
             restore()
-    figures = _figures(clock.edits[1:], clock.peak_mib, torch_device, model, size, steps, load)
+    figures = _figures(clock, torch_device, model, size, steps, load)
     if as_json:
         print(json.dumps(figures, indent=2))
     else:
@@ -245,33 +252,49 @@ async def _ignore(reply) -> None:
     pass
 
 
-def _figures(edits, peaks, device, model, size, steps, load) -> dict:
-    names = list(dict.fromkeys(name for edit in edits for name in edit))
-    phases = {name: round(statistics.median(edit.get(name, 0.0) for edit in edits), 2) for name in names}
-    editor_glue = phases.get("editor, all", 0.0) - sum(phases.get(name, 0.0) for name in MODEL_PHASES)
-    engine_glue = phases["whole edit (handle)"] - phases.get("editor, all", 0.0) - sum(
-        phases.get(name, 0.0) for name in ("image store write + fsync", "image store read", "database",
-                                           *(name for _, _, name in HANDLE_IMAGE_PHASES)))
-    phases["editor glue (scheduler, array to image, resize)"] = round(editor_glue, 2)
-    phases["engine and queue (intake, threads, captions)"] = round(engine_glue, 2)
-    model_ms = sum(phases.get(name, 0.0) for name in MODEL_PHASES)
+def _derived(edit: dict[str, float]) -> dict[str, float]:
+    """One edit's phases with what no wrapper saw (editor and engine glue), the model's total and everything else's:
+    subtracted within the edit, so a model slowed by other work does not leak into the other figures."""
+    phases = dict(edit)
+    model = sum(phases.get(name, 0.0) for name in MODEL_PHASES)
+    phases["editor glue (scheduler, array to image, resize)"] = phases.get("editor, all", 0.0) - model
+    phases["engine and queue (intake, threads, captions)"] = phases["whole edit (handle)"] - phases.get(
+        "editor, all", 0.0) - sum(phases.get(name, 0.0) for name in (
+            "image store write + fsync", "image store read", "database", *(name for _, _, name in HANDLE_IMAGE_PHASES)))
     # intake runs inside handle (timed again alone above); the reply encodes run in the adapters, after it
-    non_model = phases["whole edit (handle)"] - model_ms + phases["reply encode, Telegram"] + phases[
-        "reply encode, Discord"]
+    phases["model"] = model
+    phases["everything else"] = (phases["whole edit (handle)"] - model + phases["reply encode, Telegram"]
+                                 + phases["reply encode, Discord"])
+    return phases
+
+
+def _medians(edits: list[dict[str, float]]) -> dict[str, float]:
+    names = list(dict.fromkeys(name for edit in edits for name in edit))
+    return {name: round(statistics.median(edit.get(name, 0.0) for edit in edits), 2) for name in names}
+
+
+def _figures(clock: PhaseClock, device, model, size, steps, load) -> dict:
+    phases = _medians([_derived(edit) for edit in clock.edits[1:]])  # the first edit is a warm-up
+    model_ms, non_model = phases.pop("model"), phases.pop("everything else")
+    cpu_phases = {name: ms for name, ms in _medians(clock.cpu_edits[1:]).items()
+                  if name not in MODEL_PHASES and name not in ("editor, all", "whole edit (handle)")}
     return {
         "device": str(device), "model": model, "photo": list(PHOTO_SIZE), "working_size": size, "steps": steps,
-        "edits": len(edits), "machine": load.figures(),
-        "phases_ms": phases, "peak_memory_mib": {name: round(value) for name, value in peaks.items()},
-        "model_ms": round(model_ms, 2), "non_model_ms": round(non_model, 2), "non_model_budget_ms": NON_MODEL_BUDGET_MS,
+        "edits": len(clock.edits) - 1, "machine": load.figures(),
+        "phases_ms": phases, "phases_cpu_ms": cpu_phases,
+        "peak_memory_mib": {name: round(value) for name, value in clock.peak_mib.items()},
+        "model_ms": model_ms, "non_model_ms": non_model, "non_model_budget_ms": NON_MODEL_BUDGET_MS,
     }
 
 
 def _print(figures: dict) -> None:
     print(f"device {figures['device']} · {figures['model']} · photo {figures['photo'][0]}x{figures['photo'][1]} · "
           f"working size {figures['working_size']} · {figures['steps']} steps · median of {figures['edits']} edits")
-    print(f"{'phase':<50}{'ms':>10}{'peak MiB':>10}")
+    print(f"{'phase':<50}{'ms':>10}{'CPU ms':>10}{'peak MiB':>10}")
     for name, ms in figures["phases_ms"].items():
-        print(f"{name:<50}{ms:>10.1f}{figures['peak_memory_mib'].get(name, ''):>10}")
+        cpu = figures["phases_cpu_ms"].get(name)
+        print(f"{name:<50}{ms:>10.1f}{'' if cpu is None else f'{cpu:.1f}':>10}"
+              f"{figures['peak_memory_mib'].get(name, ''):>10}")
     print(f"model {figures['model_ms']:.1f} ms; everything else {figures['non_model_ms']:.1f} ms "
           f"(budget {figures['non_model_budget_ms']:g} ms: handle less the model, plus the reply encodes)")
     if figures["machine"]["warning"]:

@@ -35,8 +35,8 @@ def test_pipeline_bench_times_every_phase_of_an_edit_through_the_engine(capsys):
     phases = figures["phases_ms"]
     for name in ("whole edit (handle)", "text encoder", "image encoder", "denoising steps", "VAE decode",
                  "image store write + fsync", "database", "intake (decode, EXIF, checks)",
-                 "store upload (strip metadata, check pixels)", "encode node (lossless WebP)",
-                 "encode reply (JPEG preview)", "encode PNG (/file only)", "in handle: encode node (lossless WebP)",
+                 "store upload (strip metadata, check pixels)", "encode node (lossless JPEG XL)",
+                 "encode reply (JPEG preview)", "encode PNG (/file only)", "in handle: encode node (lossless JPEG XL)",
                  "in handle: encode reply (JPEG preview)", "in handle: full-resolution transfer",
                  "in handle: store upload (strip metadata, check pixels)"):
         assert phases[name] > 0, name
@@ -48,6 +48,8 @@ def test_pipeline_bench_times_every_phase_of_an_edit_through_the_engine(capsys):
     assert phases["whole edit (handle)"] > phases["editor, all"] > phases["denoising steps"]
     assert figures["peak_memory_mib"]["denoising steps"] > 0
     assert figures["model_ms"] + figures["non_model_ms"] >= phases["whole edit (handle)"]
+    assert figures["phases_cpu_ms"]["in handle: full-resolution transfer"] > 0
+    assert "denoising steps" not in figures["phases_cpu_ms"]  # the model runs on several threads
     assert figures["edits"] == 1 and figures["photo"] == [1280, 960]
 
 
