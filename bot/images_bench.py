@@ -29,7 +29,8 @@ from pathlib import Path
 from PIL import Image
 
 from core.errors import BadImage
-from core.images import MAX_JPEG_SCANS_PER_COMPONENT, decode_stored, load_untrusted
+from core.images import MAX_JPEG_SCANS_PER_COMPONENT, load_untrusted
+from core.stored_images import decode_stored
 
 HISTORY_ENTRIES = 24
 _NEXT_MARKER = re.compile(rb"\xff[^\x00\xff\xd0-\xd7]")

@@ -103,39 +103,6 @@ photo of `editbot bench --pipeline`, level 1 took a fifth of the time of level 6
 size (busy 2-core machine, 3 runs each)."""
 
 
-# Stored edits: lossless WebP at its fastest effort (uploads: core/stored_images.py). For a 12 MP photo-like picture
-# (a 1.74 MB q90 JPEG upload; `editbot bench-images --storage`, busy machine): method 0 7.16 MB in 0.7 s (CPU) to
-# encode, method 1 6.83 MB in 1.9 s, PNG 10.9 MB. Lossless keeps a chain of edits free of re-encoding loss; the
-# fastest effort keeps the encode under a second per edit for 5 % more bytes.
-_STORED_WEBP = {"format": "WEBP", "lossless": True, "method": 0, "quality": 0, "exif": b"", "icc_profile": None}
-
-
-def encode_stored(image: Image.Image) -> bytes:
-    """How the image store keeps pictures: lossless WebP of the RGB pixels, no metadata (no EXIF/GPS, no ICC)."""
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, **_STORED_WEBP)
-    return buffer.getvalue()
-
-
-def decode_stored(data: bytes) -> Image.Image:
-    """An image we stored ourselves (trusted: encode_stored's WebP, an upload's JPEG without metadata, or the PNG
-    of older nodes), loaded, in RGB, without metadata."""
-    with Image.open(io.BytesIO(data)) as stored:
-        image = stored.convert("RGB")
-    image.info.clear()
-    return image
-
-
-def stored_as_png(data: bytes) -> bytes:
-    """Stored bytes as the PNG that replies carry: older PNG nodes as they are, WebP ones re-encoded (fastest zlib
-    level: a 12 MP picture takes about a second instead of six)."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return data
-    buffer = io.BytesIO()
-    decode_stored(data).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
-
-
 def shrink_to_side(image: Image.Image, max_side: int) -> Image.Image:
     """The image with its longer side brought down to `max_side` (aspect kept), or the image itself if it fits."""
     if max(image.size) <= max_side:
@@ -151,18 +118,6 @@ def encode_png(image: Image.Image) -> bytes:
     # PNG's writer copies only the ICC profile from `image.info`; EXIF and text are written only when passed.
     image.save(buffer, format="PNG", icc_profile=None, compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
-
-
-def decode_thumbnail(data: bytes, box: int | tuple[int, int]) -> Image.Image:
-    """An image we stored ourselves, in RGB, fitting `box` (a side, or width and height), decoded no bigger than
-    needed; never enlarged.
-
-    JPEG is decoded at a reduced scale (libjpeg's DCT scaling, 1/2 to 1/8); other formats are decoded whole and
-    shrunk at once, so a caller looping over pictures holds at most one full-size picture at a time.
-    """
-    with Image.open(io.BytesIO(data)) as stored:
-        stored.thumbnail((box, box) if isinstance(box, int) else box, Image.Resampling.LANCZOS)
-        return stored.convert("RGB")
 
 
 # JPEG qualities tried, best first, before shrinking; below ~60 artefacts show more than a smaller image would.

@@ -11,7 +11,6 @@ photos then holds one of them in memory at a time instead of all 24 (`editbot be
 
 from __future__ import annotations
 
-import io
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from functools import cache
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from core.images import decode_thumbnail
+from core.stored_images import decode_thumbnail, stored_size
 
 BACKGROUND = (250, 250, 250)
 INK = (20, 20, 20)
@@ -62,10 +61,7 @@ def _fetched(picture: Picture) -> Image.Image | bytes:
 
 
 def _height(picture: Image.Image | bytes) -> int:
-    if isinstance(picture, Image.Image):
-        return picture.height
-    with Image.open(io.BytesIO(picture)) as header:  # reads the header only
-        return header.height
+    return picture.height if isinstance(picture, Image.Image) else stored_size(picture)[1]
 
 
 def wrap_lines(text: str, width_px: int, size: int, lines: int) -> list[str]:

@@ -111,7 +111,8 @@ class HistoryRepository(Protocol):
 
 
 class ImageStore(Protocol):
-    """Content-addressed image bytes (lossless WebP; an upload's own JPEG without metadata; PNG for older nodes). `put` is durable before it returns:
+    """Content-addressed image bytes (lossless JPEG XL; an upload's own JPEG without metadata; WebP and PNG of older
+    nodes). `put` is durable before it returns:
     written to a temporary file, fsynced and renamed, so a row that refers to the hash can be committed safely
     afterwards."""
 

@@ -16,10 +16,10 @@ from core.domain import EditJob, EditParams, NewNode, Node, Rendered
 from core.editing.registry import ModelRegistry
 from core.editing.transfer import full_size, shrink_for
 from core.errors import PictureGone, UserError
-from core.images import encode_stored
 from core.picture_cache import PictureCache, decoded_pictures
 from core.ports import Editor, EditResult, HistoryRepository, ImageStore, ProgressCallback, Segmenter
 from core.regions import Region, composite, region_alpha, region_mask
+from core.stored_images import encode_stored
 
 
 PURGED_WHILE_EDITING = ("Your history was deleted (it was older than this bot keeps) while this edit ran, so I could "

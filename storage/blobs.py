@@ -1,6 +1,6 @@
-"""ImageStore on the file system: content-addressed image files (lossless WebP, uploads' own JPEGs without metadata,
-PNG for older nodes; every file keeps the .png suffix it always had, so existing stores need no renaming), durable
-before put() returns.
+"""ImageStore on the file system: content-addressed image files (lossless JPEG XL, uploads' own JPEGs without
+metadata, WebP and PNG for older nodes; every file keeps the .png suffix it always had, so existing stores need no
+renaming), durable before put() returns.
 
 A digest abcdef... lives at ROOT/ab/cd/abcdef....png, so no folder grows beyond a few thousand entries. put() writes a
 temporary file in the target folder, fsyncs it, renames it into place (atomic) and fsyncs the folder, so after a crash

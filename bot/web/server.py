@@ -38,7 +38,6 @@ from core.config import Settings, WebSettings
 from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey
 from core.errors import UserError
-from core.images import stored_as_png
 from core.messages import (
     ImageReply,
     Incoming,
@@ -49,6 +48,7 @@ from core.messages import (
     TextReply,
 )
 from core.ports import HistoryRepository, ImageStore
+from core.stored_images import stored_as_png
 
 log = logging.getLogger(__name__)
 

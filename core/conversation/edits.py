@@ -20,13 +20,13 @@ from core.editing.families import family_named
 from core.editing.registry import ModelRegistry
 from core.errors import BadParams, PictureGone, QueueFull, ShuttingDown, UserError
 from core.hints import control_character
-from core.images import Intake, decode_thumbnail, encode_png, encode_stored, stored_as_png
+from core.images import Intake, encode_png
 from core.messages import Button, ImageReply, Press, ProgressReply, Send, TextReply
 from core.offload import in_image_thread, in_thread
 from core.picture_cache import PictureCache, decoded_pictures
 from core.pictures import mask_preview
 from core.storage_wait import patiently
-from core.stored_images import encode_preview, stored_upload
+from core.stored_images import decode_thumbnail, encode_preview, encode_stored, stored_as_png, stored_upload
 from core.treeview import TreeView
 from core.ports import Delayed, HistoryRepository, ImageStore, JobQueue, Position, Segmenter, Step, TrackedJob
 from core.understanding import HeldBack, Understanding

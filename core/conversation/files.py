@@ -6,9 +6,9 @@ from __future__ import annotations
 from core.commands import button, command
 from core.conversation.edits import CommandGroup
 from core.domain import Conversation, Node
-from core.images import stored_as_png
 from core.messages import ImageReply, Send
 from core.offload import in_image_thread, in_thread
+from core.stored_images import stored_as_png
 from core.treeview import TreeView
 
 FILE_BUTTON = "file"

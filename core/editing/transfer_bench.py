@@ -29,7 +29,8 @@ from PIL import Image
 from core.benchstats import MachineLoad, round_order, spread
 from core.editing.pix2pix_parts import working_size
 from core.editing.transfer import transfer
-from core.images import decode_stored, encode_png, encode_stored
+from core.images import encode_png
+from core.stored_images import decode_stored, encode_stored
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from core.domain import Region
-from core.images import decode_stored
+from core.stored_images import decode_stored
 from tests.support.chat import Chat, images, texts
 from tests.support.cluster import person
 from tests.support.fakes import FakeEditor

@@ -11,12 +11,8 @@ from PIL import Image, ImageFile
 from bot.images_bench import hostile_progressive_jpeg, photo_like
 from core import pictures
 from core.errors import BadImage
-from core.images import (
-    MAX_JPEG_SCANS_PER_COMPONENT,
-    decode_thumbnail,
-    encode_png,
-    load_untrusted,
-)
+from core.images import MAX_JPEG_SCANS_PER_COMPONENT, encode_png, load_untrusted
+from core.stored_images import decode_thumbnail
 
 
 def test_a_progressive_jpeg_with_thousands_of_scans_is_refused_before_decoding(monkeypatch):

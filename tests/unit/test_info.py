@@ -6,9 +6,9 @@ import pytest
 
 from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey
-from core.images import decode_stored
 from core.queue import EditQueue
 from core.runner import EditRunner
+from core.stored_images import decode_stored
 from tests.support.chat import Chat, images
 
 

@@ -9,10 +9,10 @@ from PIL import Image
 
 from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey
-from core.images import decode_stored, encode_stored
 from core.picture_cache import PictureCache, decoded_pictures
 from core.queue import EditQueue
 from core.runner import EditRunner
+from core.stored_images import decode_stored, encode_stored
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
 from tests.support.chat import Chat, images
 from tests.support.fakes import FakeEditor

@@ -12,10 +12,10 @@ from PIL import Image
 
 from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey, EditJob, EditParams, NewNode, Region
-from core.images import decode_stored, encode_stored
 from core.queue import EditQueue
 from core.regions import split_region
 from core.runner import EditRunner
+from core.stored_images import decode_stored, encode_stored
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
 from tests.support.chat import Chat, images, texts
 from tests.support.standins import MaskSegmenter, StandInEditor, left_half_mask, photo_like

@@ -41,5 +41,5 @@ async def test_what_an_edit_stores_is_counted(chat, history, image_store):
     await chat.photo()
     photo = history.stored_bytes("test:alice")
     [result] = images(await chat("make it night"))
-    stored = image_store.get(history.node(result.node_id).image_hash)  # as stored (WebP), not as sent (PNG)
+    stored = image_store.get(history.node(result.node_id).image_hash)  # as stored (JPEG XL), not as sent (PNG)
     assert history.stored_bytes("test:alice") == photo + len(stored)

@@ -9,8 +9,8 @@ from PIL import Image
 
 from core.domain import ChatKey, EditJob, EditParams, NewNode
 from core.editing.transfer import transfer
-from core.images import decode_stored, encode_stored
 from core.runner import EditRunner
+from core.stored_images import decode_stored, encode_stored
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
 from tests.support.standins import StandInEditor, photo_like, psnr, working_size
 
