@@ -509,6 +509,6 @@ def test_migrations_build_exactly_the_models_schema(database, tmp_path, request)
             if database == "sqlite":
                 assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
                 assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-                assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+                assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
     finally:
         engine.dispose()
