@@ -48,6 +48,9 @@ HANDLE_IMAGE_PHASES = (
     ("core", "encode_preview", "in handle: encode reply (JPEG preview)"),
 )
 PHOTO_SIZE = (1280, 960)
+FOLLOW_UP = "make it brighter"
+FOLLOW_UP_PAUSE_S = 0.5
+"""Between a result and the next instruction: a person reads the result (work left for later may finish)."""
 DISCORD_UPLOAD_LIMIT = 10 * 2**20
 
 
@@ -56,15 +59,18 @@ class PhaseClock:
 
     def __init__(self, device) -> None:
         self.device = device
-        self.edits: list[dict[str, float]] = []
-        self.cpu_edits: list[dict[str, float]] = []
+        # Per kind of edit ("photo": a new photo with its instruction; "follow-up": an instruction on the result).
+        self.edits: dict[str, list[dict[str, float]]] = defaultdict(list)
+        self.cpu_edits: dict[str, list[dict[str, float]]] = defaultdict(list)
+        self._kind = "photo"
         self.peak_mib: dict[str, float] = defaultdict(float)
         self._open: list[list] = []  # [name, peak MiB] of the phases running now, outermost first
         self.recording = False
 
-    def new_edit(self) -> None:
-        self.edits.append(defaultdict(float))
-        self.cpu_edits.append(defaultdict(float))
+    def new_edit(self, kind: str) -> None:
+        self._kind = kind
+        self.edits[kind].append(defaultdict(float))
+        self.cpu_edits[kind].append(defaultdict(float))
         self.recording = True
 
     @contextmanager
@@ -85,8 +91,8 @@ class PhaseClock:
         try:
             yield
         finally:
-            self.edits[-1][name] += (time.perf_counter() - started) * 1000
-            self.cpu_edits[-1][name] += (time.thread_time() - cpu_started) * 1000
+            self.edits[self._kind][-1][name] += (time.perf_counter() - started) * 1000
+            self.cpu_edits[self._kind][-1][name] += (time.thread_time() - cpu_started) * 1000
             self._fold(peak_memory_mib(self.device))
             self._open = [other for other in self._open if other is not entry]
             self.peak_mib[name] = max(self.peak_mib[name], entry[1])
@@ -191,20 +197,31 @@ def person_side(clock: PhaseClock, photo: bytes, reply: ImageReply, intake_limit
 
 
 async def _one_edit(engine, engine_editor, clock: PhaseClock, photo: bytes, key: ChatKey, intake_limits: dict) -> None:
+    """A new photo with its instruction, then (after a pause, as a person reads the result) an instruction on the
+    result: the two kinds of edit a conversation is made of."""
+    engine_editor.clear_caches()  # a new photo and instruction: nothing cached, as for a new person
+    clock.new_edit("photo")
+    result = await _timed_handle(engine, clock, Incoming(key, text=INSTRUCTION, image=photo))
+    person_side(clock, photo, result, intake_limits)
+    clock.recording = False
+    await asyncio.sleep(FOLLOW_UP_PAUSE_S)
+    clock.new_edit("follow-up")
+    await _timed_handle(engine, clock, Incoming(key, text=FOLLOW_UP))
+    clock.recording = False
+
+
+async def _timed_handle(engine, clock: PhaseClock, incoming: Incoming) -> ImageReply:
     replies: list = []
 
     async def send(reply) -> None:
         replies.append(reply)
 
-    engine_editor.clear_caches()  # a new photo and instruction: nothing cached, as for a new person
-    clock.new_edit()
     with clock.phase("whole edit (handle)"):
-        await engine.handle(Incoming(key, text=INSTRUCTION, image=photo), send)
+        await engine.handle(incoming, send)
     results = [reply for reply in replies if isinstance(reply, ImageReply)]
     if not results:
         raise RuntimeError(f"the engine sent no result: {replies}")
-    person_side(clock, photo, results[-1], intake_limits)
-    clock.recording = False
+    return results[-1]
 
 
 def run_pipeline_benchmark(*, model: str = "full-random", device: str = "auto", size: int = 512,
@@ -263,8 +280,8 @@ def _derived(edit: dict[str, float]) -> dict[str, float]:
             "image store write + fsync", "image store read", "database", *(name for _, _, name in HANDLE_IMAGE_PHASES)))
     # intake runs inside handle (timed again alone above); the reply encodes run in the adapters, after it
     phases["model"] = model
-    phases["everything else"] = (phases["whole edit (handle)"] - model + phases["reply encode, Telegram"]
-                                 + phases["reply encode, Discord"])
+    phases["everything else"] = (phases["whole edit (handle)"] - model + phases.get("reply encode, Telegram", 0.0)
+                                 + phases.get("reply encode, Discord", 0.0))
     return phases
 
 
@@ -273,30 +290,36 @@ def _medians(edits: list[dict[str, float]]) -> dict[str, float]:
     return {name: round(statistics.median(edit.get(name, 0.0) for edit in edits), 2) for name in names}
 
 
-def _figures(clock: PhaseClock, device, model, size, steps, load) -> dict:
-    phases = _medians([_derived(edit) for edit in clock.edits[1:]])  # the first edit is a warm-up
+def _kind_figures(clock: PhaseClock, kind: str) -> dict:
+    phases = _medians([_derived(edit) for edit in clock.edits[kind][1:]])  # the first edit is a warm-up
     model_ms, non_model = phases.pop("model"), phases.pop("everything else")
-    cpu_phases = {name: ms for name, ms in _medians(clock.cpu_edits[1:]).items()
+    cpu_phases = {name: ms for name, ms in _medians(clock.cpu_edits[kind][1:]).items()
                   if name not in MODEL_PHASES and name not in ("editor, all", "whole edit (handle)")}
+    return {"phases_ms": phases, "phases_cpu_ms": cpu_phases, "model_ms": model_ms, "non_model_ms": non_model}
+
+
+def _figures(clock: PhaseClock, device, model, size, steps, load) -> dict:
     return {
         "device": str(device), "model": model, "photo": list(PHOTO_SIZE), "working_size": size, "steps": steps,
-        "edits": len(clock.edits) - 1, "machine": load.figures(),
-        "phases_ms": phases, "phases_cpu_ms": cpu_phases,
+        "edits": len(clock.edits["photo"]) - 1, "machine": load.figures(), **_kind_figures(clock, "photo"),
+        "follow_up": {"instruction": FOLLOW_UP, **_kind_figures(clock, "follow-up")},
         "peak_memory_mib": {name: round(value) for name, value in clock.peak_mib.items()},
-        "model_ms": model_ms, "non_model_ms": non_model, "non_model_budget_ms": NON_MODEL_BUDGET_MS,
+        "non_model_budget_ms": NON_MODEL_BUDGET_MS,
     }
 
 
 def _print(figures: dict) -> None:
     print(f"device {figures['device']} · {figures['model']} · photo {figures['photo'][0]}x{figures['photo'][1]} · "
           f"working size {figures['working_size']} · {figures['steps']} steps · median of {figures['edits']} edits")
-    print(f"{'phase':<50}{'ms':>10}{'CPU ms':>10}{'peak MiB':>10}")
-    for name, ms in figures["phases_ms"].items():
-        cpu = figures["phases_cpu_ms"].get(name)
-        print(f"{name:<50}{ms:>10.1f}{'' if cpu is None else f'{cpu:.1f}':>10}"
-              f"{figures['peak_memory_mib'].get(name, ''):>10}")
-    print(f"model {figures['model_ms']:.1f} ms; everything else {figures['non_model_ms']:.1f} ms "
-          f"(budget {figures['non_model_budget_ms']:g} ms: handle less the model, plus the reply encodes)")
+    for title, kind in (("a new photo with its instruction", figures),
+                        (f"then “{figures['follow_up']['instruction']}” on the result", figures["follow_up"])):
+        print(f"\n{title}\n{'phase':<50}{'ms':>10}{'CPU ms':>10}{'peak MiB':>10}")
+        for name, ms in kind["phases_ms"].items():
+            cpu = kind["phases_cpu_ms"].get(name)
+            print(f"{name:<50}{ms:>10.1f}{'' if cpu is None else f'{cpu:.1f}':>10}"
+                  f"{figures['peak_memory_mib'].get(name, ''):>10}")
+        print(f"model {kind['model_ms']:.1f} ms; everything else {kind['non_model_ms']:.1f} ms "
+              f"(budget {figures['non_model_budget_ms']:g} ms: handle less the model, plus the reply encodes)")
     if figures["machine"]["warning"]:
         print(figures["machine"]["warning"], file=sys.stderr)
 

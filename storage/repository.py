@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, delete, func, literal, select
+from sqlalchemy import Engine, bindparam, delete, func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -21,6 +21,35 @@ from storage.models import ConversationRow, NodeRow
 from storage.retention import expired_nodes
 from storage.rows import as_utc, node_from_row, region_columns, write_params
 from storage.rows import conversation_from_row as _to_conversation
+
+
+def _ancestors():
+    """A recursive CTE of node_id (a bound parameter) and its ancestors, with their depth below node_id."""
+    ancestors = (select(NodeRow.id, NodeRow.parent_id, literal(0).label("depth"))
+                 .where(NodeRow.id == bindparam("node_id")).cte("ancestors", recursive=True))
+    parent = aliased(NodeRow)
+    return ancestors.union_all(
+        select(parent.id, parent.parent_id, ancestors.c.depth + 1).where(parent.id == ancestors.c.parent_id))
+
+
+def _path():
+    ancestors = _ancestors()
+    return select(NodeRow).join(ancestors, NodeRow.id == ancestors.c.id).order_by(ancestors.c.depth.desc())
+
+
+def _whole_tree():
+    ancestors = _ancestors()
+    root = select(ancestors.c.id).where(ancestors.c.parent_id.is_(None)).scalar_subquery()
+    tree = select(NodeRow.id).where(NodeRow.id == root).cte("tree", recursive=True)
+    child = aliased(NodeRow)
+    tree = tree.union_all(select(child.id).where(child.parent_id == tree.c.id))
+    return select(NodeRow).join(tree, NodeRow.id == tree.c.id).order_by(NodeRow.id)
+
+
+# Built once: every image reply reads its node's tree (for its label), and building these recursive statements
+# cost more CPU than running them (5.9 of 6 ms for a tree of 11 nodes on SQLite).
+_PATH = _path()
+_TREE = _whole_tree()
 
 
 class SqlHistoryRepository:
@@ -63,31 +92,14 @@ class SqlHistoryRepository:
 
     def path(self, node_id: int) -> list[Node]:
         """From the root down to this node, inclusive; empty for an unknown node. One recursive query."""
-        ancestors = (
-            select(NodeRow.id, NodeRow.parent_id, literal(0).label("depth"))
-            .where(NodeRow.id == node_id)
-            .cte("ancestors", recursive=True)
-        )
-        parent = aliased(NodeRow)
-        ancestors = ancestors.union_all(
-            select(parent.id, parent.parent_id, ancestors.c.depth + 1).where(parent.id == ancestors.c.parent_id)
-        )
-        query = select(NodeRow).join(ancestors, NodeRow.id == ancestors.c.id).order_by(ancestors.c.depth.desc())
         with self._reads.begin() as session:
-            return [node_from_row(row) for row in session.scalars(query)]
+            return [node_from_row(row) for row in session.scalars(_PATH, {"node_id": node_id})]
 
     def tree(self, node_id: int) -> list[Node]:
-        """Every node of node_id's tree, oldest first; empty for an unknown node. The root by `path`, then one
-        recursive query down from it."""
-        path = self.path(node_id)
-        if not path:
-            return []
-        tree = select(NodeRow.id).where(NodeRow.id == path[0].id).cte("tree", recursive=True)
-        child = aliased(NodeRow)
-        tree = tree.union_all(select(child.id).where(child.parent_id == tree.c.id))
-        query = select(NodeRow).join(tree, NodeRow.id == tree.c.id).order_by(NodeRow.id)
+        """Every node of node_id's tree, oldest first; empty for an unknown node. One query: up to the root, then
+        down from it."""
         with self._reads.begin() as session:
-            return [node_from_row(row) for row in session.scalars(query)]
+            return [node_from_row(row) for row in session.scalars(_TREE, {"node_id": node_id})]
 
     def roots(self, conversation_id: int) -> list[Node]:
         """The roots of the conversation's trees, newest first."""

@@ -51,6 +51,10 @@ def test_pipeline_bench_times_every_phase_of_an_edit_through_the_engine(capsys):
     assert figures["phases_cpu_ms"]["in handle: full-resolution transfer"] > 0
     assert "denoising steps" not in figures["phases_cpu_ms"]  # the model runs on several threads
     assert figures["edits"] == 1 and figures["photo"] == [1280, 960]
+    follow_up = figures["follow_up"]  # an instruction on the result: no intake, no stored upload
+    assert follow_up["phases_ms"]["in handle: full-resolution transfer"] > 0
+    assert "in handle: store upload (strip metadata, check pixels)" not in follow_up["phases_ms"]
+    assert follow_up["model_ms"] > 0 and follow_up["non_model_ms"] > 0
 
 
 def test_gpu_bench_writes_one_json_file_with_every_part(tmp_path):
