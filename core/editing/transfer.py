@@ -18,9 +18,11 @@ photo's size gives a soft picture, and every edit of a chain would re-encode the
 Why it is fast enough: all float work happens at the working size (3x512x384 planes, about 18 ms of CPU here); at
 full size a whole-picture change costs an upsampling of the 8-bit change (half size, then doubled) and one
 saturating add, each one pass of Pillow's C over the photo. Full-size pixels never go through numpy: converting a
-12 MP picture either way is itself a copy (25-50 ms here). The passes are not split over threads: Pillow's add
-works on whole images, so strips would cost a crop and a paste of the photo (two more full-size copies), CPU that
-buys wall time only on an idle machine with cores to spare.
+12 MP picture either way is itself a copy (25-50 ms here). The work that does not depend on the rest runs on a
+second core at the same time, with the same operations, so results are identical: the input's own detail while the
+change is analysed, and the edit's upsampling (the structure) while the low band is added. Strips of rows were
+tried and left out: Pillow's resize of a strip through a box rounds its sample positions a little differently from
+one resize of the whole, so results would have depended on the number of cores (off by up to 11 levels on noise).
 
 Why this method: measured on a 12 MP synthetic photo (smooth gradients, texture at several scales, sensor noise;
 this machine, busy) against the full-size truth of three stand-in edits. PSNR, this method / plain upsampled delta
@@ -37,6 +39,8 @@ edits of a 12 MP photo (`editbot bench --transfer`, medians of 5 rounds, 2-core 
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image, ImageChops
@@ -55,6 +59,8 @@ MARGIN = 3
 """Working pixels added around the changed box so upsampling filters see their whole support."""
 HALF_SIZE_FROM = 4
 """From this ratio of full to working size the change is upsampled to half size, then doubled (_upsample_change)."""
+_HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transfer")
+"""Runs the independent half of a transfer on a second core (numpy and Pillow let go of the GIL in their loops)."""
 
 
 def shrink_for(editor: Editor, photo: Image.Image) -> Image.Image:
@@ -84,6 +90,8 @@ def transfer(parent: Image.Image, working_input: Image.Image, working_output: Im
     full_box = _full_box(changed, working_input.size, parent.size)
     source = _source_box(full_box, working_input.size, parent.size)
     region = parent if full_box == (0, 0, *parent.size) else parent.crop(full_box)
+    # The edit's own pixels and their weight are brought up to size on another core while the low band is added.
+    structure_layers = _HELPER.submit(_structure_layers, working_output, structure, source, region.size)
     # One add per pass: Pillow computes clip(region + up(low + 128) - 128) in integers; a constant 128 stays 128
     # through the bilinear upsample, so unchanged pixels stay exact. Changes beyond -128..127 take a second pass.
     low = np.rint(low)
@@ -93,14 +101,22 @@ def transfer(parent: Image.Image, working_input: Image.Image, working_output: Im
         offset = Image.fromarray(np.ascontiguousarray((step + 128).astype(np.uint8).transpose(1, 2, 0)))
         region = ImageChops.add(region, _upsample_change(offset, source, region.size), offset=-128)
     if structure.any():
-        edit = working_output.convert("RGB").resize(region.size, Image.Resampling.BICUBIC, box=source)
-        weight = _upsample(np.rint(structure * 255).astype(np.uint8), source, region.size)
+        edit, weight = structure_layers.result()
         region = Image.composite(edit, region, weight)
     if region.size == parent.size:
         return region if region is not parent else parent.copy()
     result = parent.copy()
     result.paste(region, full_box[:2])
     return result
+
+
+def _structure_layers(working_output: Image.Image, structure: np.ndarray, source: tuple[float, float, float, float],
+                      size: tuple[int, int]) -> tuple[Image.Image, Image.Image] | None:
+    """The working output and the structure weight, their `source` area brought up to `size` (None: no structure)."""
+    if not structure.any():
+        return None
+    edit = working_output.convert("RGB").resize(size, Image.Resampling.BICUBIC, box=source)
+    return edit, _upsample(np.rint(structure * 255).astype(np.uint8), source, size)
 
 
 def _planes(image: Image.Image) -> np.ndarray:
@@ -115,13 +131,14 @@ def _split_change(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np
     change = after - before
     if not change.any():
         return change, np.zeros(change.shape[1:], np.float32)
+    # Detail the input already had may be softened by the model's re-encoding without that being an edit: only
+    # high-band change beyond the input's own detail counts as new structure. (Measured meanwhile on another core:
+    # numpy lets go of the GIL in its loops.)
+    detail = _HELPER.submit(lambda: _gauss(_channel_max(np.abs(before - _gauss(before, LOW_BAND_SIGMA))), 1.0))
     low = _gauss(change, LOW_BAND_SIGMA)
     high = _gauss(_channel_max(np.abs(change - low)), 1.0)
-    # Detail the input already had may be softened by the model's re-encoding without that being an edit: only
-    # high-band change beyond the input's own detail counts as new structure.
-    detail = _gauss(_channel_max(np.abs(before - _gauss(before, LOW_BAND_SIGMA))), 1.0)
     start, full = STRUCTURE_LEVELS
-    structure = np.clip((high - detail - start) / (full - start), 0.0, 1.0)
+    structure = np.clip((high - detail.result() - start) / (full - start), 0.0, 1.0)
     # Feather the structure mask outwards a little, so the edit's own edge is not cut at its threshold.
     structure = np.clip(_gauss(structure, 1.0) * 1.5, 0.0, 1.0)
     structure[structure < 1 / 255] = 0.0
