@@ -4,7 +4,8 @@ from the image store again (a lossless 12 MP node takes about half a second to d
 Keyed by the image store's digest, the SHA-256 of the stored bytes: a digest names one content for ever, so an
 entry can never go stale; an entry is only ever put by the code that encoded those bytes from that very picture
 (or decoded it from them). Callers get a copy, so nothing they draw on can change what the next caller gets.
-Bounded by bytes of pixels, least recently used first out.
+Bounded by bytes of pixels, least recently used first out. Under `working_key` it also keeps such a picture shrunk
+to an editor's working size (core/runner.py makes it for the next edit of a result).
 """
 
 from __future__ import annotations
@@ -70,6 +71,12 @@ class PictureCache:
     def __contains__(self, digest: str) -> bool:
         with self._lock:
             return digest in self._pictures
+
+
+def working_key(digest: str, size: tuple[int, int]) -> str:
+    """Where the picture `digest`, shrunk to an editor's working `size`, is kept (core/runner.py makes it ahead of
+    the next edit)."""
+    return f"{digest}@{size[0]}x{size[1]}"
 
 
 def _footprint(picture: Image.Image) -> int:

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
 
 from core.domain import EditJob, EditParams, NewNode, Node, Rendered
+from core.editing import transfer
 from core.editing.registry import ModelRegistry
 from core.editing.transfer import full_size, shrink_for
 from core.errors import PictureGone, UserError
-from core.picture_cache import PictureCache, decoded_pictures
+from core.picture_cache import PictureCache, decoded_pictures, working_key
 from core.ports import Editor, EditResult, HistoryRepository, ImageStore, ProgressCallback, Segmenter
 from core.regions import Region, composite, region_alpha, region_mask
 from core.stored_images import encode_stored
 
 
+_BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
+"""Work for the next edit, done while people look at their results."""
 PURGED_WHILE_EDITING = ("Your history was deleted (it was older than this bot keeps) while this edit ran, so I could "
                         "not keep the result: send the photo again to start over.")
 
@@ -89,14 +93,14 @@ class EditRunner:
         for `run` or for a distributed worker that records them through the job table."""
         editor = self.editor_for(job.params)
         photo = self.photo(job)
-        small = self._working(editor, photo)
+        small = self._working(editor, job.image_hash, photo)
         # Reference pictures go only to editors that take them (pix2pix's has no such argument).
         more = {"references": [self._picture(digest) for digest in job.references]} if job.references else {}
         if job.variants:
             results = editor.edit_batch(small, job.instruction, job.variants, on_step=on_step, cancel=cancel, **more)
         else:
             results = [editor.edit(small, job.instruction, job.params, on_step=on_step, cancel=cancel, **more)]
-        return self._store(job.region, photo, small, results, self.source_for(job.params))
+        return self._store(editor, job.region, photo, small, results, self.source_for(job.params))
 
     def render_many(self, jobs: Sequence[EditJob], photos: Sequence[Image.Image],
                     on_step: ProgressCallback | None = None,
@@ -105,10 +109,10 @@ class EditRunner:
         (`photo`) and sharing the editor's batch_key. Stores the images, records nothing; for each job what `render`
         gives for it."""
         editor = self.editor_for(jobs[0].params)
-        smalls = [self._working(editor, photo) for photo in photos]
+        smalls = [self._working(editor, job.image_hash, photo) for job, photo in zip(jobs, photos, strict=True)]
         requests = [(small, job.instruction, job.params) for job, small in zip(jobs, smalls, strict=True)]
         results = editor.edit_many(requests, on_step=on_step, cancel=cancel)
-        return [self._store(job.region, photo, small, [result], self.source_for(job.params))
+        return [self._store(editor, job.region, photo, small, [result], self.source_for(job.params))
                 for job, photo, small, result in zip(jobs, photos, smalls, results)]
 
     def photo(self, job: EditJob) -> Image.Image:
@@ -121,12 +125,26 @@ class EditRunner:
         except KeyError:
             raise PictureGone() from None
 
-    def _working(self, editor: Editor, photo: Image.Image) -> Image.Image:
-        """What the editor gets: the photo shrunk once to its working size (output "working": the photo itself, and
-        the editor does as it always did)."""
-        return photo if self.output == "working" else shrink_for(editor, photo)
+    def _working(self, editor: Editor, digest: str, photo: Image.Image) -> Image.Image:
+        """What the editor gets: the photo (stored as `digest`) shrunk once to its working size, made ahead of time
+        when it is a result this process stored (output "working": the photo itself, and the editor does as it always
+        did)."""
+        if self.output == "working":
+            return photo
+        prepared = self.pictures.get(working_key(digest, editor.working_size(photo.size)))
+        return shrink_for(editor, photo) if prepared is None else prepared
 
-    def _store(self, region: Region | None, photo: Image.Image, small: Image.Image,
+    def _prepare_next_edit(self, editor: Editor, digest: str, picture: Image.Image) -> None:
+        """Shrink a result for the next edit of it, in the background while its person looks at it: the next
+        instruction usually edits the result just sent, and the shrink would cost ~10 ms while they wait."""
+        def shrink() -> None:
+            size = editor.working_size(picture.size)
+            if size != picture.size:  # transfer's own name: `editbot bench --pipeline` times the runner's calls
+                self.pictures.put(working_key(digest, size), transfer.shrink_for(editor, picture))
+
+        _BACKGROUND.submit(shrink)
+
+    def _store(self, editor: Editor, region: Region | None, photo: Image.Image, small: Image.Image,
                results: Sequence[EditResult], source: str | None) -> list[Rendered]:
         # The mask is found once per job, on the working-size image the editor saw (cheap at any photo size).
         mask = None if region is None else region_mask(self.segmenter.mask(small, region.words), region)
@@ -137,6 +155,8 @@ class EditRunner:
             data = encode_stored(delivered)
             digest = self.images.put(data)
             self.pictures.put(digest, delivered)  # encoded losslessly: exactly what decoding `data` gives
+            if self.output == "full":
+                self._prepare_next_edit(editor, digest, delivered)
             stored.append(Rendered(digest, result.params, result.seconds, len(data), source))
         return stored
 

@@ -110,6 +110,39 @@ def test_the_editor_gets_the_photo_already_at_its_working_size() -> None:
     assert decode_stored(images.get(node.image_hash)).size == photo.size
 
 
+class RecordingEditor(StandInEditor):
+    """Keeps the pictures it was given."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.pictures: list[Image.Image] = []
+
+    def edit(self, image, instruction, params, **kwargs):
+        self.pictures.append(image.copy())
+        return super().edit(image, instruction, params, **kwargs)
+
+
+def test_a_result_is_shrunk_for_its_next_edit_ahead_of_time_to_the_same_pixels() -> None:
+    from core import runner as runner_module
+    from core.picture_cache import PictureCache, working_key
+
+    history, images, pictures = InMemoryHistoryRepository(), InMemoryImageStore(), PictureCache()
+    editor = RecordingEditor(shift=(10, 10, 10))
+    runner = EditRunner(editor, history, images, pictures=pictures)
+    photo = photo_like((1000, 750))
+    conversation = history.conversation(ChatKey("test", "1", "1"))
+    root = history.add_node(NewNode(conversation.id, None, images.put(encode_stored(photo)), None, None, None))
+    [first] = runner.run(EditJob(conversation.id, "test:1", root.id, root.image_hash, "x", EditParams(seed=1)))
+    runner_module._BACKGROUND.submit(lambda: None).result()  # one worker: everything submitted before is done
+    size = working_size(photo.size)
+    prepared = pictures.get(working_key(first.image_hash, size))
+    assert prepared is not None  # made while the person looked at the result, not when the next edit asked
+    result = decode_stored(images.get(first.image_hash))
+    assert np.array_equal(np.asarray(prepared), np.asarray(result.resize(size, Image.Resampling.LANCZOS)))
+    runner.run(EditJob(conversation.id, "test:1", first.id, first.image_hash, "y", EditParams(seed=1)))
+    assert np.array_equal(np.asarray(editor.pictures[-1]), np.asarray(prepared))
+
+
 def test_output_working_stores_what_the_editor_returns() -> None:
     history, images = InMemoryHistoryRepository(), InMemoryImageStore()
     editor = StandInEditor(shift=(10, 10, 10))
