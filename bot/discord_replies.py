@@ -11,6 +11,7 @@ import asyncio
 import io
 import logging
 import mimetypes
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,15 @@ from PIL import Image
 from bot.chat_common import PROGRESS_INTERVAL_S
 from core.domain import ChatKey
 from core.images import encode_for_upload
-from core.messages import Button, ImageReply, Press, ProgressReply, Reply
+from core.messages import (
+    ASCII_NUMBER,
+    ASCII_WORD,
+    Button,
+    ImageReply,
+    Press,
+    ProgressReply,
+    Reply,
+)
 from core.stored_images import picture_mime
 
 log = logging.getLogger(__name__)
@@ -57,9 +66,12 @@ def upload_caption(caption: str, picture: bytes, sent: bytes) -> str:
 # ---------------------------------------------------------------------------------------------------- buttons
 
 
-class PressButton(
-    discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID_PREFIX + r"(?P<data>[A-Za-z]+:[0-9]{1,18})"
-):
+PRESS_ID = re.compile(re.escape(CUSTOM_ID_PREFIX) + f"(?P<data>{ASCII_WORD.pattern}:{ASCII_NUMBER.pattern})")
+"""The custom_id of a result button: exactly what Press.parse reads, so every id it matches makes a Press (the
+client answers any other with one line)."""
+
+
+class PressButton(discord.ui.DynamicItem[discord.ui.Button], template=PRESS_ID):
     """A button under a result. Its custom_id carries Press.data, so any running bot can answer it, even one
     started after the message was sent."""
 
@@ -75,7 +87,6 @@ class PressButton(
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any, /
     ) -> PressButton:
-        # The template admits only what Press.parse accepts.
         return cls(Press.parse(match["data"]), item.label or "")
 
     async def callback(self, interaction: discord.Interaction) -> None:
