@@ -43,6 +43,8 @@ EXPIRED_TOKEN_CODES = {10015, 50027}
 """Unknown Webhook, Invalid Webhook Token: what Discord answers once an interaction token has expired."""
 CUSTOM_ID_PREFIX = "editbot:"
 MESSAGE_LIMIT = 2000
+PART_LIMIT = MESSAGE_LIMIT - 40
+"""A long text's parts leave room for the mention a channel message starts with."""
 PRIVATE_ANSWER = "Answered privately."
 
 def fit_upload(picture: bytes, limit: int) -> tuple[bytes, str]:
@@ -223,7 +225,21 @@ class Responder:
         attach: Callable[[], discord.File] | None = None,
         view: discord.ui.View | None = None,
     ) -> None:
-        """A follow-up while the interaction token lives, else a channel message that mentions the person."""
+        """Follow-ups while the interaction token lives, else channel messages that mention the person; a text over
+        Discord's limit in several, the picture and buttons with the last."""
+        *leading, last = message_parts(content)
+        for part in leading:
+            await self._post_one(part, ephemeral=ephemeral)
+        await self._post_one(last, ephemeral=ephemeral, attach=attach, view=view)
+
+    async def _post_one(
+        self,
+        content: str,
+        *,
+        ephemeral: bool = False,
+        attach: Callable[[], discord.File] | None = None,
+        view: discord.ui.View | None = None,
+    ) -> None:
         extras: dict[str, Any] = {}
         if view is not None:
             extras["view"] = view
@@ -243,6 +259,26 @@ class Responder:
         user = self._interaction.user
         await self._interaction.channel.send(f"{user.mention} {content}"[:MESSAGE_LIMIT],
                                              allowed_mentions=discord.AllowedMentions(users=[user]), **extras)
+
+
+def message_parts(text: str, limit: int = PART_LIMIT) -> list[str]:
+    """The text as messages Discord accepts, cut between lines (a line longer than a message, between words):
+    /help and /history run past one message, and cutting them at the limit lost their end."""
+    lines: list[str] = []
+    for line in text.split("\n"):
+        while len(line) > limit:
+            cut = line.rfind(" ", 1, limit)
+            cut = cut if cut > 0 else limit
+            lines.append(line[:cut])
+            line = line[cut:].lstrip(" ")
+        lines.append(line)
+    parts = [lines[0]]
+    for line in lines[1:]:
+        if len(parts[-1]) + 1 + len(line) <= limit:
+            parts[-1] += "\n" + line
+        else:
+            parts.append(line)
+    return [part for part in parts if part.strip()] or [text]
 
 
 class ChannelPoster:

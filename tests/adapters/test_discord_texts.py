@@ -1,0 +1,43 @@
+"""Discord: what the bot writes reads whole and speaks of what a person can do on Discord. Texts longer than one
+Discord message arrive in several, cut between lines; the greeting and /help name /edit and /refine, as Discord has
+no captions and the bot reads no plain messages. SimCord as in test_discord.py."""
+
+from __future__ import annotations
+
+from bot.discord_replies import MESSAGE_LIMIT, message_parts
+
+
+def texts(result) -> list[str]:
+    return [message.content for message in [result.response, *result.followups] if message is not None]
+
+
+async def test_help_lists_every_command_across_messages(world, engine):
+    _, _, channel, alice, _ = world
+
+    result = await alice.slash(channel, "help")
+
+    shown = texts(result)
+    assert len(shown) > 1 and all(len(text) <= MESSAGE_LIMIT for text in shown)
+    assert all(message.ephemeral for message in [result.response, *result.followups])
+    listed = "\n".join(shown)
+    for info in engine.commands:
+        assert f"{info.usage} — {info.summary}" in listed.splitlines()
+
+
+def test_long_texts_are_cut_between_lines_and_lose_nothing():
+    lines = [f"{number}. “make it snow” and a few more words" for number in range(200)]
+    text = "\n".join(lines)
+
+    parts = message_parts(text)
+
+    assert len(parts) > 1 and all(len(part) <= MESSAGE_LIMIT for part in parts)
+    assert "\n".join(parts) == text
+
+
+def test_a_line_longer_than_a_message_is_cut_between_words():
+    text = " ".join(["snow"] * 1000)
+
+    parts = message_parts(text)
+
+    assert all(len(part) <= MESSAGE_LIMIT for part in parts)
+    assert " ".join(parts) == text
