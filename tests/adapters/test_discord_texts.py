@@ -41,3 +41,14 @@ def test_a_line_longer_than_a_message_is_cut_between_words():
 
     assert all(len(part) <= MESSAGE_LIMIT for part in parts)
     assert " ".join(parts) == text
+
+
+async def test_the_greeting_and_help_say_how_to_edit_on_discord(world):
+    _, _, channel, alice, _ = world
+
+    greeting = texts(await alice.slash(channel, "start"))[0]
+    help_intro = texts(await alice.slash(channel, "help"))[0].splitlines()[0]
+
+    for text in (greeting, help_intro):
+        assert "/edit" in text and "/refine" in text and "Edit this image" in text
+        assert "caption" not in text and "plain text" not in text
