@@ -65,6 +65,14 @@ def upload_caption(caption: str, picture: bytes, sent: bytes) -> str:
     return f"{caption}\n(sent as JPEG{size}: the full-size picture is over this server's upload limit)"
 
 
+def picture_filename(reply: ImageReply, mime: str) -> str:
+    """Named after the label /history and /goto use, as the terminal chat names its files (step-2b.png,
+    history-2b.png): a person saving it should not meet a database id, which reads like another step."""
+    name = reply.label or str(reply.node_id)
+    stem = f"step-{name}" if reply.kind == "node" else f"{reply.kind}-{name}"
+    return f"{stem}{mimetypes.guess_extension(mime)}"
+
+
 # ---------------------------------------------------------------------------------------------------- buttons
 
 
@@ -210,7 +218,7 @@ class Responder:
 
     async def _show_image(self, reply: ImageReply) -> None:
         data, mime = await asyncio.to_thread(fit_upload, reply.image, self._interaction.filesize_limit)
-        filename = f"edit-{reply.node_id}{mimetypes.guess_extension(mime)}"
+        filename = picture_filename(reply, mime)
         await self._post(
             await asyncio.to_thread(upload_caption, reply.caption, reply.image, data),
             attach=lambda: discord.File(io.BytesIO(data), filename=filename),
@@ -302,7 +310,7 @@ class ChannelPoster:
         if isinstance(reply, ImageReply):
             data, mime = await asyncio.to_thread(fit_upload, reply.image, self._upload_limit())
             extras: dict[str, Any] = {
-                "file": discord.File(io.BytesIO(data), filename=f"edit-{reply.node_id}{mimetypes.guess_extension(mime)}")
+                "file": discord.File(io.BytesIO(data), filename=picture_filename(reply, mime))
             }
             view = result_view(reply.buttons)
             if view is not None:

@@ -5,6 +5,7 @@ no captions and the bot reads no plain messages. SimCord as in test_discord.py."
 from __future__ import annotations
 
 from bot.discord_replies import MESSAGE_LIMIT, message_parts
+from tests.support.chat import photo_bytes
 
 
 def texts(result) -> list[str]:
@@ -52,3 +53,14 @@ async def test_the_greeting_and_help_say_how_to_edit_on_discord(world):
     for text in (greeting, help_intro):
         assert "/edit" in text and "/refine" in text and "Edit this image" in text
         assert "caption" not in text and "plain text" not in text
+
+
+async def test_pictures_are_named_after_the_labels_goto_takes(world):
+    _, _, channel, alice, _ = world
+    await alice.slash(channel, "edit", image=("photo.jpg", photo_bytes()), instruction="make it snow")
+    retried = await alice.slash(channel, "retry")  # 1b: a sibling of step 1
+    history = await alice.slash(channel, "history")
+
+    assert [attachment.filename for attachment in retried.followups[0].attachments] == ["step-1b.png"]
+    assert [attachment.filename for message in history.followups
+            for attachment in message.attachments] == ["history-1b.png"]
