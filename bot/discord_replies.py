@@ -257,6 +257,9 @@ class Responder:
                     extras["file"] = attach()
                 await self._interaction.followup.send(content[:MESSAGE_LIMIT], ephemeral=ephemeral or self._private,
                                                       **extras)
+                # The first follow-up of a deferred interaction becomes its "thinking" message: no longer ours to
+                # turn into progress or "Answered privately." over what it now says.
+                self._original_free = False
                 return
             except discord.HTTPException as error:
                 if error.code not in EXPIRED_TOKEN_CODES:

@@ -64,3 +64,24 @@ async def test_pictures_are_named_after_the_labels_goto_takes(world):
     assert [attachment.filename for attachment in retried.followups[0].attachments] == ["step-1b.png"]
     assert [attachment.filename for message in history.followups
             for attachment in message.attachments] == ["history-1b.png"]
+
+
+async def test_a_line_before_an_edit_is_not_overwritten_by_its_progress(world):
+    _, _, channel, alice, _ = world
+    await alice.slash(channel, "edit", image=("photo.jpg", photo_bytes()), instruction="make it snow")
+
+    tuned = await alice.slash(channel, "refine", instruction="stronger")
+
+    shown = texts(tuned)
+    assert shown[0].startswith("More change: now text guidance 9"), shown
+    assert tuned.followups[-1].attachments and "text guidance 9" in tuned.followups[-1].content
+
+
+async def test_a_line_before_a_refusal_stays_where_everyone_saw_it(world):
+    _, _, channel, alice, _ = world
+
+    refused = await alice.slash(channel, "edit", image=("photo.jpg", photo_bytes()), instruction="/text 50")
+
+    [said, refusal] = [message for message in [refused.response, *refused.followups] if message is not None]
+    assert said.content == "Got your photo; now /text on it." and not said.ephemeral
+    assert refusal.content.startswith("/text needs a number") and refusal.ephemeral
