@@ -117,3 +117,14 @@ async def test_an_edit_this_image_box_whose_picture_is_gone_says_so(world, setti
 
     assert "choose Edit this image on it again" in answer_of(submitted)
     assert editor.calls == []
+
+
+async def test_someone_else_s_fix_translation_box_is_refused_as_their_button(world, editor):
+    _, _, channel, alice, bob = world
+    [result] = (await edit(alice, channel, FRENCH)).followups
+    shown = await bob.click(result, label="✎ Fix translation")
+
+    submitted = await bob.submit_modal(shown, {"english": "cover the photo in snow"})
+
+    assert "someone else's edits" in answer_of(submitted)
+    assert len(editor.calls) == 1
