@@ -71,6 +71,9 @@ BOX_ID = re.compile(r"editbot-(?P<kind>edit|meant):(?P<id>[0-9]{1,20})")
 OUT_OF_DATE_BUTTON = "That button is out of date."
 OUT_OF_DATE_BOX = "That box is out of date: please open it again."
 IMAGE_GONE = "I can no longer read the picture that box was for: please choose Edit this image on it again."
+STALE_COMMAND = ("That command has changed since your Discord loaded the list: please choose it again (restarting "
+                 "Discord refreshes the list).")
+STALE_COMMAND_ERRORS = (app_commands.CommandNotFound, app_commands.CommandSignatureMismatch)
 REMEMBERED_PICTURES = 1000
 """How many "Edit this image" pictures are remembered until their box is submitted (a box may never be)."""
 
@@ -338,11 +341,17 @@ class EditBotClient(discord.Client):
                 log.warning("could not report the failure to the person", exc_info=True)
 
     async def _on_tree_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
-        log.error("command failed", exc_info=error)
-        if interaction.response.is_done():
-            await interaction.followup.send(SOMETHING_WRONG, ephemeral=True)
+        if isinstance(error, STALE_COMMAND_ERRORS):
+            # The person's Discord still shows a command this version renamed, removed or changed: not a failure.
+            log.info("a command Discord showed from an earlier sync: %s", error)
+            line = STALE_COMMAND
         else:
-            await interaction.response.send_message(SOMETHING_WRONG, ephemeral=True)
+            log.error("command failed", exc_info=error)
+            line = SOMETHING_WRONG
+        if interaction.response.is_done():
+            await interaction.followup.send(line, ephemeral=True)
+        else:
+            await interaction.response.send_message(line, ephemeral=True)
 
 
 def build_client(settings: Settings, engine: ConversationEngine) -> EditBotClient:

@@ -1,6 +1,7 @@
 """Discord: buttons and boxes (modals) outlive the process that drew them. A button or box from before a restart, one
 left open for a long time, or one whose custom_id this bot does not read (an older version's, a forged one) is
-answered: by doing what it says, or with one line; never Discord's "This interaction failed"."""
+answered: by doing what it says, or with one line; never Discord's "This interaction failed". So is a command a
+person's Discord still lists after an update changed it."""
 
 from __future__ import annotations
 
@@ -128,3 +129,13 @@ async def test_someone_else_s_fix_translation_box_is_refused_as_their_button(wor
 
     assert "someone else's edits" in answer_of(submitted)
     assert len(editor.calls) == 1
+
+
+async def test_a_command_discord_still_shows_after_an_update_gets_one_line(world):
+    env, _, channel, alice, _ = world
+    env.bot.tree.remove_command("undo")  # as if this version no longer had it, and Discord had not caught up
+
+    result = await alice.slash(channel, "undo")
+
+    assert "That command has changed" in answer_of(result)
+    assert [type(error).__name__ for error in env.errors] == ["CommandNotFound"]  # what discord.py reports
