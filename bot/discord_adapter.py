@@ -167,30 +167,16 @@ class EditBotClient(discord.Client):
         """The most we fetch: this interaction's own attachment limit, or our configured one if lower."""
         return min(interaction.filesize_limit, self.settings.limits.max_upload_bytes)
 
-    async def answer(
-        self,
-        interaction: discord.Interaction,
-        texts: Sequence[str],
-        *,
-        ephemeral: bool = False,
-        last_only: bool = False,
-    ) -> None:
-        """Send the engine one or more command/instruction texts and render what it answers.
-
-        last_only: the texts are settings changes; show only the final confirmation (or the refusal).
-        """
+    async def answer(self, interaction: discord.Interaction, texts: Sequence[str], *, ephemeral: bool = False) -> None:
+        """Send the engine one or more command/instruction texts and render what it answers."""
         if not await self._admit(interaction):
             return
         await interaction.response.defer(thinking=True, ephemeral=ephemeral)
         send = Responder(interaction, owns_original=True, private=ephemeral)
         key = chat_key(interaction)
-        await self._guarded(send, self._answer_texts(key, texts, send, last_only))
+        await self._guarded(send, self._answer_texts(key, texts, send))
 
-    async def _answer_texts(self, key: ChatKey, texts: Sequence[str], send: Responder, last_only: bool) -> None:
-        if last_only:
-            replies = await _collect_text(self.engine, key, texts)
-            await send(replies[-1])
-            return
+    async def _answer_texts(self, key: ChatKey, texts: Sequence[str], send: Responder) -> None:
         for text in texts:
             await self.engine.handle(Incoming(key, text=text), send)
 
