@@ -52,6 +52,17 @@ async def test_a_button_whose_custom_id_nothing_reads_gets_one_line(world, edito
     assert len(editor.calls) == 1
 
 
+async def test_buttons_survive_a_restart(world, settings, engine):
+    env, _, channel, alice, _ = world
+    await edit(alice, channel)
+    refined = (await alice.slash(channel, "refine", instruction="now add a rainbow")).followups[0]
+
+    await env.restart_bot(build_client(settings, engine))
+    pressed = await alice.click(refined, label="↶ Undo")
+
+    assert pressed.followups[0].content.startswith("Undone.")
+
+
 async def open_fix_translation(alice, channel):
     [result] = (await edit(alice, channel, FRENCH)).followups
     shown = await alice.click(result, label="✎ Fix translation")
