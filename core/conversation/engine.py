@@ -180,9 +180,11 @@ class ConversationEngine:
                 await self._models.add_reference(await self._conversation(incoming), incoming.image, send)
             elif incoming.image is not None:
                 await self._photo(incoming, send)
-            elif incoming.corrects is not None and incoming.text and incoming.text.strip():
+            elif incoming.corrects is not None:
                 conversation = await self._conversation(incoming)
                 node = await self._pressed_node(conversation, incoming.corrects)  # its box came from a button
+                if not (incoming.text or "").strip():
+                    raise UserError("The box was empty, so nothing changed: type the English you meant in it.")
                 await self._language.correct(conversation, node, incoming.text, send)
             elif incoming.text and (parsed := split_command(incoming.text.strip())):
                 await self._command(incoming, *parsed, send)

@@ -1,7 +1,7 @@
 """Discord: buttons and boxes (modals) outlive the process that drew them. A button or box from before a restart, one
 left open for a long time, or one whose custom_id this bot does not read (an older version's, a forged one) is
 answered: by doing what it says, or with one line; never Discord's "This interaction failed". So is a command a
-person's Discord still lists after an update changed it."""
+person's Discord still lists after an update changed it, and a box sent back empty or by someone it is not for."""
 
 from __future__ import annotations
 
@@ -150,3 +150,13 @@ async def test_a_command_discord_still_shows_after_an_update_gets_one_line(world
 
     assert "That command has changed" in answer_of(result)
     assert [type(error).__name__ for error in env.errors] == ["CommandNotFound"]  # what discord.py reports
+
+
+async def test_an_empty_fix_translation_box_says_so(world, editor):
+    _, _, channel, alice, _ = world
+    shown = await open_fix_translation(alice, channel)
+
+    submitted = await alice.submit_modal(shown, {"english": "   "})
+
+    assert answer_of(submitted) == "The box was empty, so nothing changed: type the English you meant in it."
+    assert len(editor.calls) == 1
