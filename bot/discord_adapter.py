@@ -3,7 +3,8 @@
 
 Every interaction is acknowledged at once; the deferred "thinking" message then shows the job's progress, edited
 in place at most once a second, and the result arrives as a follow-up carrying the image, a caption and buttons.
-Buttons are `DynamicItem`s whose custom_id carries `Press.data`, so they keep working after a restart. A result
+Buttons are `DynamicItem`s whose custom_id carries `Press.data`, and boxes (modals) are answered from their custom_id,
+so both keep working after a restart; a button or box whose custom_id the bot does not read gets one line. A result
 ready after the interaction's 15-minute token has expired is posted to the channel instead, mentioning the person.
 
 `build_client(settings, engine)` builds the client without connecting (tests drive it offline with SimCord);
@@ -15,6 +16,8 @@ the slash commands made by bot/discord_commands.py; this file admits people and 
 from __future__ import annotations
 
 import logging
+import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING
 
@@ -28,7 +31,7 @@ from bot.chat_common import (
     refuse_declared_size,
 )
 from bot.discord_commands import add_commands
-from bot.discord_replies import ChannelPoster, PressButton, Responder
+from bot.discord_replies import PRESS_ID, ChannelPoster, PressButton, Responder
 from core.config import Settings
 from core.conversation.language import FIX_TRANSLATION, MEANT_MAX_CHARS
 from core.domain import ChatKey
@@ -62,39 +65,55 @@ def first_image(message: discord.Message) -> discord.Attachment | None:
     return next((a for a in message.attachments if (a.content_type or "").startswith("image/")), None)
 
 
-class InstructionModal(discord.ui.Modal, title="Edit this image"):
+EDIT_BOX, MEANT_BOX = "editbot-edit:", "editbot-meant:"
+BOX_ID = re.compile(r"editbot-(?P<kind>edit|meant):(?P<id>[0-9]{1,20})")
+"""A box's custom_id: which box, and the message it edits (edit) or the node it corrects (meant)."""
+OUT_OF_DATE_BUTTON = "That button is out of date."
+OUT_OF_DATE_BOX = "That box is out of date: please open it again."
+IMAGE_GONE = "I can no longer read the picture that box was for: please choose Edit this image on it again."
+STALE_COMMAND = ("That command has changed since your Discord loaded the list: please choose it again (restarting "
+                 "Discord refreshes the list).")
+STALE_COMMAND_ERRORS = (app_commands.CommandNotFound, app_commands.CommandSignatureMismatch)
+REMEMBERED_PICTURES = 1000
+"""How many "Edit this image" pictures are remembered until their box is submitted (a box may never be)."""
+
+
+def box(title: str, field: discord.ui.TextInput, custom_id: str) -> discord.ui.Modal:
+    """A box (modal) answered from its custom_id by EditBotClient.on_interaction, so it works however long it stays
+    open and after a restart. It is sent stopped: discord.py keeps only running modals, and would answer it too."""
+    modal = discord.ui.Modal(title=title, custom_id=custom_id, timeout=None)
+    modal.add_item(field)
+    modal.stop()
+    return modal
+
+
+def instruction_box(message_id: int) -> discord.ui.Modal:
     """Asks what to change in the image of the message the person right-clicked."""
-
-    instruction = discord.ui.TextInput(
-        label="Instruction", placeholder="e.g. make it look like a watercolour", max_length=500, custom_id="instruction"
-    )
-
-    def __init__(self, client: EditBotClient, attachment: discord.Attachment) -> None:
-        # A dismissed modal never submits: let it go after a while instead of keeping it forever.
-        super().__init__(timeout=600)
-        self._client = client
-        self._attachment = attachment
-
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        await self._client.answer_edit(interaction, self._attachment, self.instruction.value)
+    field = discord.ui.TextInput(label="Instruction", placeholder="e.g. make it look like a watercolour",
+                                 max_length=500, custom_id="instruction")
+    return box("Edit this image", field, f"{EDIT_BOX}{message_id}")
 
 
-class CorrectionModal(discord.ui.Modal, title="Fix the translation"):
+def correction_box(node_id: int) -> discord.ui.Modal:
     """Asks for the English the person meant, from a translated result's Fix translation button: Discord has no
     replies to the bot's messages for it (Telegram's way)."""
+    field = discord.ui.TextInput(label="The English you meant", placeholder="e.g. make the photo snowy",
+                                 max_length=MEANT_MAX_CHARS, custom_id="english")
+    return box("Fix the translation", field, f"{MEANT_BOX}{node_id}")
 
-    english = discord.ui.TextInput(
-        label="The English you meant", placeholder="e.g. make the photo snowy", max_length=MEANT_MAX_CHARS,
-        custom_id="english",
-    )
 
-    def __init__(self, client: EditBotClient, node_id: int) -> None:
-        super().__init__(timeout=600)
-        self._client = client
-        self._node_id = node_id
-
-    async def on_submit(self, interaction: discord.Interaction) -> None:
-        await self._client.answer_correction(interaction, self._node_id, self.english.value)
+def box_values(data: dict) -> dict[str, str]:
+    """The text typed into each field of a submitted box, by the field's custom_id (in rows or labels)."""
+    values: dict[str, str] = {}
+    pending = list(data.get("components") or ())
+    while pending:
+        component = pending.pop()
+        if "custom_id" in component and "value" in component:
+            values[component["custom_id"]] = component["value"]
+        pending += component.get("components") or ()
+        if component.get("component"):
+            pending.append(component["component"])
+    return values
 
 
 async def _collect_text(engine: ConversationEngine, key: ChatKey, texts: Sequence[str]) -> list[TextReply]:
@@ -128,6 +147,7 @@ class EditBotClient(discord.Client):
             allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True),
         )
         self.tree.error(self._on_tree_error)
+        self._offered: OrderedDict[int, discord.Attachment] = OrderedDict()  # by message id, for instruction_box
         add_commands(self)
 
     async def setup_hook(self) -> None:
@@ -147,30 +167,16 @@ class EditBotClient(discord.Client):
         """The most we fetch: this interaction's own attachment limit, or our configured one if lower."""
         return min(interaction.filesize_limit, self.settings.limits.max_upload_bytes)
 
-    async def answer(
-        self,
-        interaction: discord.Interaction,
-        texts: Sequence[str],
-        *,
-        ephemeral: bool = False,
-        last_only: bool = False,
-    ) -> None:
-        """Send the engine one or more command/instruction texts and render what it answers.
-
-        last_only: the texts are settings changes; show only the final confirmation (or the refusal).
-        """
+    async def answer(self, interaction: discord.Interaction, texts: Sequence[str], *, ephemeral: bool = False) -> None:
+        """Send the engine one or more command/instruction texts and render what it answers."""
         if not await self._admit(interaction):
             return
         await interaction.response.defer(thinking=True, ephemeral=ephemeral)
         send = Responder(interaction, owns_original=True, private=ephemeral)
         key = chat_key(interaction)
-        await self._guarded(send, self._answer_texts(key, texts, send, last_only))
+        await self._guarded(send, self._answer_texts(key, texts, send))
 
-    async def _answer_texts(self, key: ChatKey, texts: Sequence[str], send: Responder, last_only: bool) -> None:
-        if last_only:
-            replies = await _collect_text(self.engine, key, texts)
-            await send(replies[-1])
-            return
+    async def _answer_texts(self, key: ChatKey, texts: Sequence[str], send: Responder) -> None:
         for text in texts:
             await self.engine.handle(Incoming(key, text=text), send)
 
@@ -225,7 +231,7 @@ class EditBotClient(discord.Client):
         if not await self._admit(interaction):
             return
         if press.action == FIX_TRANSLATION:
-            await interaction.response.send_modal(CorrectionModal(self, press.node_id))
+            await interaction.response.send_modal(correction_box(press.node_id))
             return
         await interaction.response.defer()
         send = Responder(interaction, owns_original=False)
@@ -252,7 +258,48 @@ class EditBotClient(discord.Client):
         except UserError as error:
             await interaction.response.send_message(str(error), ephemeral=True)
             return
-        await interaction.response.send_modal(InstructionModal(self, attachment))
+        self._offered[message.id] = attachment
+        self._offered.move_to_end(message.id)
+        while len(self._offered) > REMEMBERED_PICTURES:
+            self._offered.popitem(last=False)
+        await interaction.response.send_modal(instruction_box(message.id))
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Answer what discord.py hands nothing for: every box (see `box`), and a button whose custom_id is not a
+        result button's (an older version's, or forged), which would otherwise fail in the person's face."""
+        custom_id = (interaction.data or {}).get("custom_id", "")
+        if interaction.type is discord.InteractionType.modal_submit:
+            await self.answer_box(interaction, custom_id)
+        elif interaction.type is discord.InteractionType.component and not PRESS_ID.fullmatch(custom_id):
+            await self._refuse(interaction, OUT_OF_DATE_BUTTON)
+
+    async def answer_box(self, interaction: discord.Interaction, custom_id: str) -> None:
+        """A submitted box: the English meant for a node, or an instruction for a message's picture."""
+        found = BOX_ID.fullmatch(custom_id)
+        values = box_values(interaction.data or {})
+        if found is not None and found["kind"] == "meant" and "english" in values:
+            await self.answer_correction(interaction, int(found["id"]), values["english"])
+            return
+        if found is None or "instruction" not in values:
+            await self._refuse(interaction, OUT_OF_DATE_BOX)
+            return
+        attachment = await self._offered_picture(interaction, int(found["id"]))
+        if attachment is None:
+            await self._refuse(interaction, IMAGE_GONE)
+            return
+        await self.answer_edit(interaction, attachment, values["instruction"])
+
+    async def _offered_picture(self, interaction: discord.Interaction, message_id: int) -> discord.Attachment | None:
+        """The picture an "Edit this image" box was opened for: remembered, or (after a restart) read again where
+        Discord lets the bot (its own results, DMs)."""
+        attachment = self._offered.get(message_id)
+        if attachment is not None or interaction.channel is None:
+            return attachment
+        try:
+            return first_image(await interaction.channel.fetch_message(message_id))
+        except discord.HTTPException as error:
+            log.info("could not read the message of an Edit this image box again: %s", error)
+            return None
 
     # -------------------------------------------------------------- helpers
 
@@ -261,6 +308,11 @@ class EditBotClient(discord.Client):
             return True
         await interaction.response.send_message(NOT_ALLOWED, ephemeral=True)
         return False
+
+    async def _refuse(self, interaction: discord.Interaction, line: str) -> None:
+        """One line, for the person alone, as the whole answer to an interaction."""
+        if await self._admit(interaction):
+            await interaction.response.send_message(line, ephemeral=True)
 
     @staticmethod
     async def _guarded(send: Responder, work: Awaitable[None]) -> None:
@@ -275,11 +327,17 @@ class EditBotClient(discord.Client):
                 log.warning("could not report the failure to the person", exc_info=True)
 
     async def _on_tree_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
-        log.error("command failed", exc_info=error)
-        if interaction.response.is_done():
-            await interaction.followup.send(SOMETHING_WRONG, ephemeral=True)
+        if isinstance(error, STALE_COMMAND_ERRORS):
+            # The person's Discord still shows a command this version renamed, removed or changed: not a failure.
+            log.info("a command Discord showed from an earlier sync: %s", error)
+            line = STALE_COMMAND
         else:
-            await interaction.response.send_message(SOMETHING_WRONG, ephemeral=True)
+            log.error("command failed", exc_info=error)
+            line = SOMETHING_WRONG
+        if interaction.response.is_done():
+            await interaction.followup.send(line, ephemeral=True)
+        else:
+            await interaction.response.send_message(line, ephemeral=True)
 
 
 def build_client(settings: Settings, engine: ConversationEngine) -> EditBotClient:

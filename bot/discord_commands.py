@@ -1,5 +1,5 @@
 """The Discord slash commands: one per engine command, generated from its typed arguments (core/commands.py), and
-the few written by hand (/edit, /refine, /admin and the "Edit this image" message menu)."""
+the few written by hand (/edit, /refine, /ref, /admin and the "Edit this image" message menu)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ PARAM_DESCRIPTIONS = {
     "steps": "Denoising steps: more is slower and finer ({}-{}, default {})".format(*STEPS_RANGE, _DEFAULTS.steps),
     "seed": "Pin the random seed to repeat a result",
 }
+WRITTEN_BY_HAND = frozenset({"ref"})
+"""Engine commands whose Discord form is not generated from their Args: /ref takes its picture as an attachment."""
+REF_DESCRIPTION = "A reference picture for your next edit: “picture 2” in the instruction (models that take several)"
 REFERENCE_DESCRIPTIONS = {
     "picture2": "A reference picture: “picture 2” in the instruction (models that take several)",
     "picture3": "Another reference picture: “picture 3” in the instruction",
@@ -94,7 +97,7 @@ def engine_command(client: EditBotClient, info: CommandInfo) -> app_commands.Com
 
 def add_commands(client: EditBotClient) -> None:
     """Register the slash commands and the message menu: one generated command per public engine command (its
-    summary as description, its Args as options), and by hand only /edit, /refine, /admin and the menu."""
+    summary as description, its Args as options), and by hand only /edit, /refine, /ref, /admin and the menu."""
     tree = client.tree
 
     @tree.command(name="edit")
@@ -125,8 +128,19 @@ def add_commands(client: EditBotClient) -> None:
         # A leading "/" would make the engine read the instruction as a command.
         await client.answer(interaction, [instruction.lstrip("/ ") or instruction])
 
+    @tree.command(name="ref")
+    @app_commands.describe(picture=REF_DESCRIPTION)
+    async def ref(interaction: discord.Interaction, picture: discord.Attachment | None = None) -> None:
+        """Add a reference picture for your next edit (“picture 2”, then “picture 3”); with none, drop those waiting."""
+        # Discord has no photo captioned /ref (the engine's way): the picture comes as an attachment.
+        if picture is None:
+            await client.answer(interaction, ["/ref clear"])
+        else:
+            await client.answer_edit(interaction, picture, "/ref")
+
     for info in client.engine.commands:
-        tree.add_command(engine_command(client, info))
+        if info.name not in WRITTEN_BY_HAND:
+            tree.add_command(engine_command(client, info))
 
     # The engine's hidden admin commands, in one command only server managers see by default; the engine still
     # answers only the people in EDITBOT_ADMIN_IDS (anyone else gets its unknown-command line).

@@ -11,6 +11,7 @@ import asyncio
 import io
 import logging
 import mimetypes
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,15 @@ from PIL import Image
 from bot.chat_common import PROGRESS_INTERVAL_S
 from core.domain import ChatKey
 from core.images import encode_for_upload
-from core.messages import Button, ImageReply, Press, ProgressReply, Reply
+from core.messages import (
+    ASCII_NUMBER,
+    ASCII_WORD,
+    Button,
+    ImageReply,
+    Press,
+    ProgressReply,
+    Reply,
+)
 from core.stored_images import picture_mime
 
 log = logging.getLogger(__name__)
@@ -34,6 +43,8 @@ EXPIRED_TOKEN_CODES = {10015, 50027}
 """Unknown Webhook, Invalid Webhook Token: what Discord answers once an interaction token has expired."""
 CUSTOM_ID_PREFIX = "editbot:"
 MESSAGE_LIMIT = 2000
+PART_LIMIT = MESSAGE_LIMIT - 40
+"""A long text's parts leave room for the mention a channel message starts with."""
 PRIVATE_ANSWER = "Answered privately."
 
 def fit_upload(picture: bytes, limit: int) -> tuple[bytes, str]:
@@ -54,12 +65,23 @@ def upload_caption(caption: str, picture: bytes, sent: bytes) -> str:
     return f"{caption}\n(sent as JPEG{size}: the full-size picture is over this server's upload limit)"
 
 
+def picture_filename(reply: ImageReply, mime: str) -> str:
+    """Named after the label /history and /goto use, as the terminal chat names its files (step-2b.png,
+    history-2b.png): a person saving it should not meet a database id, which reads like another step."""
+    name = reply.label or str(reply.node_id)
+    stem = f"step-{name}" if reply.kind == "node" else f"{reply.kind}-{name}"
+    return f"{stem}{mimetypes.guess_extension(mime)}"
+
+
 # ---------------------------------------------------------------------------------------------------- buttons
 
 
-class PressButton(
-    discord.ui.DynamicItem[discord.ui.Button], template=CUSTOM_ID_PREFIX + r"(?P<data>[A-Za-z]+:[0-9]{1,18})"
-):
+PRESS_ID = re.compile(re.escape(CUSTOM_ID_PREFIX) + f"(?P<data>{ASCII_WORD.pattern}:{ASCII_NUMBER.pattern})")
+"""The custom_id of a result button: exactly what Press.parse reads, so every id it matches makes a Press (the
+client answers any other with one line)."""
+
+
+class PressButton(discord.ui.DynamicItem[discord.ui.Button], template=PRESS_ID):
     """A button under a result. Its custom_id carries Press.data, so any running bot can answer it, even one
     started after the message was sent."""
 
@@ -75,7 +97,6 @@ class PressButton(
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any, /
     ) -> PressButton:
-        # The template admits only what Press.parse accepts.
         return cls(Press.parse(match["data"]), item.label or "")
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -197,7 +218,7 @@ class Responder:
 
     async def _show_image(self, reply: ImageReply) -> None:
         data, mime = await asyncio.to_thread(fit_upload, reply.image, self._interaction.filesize_limit)
-        filename = f"edit-{reply.node_id}{mimetypes.guess_extension(mime)}"
+        filename = picture_filename(reply, mime)
         await self._post(
             await asyncio.to_thread(upload_caption, reply.caption, reply.image, data),
             attach=lambda: discord.File(io.BytesIO(data), filename=filename),
@@ -212,7 +233,21 @@ class Responder:
         attach: Callable[[], discord.File] | None = None,
         view: discord.ui.View | None = None,
     ) -> None:
-        """A follow-up while the interaction token lives, else a channel message that mentions the person."""
+        """Follow-ups while the interaction token lives, else channel messages that mention the person; a text over
+        Discord's limit in several, the picture and buttons with the last."""
+        *leading, last = message_parts(content)
+        for part in leading:
+            await self._post_one(part, ephemeral=ephemeral)
+        await self._post_one(last, ephemeral=ephemeral, attach=attach, view=view)
+
+    async def _post_one(
+        self,
+        content: str,
+        *,
+        ephemeral: bool = False,
+        attach: Callable[[], discord.File] | None = None,
+        view: discord.ui.View | None = None,
+    ) -> None:
         extras: dict[str, Any] = {}
         if view is not None:
             extras["view"] = view
@@ -222,6 +257,9 @@ class Responder:
                     extras["file"] = attach()
                 await self._interaction.followup.send(content[:MESSAGE_LIMIT], ephemeral=ephemeral or self._private,
                                                       **extras)
+                # The first follow-up of a deferred interaction becomes its "thinking" message: no longer ours to
+                # turn into progress or "Answered privately." over what it now says.
+                self._original_free = False
                 return
             except discord.HTTPException as error:
                 if error.code not in EXPIRED_TOKEN_CODES:
@@ -232,6 +270,26 @@ class Responder:
         user = self._interaction.user
         await self._interaction.channel.send(f"{user.mention} {content}"[:MESSAGE_LIMIT],
                                              allowed_mentions=discord.AllowedMentions(users=[user]), **extras)
+
+
+def message_parts(text: str, limit: int = PART_LIMIT) -> list[str]:
+    """The text as messages Discord accepts, cut between lines (a line longer than a message, between words):
+    /help and /history run past one message, and cutting them at the limit lost their end."""
+    lines: list[str] = []
+    for line in text.split("\n"):
+        while len(line) > limit:
+            cut = line.rfind(" ", 1, limit)
+            cut = cut if cut > 0 else limit
+            lines.append(line[:cut])
+            line = line[cut:].lstrip(" ")
+        lines.append(line)
+    parts = [lines[0]]
+    for line in lines[1:]:
+        if len(parts[-1]) + 1 + len(line) <= limit:
+            parts[-1] += "\n" + line
+        else:
+            parts.append(line)
+    return [part for part in parts if part.strip()] or [text]
 
 
 class ChannelPoster:
@@ -255,7 +313,7 @@ class ChannelPoster:
         if isinstance(reply, ImageReply):
             data, mime = await asyncio.to_thread(fit_upload, reply.image, self._upload_limit())
             extras: dict[str, Any] = {
-                "file": discord.File(io.BytesIO(data), filename=f"edit-{reply.node_id}{mimetypes.guess_extension(mime)}")
+                "file": discord.File(io.BytesIO(data), filename=picture_filename(reply, mime))
             }
             view = result_view(reply.buttons)
             if view is not None:

@@ -36,7 +36,7 @@ from core.conversation.edits import (
 from core.conversation.language import Language
 from core.conversation.models import Models, is_reference
 from core.conversation.tuning import Tuning, tuning_direction
-from core.domain import DEFAULT_MODEL, ChatKey, Conversation, EditParams, NewNode
+from core.domain import DEFAULT_MODEL, ChatKey, Conversation, EditParams, NewNode, Node
 from core.editing.registry import ModelRegistry, ModelSpec
 from core.errors import SOMETHING_WENT_WRONG, PictureGone, QueueFull, UserError
 from core.hints import estimate_tokens
@@ -180,9 +180,11 @@ class ConversationEngine:
                 await self._models.add_reference(await self._conversation(incoming), incoming.image, send)
             elif incoming.image is not None:
                 await self._photo(incoming, send)
-            elif incoming.corrects is not None and incoming.text and incoming.text.strip():
+            elif incoming.corrects is not None:
                 conversation = await self._conversation(incoming)
-                node = await self._core.own_node(conversation, incoming.corrects)
+                node = await self._pressed_node(conversation, incoming.corrects)  # its box came from a button
+                if not (incoming.text or "").strip():
+                    raise UserError("The box was empty, so nothing changed: type the English you meant in it.")
                 await self._language.correct(conversation, node, incoming.text, send)
             elif incoming.text and (parsed := split_command(incoming.text.strip())):
                 await self._command(incoming, *parsed, send)
@@ -273,17 +275,22 @@ class ConversationEngine:
     async def _press(self, incoming: Incoming, send: Send) -> None:
         press = incoming.action
         conversation = await self._conversation(incoming)
-        node = await in_thread(self._core.history.node, press.node_id)
-        if node is None:
-            raise UserError("That button is out of date.")
-        if node.conversation_id != conversation.id:
-            raise UserError("That button belongs to someone else's edits; send your own photo to start.")
+        node = await self._pressed_node(conversation, press.node_id)
         entry = self._buttons.get(press.action)
         if entry is None:
             raise UserError("That button is out of date.")
         _, handler = entry
         await in_thread(self._core.history.touch, node.id)  # a press is a use: retention keeps the tree
         await handler(conversation, node, send)
+
+    async def _pressed_node(self, conversation: Conversation, node_id: int) -> Node:
+        """The node a button was under, if it is still there and in this person's conversation."""
+        node = await in_thread(self._core.history.node, node_id)
+        if node is None:
+            raise UserError("That button is out of date.")
+        if node.conversation_id != conversation.id:
+            raise UserError("That button belongs to someone else's edits; send your own photo to start.")
+        return node
 
     async def _conversation(self, incoming: Incoming) -> Conversation:
         """The person's conversation, its settings those its model runs (EditCore.effective)."""

@@ -16,6 +16,22 @@ TELEGRAM_SHARED_HISTORY = (
     "say which admin wrote, so they can undo each other's edits), and so does everyone posting as the same channel."
 )
 
+GREETING = ("Hi! Send me a photo with an instruction as its caption, like “make it night” or “give him a red suit”, "
+            "and I'll edit it. Keep sending instructions to refine the result; /undo and /redo walk your history. "
+            "/help lists everything.")
+HELP_INTRO = "Send a photo with an instruction, then keep refining with plain text."
+# Discord gives the bot no captions and no plain messages: a photo and its instruction come through /edit or the
+# message menu, the next instructions through /refine.
+GREETINGS = {
+    "discord": ("Hi! Use /edit with a photo and an instruction, like “make it night” or “give him a red suit”, or "
+                "choose Apps → Edit this image on a message with a picture, and I'll edit it. Keep refining the "
+                "result with /refine; /undo and /redo walk your history. /help lists everything."),
+}
+HELP_INTROS = {
+    "discord": ("/edit a photo with an instruction (or choose Apps → Edit this image on a message with a picture), "
+                "then keep refining with /refine."),
+}
+
 
 class Navigation(CommandGroup):
     position = 10
@@ -23,16 +39,12 @@ class Navigation(CommandGroup):
     @command("start")
     async def start_command(self, conversation: Conversation, send: Send) -> None:
         """Say hello and explain how to start."""
-        await send(TextReply(
-            "Hi! Send me a photo with an instruction as its caption, like “make it night” or “give him a red suit”, "
-            "and I'll edit it. Keep sending instructions to refine the result; /undo and /redo walk your history. "
-            "/help lists everything."
-        ))
+        await send(TextReply(GREETINGS.get(conversation.key.platform, GREETING)))
 
     @command("help")
     async def help_command(self, conversation: Conversation, send: Send) -> None:
         """List the commands."""
-        lines = ["Send a photo with an instruction, then keep refining with plain text."]
+        lines = [HELP_INTROS.get(conversation.key.platform, HELP_INTRO)]
         if self.core.understanding.translator is not None:
             lines.append("Write in any language: I translate it to English and show what the model was given. "
                          "Translated wrongly? Press ✎ Fix translation under the result, or send /meant and the "

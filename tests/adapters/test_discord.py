@@ -3,7 +3,6 @@ real engine over in-memory storage with the fast fake editor (tests/conftest.py,
 
 from __future__ import annotations
 
-import asyncio
 import io
 
 import discord
@@ -12,14 +11,10 @@ import simcord
 from PIL import Image
 
 from bot.discord_adapter import NOT_ALLOWED, build_client
-from bot.discord_replies import CUSTOM_ID_PREFIX, fit_upload, upload_caption
-from core.conversation.admin import AdminCommands
-from core.commands import unknown_command
+from bot.discord_replies import CUSTOM_ID_PREFIX
 from core.config import DiscordSettings, LimitSettings
 from core.conversation.engine import ConversationEngine
-from core.domain import ChatKey, EditJob
 from core.messages import Incoming, ProgressReply
-from core.ports import TrackedJob
 from core.queue import EditQueue
 from core.runner import EditRunner
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
@@ -167,17 +162,6 @@ async def test_undo_button_goes_back(world):
     assert followup.attachments and not followup.ephemeral
 
 
-async def test_buttons_survive_a_restart(world, settings, engine):
-    env, _, channel, alice, _ = world
-    await edit(alice, channel)
-    refined = (await alice.slash(channel, "refine", instruction="now add a rainbow")).followups[0]
-
-    await env.restart_bot(build_client(settings, engine))
-    pressed = await alice.click(refined, label="↶ Undo")
-
-    assert pressed.followups[0].content.startswith("Undone.")
-
-
 async def test_a_strangers_press_is_refused_only_to_them(world, editor):
     env, _, channel, alice, bob = world
     result = await edit(alice, channel)
@@ -315,42 +299,6 @@ async def test_allowlist_refuses_others_politely(world, settings, engine, monkey
     assert [incoming.key.user_id for incoming in handled] == [str(alice.id)]
 
 
-async def test_a_result_after_the_token_expired_goes_to_the_channel(world, engine, monkeypatch):
-    env, _, channel, alice, _ = world
-    await edit(alice, channel)
-    release = env.bot.loop.create_future()
-    real_handle = engine.handle
-
-    async def slow_handle(incoming, send):
-        await env.external_wait(release, reason="the edit takes longer than the interaction token lives")
-        await real_handle(incoming, send)
-
-    monkeypatch.setattr(engine, "handle", slow_handle)
-    result = await alice.slash(channel, "undo")
-    await env.advance_time(16 * 60)
-    webhook_calls = len(webhook_posts(env))
-    release.set_result(None)
-    await env.settle()
-
-    assert result.followups == []
-    assert len(webhook_posts(env)) == webhook_calls, "a token known to be dead is not even tried"
-    posted = channel.last_message
-    assert posted.content.startswith(f"{alice.mention} Undone.")
-    assert posted.attachments
-
-
-async def test_a_token_discord_calls_invalid_falls_back_to_the_channel(world):
-    env, _, channel, alice, _ = world
-    await edit(alice, channel)
-    env.inject_error("POST", "/webhooks/*", status=401, code=50027, message="Invalid Webhook Token")
-
-    await alice.slash(channel, "undo")
-
-    posted = channel.last_message
-    assert posted.content.startswith(f"{alice.mention} Undone.")
-    assert posted.attachments
-
-
 @pytest.mark.slow
 async def test_end_to_end_with_the_tiny_model(settings):
     from core.editing.pix2pix import Pix2PixEditor
@@ -373,39 +321,6 @@ async def test_end_to_end_with_the_tiny_model(settings):
                 assert image.format == "PNG" and image.size == (96, 64)
     finally:
         await engine.close()
-
-
-def test_large_results_are_reencoded_to_fit():
-    noise = Image.effect_noise((256, 256), 100).convert("RGB")
-    png = io.BytesIO()
-    noise.save(png, "PNG")
-    limit = len(png.getvalue()) // 2
-
-    data, mime = fit_upload(png.getvalue(), limit)
-
-    assert len(data) <= limit and mime == "image/jpeg"
-    assert fit_upload(png.getvalue(), len(png.getvalue())) == (png.getvalue(), "image/png")
-
-
-def test_a_result_reencoded_for_the_upload_limit_says_so():
-    png = io.BytesIO()
-    Image.effect_noise((512, 512), 100).convert("RGB").save(png, "PNG")
-    data, _ = fit_upload(png.getvalue(), 20_000)  # small enough that only a smaller JPEG fits
-    caption = upload_caption("“make it snow”", png.getvalue(), data)
-    assert caption.startswith("“make it snow”\n(sent as JPEG, ") and "of 512×512" in caption
-    assert "upload limit" in caption
-    assert upload_caption("“make it snow”", png.getvalue(), png.getvalue()) == "“make it snow”"
-
-
-async def test_descriptions_come_from_the_engine(simcord_bot, engine):
-    summaries = {info.name: info.summary for info in engine.commands}
-    commands = {command.name: command for command in simcord_bot.tree.get_commands()}
-
-    assert commands["undo"].description == summaries["undo"]
-    assert commands["edit"].description.startswith("Edit a photo")
-    # Every public engine command exists here, so Discord's /help lists only commands Discord has.
-    slash = {command.name for command in simcord_bot.tree.get_commands(type=discord.AppCommandType.chat_input)}
-    assert set(summaries) <= slash and slash - set(summaries) == {"edit", "refine", "admin"}
 
 
 def spy_engine(monkeypatch, engine) -> list[Incoming]:
@@ -462,121 +377,3 @@ async def test_exact_edits_and_compare(world):
         assert message.attachments
     message = rotated.followups[0] if rotated.followups else rotated.response
     assert "Rotated 90° clockwise" in message.content
-
-
-class RecoveringQueue(EditQueue):
-    """An in-process queue that, like a distributed one after a front-end restart, hands back jobs submitted before
-    the restart: here one already finished with `nodes` as its result."""
-
-    def __init__(self, runner: EditRunner, job: EditJob, nodes: list) -> None:
-        super().__init__(runner)
-        self._finished = TrackedJob("job-before-restart", job, asyncio.get_running_loop().create_future())
-        self._finished.succeed(nodes)  # over: no more progress
-
-    def recovered(self) -> list[TrackedJob]:
-        return [self._finished]
-
-
-async def test_a_job_re_attached_after_a_restart_is_posted_to_the_channel(world, settings, editor, history,
-                                                                            image_store):
-    env, _, channel, alice, _ = world
-    await edit(alice, channel)
-    conversation = history.conversation(ChatKey("discord", str(channel.id), str(alice.id)))
-    result = history.node(conversation.head_id)
-    parent = history.node(result.parent_id)
-    job = EditJob(conversation.id, f"discord:{alice.id}", parent.id, parent.image_hash, result.instruction,
-                  result.params)
-    runner = EditRunner(editor, history, image_store)
-    restarted = ConversationEngine(history, image_store, RecoveringQueue(runner, job, [result]))
-    client = build_client(settings, restarted)
-    await env.restart_bot(client)
-
-    await restarted.start(send_to=client.send_to)
-    try:
-        for _ in range(500):  # the delivery runs in the engine's own task
-            if channel.last_message.content.startswith(alice.mention):
-                break
-            await asyncio.sleep(0.01)
-    finally:
-        await restarted.close()
-
-    posted = channel.last_message
-    assert posted.content.startswith(f"{alice.mention} “make it snow”")
-    [attachment] = posted.attachments
-    with Image.open(io.BytesIO(await attachment.read())) as image:
-        assert image.size == (96, 64)
-    assert "↶ Undo" in [button.label for row in posted.components for button in row.children]
-
-
-@pytest.fixture
-async def admin_world(world, settings, editor, history, image_store):
-    """The world plus two server managers, `admin` (listed in EDITBOT_ADMIN_IDS) and `manager` (not listed), and the
-    bot restarted over an engine with the admin commands."""
-    env, guild, channel, _, _ = world
-    managers = guild.create_role("managers", permissions=discord.Permissions(manage_guild=True))
-    admin = guild.add_member(env.create_user("admin"), roles=[managers])
-    manager = guild.add_member(env.create_user("manager"), roles=[managers])
-    queue = EditQueue(EditRunner(editor, history, image_store))
-    engine = ConversationEngine(history, image_store, queue,
-                                command_groups=[AdminCommands(queue, history, {f"discord:{admin.id}"})])
-    await engine.start()
-    await env.restart_bot(build_client(settings, engine))
-    yield env, channel, admin, manager, queue
-    await engine.close()
-
-
-async def test_admin_command_answers_an_admin_privately(admin_world):
-    env, channel, admin, _, queue = admin_world
-
-    status = await admin.slash(channel, "admin", command="queue")
-    paused = await admin.slash(channel, "admin", command="pause")
-
-    assert status.ephemeral and status.response.content.startswith("Queue: taking edits.")
-    assert paused.ephemeral and paused.response.content.startswith("Paused:")
-    assert queue.status.paused
-
-
-async def test_admin_usage_takes_the_number(admin_world):
-    env, channel, admin, _, _ = admin_world
-    await edit(admin, channel)
-
-    usage = await admin.slash(channel, "admin", command="usage", number=1)
-
-    assert usage.response.content == f"Edits in the last 7 days:\n1. discord:{admin.id}: 1"
-
-
-async def test_admin_command_refuses_a_manager_not_listed_as_unknown(admin_world):
-    env, channel, _, manager, queue = admin_world
-
-    refused = await manager.slash(channel, "admin", command="pause")
-
-    assert refused.ephemeral and refused.response.content == str(unknown_command("pause"))
-    assert not queue.status.paused
-
-
-async def test_admin_command_is_hidden_from_members_who_do_not_manage_the_server(admin_world, world):
-    env, channel, _, _, queue = admin_world
-    alice = world[3]
-
-    with pytest.raises(simcord.SetupError, match="not visible"):
-        await alice.slash(channel, "admin", command="pause")
-    assert not queue.status.paused
-
-
-def test_option_limits_come_from_the_engine_s_constants(simcord_bot):
-    from core.conversation.grids import MAX_CELLS, MAX_VARIATIONS
-    from core.domain import STEPS_RANGE
-
-    def limits(name: str) -> tuple:
-        [option] = simcord_bot.tree.get_command(name).parameters
-        return option.min_value, option.max_value, option.required
-
-    assert limits("variations") == (1, MAX_VARIATIONS, False)
-    assert limits("pick") == (1, MAX_CELLS, True)
-    [label] = simcord_bot.tree.get_command("goto").parameters
-    assert label.type.name == "string" and not label.required and not label.choices  # a free label, like 2b
-    assert limits("steps") == (*STEPS_RANGE, True)
-    [direction] = simcord_bot.tree.get_command("flip").parameters
-    assert [(choice.name, choice.value) for choice in direction.choices] == [("left to right", "h"),
-                                                                             ("top to bottom", "v")]
-    assert simcord_bot.tree.get_command("crop").parameters == []  # its one choice is filled in

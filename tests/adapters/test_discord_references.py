@@ -55,3 +55,24 @@ async def test_a_refused_photo_stops_the_references_and_the_instruction(world, e
     await alice.slash(channel, "edit", image=("photo.png", RED), instruction="make it snow",
                       picture2=("hat.png", GREEN))
     assert seen == [(None, RED)]  # refused: neither the reference nor the instruction lands on an earlier picture
+
+
+async def test_ref_with_a_picture_adds_it_for_the_next_edit(world, engine, monkeypatch):
+    _, _, channel, alice, _ = world
+    seen = record(monkeypatch, engine)
+    await alice.slash(channel, "ref", picture=("hat.png", GREEN))
+    await alice.slash(channel, "ref")
+    assert seen == [("/ref", GREEN), ("/ref clear", None)]
+
+
+async def test_ref_says_what_it_does_on_discord(simcord_bot):
+    ref = simcord_bot.tree.get_command("ref")
+    assert "caption" not in ref.description and [option.name for option in ref.parameters] == ["picture"]
+
+
+async def test_a_ref_that_is_not_an_image_is_refused_before_anything_is_fetched(world, engine, monkeypatch):
+    _, _, channel, alice, _ = world
+    seen = record(monkeypatch, engine)
+    result = await alice.slash(channel, "ref", picture=("notes.txt", b"hello"))
+    assert result.ephemeral and "not an image" in result.response.content
+    assert seen == []
