@@ -4,12 +4,12 @@
 
 On a photo-like synthetic picture of 4032x3024 it times `core.editing.transfer.transfer` for stand-in edits (an
 identity, a change in a rectangle, a tint of the whole picture) and the storage of a full-size node against a
-working-size one (lossless WebP encode and decode). The machine is shared, so every case runs once per round, the
+working-size one (lossless JPEG XL encode and decode). The machine is shared, so every case runs once per round, the
 rounds interleaved in alternating order (core.benchstats.round_order), and each case reports the median of its
 rounds with their interquartile range: CPU time of this process (what the code costs) beside wall time (what it cost
 with the machine's other load). It prints the peak memory one transfer adds over holding the photo, and what one
 full-size edit's storage path (decode the parent, transfer, encode the node) adds over the working-size path the bot
-had before; the bytes per node (upload JPEG, stored WebP, PNG); the PSNR of an identity edit next to the
+had before; the bytes per node (upload JPEG, stored JPEG XL, PNG); the PSNR of an identity edit next to the
 downscale-upscale the bot did before; and the share of the CPU other processes took meanwhile.
 """
 
@@ -67,7 +67,7 @@ def run_transfer_benchmark(*, side: int = 4032, repeats: int = 5, as_json: bool 
     stored = encode_stored(photo)
     cases: dict[str, Callable[[], object]] = {
         f"transfer: {name}": (lambda edited=edited: transfer(photo, small, edited)) for name, edited in edits.items()}
-    cases |= {"encode node, full size (WebP)": lambda: encode_stored(photo),
+    cases |= {"encode node, full size (JPEG XL)": lambda: encode_stored(photo),
               "encode node, working size (before)": lambda: encode_png(small),
               "decode node, full size": lambda: decode_stored(stored)}
     figures: dict = {"size": f"{full[0]}x{full[1]}", "working": f"{small.width}x{small.height}", "rounds": repeats}
@@ -79,7 +79,7 @@ def run_transfer_benchmark(*, side: int = 4032, repeats: int = 5, as_json: bool 
     before = _peak_added(lambda: (decode_stored(working_node), encode_png(tint)))
     after = _peak_added(lambda: _full_size_node(stored, tint))
     figures["edit_peak_mib"] = {"working_size_before": before, "full_size": after, "added": after - before}
-    figures["bytes_per_node"] = {"upload_jpeg_q90": len(upload), "stored_webp_lossless": len(stored),
+    figures["bytes_per_node"] = {"upload_jpeg_q90": len(upload), "stored_lossless": len(stored),
                                  "png": len(encode_png(photo))}
     upscaled = small.resize(photo.size, Image.Resampling.LANCZOS)
     figures["identity_psnr_db"] = _psnr(transfer(photo, small, small), photo)
@@ -166,8 +166,8 @@ def _print_table(figures: dict) -> None:
           f"(decode, transfer, encode): {edit['full_size']} MiB full size against {edit['working_size_before']} MiB "
           f"at the working size, +{edit['added']} MiB")
     sizes = figures["bytes_per_node"]
-    print(f"bytes per node: upload JPEG q90 {sizes['upload_jpeg_q90']:,} · stored lossless WebP "
-          f"{sizes['stored_webp_lossless']:,} · PNG {sizes['png']:,}")
+    print(f"bytes per node: upload JPEG q90 {sizes['upload_jpeg_q90']:,} · stored lossless JPEG XL "
+          f"{sizes['stored_lossless']:,} · PNG {sizes['png']:,}")
     print(f"identity edit PSNR {figures['identity_psnr_db']} dB · downscale-upscale (before) "
           f"{figures['downscale_upscale_psnr_db']} dB")
     share = figures["machine"]["others_cpu_share"]
