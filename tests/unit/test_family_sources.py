@@ -27,7 +27,8 @@ def test_a_saved_folder_loads_back_as_its_family_and_edits_the_same(tmp_path, fa
     tiny.save_pretrained(tmp_path / family)
     loaded = load_family_pipeline(family, str(tmp_path / family), device="cpu", offline=True)
     assert type(loaded) is type(tiny)
-    np.testing.assert_allclose(stock_edit(loaded, family), stock_edit(tiny, family), atol=1e-6, rtol=0)
+    # Within float32 rounding (0.003 of one 8-bit level): two instances of one pipeline may sum in another order.
+    np.testing.assert_allclose(stock_edit(loaded, family), stock_edit(tiny, family), atol=1e-5, rtol=0)
 
 
 def test_tiny_twins_are_deterministic_and_load_in_the_asked_dtype():
