@@ -165,6 +165,11 @@ class EditCore:
         head = await self.head(conversation)
         return TreeView.of(await in_thread(self.history.tree, head.id), head.id), head
 
+    async def label(self, node_id: int) -> str:
+        """node_id's label as /history shows it and /goto takes it. A candidate nobody adopted yet (a /sweep or
+        /variations cell) is labelled as it would be once picked, so its picture is named too."""
+        return TreeView.of(await in_thread(self.history.tree, node_id), node_id).label(node_id)
+
     async def redo_target(self, node: Node) -> Node | None:
         """The child we most recently came back from. Unadopted candidates (visit 0) are not on the way."""
         children = [child for child in await in_thread(self.history.children, node.id) if child.visit > 0]
@@ -263,8 +268,7 @@ class EditCore:
         inline, instruction = regions.split_region(text)
         if parent.id != conversation.head_id:
             # It belongs to the image it was asked on, not to wherever the person has moved since.
-            label = TreeView.of(await in_thread(self.history.tree, parent.id)).label(parent.id)
-            await send(TextReply(f"Running “{text}” on the image you asked it for (step {label}: "
+            await send(TextReply(f"Running “{text}” on the image you asked it for (step {await self.label(parent.id)}: "
                                  f"{short(parent)}), as a new branch; your other edits stay in /history."))
         await self.edit(conversation, parent, instruction, conversation.settings, send,
                         region=inline or conversation.region, references=conversation.references)
@@ -370,8 +374,7 @@ class EditCore:
         buttons = tuple(Button(self.buttons[action].label, Press(action, node.id)) for action in actions)
         if is_model_edit(node) and not node.params.model and self.model not in ("", DEFAULT_MODEL):
             text += f" · model {self.model}"
-        label = TreeView.of(await in_thread(self.history.tree, node.id)).label(node.id)
-        return ImageReply(data, text, node.id, buttons, label=label)
+        return ImageReply(data, text, node.id, buttons, label=await self.label(node.id))
 
 
 class CommandGroup:

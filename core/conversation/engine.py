@@ -45,7 +45,6 @@ from core.messages import Button, ImageReply, Incoming, Press, Send, TextReply
 from core.metrics import log_conversation
 from core.offload import in_image_thread, in_thread
 from core.ports import HistoryRepository, ImageStore, JobQueue, Segmenter, TrackedJob, Translator
-from core.treeview import TreeView
 from core.understanding import Understanding
 
 log = logging.getLogger(__name__)
@@ -203,8 +202,7 @@ class ConversationEngine:
         takes it, so front-ends name files after what people see rather than a database id."""
         async def labelled(reply) -> None:
             if isinstance(reply, ImageReply) and not reply.label:
-                tree = await in_thread(self._core.history.tree, reply.node_id)
-                reply = replace(reply, label=TreeView.of(tree, reply.node_id).label(reply.node_id))
+                reply = replace(reply, label=await self._core.label(reply.node_id))
             await send(reply)
 
         return labelled

@@ -12,7 +12,6 @@ from core.errors import UserError
 from core.hints import non_english
 from core.messages import Send, TextReply
 from core.offload import in_thread
-from core.treeview import TreeView
 from core.understanding import HeldBack
 
 MEANT_MAX_CHARS = 500
@@ -53,7 +52,7 @@ class Language(CommandGroup):
         elif node.id == conversation.head_id:
             how = "Send /meant and the English you meant, and I make the edit again from the picture before it."
         else:
-            how = f"Send /goto {await self._label(node)}, then /meant and the English you meant."
+            how = f"Send /goto {await self.core.label(node.id)}, then /meant and the English you meant."
         await send(TextReply(f"{read} {how}"))
 
     async def corrects(self, node: Node, reply: str) -> bool:
@@ -80,7 +79,7 @@ class Language(CommandGroup):
             raise
         if replied:
             instead = ("send it without replying" if node.id == conversation.head_id
-                       else f"send /goto {await self._label(node)}, then it without replying")
+                       else f"send /goto {await self.core.label(node.id)}, then it without replying")
             await send(TextReply(f"Taking “{english}” as the English you meant by “{node.translation.original}”: the "
                                  f"same edit again, from the picture before it. (A new edit of that result? {instead}.)"))
         parent = await in_thread(self.core.history.node, node.parent_id)
@@ -92,10 +91,6 @@ class Language(CommandGroup):
         if head.translation is None or head.parent_id is None:
             raise UserError(f"Your last instruction was not translated: {otherwise}")
         return head
-
-    async def _label(self, node: Node) -> str:
-        return TreeView.of(await in_thread(self.core.history.tree, node.id)).label(node.id)
-
 
 
 def _same_edit(core: EditCore, node: Node) -> EditParams:
