@@ -15,7 +15,8 @@ from PIL import Image
 from core.commands import ButtonInfo, CommandInfo
 from core import regions
 from core.domain import DEFAULT_MODEL, Conversation, EditJob, EditParams, Node, Region, Translation
-from core.conversation.choices import describe, refuse_references, runnable
+from core.conversation.captions import caption, quoted, short
+from core.conversation.choices import refuse_references, runnable
 from core.editing.families import family_named
 from core.editing.registry import ModelRegistry
 from core.errors import BadParams, PictureGone, QueueFull, ShuttingDown, UserError
@@ -31,16 +32,6 @@ from core.treeview import TreeView
 from core.ports import Delayed, HistoryRepository, ImageStore, JobQueue, Position, Segmenter, Step, TrackedJob
 from core.understanding import HeldBack, Understanding
 
-# Exact operations' captions (core/conversation/exact.py does them); here because every caption is made here.
-EXACT_CAPTIONS = {
-    "rotate 90": "Rotated 90° clockwise",
-    "rotate 180": "Rotated 180°",
-    "rotate 270": "Rotated 270° clockwise",
-    "flip h": "Flipped left to right",
-    "flip v": "Flipped top to bottom",
-    "crop square": "Cropped to a square",
-}
-
 
 def is_model_edit(node: Node) -> bool:
     return node.params is not None
@@ -54,41 +45,8 @@ def clamp(value: float, bounds: tuple[float, float]) -> float:
     return round(min(max(value, bounds[0]), bounds[1]), 2)
 
 
-def caption(node: Node) -> str:
-    """What a result says under it: the instruction (the English the model was given, and from which language) and
-    everything needed to reproduce it."""
-    if node.instruction is None:
-        return "Original photo"
-    if node.params is None:
-        return f"{EXACT_CAPTIONS.get(node.instruction, node.instruction)} (exact, no model)"
-    source = f" (from {node.translation.language})" if node.translation else ""
-    where = f" ({node.region.describe()})" if node.region is not None else ""
-    pictures = f" (with {len(node.inputs) + 1} pictures)" if node.inputs else ""
-    return f"“{node.instruction}”{where}{source}{pictures}\n{describe(node.params)}{took(node.seconds)}"
-
-
-def took(seconds: float | None) -> str:
-    """' · 2.3 s' for a caption; very short times are not rounded to a misleading '0.0 s'."""
-    if seconds is None:
-        return ""
-    return f" · {seconds:.1f} s" if seconds >= 0.1 else " · under 0.1 s"
-
-
 def can_not_find(region: Region) -> str:
     return f"I can't find '{region.words}' in this picture."
-
-
-def short(node: Node) -> str:
-    """A node in a few words (/history, compare): a model edit names its model when it is not the default, and its
-    reference pictures."""
-    if node.instruction is None:
-        return "original photo"
-    if not is_model_edit(node):
-        return f"{node.instruction} (exact)"
-    notes = [node.params.model] if node.params.model else []
-    if node.inputs:
-        notes.append(f"+{len(node.inputs)} reference picture{'s' if len(node.inputs) > 1 else ''}")
-    return f"“{node.instruction}”" + (f" ({', '.join(notes)})" if notes else "")
 
 
 DELAYED_LINE = "Storage is not answering right now: your edit goes on by itself once it is back."
@@ -268,8 +226,9 @@ class EditCore:
         inline, instruction = regions.split_region(text)
         if parent.id != conversation.head_id:
             # It belongs to the image it was asked on, not to wherever the person has moved since.
-            await send(TextReply(f"Running “{text}” on the image you asked it for (step {await self.label(parent.id)}: "
-                                 f"{short(parent)}), as a new branch; your other edits stay in /history."))
+            await send(TextReply(f"Running {quoted(text)} on the image you asked it for (step "
+                                 f"{await self.label(parent.id)}: {short(parent)}), as a new branch; your other edits "
+                                 "stay in /history."))
         await self.edit(conversation, parent, instruction, conversation.settings, send,
                         region=inline or conversation.region, references=conversation.references)
         return True

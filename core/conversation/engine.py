@@ -26,11 +26,11 @@ from core.commands import (
     split_command,
     unknown_command,
 )
+from core.conversation.captions import caption, quoted
 from core.conversation.edits import (
     GROUPS,
     CommandGroup,
     EditCore,
-    caption,
     is_model_edit,
 )
 from core.conversation.language import Language
@@ -139,16 +139,16 @@ class ConversationEngine:
         """Tell the person their edit was interrupted by a restart, with a button (and /anyway) to run it again."""
         core = self._core
         await in_thread(core.history.hold_back, conversation.id, parent_id, instruction)
-        text = (f"My restart interrupted your edit “{instruction}”, so nothing was changed. Press Try again (or send "
-                "/anyway) to run it now.")
+        text = (f"My restart interrupted your edit {quoted(instruction)}, so nothing was changed. Press Try again (or "
+                "send /anyway) to run it now.")
         try:
             parent = await in_thread(core.history.node, parent_id)
             data = await in_image_thread(core.stored, parent.image_hash)
             button = Button(core.buttons["anyway"].label, Press("anyway", parent_id))
             await send(ImageReply(data, text, parent_id, (button,)))
         except PictureGone:
-            await send(TextReply(f"My restart interrupted your edit “{instruction}”, and its picture is no longer "
-                                 "stored: send the photo again to start over.", error=True))
+            await send(TextReply(f"My restart interrupted your edit {quoted(instruction)}, and its picture is no "
+                                 "longer stored: send the photo again to start over.", error=True))
         except Exception:
             log.exception("failed to offer interrupted edit of conversation %s", conversation.id)
 

@@ -5,6 +5,7 @@ edit (EditCore.instruct, core/understanding.py); the caption says so."""
 from __future__ import annotations
 
 from core.commands import Arg, button, command
+from core.conversation.captions import quoted
 from core.conversation.choices import runnable
 from core.conversation.edits import CommandGroup, EditCore
 from core.domain import Conversation, EditParams, Node
@@ -46,7 +47,8 @@ class Language(CommandGroup):
         """Say how to correct this result's translation on this front-end."""
         if node.translation is None or node.parent_id is None:
             raise UserError("That edit was not translated.")
-        read = f"I read “{node.translation.original}” ({node.translation.language}) as “{node.instruction}”."
+        read = (f"I read {quoted(node.translation.original)} ({node.translation.language}) as "
+                f"{quoted(node.instruction)}.")
         if conversation.key.platform == "telegram":
             how = "Reply to that picture with the English you meant, and I make the edit again from the picture before it."
         elif node.id == conversation.head_id:
@@ -80,8 +82,9 @@ class Language(CommandGroup):
         if replied:
             instead = ("send it without replying" if node.id == conversation.head_id
                        else f"send /goto {await self.core.label(node.id)}, then it without replying")
-            await send(TextReply(f"Taking “{english}” as the English you meant by “{node.translation.original}”: the "
-                                 f"same edit again, from the picture before it. (A new edit of that result? {instead}.)"))
+            await send(TextReply(f"Taking {quoted(english)} as the English you meant by "
+                                 f"{quoted(node.translation.original)}: the same edit again, from the picture before it. "
+                                 f"(A new edit of that result? {instead}.)"))
         parent = await in_thread(self.core.history.node, node.parent_id)
         await self.core.edit(conversation, parent, english, _same_edit(self.core, node), send, node.translation,
                              region=node.region, references=node.inputs)
