@@ -262,3 +262,12 @@ async def test_a_translation_corrected_after_a_switch_runs_on_the_model_that_mad
         assert again.params == made.params  # model, family, steps and seed: only the words changed
     finally:
         await engine.close()
+
+
+async def test_a_reference_picture_counts_toward_the_persons_storage(chat, history, image_store):
+    await say(chat, "/model klein")
+    await chat.photo()
+    before = history.stored_bytes(chat.key.person)
+    await reference(chat)
+    [digest] = history.conversation(chat.key).references
+    assert history.stored_bytes(chat.key.person) == before + len(image_store.get(digest))
