@@ -110,6 +110,11 @@ class ConversationEngine:
         """The public commands, for /help and the platforms' menus (hidden ones answer but are not listed)."""
         return [info for info, _ in self._handlers.values() if not info.hidden]
 
+    def settings_of(self, conversation: Conversation) -> EditParams:
+        """The settings the conversation's next edit runs with, as /settings shows them (a model the operator has
+        since disabled gives way to the default one)."""
+        return self._core.effective(conversation).settings
+
     @property
     def queue(self) -> JobQueue:
         """The edit queue the engine submits to (its depth and status are what operators watch)."""
