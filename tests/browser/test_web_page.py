@@ -219,3 +219,11 @@ def test_the_controls_follow_the_conversation_s_model_family(browser, tmp_path):
         expect(page.locator("#messages li.bot", has_text="negative prompt blurry")).to_be_visible()
         shoot(page, "qwen-controls")
     context.close()
+
+
+def test_before_any_photo_there_is_nothing_to_download(page):
+    expect(page.locator("#no-image")).to_be_visible()
+    expect(page.locator("#download")).to_be_hidden()
+    send_photo(page, SAMPLE, "make it night")
+    wait_results(page, 1)
+    expect(page.locator("#download")).to_be_visible()
