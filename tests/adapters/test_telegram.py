@@ -23,7 +23,7 @@ from telegram.error import Forbidden
 from bot.platforms import serve_platforms
 from bot.telegram_adapter import FAILED, NOT_ALLOWED, UNSUPPORTED, TelegramAdapter, webhook_secret
 from bot.telegram_photos import fits_as_photo
-from bot.telegram_replies import CAPTION_MAX_CHARS, Replier, shorten, split_text
+from bot.telegram_replies import Replier, split_text
 from core.config import Settings, StorageSettings, TelegramSettings
 from core.domain import ChatKey
 from core.messages import Press, TextReply
@@ -474,20 +474,6 @@ def test_long_texts_are_split_at_line_breaks():
     chunks = split_text("\n".join(lines))
     assert all(len(chunk) <= 4096 for chunk in chunks) and len(chunks) > 1
     assert "\n".join(chunks).splitlines() == lines
-
-
-def utf16_length(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def test_limits_are_counted_as_telegram_counts_them_so_emoji_texts_fit_too():
-    # Telegram counts UTF-16 code units: an emoji is two, so 1024 of them make a 2048-unit caption it refuses.
-    caption = shorten("“make it 🌙" + "🌙" * 2000 + "”", CAPTION_MAX_CHARS)
-    assert caption.endswith("…") and CAPTION_MAX_CHARS - 2 <= utf16_length(caption) <= CAPTION_MAX_CHARS
-    assert shorten("🌙" * 512, CAPTION_MAX_CHARS) == "🌙" * 512
-    text = "🌙" * 5000
-    chunks = split_text(text)
-    assert all(utf16_length(chunk) <= 4096 for chunk in chunks) and "".join(chunks) == text
 
 
 def test_build_application_refuses_a_missing_token():
