@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
+from core.commands import split_command
 from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey
 from core.messages import ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
@@ -28,6 +29,11 @@ SETTLE_SECONDS = 2.0
 HELP = ("Type an instruction, a /command (/help lists them), /open PATH [instruction], /ref PATH (a reference "
         "picture for the next edit), !button to press a button (!undo, !pick 3…), or /quit. /cancel or Ctrl+C "
         "stops a running edit; Ctrl+C again quits.")
+TERMINAL_HELP = ("\nIn this terminal:\n"
+                 "/open PATH [instruction] — Send the photo at PATH, edited by the instruction when you give one\n"
+                 "/ref PATH — Give your next edit the picture at PATH as a reference picture\n"
+                 "!button — Press a button under the last result (!undo, !stronger…), !pick N a cell of the last grid\n"
+                 "/quit — Leave (so does /exit, or Ctrl+C while nothing runs)")
 
 
 class ConsoleChat:
@@ -55,6 +61,8 @@ class ConsoleChat:
             await self._reference(line[len("/ref"):].strip())
         else:
             await self.engine.handle(Incoming(self.key, text=line), self.render)
+            if (split_command(line) or ("",))[0] == "help":  # the engine lists every platform's commands
+                self._print(TERMINAL_HELP)
 
     async def open_photo(self, path: Path, instruction: str | None = None) -> None:
         try:

@@ -24,25 +24,37 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Telegram's own limits (Bot API documentation).
+# Telegram's own limits (Bot API documentation), in UTF-16 code units as Telegram counts text: an emoji or any
+# character past U+FFFF is two of them.
 MESSAGE_MAX_CHARS = 4096
 CAPTION_MAX_CHARS = 1024
 CALLBACK_ANSWER_MAX_CHARS = 200
 BUTTONS_PER_ROW = 3
 
+
+def fitting(text: str, limit: int) -> int:
+    """How many of text's characters fit in `limit` UTF-16 code units."""
+    used = 0
+    for index, char in enumerate(text):
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > limit:
+            return index
+    return len(text)
+
+
 def split_text(text: str, limit: int = MESSAGE_MAX_CHARS) -> list[str]:
     """Cut text into messages Telegram accepts, at line breaks where possible."""
     chunks: list[str] = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit)
-        cut = cut if cut > 0 else limit
+    while (end := fitting(text, limit)) < len(text):
+        cut = text.rfind("\n", 0, end)
+        cut = cut if cut > 0 else max(end, 1)
         chunks.append(text[:cut])
         text = text[cut:].lstrip("\n")
     return [*chunks, text] if text else chunks
 
 
 def shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return text if fitting(text, limit) == len(text) else text[:fitting(text, limit - 1)] + "…"
 
 
 def _keyboard(reply: ImageReply) -> InlineKeyboardMarkup | None:

@@ -96,9 +96,13 @@ class HistoryRepository(Protocol):
         """Every image hash some node refers to (its picture or a reference picture it was given) or a
         conversation keeps for its next edit, for the image store's sweep."""
 
+    def note_reference(self, digest: str, stored_bytes: int) -> None:
+        """Record what a reference picture (/ref) takes in the image store, for stored_bytes."""
+
     def stored_bytes(self, person: str) -> int:
-        """What the pictures of a person's ("platform:user_id") nodes take in the image store, across their chats;
-        a picture several of their nodes share is counted once."""
+        """What the pictures of a person's ("platform:user_id") nodes take in the image store, across their chats,
+        with the reference pictures their edits were given or their chats keep for the next edit (as noted by
+        note_reference); a picture counted once however often it is used."""
 
     def purge_before(self, cutoff: datetime) -> int:
         """Retention: delete every edit tree whose nodes were all made and last used before cutoff, whole, one transaction per

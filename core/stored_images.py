@@ -185,5 +185,10 @@ def encode_preview(image: Image.Image) -> bytes:
 
 
 def picture_mime(data: bytes) -> str:
-    """The MIME type of a picture the engine sends: "image/jpeg" for a preview, else "image/png"."""
-    return "image/jpeg" if data.startswith(b"\xff\xd8") else "image/png"
+    """The MIME type of a picture the engine sends or stores: "image/jpeg" for a preview or a kept upload,
+    "image/jxl" for a stored edit, "image/webp" for an older one, else "image/png"."""
+    if data.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if data.startswith(_JPEG_XL_SIGNATURES):
+        return "image/jxl"
+    return "image/webp" if data[:4] == b"RIFF" and data[8:12] == b"WEBP" else "image/png"

@@ -5,8 +5,8 @@
     understood.translation  -> Translation("rends la photo enneigée", "French")   (None when typed in English)
 
 An instruction the model could not read well is held back with one line saying why and what to do (`HeldBack`):
-empty, not English with no translator, not translatable (the translator returned nothing, or the text unchanged),
-or too long for CLIP once in English. Nothing reaches the model that the person will not see in the caption.
+empty, not English with no translator, not translatable (the translator returned nothing, the text unchanged, or
+garbage: undecodable bytes or mostly symbols), or too long for CLIP once in English. Nothing reaches the model that the person will not see in the caption.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class Understanding:
         # Control characters and runs of spaces from a model going astray never reach a caption.
         english = "".join(char for char in english if char.isprintable() or char.isspace())
         english = unmask_style_terms(" ".join(english.split()), terms)
-        if not english or _same_words(english, text):
+        if not english or _same_words(english, text) or _unreadable(english):
             raise HeldBack(f"I could not translate that from {language}: please write the instruction in English "
                            f"({EXAMPLE}), or send /asis to try it as it is.")
         return english
@@ -112,6 +112,12 @@ def unmask_style_terms(english: str, terms: list[str]) -> str:
     if missing and english:
         english = f"{english.rstrip('.')}, {', '.join(missing)}"
     return english
+
+
+def _unreadable(english: str) -> bool:
+    """A model gone astray: bytes that decode to no character (U+FFFD), or more symbols than letters."""
+    visible = [char for char in english if not char.isspace()]
+    return "\ufffd" in english or sum(char.isalpha() for char in visible) * 2 < len(visible)
 
 
 def _same_words(english: str, text: str) -> bool:

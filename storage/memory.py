@@ -34,6 +34,7 @@ class InMemoryHistoryRepository:
         self._held_back: dict[int, tuple[int, str]] = {}
         self._used_at: dict[int, datetime] = {}  # node id -> last used, for retention
         self._stored_bytes: dict[int, int] = {}  # node id -> what its picture takes in the image store
+        self._reference_bytes: dict[str, int] = {}  # reference picture digest -> what it takes there
         self._pending: dict[int, tuple[int, str]] = {}  # conversation id -> its edit waiting or running
 
     def conversation(self, key: ChatKey) -> Conversation:
@@ -253,14 +254,25 @@ class InMemoryHistoryRepository:
                 removed += len(doomed)
         return removed
 
+    def note_reference(self, digest: str, stored_bytes: int) -> None:
+        with self._lock:
+            self._reference_bytes[digest] = stored_bytes
+
     def stored_bytes(self, person: str) -> int:
-        """What the pictures of a person's nodes take in the image store, across their chats (a picture several
-        of their nodes share counted once)."""
+        """What the pictures of a person's nodes and the reference pictures they use take in the image store,
+        across their chats (a picture counted once)."""
         with self._lock:
             sizes: dict[str, int] = {}
+            references = set()
             for node in self._nodes.values():
                 if self._conversations[node.conversation_id].key.person == person:
                     sizes[node.image_hash] = max(sizes.get(node.image_hash, 0), self._stored_bytes[node.id])
+                    references.update(node.inputs)
+            for conversation in self._conversations.values():
+                if conversation.key.person == person:
+                    references.update(conversation.references)
+            for digest in references - sizes.keys():
+                sizes[digest] = self._reference_bytes.get(digest, 0)
             return sum(sizes.values())
 
     def edit_counts(self, since: datetime, limit: int) -> list[tuple[str, int]]:

@@ -131,6 +131,16 @@ class NodeRow(Base):
     stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
+class PictureRow(Base):
+    """What a reference picture (/ref) takes in the image store, as stored: node pictures carry their own size, and
+    the per-person storage limit adds these up for the references a person's chats keep."""
+
+    __tablename__ = "pictures"
+
+    image_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    stored_bytes: Mapped[int] = mapped_column(BigInteger)
+
+
 class JobRow(Base):
     """An edit job of the distributed mode (bot.distributed.jobs). Its id, chosen by the front-end, is the idempotency key."""
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from core.domain import ChatKey, Conversation, EditParams, NewNode, Node, Region
 from storage.database import read_only
-from storage.models import ConversationRow, NodeRow
+from storage.models import ConversationRow, NodeRow, PictureRow
 from storage.retention import expired_nodes
 from storage.rows import as_utc, node_from_row, region_columns, write_params
 from storage.rows import conversation_from_row as _to_conversation
@@ -270,18 +270,40 @@ class SqlHistoryRepository:
                 removed += len(doomed)
         return removed
 
+    def note_reference(self, digest: str, stored_bytes: int) -> None:
+        try:
+            with self._writes.begin() as session:
+                if session.get(PictureRow, digest) is None:
+                    session.add(PictureRow(image_hash=digest, stored_bytes=stored_bytes))
+        except IntegrityError:
+            pass  # noted at the same moment for another chat: the same bytes, the same size
+
     def stored_bytes(self, person: str) -> int:
-        """What the pictures of a person's nodes take in the image store, across their chats (a picture several
-        of their nodes share counted once)."""
+        """What the pictures of a person's nodes and the reference pictures they use take in the image store,
+        across their chats (a picture counted once)."""
+        theirs = ConversationRow.platform + ":" + ConversationRow.user_id == person
+        own_nodes = select(NodeRow).join(ConversationRow, NodeRow.conversation_id == ConversationRow.id).where(theirs)
         pictures = (
-            select(NodeRow.image_hash, func.max(NodeRow.stored_bytes).label("size"))
-            .join(ConversationRow, NodeRow.conversation_id == ConversationRow.id)
-            .where(ConversationRow.platform + ":" + ConversationRow.user_id == person)
+            own_nodes.with_only_columns(NodeRow.image_hash, func.max(NodeRow.stored_bytes).label("size"))
             .group_by(NodeRow.image_hash)
             .subquery()
         )
         with self._reads.begin() as session:
-            return int(session.scalar(select(func.coalesce(func.sum(pictures.c.size), 0))))
+            total = int(session.scalar(select(func.coalesce(func.sum(pictures.c.size), 0))))
+            # JSON columns may hold JSON null as well as SQL NULL: both read as None here.
+            references = set()
+            for digests in session.scalars(own_nodes.with_only_columns(NodeRow.inputs)
+                                           .where(NodeRow.inputs.is_not(None))):
+                references.update(digests or ())
+            for digests in session.scalars(select(ConversationRow.next_inputs).where(theirs)):
+                references.update(digests or ())
+            if not references:
+                return total
+            references -= set(session.scalars(own_nodes.with_only_columns(NodeRow.image_hash)
+                                              .where(NodeRow.image_hash.in_(references))))
+            noted = select(func.coalesce(func.sum(PictureRow.stored_bytes), 0)).where(
+                PictureRow.image_hash.in_(references))
+            return total + int(session.scalar(noted))
 
     def edit_counts(self, since: datetime, limit: int) -> list[tuple[str, int]]:
         """People ("platform:user_id") by the edits they made since `since`, most first, at most limit."""

@@ -1,6 +1,7 @@
 """ImageStore on S3-compatible object storage (AWS S3, MinIO, Ceph...), for workers on several machines.
 
-Content-addressed like the file store: the image with SHA-256 digest abcdef... is the object PREFIXabcdef....png.
+Content-addressed like the file store: the image with SHA-256 digest abcdef... is the object PREFIXabcdef....png
+(the name older deployments have), whatever its format; its Content-Type says which (WebP, JPEG or PNG).
 put() is one PutObject, which S3 makes visible whole or not at all, so a node row naming the digest can be committed
 as soon as it returns; putting the same bytes again rewrites the same object and refreshes its LastModified, so a
 sweep does not take an image that is about to be referenced again.
@@ -22,6 +23,7 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from core.errors import StorageUnavailable
+from core.stored_images import picture_mime
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _SUFFIX = ".png"
@@ -57,7 +59,8 @@ class S3ImageStore:
         """Store the bytes (one PutObject) and return their SHA-256 hex digest."""
         digest = hashlib.sha256(data).hexdigest()
         with _reaching():
-            self._client.put_object(Bucket=self.bucket, Key=self.key_for(digest), Body=data, ContentType="image/png")
+            self._client.put_object(Bucket=self.bucket, Key=self.key_for(digest), Body=data,
+                                    ContentType=picture_mime(data))
         return digest
 
     def get(self, digest: str) -> bytes:

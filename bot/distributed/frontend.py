@@ -7,7 +7,8 @@ which one it has. What travels where (the Redis names: bot.distributed.keys):
 - the job id goes through Taskiq's Redis *stream* broker, in its model's stream (read only by workers serving that
   model; with none, the person is told once and it waits: bot.distributed.serving): a delivery is acknowledged only
   after the job ran, so a job whose worker died is delivered again (after `redeliver_seconds`) and counts once;
-- queue positions come from a Redis sorted set of waiting jobs; steps, start and end travel on a Redis pub/sub
+- queue positions come from a Redis sorted set of the waiting jobs of each model (each model's workers take only
+  its jobs, so a job waits for those alone); steps, start and end travel on a Redis pub/sub
   channel per front-end; a cancel is a Redis key the worker checks every step;
 - a front-end that restarts re-attaches to its undelivered jobs (`recovered()`), and a slow poll of the job rows
   makes up for any pub/sub message lost while it was away.
@@ -32,12 +33,7 @@ from bot.distributed.keys import CANCEL_FLAG_SECONDS, TASK_NAME, Keys
 from bot.distributed.outage import DATABASE, REDIS, Outages, log_unless_outage
 from bot.distributed.serving import DEFAULT_MODEL, routed, served, unserved_line
 from core.domain import EditJob, Node
-from core.errors import (
-    EDIT_FAILED_ON_OUR_SIDE,
-    EditCancelled,
-    QueueFull,
-    UserError,
-)
+from core.errors import EDIT_FAILED_ON_OUR_SIDE, EditCancelled, QueueFull, UserError
 from core.metrics import EditObserver, NoObserver
 from core.ports import (
     Delayed,
@@ -266,8 +262,10 @@ class DistributedQueue(JobQueue):
         self._settle(handle, exception=error)
 
     async def _queue(self, handle: DistributedJob, since: float) -> None:
-        await self._redis.zadd(self._keys.waiting, {handle.id: since}, nx=True)
-        stream = self._keys.jobs(handle.job.params.model)  # read only by the workers serving its model
+        model = handle.job.params.model
+        for waiting in (self._keys.waiting, self._keys.waiting_for(model)):  # the queue's room; places in line
+            await self._redis.zadd(waiting, {handle.id: since}, nx=True)
+        stream = self._keys.jobs(model)  # read only by the workers serving its model
         await AsyncKicker(TASK_NAME, self._broker, {"queue_name": stream}).with_task_id(handle.id).kiq(handle.id)
 
     async def _cancel(self, handle: DistributedJob) -> None:
@@ -346,7 +344,8 @@ class DistributedQueue(JobQueue):
         return read
 
     async def _announce_positions(self) -> None:
-        """Tell each waiting job how many jobs wait in front of it (plus one: the work running ahead of them all)."""
+        """Tell each waiting job how many jobs of its model wait in front of it (plus one: the work running ahead of
+        them all); other models' jobs go to other workers, or take turns with it on a worker serving both."""
         waiting = [handle for handle in self._handles.values() if not handle.started]
         unserved = {handle.job.params.model for handle in waiting if handle.unserved}
         came = {model for model in unserved if await served(self._redis, self._keys, model)}  # a worker of it started
@@ -357,7 +356,7 @@ class DistributedQueue(JobQueue):
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for handle in waiting:
-                pipe.zrank(self._keys.waiting, handle.id)
+                pipe.zrank(self._keys.waiting_for(handle.job.params.model), handle.id)
             ranks = await pipe.execute()
         for handle, rank in zip(waiting, ranks):
             if rank is not None and handle.announced != rank + 1 and not handle.started:
@@ -372,7 +371,8 @@ class DistributedQueue(JobQueue):
         if record is None or not record.finished:
             return
         nodes = [await asyncio.to_thread(self._history.node, node_id) for node_id in record.node_ids]
-        await self._redis.zrem(self._keys.waiting, handle.id)
+        for waiting in (self._keys.waiting, self._keys.waiting_for(handle.job.params.model)):
+            await self._redis.zrem(waiting, handle.id)
         # Delivered means handed to this live front-end: the engine sends it on at once.
         await asyncio.to_thread(self._jobs.mark_delivered, handle.id)
         if handle.result.done():  # resolved meanwhile (a cancel and the event loop both got here): observed once

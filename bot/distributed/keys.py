@@ -2,7 +2,8 @@
 
 - P:jobs:MODEL, the stream of the job ids (Taskiq's task TASK_NAME) of one enabled model, read by the workers that
   serve it; P:serving:MODEL, a sorted set of those workers, each scored by when its presence expires;
-- P:waiting, a sorted set of the jobs not started yet, by submission time (queue positions);
+- P:waiting, a sorted set of the jobs not started yet, by submission time (the queue's room), and P:waiting:MODEL,
+  those of one model (queue positions: a job waits only for jobs of its model, the ones its workers take);
 - P:events:FRONTEND, the pub/sub channel of a front-end's jobs (started, step, finished), and P:moved, told when a job
   leaves the waiting set (positions changed);
 - P:cancel:JOB, a flag the running worker checks every step; P:paused, set while an admin paused the queue;
@@ -34,6 +35,9 @@ class Keys:
     @property
     def waiting(self) -> str:
         return f"{self.prefix}:waiting"
+
+    def waiting_for(self, model: str) -> str:
+        return f"{self.prefix}:waiting:{model}"
 
     @property
     def moved(self) -> str:

@@ -9,7 +9,7 @@ Routes (every one but the assets and the sign-in needs the browser's signed cook
     POST /login            the password, then a cookie
     POST /api/send?cid=ID  multipart: text, file, action (a button's Press.data); cid: the page's name for it
     GET  /api/events       server-sent events: the chat's events the page has not seen (Last-Event-ID), then live
-    GET  /api/state        the conversation's settings and current image (for the controls and the slider)
+    GET  /api/state        the settings of the conversation's model family (the controls) and its current image
     GET  /api/tree         the history panel: the engine's /history (later /tree) answer as numbered lines
     GET  /api/node/ID      a node's image at full resolution (?download=1: as a file)
     GET  /api/picture/NAME a comparison, grid or contact sheet shown in the chat
@@ -33,6 +33,7 @@ from pathlib import Path
 from aiohttp import BodyPartReader, web
 
 from bot.chat_common import over_limit
+from bot.web.controls import settings_panel
 from bot.web.sessions import COOKIE, CookieSigner, Session, Sessions, load_secret
 from core.config import Settings, WebSettings
 from core.conversation.engine import ConversationEngine
@@ -277,15 +278,13 @@ class WebChat:
 
     async def state(self, request: web.Request) -> web.Response:
         conversation = await asyncio.to_thread(self._history.conversation, self._key(request))
-        settings = conversation.settings
         head = None
         if conversation.head_id is not None:
             node = await asyncio.to_thread(self._history.node, conversation.head_id)
             head = {"node": node.id, "url": f"/api/node/{node.id}", "download": f"/api/node/{node.id}?download=1",
                     "parent_url": None if node.parent_id is None else f"/api/node/{node.parent_id}"}
         return web.json_response({
-            "settings": {"text_guidance": settings.text_guidance, "image_guidance": settings.image_guidance,
-                         "steps": settings.steps, "seed": settings.seed},
+            **settings_panel(self._engine.settings_of(conversation)),
             "head": head,
             "upload_limit": self._upload_limit,
         })

@@ -15,7 +15,8 @@ from PIL import Image
 from core.commands import ButtonInfo, CommandInfo
 from core import regions
 from core.domain import DEFAULT_MODEL, Conversation, EditJob, EditParams, Node, Region, Translation
-from core.conversation.choices import describe, refuse_references, runnable
+from core.conversation.captions import caption, quoted, short
+from core.conversation.choices import refuse_references, runnable
 from core.editing.families import family_named
 from core.editing.registry import ModelRegistry
 from core.errors import BadParams, PictureGone, QueueFull, ShuttingDown, UserError
@@ -31,16 +32,6 @@ from core.treeview import TreeView
 from core.ports import Delayed, HistoryRepository, ImageStore, JobQueue, Position, Segmenter, Step, TrackedJob
 from core.understanding import HeldBack, Understanding
 
-# Exact operations' captions (core/conversation/exact.py does them); here because every caption is made here.
-EXACT_CAPTIONS = {
-    "rotate 90": "Rotated 90° clockwise",
-    "rotate 180": "Rotated 180°",
-    "rotate 270": "Rotated 270° clockwise",
-    "flip h": "Flipped left to right",
-    "flip v": "Flipped top to bottom",
-    "crop square": "Cropped to a square",
-}
-
 
 def is_model_edit(node: Node) -> bool:
     return node.params is not None
@@ -54,41 +45,8 @@ def clamp(value: float, bounds: tuple[float, float]) -> float:
     return round(min(max(value, bounds[0]), bounds[1]), 2)
 
 
-def caption(node: Node) -> str:
-    """What a result says under it: the instruction (the English the model was given, and from which language) and
-    everything needed to reproduce it."""
-    if node.instruction is None:
-        return "Original photo"
-    if node.params is None:
-        return f"{EXACT_CAPTIONS.get(node.instruction, node.instruction)} (exact, no model)"
-    source = f" (from {node.translation.language})" if node.translation else ""
-    where = f" ({node.region.describe()})" if node.region is not None else ""
-    pictures = f" (with {len(node.inputs) + 1} pictures)" if node.inputs else ""
-    return f"“{node.instruction}”{where}{source}{pictures}\n{describe(node.params)}{took(node.seconds)}"
-
-
-def took(seconds: float | None) -> str:
-    """' · 2.3 s' for a caption; very short times are not rounded to a misleading '0.0 s'."""
-    if seconds is None:
-        return ""
-    return f" · {seconds:.1f} s" if seconds >= 0.1 else " · under 0.1 s"
-
-
 def can_not_find(region: Region) -> str:
     return f"I can't find '{region.words}' in this picture."
-
-
-def short(node: Node) -> str:
-    """A node in a few words (/history, compare): a model edit names its model when it is not the default, and its
-    reference pictures."""
-    if node.instruction is None:
-        return "original photo"
-    if not is_model_edit(node):
-        return f"{node.instruction} (exact)"
-    notes = [node.params.model] if node.params.model else []
-    if node.inputs:
-        notes.append(f"+{len(node.inputs)} reference picture{'s' if len(node.inputs) > 1 else ''}")
-    return f"“{node.instruction}”" + (f" ({', '.join(notes)})" if notes else "")
 
 
 DELAYED_LINE = "Storage is not answering right now: your edit goes on by itself once it is back."
@@ -164,6 +122,11 @@ class EditCore:
         """The current photo's tree as /history, /goto and /tree show it, and the head."""
         head = await self.head(conversation)
         return TreeView.of(await in_thread(self.history.tree, head.id), head.id), head
+
+    async def label(self, node_id: int) -> str:
+        """node_id's label as /history shows it and /goto takes it. A candidate nobody adopted yet (a /sweep or
+        /variations cell) is labelled as it would be once picked, so its picture is named too."""
+        return TreeView.of(await in_thread(self.history.tree, node_id), node_id).label(node_id)
 
     async def redo_target(self, node: Node) -> Node | None:
         """The child we most recently came back from. Unadopted candidates (visit 0) are not on the way."""
@@ -263,9 +226,9 @@ class EditCore:
         inline, instruction = regions.split_region(text)
         if parent.id != conversation.head_id:
             # It belongs to the image it was asked on, not to wherever the person has moved since.
-            label = TreeView.of(await in_thread(self.history.tree, parent.id)).label(parent.id)
-            await send(TextReply(f"Running “{text}” on the image you asked it for (step {label}: "
-                                 f"{short(parent)}), as a new branch; your other edits stay in /history."))
+            await send(TextReply(f"Running {quoted(text)} on the image you asked it for (step "
+                                 f"{await self.label(parent.id)}: {short(parent)}), as a new branch; your other edits "
+                                 "stay in /history."))
         await self.edit(conversation, parent, instruction, conversation.settings, send,
                         region=inline or conversation.region, references=conversation.references)
         return True
@@ -370,8 +333,7 @@ class EditCore:
         buttons = tuple(Button(self.buttons[action].label, Press(action, node.id)) for action in actions)
         if is_model_edit(node) and not node.params.model and self.model not in ("", DEFAULT_MODEL):
             text += f" · model {self.model}"
-        label = TreeView.of(await in_thread(self.history.tree, node.id)).label(node.id)
-        return ImageReply(data, text, node.id, buttons, label=label)
+        return ImageReply(data, text, node.id, buttons, label=await self.label(node.id))
 
 
 class CommandGroup:

@@ -26,11 +26,11 @@ from core.commands import (
     split_command,
     unknown_command,
 )
+from core.conversation.captions import caption, quoted
 from core.conversation.edits import (
     GROUPS,
     CommandGroup,
     EditCore,
-    caption,
     is_model_edit,
 )
 from core.conversation.language import Language
@@ -45,7 +45,6 @@ from core.messages import Button, ImageReply, Incoming, Press, Send, TextReply
 from core.metrics import log_conversation
 from core.offload import in_image_thread, in_thread
 from core.ports import HistoryRepository, ImageStore, JobQueue, Segmenter, TrackedJob, Translator
-from core.treeview import TreeView
 from core.understanding import Understanding
 
 log = logging.getLogger(__name__)
@@ -111,6 +110,11 @@ class ConversationEngine:
         """The public commands, for /help and the platforms' menus (hidden ones answer but are not listed)."""
         return [info for info, _ in self._handlers.values() if not info.hidden]
 
+    def settings_of(self, conversation: Conversation) -> EditParams:
+        """The settings the conversation's next edit runs with, as /settings shows them (a model the operator has
+        since disabled gives way to the default one)."""
+        return self._core.effective(conversation).settings
+
     @property
     def queue(self) -> JobQueue:
         """The edit queue the engine submits to (its depth and status are what operators watch)."""
@@ -140,16 +144,16 @@ class ConversationEngine:
         """Tell the person their edit was interrupted by a restart, with a button (and /anyway) to run it again."""
         core = self._core
         await in_thread(core.history.hold_back, conversation.id, parent_id, instruction)
-        text = (f"My restart interrupted your edit “{instruction}”, so nothing was changed. Press Try again (or send "
-                "/anyway) to run it now.")
+        text = (f"My restart interrupted your edit {quoted(instruction)}, so nothing was changed. Press Try again (or "
+                "send /anyway) to run it now.")
         try:
             parent = await in_thread(core.history.node, parent_id)
             data = await in_image_thread(core.stored, parent.image_hash)
             button = Button(core.buttons["anyway"].label, Press("anyway", parent_id))
             await send(ImageReply(data, text, parent_id, (button,)))
         except PictureGone:
-            await send(TextReply(f"My restart interrupted your edit “{instruction}”, and its picture is no longer "
-                                 "stored: send the photo again to start over.", error=True))
+            await send(TextReply(f"My restart interrupted your edit {quoted(instruction)}, and its picture is no "
+                                 "longer stored: send the photo again to start over.", error=True))
         except Exception:
             log.exception("failed to offer interrupted edit of conversation %s", conversation.id)
 
@@ -205,8 +209,7 @@ class ConversationEngine:
         takes it, so front-ends name files after what people see rather than a database id."""
         async def labelled(reply) -> None:
             if isinstance(reply, ImageReply) and not reply.label:
-                tree = await in_thread(self._core.history.tree, reply.node_id)
-                reply = replace(reply, label=TreeView.of(tree, reply.node_id).label(reply.node_id))
+                reply = replace(reply, label=await self._core.label(reply.node_id))
             await send(reply)
 
         return labelled

@@ -5,7 +5,8 @@ from __future__ import annotations
 from PIL import Image, ImageOps
 
 from core.commands import Arg, command
-from core.conversation.edits import CommandGroup, EditCore, caption
+from core.conversation.captions import caption
+from core.conversation.edits import CommandGroup, EditCore
 from core.domain import Conversation, NewNode, Node
 from core.messages import Send
 from core.offload import in_image_thread, in_thread

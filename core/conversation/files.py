@@ -7,9 +7,8 @@ from core.commands import button, command
 from core.conversation.edits import CommandGroup
 from core.domain import Conversation, Node
 from core.messages import ImageReply, Send
-from core.offload import in_image_thread, in_thread
+from core.offload import in_image_thread
 from core.stored_images import stored_as_png
-from core.treeview import TreeView
 
 FILE_BUTTON = "file"
 """The action of the Full size button, which platforms that show results smaller add under them."""
@@ -26,5 +25,5 @@ class Files(CommandGroup):
     @button(FILE_BUTTON, "⬇ Full size")
     async def file_button(self, conversation: Conversation, node: Node, send: Send) -> None:
         data = await in_image_thread(lambda: stored_as_png(self.core.images.get(node.image_hash)))
-        label = TreeView.of(await in_thread(self.core.history.tree, node.id), node.id).label(node.id)
+        label = await self.core.label(node.id)
         await send(ImageReply(data, f"Full size, lossless: picture {label}", node.id, kind="file", label=label))

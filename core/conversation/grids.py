@@ -7,13 +7,8 @@ from dataclasses import replace
 
 from core import pictures
 from core.commands import Arg, button, command
-from core.conversation.edits import (
-    CommandGroup,
-    caption,
-    is_exact_edit,
-    is_model_edit,
-    short,
-)
+from core.conversation.captions import SHORT_INSTRUCTION_CHARS, caption, quoted, short
+from core.conversation.edits import CommandGroup, is_exact_edit, is_model_edit
 from core.conversation.exact import exact_edit
 from core.domain import Conversation, EditJob, EditParams, Node
 from core.editing.families import family_named
@@ -102,7 +97,7 @@ class Grids(CommandGroup):
                 variant = family.with_value(variant, parameter.name, value)
             variants.append(variant)
         await self._offer(conversation, head, tuple(variants), send, columns=len(column_labels),
-                          title=f"“{head.instruction}” · seed {head.params.seed}",
+                          title=f"{quoted(head.instruction, SHORT_INSTRUCTION_CHARS)} · seed {head.params.seed}",
                           column_labels=column_labels, row_labels=row_labels)
 
     @command("variations", Arg.whole("n", 1, MAX_VARIATIONS, f"How many new seeds to try (default {MAX_VARIATIONS})",
@@ -111,7 +106,8 @@ class Grids(CommandGroup):
         """Render your last edit with N new seeds (up to 4) at once, to pick the one you like."""
         head = await self.core.last_edit(conversation, "/variations")
         variants = tuple(replace(head.params, seed=seed) for seed in random.sample(range(2**32), n))
-        await self._offer(conversation, head, variants, send, columns=min(n, 2), title=f"“{head.instruction}”")
+        await self._offer(conversation, head, variants, send, columns=min(n, 2),
+                          title=quoted(head.instruction, SHORT_INSTRUCTION_CHARS))
 
     async def _offer(self, conversation: Conversation, head: Node, variants: tuple[EditParams, ...], send: Send,
                      *, columns: int, title: str, column_labels=(), row_labels=()) -> None:

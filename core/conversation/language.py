@@ -5,6 +5,7 @@ edit (EditCore.instruct, core/understanding.py); the caption says so."""
 from __future__ import annotations
 
 from core.commands import Arg, button, command
+from core.conversation.captions import quoted
 from core.conversation.choices import runnable
 from core.conversation.edits import CommandGroup, EditCore
 from core.domain import Conversation, EditParams, Node
@@ -12,7 +13,6 @@ from core.errors import UserError
 from core.hints import non_english
 from core.messages import Send, TextReply
 from core.offload import in_thread
-from core.treeview import TreeView
 from core.understanding import HeldBack
 
 MEANT_MAX_CHARS = 500
@@ -47,13 +47,14 @@ class Language(CommandGroup):
         """Say how to correct this result's translation on this front-end."""
         if node.translation is None or node.parent_id is None:
             raise UserError("That edit was not translated.")
-        read = f"I read “{node.translation.original}” ({node.translation.language}) as “{node.instruction}”."
+        read = (f"I read {quoted(node.translation.original)} ({node.translation.language}) as "
+                f"{quoted(node.instruction)}.")
         if conversation.key.platform == "telegram":
             how = "Reply to that picture with the English you meant, and I make the edit again from the picture before it."
         elif node.id == conversation.head_id:
             how = "Send /meant and the English you meant, and I make the edit again from the picture before it."
         else:
-            how = f"Send /goto {await self._label(node)}, then /meant and the English you meant."
+            how = f"Send /goto {await self.core.label(node.id)}, then /meant and the English you meant."
         await send(TextReply(f"{read} {how}"))
 
     async def corrects(self, node: Node, reply: str) -> bool:
@@ -80,9 +81,10 @@ class Language(CommandGroup):
             raise
         if replied:
             instead = ("send it without replying" if node.id == conversation.head_id
-                       else f"send /goto {await self._label(node)}, then it without replying")
-            await send(TextReply(f"Taking “{english}” as the English you meant by “{node.translation.original}”: the "
-                                 f"same edit again, from the picture before it. (A new edit of that result? {instead}.)"))
+                       else f"send /goto {await self.core.label(node.id)}, then it without replying")
+            await send(TextReply(f"Taking {quoted(english)} as the English you meant by "
+                                 f"{quoted(node.translation.original)}: the same edit again, from the picture before it. "
+                                 f"(A new edit of that result? {instead}.)"))
         parent = await in_thread(self.core.history.node, node.parent_id)
         await self.core.edit(conversation, parent, english, _same_edit(self.core, node), send, node.translation,
                              region=node.region, references=node.inputs)
@@ -92,10 +94,6 @@ class Language(CommandGroup):
         if head.translation is None or head.parent_id is None:
             raise UserError(f"Your last instruction was not translated: {otherwise}")
         return head
-
-    async def _label(self, node: Node) -> str:
-        return TreeView.of(await in_thread(self.core.history.tree, node.id)).label(node.id)
-
 
 
 def _same_edit(core: EditCore, node: Node) -> EditParams:

@@ -97,7 +97,8 @@ class Models(CommandGroup):
         person = conversation.key.person
         await self.core.require_room(person)
         intake = await in_image_thread(load_untrusted, data, **self.core.intake_limits)
-        digest, _ = await in_image_thread(self.core.store, intake.image)
+        digest, size = await in_image_thread(self.core.store, intake.image)
+        await in_thread(self.core.history.note_reference, digest, size)
         saved = await in_thread(self.core.history.save_references, conversation.id,
                                 (*conversation.references, digest))
         number = len(saved.references) + 1

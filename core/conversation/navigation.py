@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from core.commands import button, command
-from core.conversation.edits import CommandGroup, caption
+from core.conversation.captions import caption
+from core.conversation.edits import CommandGroup
 from core.domain import Conversation, Node
 from core.errors import UserError
 from core.messages import Send, TextReply

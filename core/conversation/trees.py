@@ -11,7 +11,8 @@ import re
 
 from core import pictures
 from core.commands import Arg, button, command
-from core.conversation.edits import CommandGroup, caption, short
+from core.conversation.captions import caption, short
+from core.conversation.edits import CommandGroup
 from core.domain import Conversation, Node
 from core.errors import UserError
 from core.images import encode_png

@@ -212,8 +212,8 @@ FAMILIES: dict[str, Family] = {
             pictures=1,
             parameters=(
                 # FLUX.1-Kontext-dev model card: guidance_scale=2.5; steps: FluxKontextPipeline's default 28
-                Parameter("guidance", "float", 2.5, "how strongly to follow the instruction (distilled guidance)",
-                          1.0, 10.0, stronger=0.5, sweep=0.5),
+                Parameter("guidance", "float", 2.5, "how strongly to follow the instruction", 1.0, 10.0, stronger=0.5,
+                          sweep=0.5),
                 _steps(28),
                 SEED,
             ),
@@ -232,8 +232,8 @@ FAMILIES: dict[str, Family] = {
             parameters=(
                 # FLUX.2 [klein] 4B is step- and guidance-distilled: 4 steps, guidance_scale 1.0 (model card and
                 # diffusers' Flux2KleinPipeline integration test). The guidance only acts on the Base variants.
-                Parameter("guidance", "float", 1.0, "how strongly to follow the instruction (Base models only)",
-                          1.0, 10.0, stronger=0.5, sweep=0.5),
+                Parameter("guidance", "float", 1.0, "how strongly to follow the instruction, on the klein Base models "
+                          "only: the distilled 4B and 9B ignore it", 1.0, 10.0, stronger=0.5, sweep=0.5),
                 _steps(4),
                 SEED,
             ),
@@ -252,8 +252,8 @@ FAMILIES: dict[str, Family] = {
             parameters=(
                 # Qwen/Qwen-Image-Edit-2511 model card: true_cfg_scale=4.0, negative_prompt=" ", 40 steps
                 # (guidance_scale stays 1.0: the transformer has no guidance embedding)
-                Parameter("true_cfg_scale", "float", 4.0, "how strongly to follow the instruction (true CFG)",
-                          1.0, 10.0, stronger=1.0, sweep=0.75),
+                Parameter("true_cfg_scale", "float", 4.0, "how strongly to follow the instruction", 1.0, 10.0,
+                          stronger=1.0, sweep=0.75),
                 Parameter("negative_prompt", "text", " ", "what the picture should not look like"),
                 _steps(40),
                 SEED,

@@ -34,6 +34,16 @@ async def test_open_edit_undo_and_press_buttons(engine, history, tmp_path):
     assert history.conversation(chat.key).head_id == first.node_id
 
 
+async def test_help_lists_the_terminal_s_own_commands_too(engine, tmp_path):
+    chat, output = console(engine, tmp_path)
+    await chat.say("/help")
+    shown = output.getvalue()
+    assert "/undo — " in shown  # the engine's commands
+    for usage in ("/open PATH [instruction] — ", "/ref PATH — ", "!button — ", "!pick N", "/quit — "):
+        assert usage in shown
+    assert shown.index("/undo — ") < shown.index("/open PATH")
+
+
 async def test_mistakes_get_one_line(engine, tmp_path):
     chat, output = console(engine, tmp_path)
     await chat.say("!undo")

@@ -13,6 +13,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.web.server import WebChat
 from bot.web.sessions import COOKIE
 from core.config import Settings
+from core.conversation.engine import ConversationEngine
+from core.editing.registry import ModelRegistry, ModelSpec
+from core.queue import EditQueue
+from core.runner import EditRunner
 from tests.support.chat import photo_bytes
 
 
@@ -115,7 +119,44 @@ async def test_settings_commands_change_the_state_the_controls_show(open_client)
     await events_until(client, lambda event: event.get("text", "").startswith("Settings:"))
     state = await (await client.get("/api/state")).json()
     assert state["settings"] == {"text_guidance": 9.0, "image_guidance": 1.5, "steps": 20, "seed": None}
+    assert [(control["name"], control["command"]) for control in state["controls"]] == [
+        ("text_guidance", "/text"), ("image_guidance", "/image"), ("steps", "/steps")]
     assert state["head"] is None
+
+
+@pytest.fixture
+async def three_models(editor, history, image_store):
+    """An engine with InstructPix2Pix, FLUX.2 klein and Qwen enabled, the fake editor standing for each."""
+    specs = [ModelSpec("ip2p", "pix2pix", "tiny"), ModelSpec("klein", "flux2-klein", "tiny"),
+             ModelSpec("qwen", "qwen-edit", "tiny")]
+    models = ModelRegistry(specs, lambda spec: editor)
+    engine = ConversationEngine(history, image_store, EditQueue(EditRunner(None, history, image_store, models=models)),
+                                models=models)
+    await engine.start()
+    yield engine
+    await engine.close()
+
+
+async def test_the_controls_are_those_of_the_conversation_s_model_family(three_models, history, image_store,
+                                                                         settings):
+    async with TestClient(TestServer(WebChat(three_models, history, image_store, settings).app())) as client:
+        assert (await client.get("/")).status == 200
+        await client.post("/api/send", data=form("/model qwen"))
+        await client.post("/api/send", data=form("/negative blurry"))
+        await events_until(client, lambda event: "negative prompt blurry" in event.get("text", ""))
+        state = await (await client.get("/api/state")).json()
+        assert state["family"] == "qwen-edit"
+        assert state["settings"] == {"true_cfg_scale": 4.0, "negative_prompt": "blurry", "steps": 40, "seed": None}
+        [scale, negative, steps] = state["controls"]
+        assert (scale["command"], scale["low"], scale["high"]) == ("/guidance", 1.0, 10.0)
+        assert (negative["kind"], negative["command"], negative["clear"]) == ("text", "/negative", "off")
+        assert (steps["command"], steps["step"]) == ("/steps", 1)
+
+        await client.post("/api/send", data=form("/model klein"))
+        await events_until(client, lambda event: "Switched to klein" in event.get("text", ""))
+        state = await (await client.get("/api/state")).json()
+        assert state["settings"] == {"guidance": 1.0, "steps": 4, "seed": None}
+        assert "Base models" in state["controls"][0]["meaning"]
 
 
 async def test_the_history_panel_lists_numbered_steps_with_the_current_one_marked(open_client):

@@ -198,3 +198,32 @@ def test_a_restarted_server_resumes_the_conversation(browser, tmp_path):
         say(page, "add snow")
         expect(wait_results(page, 2)).to_contain_text("“add snow”")
     context.close()
+
+
+def test_the_controls_follow_the_conversation_s_model_family(browser, tmp_path):
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    server = WebServer(tmp_path)
+    server.settings.editor.models = "ip2p=tiny,qwen=qwen-edit:tiny"  # the fake editor stands for both
+    with server:
+        page.goto(server.url)
+        expect(page.locator("#text-guidance")).to_have_value("7.5")
+        say(page, "/model qwen")
+        expect(page.locator("#true-cfg-scale")).to_have_value("4")
+        expect(page.locator("#text-guidance")).to_have_count(0)
+        page.locator("#true-cfg-scale").fill("6")
+        expect(page.locator("#messages li.bot", has_text="true cfg scale 6")).to_be_visible()
+        page.locator("#negative-prompt").fill("blurry")
+        page.locator("#negative-prompt").press("Enter")
+        expect(page.locator("#messages li.bot", has_text="negative prompt blurry")).to_be_visible()
+        shoot(page, "qwen-controls")
+    context.close()
+
+
+def test_before_any_photo_there_is_nothing_to_download(page):
+    expect(page.locator("#no-image")).to_be_visible()
+    expect(page.locator("#download")).to_be_hidden()
+    send_photo(page, SAMPLE, "make it night")
+    wait_results(page, 1)
+    expect(page.locator("#download")).to_be_visible()

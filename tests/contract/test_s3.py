@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import socket
 import uuid
 
 import pytest
+from PIL import Image
+
+from core.images import encode_png, encode_stored
+from core.stored_images import encode_preview
 
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto.server", reason="moto's S3 server (moto[server]) is not installed")
@@ -48,6 +53,16 @@ def test_put_returns_the_sha256_and_get_returns_the_bytes(store):
     assert digest == hashlib.sha256(data).hexdigest()
     assert store.get(digest) == data
     assert store.exists(digest)
+
+
+def test_each_object_is_labelled_with_its_own_format(store, client):
+    picture = Image.new("RGB", (8, 8), "teal")
+    older = io.BytesIO()
+    picture.save(older, format="WEBP", lossless=True)
+    for data, mime in ((encode_stored(picture), "image/jxl"), (encode_preview(picture), "image/jpeg"),
+                       (older.getvalue(), "image/webp"), (encode_png(picture), "image/png")):
+        head = client.head_object(Bucket=store.bucket, Key=store.key_for(store.put(data)))
+        assert head["ContentType"] == mime
 
 
 def test_putting_the_same_bytes_twice_keeps_one_object(store, client):

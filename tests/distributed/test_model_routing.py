@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from bot.distributed.keys import Keys
 from bot.distributed.outage import Outages
-from bot.distributed.serving import served, unserved_line
+from bot.distributed.serving import served, start_serving, unserved_line
 from bot.distributed.upkeep import keep_tidy
 from core.conversation.engine import ConversationEngine
 from tests.support.chat import Chat, images, progress, texts
@@ -101,6 +101,31 @@ async def test_a_job_for_a_model_no_worker_serves_waits_told_once_and_runs_when_
     assert told[told.index(unserved_line("klein")) + 1:][0] in ("Queued: 1 ahead of you", "Starting the edit…")
     [(_, state, worker, _, _)] = cluster.job_rows()
     assert state == "done" and worker.endswith(f":{both.pid}")
+
+
+async def test_a_place_in_the_queue_counts_the_jobs_of_its_own_model_only(cluster):
+    redis = Redis.from_url(cluster.redis_url)
+    # Workers of both models are busy elsewhere: every job waits, and is told its place.
+    await start_serving(redis, Keys(cluster.queue_name), ["ip2p", "klein"], "busy:1")
+    engine = engine_choosing(cluster, {person(3).person: "klein"})
+    await engine.start()
+    try:
+        chats = [Chat(engine, person(n)) for n in (1, 2, 3)]
+        for chat in chats:
+            assert not images(await chat.photo())
+        edits = []
+        for number, chat in enumerate(chats, start=1):  # in order: two ip2p edits, then a klein one
+            edits.append(asyncio.create_task(chat("make it snow")))
+            await until(lambda: len(cluster.job_rows()) == number, what=f"job {number} queued")
+        async with cluster.worker_here(FakeEditor(), batch_size=1, models=("ip2p", "klein")):
+            replies = await asyncio.wait_for(asyncio.gather(*edits), timeout=60)
+    finally:
+        await engine.close()
+        await redis.aclose()
+    places = [[update.text for update in progress(reply) if update.text.startswith("Queued")] for reply in replies]
+    assert places[1][0] == "Queued: 2 ahead of you"  # the first ip2p edit, and the work running
+    assert places[2][0] == "Queued: 1 ahead of you"  # no klein edit before it: the ip2p ones are not its wait
+    assert all(len(images(reply)) == 1 for reply in replies)
 
 
 async def test_a_worker_says_which_models_it_serves_while_it_runs(cluster):

@@ -97,8 +97,12 @@ async def test_a_switch_of_family_keeps_the_tree_and_retry_repeats_the_earlier_f
 async def test_settings_and_their_commands_follow_the_family(chat, history):
     await say(chat, "/model qwen")
     shown = await say(chat, "/settings")
-    assert "True cfg scale: 4 (how strongly to follow the instruction (true CFG); /guidance)" in shown
+    assert "True cfg scale: 4 (how strongly to follow the instruction; /guidance)" in shown
     assert "Negative prompt: none (what the picture should not look like; /negative)" in shown
+    await say(chat, "/model klein")
+    assert ("Guidance: 1 (how strongly to follow the instruction, on the klein Base models only: the distilled 4B "
+            "and 9B ignore it; /guidance)") in await say(chat, "/settings")
+    await say(chat, "/model qwen")
     assert "Model: qwen (qwen-edit; /model)" in shown and "Reference pictures: 0 waiting (/ref)" in shown
     assert "Text guidance" not in shown
 
@@ -258,3 +262,12 @@ async def test_a_translation_corrected_after_a_switch_runs_on_the_model_that_mad
         assert again.params == made.params  # model, family, steps and seed: only the words changed
     finally:
         await engine.close()
+
+
+async def test_a_reference_picture_counts_toward_the_persons_storage(chat, history, image_store):
+    await say(chat, "/model klein")
+    await chat.photo()
+    before = history.stored_bytes(chat.key.person)
+    await reference(chat)
+    [digest] = history.conversation(chat.key).references
+    assert history.stored_bytes(chat.key.person) == before + len(image_store.get(digest))

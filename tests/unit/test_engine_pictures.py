@@ -92,6 +92,19 @@ async def test_variations_render_new_seeds_together(chat, history, editor):
         assert reply.error and "from 1 to 4" in reply.text
 
 
+async def test_an_unpicked_variation_is_labelled_as_it_would_be_once_picked(chat, engine, history):
+    # A grid job a distributed queue re-attaches after a restart delivers each cell as a picture of its own.
+    await chat.photo("make it night")
+    await chat("/undo")
+    await chat("make it dark")
+    [grid] = images(await chat("/variations 2"))
+    _, second = (history.node(button.press.node_id) for button in grid.buttons)
+    shown = await engine._core.show(second, "a cell")
+    assert shown.label == "1c"  # after the night (1) and the dark (1b) edits
+    [picked] = images(await chat.press("pick", second.id))
+    assert picked.label == "1c"
+
+
 async def test_sweep_and_pick_need_something_to_work_on(chat):
     [reply] = await chat("/pick 1")
     assert reply.error and "/sweep" in reply.text

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.conversation.edits import caption
+from core.conversation.captions import caption
 from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey, EditParams, Node
 from core.queue import EditQueue
@@ -77,6 +77,16 @@ def test_captions_say_what_reproduces_a_result_and_nothing_misleading():
     assert "scheduler" not in one_step
     assert "scheduler ddim" in caption(node(EditParams(seed=5, scheduler="ddim"), 2.0))
     assert "· 2.0 s" in caption(node(EditParams(seed=5), 2.0))
+
+
+async def test_a_very_long_instruction_is_shortened_in_captions_and_lists_and_kept_whole_in_info(chat):
+    instruction = "x" * 5000  # one word: a tokenizer may count it as a handful of tokens
+    [result] = images(await chat.photo(instruction))
+    assert len(result.caption) < 500 and "“xxx" in result.caption and "…”" in result.caption
+    listing, _ = await chat("/history")
+    assert len(listing.text) < 300 and "…”" in listing.text
+    [info] = await chat("/info")
+    assert f"“{instruction}”" in info.text
 
 
 async def test_a_caption_names_the_model_when_it_is_not_the_default(history, image_store):

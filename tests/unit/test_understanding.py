@@ -55,6 +55,19 @@ def test_an_empty_or_unchanged_translation_is_held_back_with_the_hint(returned):
         subject.understand("rends la photo enneigée")
 
 
+@pytest.mark.parametrize("returned", ["^^^^^^^^xߤ\ufffd$$\ufffdwwww", "make the photo \ufffd\ufffd", "^^^^ ww $$ %% 12"])
+def test_a_garbled_translation_is_held_back_with_the_hint(returned):
+    # What a model gone astray writes (the tiny random one: symbols and bytes that decode to no character).
+    subject, _ = understanding({"rends la photo enneigée": returned})
+    with pytest.raises(HeldBack, match="could not translate that from French.*/asis"):
+        subject.understand("rends la photo enneigée")
+
+
+def test_a_translation_with_numbers_and_signs_still_goes_through():
+    subject, _ = understanding({"rends-la 50% plus claire": "make it 50% brighter!"})
+    assert subject.understand("rends-la 50% plus claire").english == "make it 50% brighter!"
+
+
 def test_a_translator_that_cannot_load_holds_the_instruction_back_instead_of_failing():
     class Broken:
         def translate(self, text, source_language):

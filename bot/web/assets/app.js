@@ -8,6 +8,7 @@ const previews = new Map();    // cid -> object URL of a photo this page sent, s
 const progressItems = new Map(); // request id -> its progress bubble
 let pendingPhoto = null;
 let head = null;               // the current image, from /api/state
+let shownFamily = null;        // the model family whose settings controls the side panel shows
 
 // ---------------------------------------------------------------- sending
 
@@ -208,11 +209,15 @@ async function refreshState() {
   const state = await response.json();
   head = state.head;
   showCurrent();
-  for (const [id, value] of [["text-guidance", state.settings.text_guidance],
-                             ["image-guidance", state.settings.image_guidance], ["steps", state.settings.steps]]) {
-    const input = document.getElementById(id);
-    if (document.activeElement !== input) input.value = value;
-    showValue(input);
+  if (state.family !== shownFamily) {
+    buildControls(state.controls);
+    shownFamily = state.family;
+  }
+  for (const control of state.controls) {
+    const input = document.getElementById(controlId(control));
+    const value = state.settings[control.name];
+    if (document.activeElement !== input) input.value = control.kind === "text" ? value.trim() : value;
+    if (control.kind !== "text") showValue(input);
   }
   if (document.activeElement !== $("#seed")) $("#seed").value = state.settings.seed ?? "";
   $("#seed-random").checked = state.settings.seed === null;
@@ -231,9 +236,31 @@ function showCurrent() {
 
 function showValue(input) { input.parentElement.querySelector("output").textContent = input.value; }
 
-for (const input of document.querySelectorAll("#settings input[type=range]")) {
-  input.addEventListener("input", () => showValue(input));
-  input.addEventListener("change", () => say(`${input.dataset.command} ${input.value}`));
+const controlId = (control) => control.name.replaceAll("_", "-");  // text_guidance -> #text-guidance
+
+// The controls of the conversation's model family (/api/state): a slider per number, a text box per text setting.
+function buildControls(controls) {
+  const labels = controls.map((control) => {
+    const label = document.createElement("label");
+    label.title = control.meaning;
+    const input = document.createElement("input");
+    input.id = controlId(control);
+    if (control.kind === "text") {
+      input.type = "text";
+      input.placeholder = "none";
+      input.addEventListener("change", () => say(`${control.command} ${input.value.trim() || control.clear}`));
+      label.append(`${control.label} `, input);
+    } else {
+      Object.assign(input, { type: "range", min: control.low, max: control.high, step: control.step });
+      const output = document.createElement("output");
+      output.htmlFor = input.id;
+      input.addEventListener("input", () => showValue(input));
+      input.addEventListener("change", () => say(`${control.command} ${input.value}`));
+      label.append(`${control.label} `, output, input);
+    }
+    return label;
+  });
+  $("#controls").replaceChildren(...labels);
 }
 $("#seed").addEventListener("change", () => {
   const seed = $("#seed").value.trim();
