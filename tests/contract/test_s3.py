@@ -11,8 +11,8 @@ import uuid
 import pytest
 from PIL import Image
 
-from core.images import encode_png, encode_stored
-from core.stored_images import encode_preview
+from core.images import encode_png
+from core.stored_images import encode_preview, encode_stored
 
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto.server", reason="moto's S3 server (moto[server]) is not installed")

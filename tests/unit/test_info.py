@@ -28,7 +28,6 @@ def alice(named_engine) -> Chat:
 
 async def test_info_gives_an_edit_s_full_record(alice, history, image_store):
     await alice.photo()
-    root_id = history.conversation(alice.key).head_id
     await alice("/seed 1234")
     await alice("/steps 7")
     [result] = images(await alice("make it night"))
@@ -50,7 +49,6 @@ async def test_info_gives_an_edit_s_full_record(alice, history, image_store):
 
 async def test_info_on_the_original_photo_and_an_exact_edit(alice, history):
     await alice.photo()
-    root_id = history.conversation(alice.key).head_id
     [reply] = await alice("/info")
     assert "96×64 pixels" in reply.text and "original photo" in reply.text and "Parent: none" in reply.text
     await alice("/rotate 90")
