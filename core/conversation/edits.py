@@ -6,6 +6,7 @@ Blocking calls hop to a thread: repository calls through `in_thread`, image work
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
@@ -318,7 +319,14 @@ class EditCore:
         """An image reply for a node, with the buttons that make sense on it. waiting: where a finished edit's
         person is told while its picture waits for the image store to come back (core.storage_wait)."""
         read = partial(in_image_thread, self.shown, node.image_hash)
-        data = await (read() if waiting is None else patiently(read, waiting))
+        # The picture is encoded in an image thread while the buttons and the label are read in database threads.
+        data, buttons, label = await asyncio.gather(read() if waiting is None else patiently(read, waiting),
+                                                    self._buttons(node), self.label(node.id))
+        if is_model_edit(node) and not node.params.model and self.model not in ("", DEFAULT_MODEL):
+            text += f" · model {self.model}"
+        return ImageReply(data, text, node.id, buttons, label=label)
+
+    async def _buttons(self, node: Node) -> tuple[Button, ...]:
         actions = []
         if node.parent_id is not None:
             actions.append("undo")
@@ -330,10 +338,7 @@ class EditCore:
             actions.append("compare")
         if node.translation is not None and node.parent_id is not None:
             actions.append("meant")  # Fix translation (core/conversation/language.py)
-        buttons = tuple(Button(self.buttons[action].label, Press(action, node.id)) for action in actions)
-        if is_model_edit(node) and not node.params.model and self.model not in ("", DEFAULT_MODEL):
-            text += f" · model {self.model}"
-        return ImageReply(data, text, node.id, buttons, label=await self.label(node.id))
+        return tuple(Button(self.buttons[action].label, Press(action, node.id)) for action in actions)
 
 
 class CommandGroup:
