@@ -126,6 +126,10 @@ class TelegramAdapter:
         """How to send to a conversation unprompted (results of edits re-attached after a restart)."""
         return lambda key: Replier(self, None, quote=False, as_document=False, bot=bot, chat_id=int(key.chat_id))
 
+    async def full_size(self, node_id: int) -> bytes:
+        """A result's stored picture, lossless: what a document carries (Telegram shows photos recompressed)."""
+        return await self._engine.full_size(node_id)
+
     async def publish_menu(self, bot: Bot) -> None:
         """The engine's public commands as Telegram's command menu."""
         menu = [

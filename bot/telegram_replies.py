@@ -177,12 +177,14 @@ class Replier:
                 return
             except BadRequest as error:  # e.g. dimensions Telegram's photo pipeline refuses: a file always goes
                 log.info("photo refused (%s); sending node %s as a document", error, reply.node_id)
+        # A file is the stored picture itself: a result shown as a JPEG preview goes as the lossless PNG.
+        document = await self._adapter.full_size(reply.node_id) if reply.kind == "node" else reply.image
         await self._call(
             "send a document",
             lambda: self._bot.send_document(
                 self._chat_id,
-                reply.image,
-                filename=f"edit-{reply.node_id}{mimetypes.guess_extension(picture_mime(reply.image))}",
+                document,
+                filename=f"edit-{reply.node_id}{mimetypes.guess_extension(picture_mime(document))}",
                 caption=caption,
                 reply_markup=keyboard,
                 reply_parameters=self._reply_to,
