@@ -351,15 +351,16 @@ async def serving(application: Application, settings: Settings) -> AsyncIterator
     async with application:
         await adapter.publish_menu(application.bot)
         await application.start()
-        async with AsyncExitStack() as receiving:
-            if settings.telegram.webhook_url:
-                await receiving.enter_async_context(webhook_server(
-                    application, **webhook_options(settings.telegram), allowed_updates=ALLOWED_UPDATES))
-            else:
-                await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
-                receiving.push_async_callback(application.updater.stop)
-            try:
+        # Stopped however receiving ends, a failed start included: a running Application refuses to shut down, and
+        # that refusal would replace the failure (a webhook port in use) in what the operator is told.
+        try:
+            async with AsyncExitStack() as receiving:
+                if settings.telegram.webhook_url:
+                    await receiving.enter_async_context(webhook_server(
+                        application, **webhook_options(settings.telegram), allowed_updates=ALLOWED_UPDATES))
+                else:
+                    await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+                    receiving.push_async_callback(application.updater.stop)
                 yield adapter.sender(application.bot)
-            finally:
-                await receiving.aclose()
-                await application.stop()
+        finally:
+            await application.stop()

@@ -1,14 +1,19 @@
 """The Telegram adapter against hostile or unusual traffic, end to end through the Bot API emulator (Telemelya,
 tests/support/telegram_harness.py): webhook requests refused before their body is read, files streamed within the upload
-limit, files Telegram will not serve explained, and anonymous senders keyed by the chat they speak as."""
+limit, files Telegram will not serve explained, anonymous senders keyed by the chat they speak as, and a webhook
+port already taken reported as such."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import uuid
 
+import pytest
 from aiohttp import web
+
+from bot.startup_failures import explain
 
 from core.domain import ChatKey
 from tests.support.chat import photo_bytes
@@ -18,6 +23,8 @@ from tests.support.telegram_harness import (
     EmulatorSession,
     Person,
     free_port,
+    make_settings,
+    running_bot,
 )
 
 GROUP_ANONYMOUS_BOT = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
@@ -130,3 +137,16 @@ async def test_channels_posting_in_a_group_each_get_their_own_history(session, h
     heads = [head(first_channel["id"]), head(second_channel["id"]), head(group.chat_id)]
     assert None not in heads and len(set(heads)) == 3
     assert head(CHANNEL_BOT["id"]) is None and head(GROUP_ANONYMOUS_BOT["id"]) is None
+
+
+async def test_a_webhook_port_already_taken_is_what_a_failed_start_reports(emulator, engine):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = make_settings(emulator, webhook_port=port, webhook_url=f"http://127.0.0.1:{port}/telegram/updates")
+        with pytest.raises(OSError) as failure:
+            async with running_bot(settings, engine):
+                pass
+    line, _ = explain(failure.value, database_url="sqlite://", secrets=[settings.telegram.bot_token])
+    assert str(port) in line and "in use" in line
