@@ -1,7 +1,7 @@
 """The Telegram adapter against hostile or unusual traffic, end to end through the Bot API emulator (Telemelya,
 tests/support/telegram_harness.py): webhook requests refused before their body is read, files streamed within the upload
-limit, files Telegram will not serve explained, anonymous senders keyed by the chat they speak as, and a webhook
-port already taken reported as such."""
+limit, files Telegram will not serve explained, anonymous senders keyed by the chat they speak as, a reply to
+someone else's result in a group, and a webhook port already taken reported as such."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from aiohttp import web
 
 from bot.startup_failures import explain
 
+from core.conversation.edits import SOMEONE_ELSES
 from core.domain import ChatKey
 from tests.support.chat import photo_bytes
 from tests.support.telegram_harness import (
+    BOT_ID,
     BOT_USERNAME,
     UPLOAD_LIMIT,
     EmulatorSession,
@@ -137,6 +139,25 @@ async def test_channels_posting_in_a_group_each_get_their_own_history(session, h
     heads = [head(first_channel["id"]), head(second_channel["id"]), head(group.chat_id)]
     assert None not in heads and len(set(heads)) == 3
     assert head(CHANNEL_BOT["id"]) is None and head(GROUP_ANONYMOUS_BOT["id"]) is None
+
+
+async def test_a_reply_to_someone_elses_result_in_a_group_says_whose_it_is_and_changes_nothing(session, history):
+    group = -session.new_id()
+    bob, carol = Person(session, chat_id=group, chat_type="group"), Person(session, chat_id=group, chat_type="group")
+    await bob.send_photo([(photo_bytes(), 96, 64)], caption=f"@{BOT_USERNAME} make it night")
+    result = await session.expect("sendPhoto")
+    bobs_result = {
+        "message_id": result["message_id"], "from": {"id": BOT_ID, "is_bot": True, "first_name": "TestBot"},
+        "chat": {"id": group, "type": "group"}, "date": 0, "caption": result["caption"],
+        "reply_markup": result["reply_markup"],
+    }
+    bobs_head = history.conversation(ChatKey("telegram", str(group), str(bob.user_id))).head_id
+
+    await carol.say("make it pink", reply_to=bobs_result)
+    refusal = await session.expect("sendMessage")
+    assert refusal["text"] == f"⚠️ {SOMEONE_ELSES}"
+    assert history.conversation(ChatKey("telegram", str(group), str(bob.user_id))).head_id == bobs_head
+    assert history.conversation(ChatKey("telegram", str(group), str(carol.user_id))).head_id is None
 
 
 async def test_a_webhook_port_already_taken_is_what_a_failed_start_reports(emulator, engine):
