@@ -92,8 +92,7 @@ def short(node: Node) -> str:
 
 
 DELAYED_LINE = "Storage is not answering right now: your edit goes on by itself once it is back."
-SOMEONE_ELSES = ("That picture belongs to someone else's edits: reply to one of your own results, or send your own "
-                 "photo to start.")
+SOMEONE_ELSES = "That picture belongs to someone else's edits: reply to one of your own, or send your own photo."
 
 
 def progress(job_id: int | str, update: Position | Step | Delayed, what: str = "") -> ProgressReply:
