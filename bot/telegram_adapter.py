@@ -61,7 +61,7 @@ from core.messages import Incoming, Press, TextReply
 log = logging.getLogger(__name__)
 
 PLATFORM = "telegram"
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
 
 # Telegram's own limits (Bot API documentation).
 CLOUD_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile on the cloud Bot API; a self-hosted server allows more
@@ -72,6 +72,7 @@ COMMAND_DESCRIPTION_MAX_CHARS = 256
 NOT_ALLOWED = "Sorry, this bot is private. Ask its owner to add you."
 STALE_BUTTON = "That button no longer works. Send a photo to start again."
 UNSUPPORTED = "I edit pictures: send a photo (or an image file) with a caption saying what to change; /help says more."
+EDITED = "I act on new messages only, not on changes to sent ones: send it again as a new message."
 FAILED = SOMETHING_WENT_WRONG
 
 _COMMAND = re.compile(r"/(?P<name>\w+)(?:@(?P<bot>\w+))?(?P<rest>.*)", re.DOTALL)
@@ -119,6 +120,7 @@ class TelegramAdapter:
             MessageHandler(new_messages & (filters.TEXT | filters.PHOTO | filters.Document.ALL), self.on_message)
         )
         application.add_handler(MessageHandler(new_messages & filters.ChatType.PRIVATE, self.on_unsupported))
+        application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, self.on_edited))
         application.add_handler(CallbackQueryHandler(self.on_press))
         application.add_error_handler(self.on_error)
 
@@ -214,6 +216,15 @@ class TelegramAdapter:
         message = update.effective_message
         if message is not None:
             await Replier(self, message, quote=False, as_document=False).send_text(UNSUPPORTED)
+
+    async def on_edited(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A message of the person's, changed after it was answered: say so rather than stay silent (what it asked
+        was done, or refused, when it arrived). In groups only for messages that were for the bot."""
+        message, user = update.edited_message, update.effective_user
+        if message is None or user is None or not self._allowed(user.id, message.chat.id):
+            return
+        if self._text_for_bot(message, context.bot.id, context.bot.username) is not None:
+            await Replier(self, message, quote=True, as_document=False).send_text(EDITED)
 
     async def on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query

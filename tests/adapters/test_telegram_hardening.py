@@ -1,7 +1,7 @@
 """The Telegram adapter against hostile or unusual traffic, end to end through the Bot API emulator (Telemelya,
 tests/support/telegram_harness.py): webhook requests refused before their body is read, files streamed within the upload
 limit, files Telegram will not serve explained, anonymous senders keyed by the chat they speak as, a reply to
-someone else's result in a group, and a webhook port already taken reported as such."""
+someone else's result in a group, edited messages, and a webhook port already taken reported as such."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from bot.startup_failures import explain
+from bot.telegram_adapter import EDITED
 
 from core.conversation.edits import SOMEONE_ELSES
 from core.domain import ChatKey
@@ -158,6 +159,36 @@ async def test_a_reply_to_someone_elses_result_in_a_group_says_whose_it_is_and_c
     assert refusal["text"] == f"⚠️ {SOMEONE_ELSES}"
     assert history.conversation(ChatKey("telegram", str(group), str(bob.user_id))).head_id == bobs_head
     assert history.conversation(ChatKey("telegram", str(group), str(carol.user_id))).head_id is None
+
+
+async def edit_message(person: Person, text: str) -> None:
+    """The person changes the text of a message they sent earlier: Telegram sends the new version as an update."""
+    chat = {"id": person.chat_id, "type": person.chat_type, **({} if person.chat_type == "private" else {"title": "G"})}
+    await person.session.deliver({"edited_message": {
+        "message_id": person.session.new_id(), "from": {"id": person.user_id, "is_bot": False, "first_name": "T"},
+        "chat": chat, "date": 0, "edit_date": 1, "text": text, "entities": [
+            {"type": "mention", "offset": text.find("@"), "length": len(BOT_USERNAME) + 1}
+        ] if BOT_USERNAME in text else [],
+    }}, person.chat_id)
+
+
+async def test_an_edited_message_is_answered_with_how_to_go_on_and_changes_nothing(session, history):
+    alice = Person(session)
+    await alice.send_photo([(photo_bytes(), 96, 64)], caption="make it night")
+    await session.expect("sendPhoto")
+    head = history.conversation(ChatKey("telegram", str(alice.chat_id), str(alice.user_id))).head_id
+
+    await edit_message(alice, "make it snowy")
+    answer = await session.expect("sendMessage")
+    assert answer["text"] == EDITED
+    assert history.conversation(ChatKey("telegram", str(alice.chat_id), str(alice.user_id))).head_id == head
+
+    bob = Person(session, chat_id=-session.new_id(), chat_type="group")
+    await edit_message(bob, "lunch at noon?")  # chatter in a group, not for the bot
+    await edit_message(bob, f"@{BOT_USERNAME} make it snowy")
+    answer = await session.expect("sendMessage")
+    assert answer["chat_id"] == bob.chat_id and answer["text"] == EDITED
+    assert [call["method"] for call in await session.settle()] == []
 
 
 async def test_a_webhook_port_already_taken_is_what_a_failed_start_reports(emulator, engine):
