@@ -55,6 +55,12 @@ def _keyboard(reply: ImageReply) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup([buttons[i : i + BUTTONS_PER_ROW] for i in range(0, len(buttons), BUTTONS_PER_ROW)])
 
 
+def _file_stem(reply: ImageReply) -> str:
+    """A document's name: the label /history shows and /goto takes (`step-2b`, `compare-2b`), not a database id."""
+    name = reply.label or str(reply.node_id)
+    return f"step-{name}" if reply.kind in ("node", "file") else f"{reply.kind}-{name}"
+
+
 @dataclass
 class _Progress:
     message_id: int
@@ -184,7 +190,7 @@ class Replier:
             lambda: self._bot.send_document(
                 self._chat_id,
                 document,
-                filename=f"edit-{reply.node_id}{mimetypes.guess_extension(picture_mime(document))}",
+                filename=f"{_file_stem(reply)}{mimetypes.guess_extension(picture_mime(document))}",
                 caption=caption,
                 reply_markup=keyboard,
                 reply_parameters=self._reply_to,

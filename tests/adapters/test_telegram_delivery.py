@@ -43,6 +43,7 @@ async def test_the_full_size_button_and_file_send_the_stored_picture_as_a_docume
     await alice.say("/file")
     asked = await session.expect("sendDocument")
     assert await session.download(asked["file_id"]) == stored
+    assert pressed["file_name"] == asked["file_name"] == "step-1.png"  # the label /history shows and /goto takes
 
 
 async def test_a_picture_sent_as_a_file_gets_its_result_back_as_a_lossless_file(session, history, image_store):
@@ -54,7 +55,7 @@ async def test_a_picture_sent_as_a_file_gets_its_result_back_as_a_lossless_file(
     node = history.node(full_size_press(result).node_id)
     returned = await session.download(result["file_id"])
     assert returned == stored_as_png(image_store.get(node.image_hash))
-    assert result["file_name"].endswith(".png") and "make it night" in result["caption"]
+    assert result["file_name"] == "step-1.png" and "make it night" in result["caption"]
 
 
 def _png(image: Image.Image) -> bytes:
