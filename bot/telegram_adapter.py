@@ -72,6 +72,7 @@ COMMAND_DESCRIPTION_MAX_CHARS = 256
 NOT_ALLOWED = "Sorry, this bot is private. Ask its owner to add you."
 STALE_BUTTON = "That button no longer works. Send a photo to start again."
 UNSUPPORTED = "I edit pictures: send a photo (or an image file) with a caption saying what to change; /help says more."
+IN_GROUPS = "In a group, reply to my message (or mention me) with what to change, so I know it is for me."
 EDITED = "I act on new messages only, not on changes to sent ones: send it again as a new message."
 FAILED = SOMETHING_WENT_WRONG
 
@@ -173,8 +174,11 @@ class TelegramAdapter:
             text = text if picture is message else "/ref"
         key = ChatKey(PLATFORM, str(message.chat.id), str(_sender_id(message, user.id)))
         reply_to = None if image is not None else _replied_node(message, context.bot.id)
+        asked = group and image is not None and not text  # "What should I change?": plain group chatter is ignored
         try:
             await self._engine.handle(Incoming(key, text=text or None, image=image, reply_to=reply_to), replier)
+            if asked and not replier.refused:
+                await replier.send_text(IN_GROUPS)
         finally:
             await replier.finish()
 

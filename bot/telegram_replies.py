@@ -97,8 +97,11 @@ class Replier:
         self._query = query
         self._progress: dict[int, _Progress] = {}
         self._gone = False
+        self.refused = False
+        """Whether the engine answered with an error line."""
 
     async def __call__(self, reply: Reply) -> None:
+        self.refused = self.refused or (isinstance(reply, TextReply) and reply.error)
         if self._query is not None:
             query, self._query = self._query, None
             if isinstance(reply, TextReply) and reply.error:

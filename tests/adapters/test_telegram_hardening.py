@@ -1,7 +1,7 @@
 """The Telegram adapter against hostile or unusual traffic, end to end through the Bot API emulator (Telemelya,
 tests/support/telegram_harness.py): webhook requests refused before their body is read, files streamed within the upload
 limit, files Telegram will not serve explained, anonymous senders keyed by the chat they speak as, a reply to
-someone else's result in a group, edited messages, and a webhook port already taken reported as such."""
+someone else's result in a group, a photo with no instruction in a group, edited messages, and a webhook port already taken reported as such."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from bot.startup_failures import explain
-from bot.telegram_adapter import EDITED
+from bot.telegram_adapter import EDITED, IN_GROUPS
 
 from core.conversation.edits import SOMEONE_ELSES
 from core.domain import ChatKey
@@ -159,6 +159,29 @@ async def test_a_reply_to_someone_elses_result_in_a_group_says_whose_it_is_and_c
     assert refusal["text"] == f"⚠️ {SOMEONE_ELSES}"
     assert history.conversation(ChatKey("telegram", str(group), str(bob.user_id))).head_id == bobs_head
     assert history.conversation(ChatKey("telegram", str(group), str(carol.user_id))).head_id is None
+
+
+async def test_a_photo_with_no_instruction_in_a_group_says_how_to_answer_there(session, history):
+    group = -session.new_id()
+    bob = Person(session, chat_id=group, chat_type="group")
+    mention = f"@{BOT_USERNAME}"
+    await bob.send_document(b"not a picture" * 10, "photo.png", "image/png", caption=mention)
+    refusal = await session.expect("sendMessage")
+    assert refusal["text"].startswith("⚠️")
+    await bob.send_photo([(photo_bytes(), 96, 64)], caption=mention)
+    await session.expect("sendMessage", lambda record: "What should I change" in record["text"])
+    how = await session.expect("sendMessage")
+    assert how["text"] == IN_GROUPS
+
+    await bob.say("make it night")  # as the bot cannot tell it from chatter, it stays unanswered
+    await bob.say("make it night", reply_to={
+        "message_id": how["message_id"], "from": {"id": BOT_ID, "is_bot": True, "first_name": "TestBot"},
+        "chat": {"id": group, "type": "group"}, "date": 0, "text": how["text"],
+    })
+    result = await session.expect("sendPhoto")
+    assert result["caption"].startswith("“make it night”")
+    await session.settle()
+    assert [call.get("text") for call in await session.responses()].count(IN_GROUPS) == 1  # not after the refusal
 
 
 async def edit_message(person: Person, text: str) -> None:
