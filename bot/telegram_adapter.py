@@ -223,9 +223,12 @@ class TelegramAdapter:
 
     async def on_edited(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A message of the person's, changed after it was answered: say so rather than stay silent (what it asked
-        was done, or refused, when it arrived). In groups only for messages that were for the bot."""
+        was done, or refused, when it arrived). Only words count (a live location is an edit every few seconds), and
+        in groups only messages that were for the bot."""
         message, user = update.edited_message, update.effective_user
-        if message is None or user is None or not self._allowed(user.id, message.chat.id):
+        if message is None or user is None or not (message.text or message.caption):
+            return
+        if not self._allowed(user.id, message.chat.id):
             return
         if self._text_for_bot(message, context.bot.id, context.bot.username) is not None:
             await Replier(self, message, quote=True, as_document=False).send_text(EDITED)

@@ -184,14 +184,16 @@ async def test_a_photo_with_no_instruction_in_a_group_says_how_to_answer_there(s
     assert [call.get("text") for call in await session.responses()].count(IN_GROUPS) == 1  # not after the refusal
 
 
-async def edit_message(person: Person, text: str) -> None:
-    """The person changes the text of a message they sent earlier: Telegram sends the new version as an update."""
+async def edit_message(person: Person, text: str | None = None, **fields) -> None:
+    """The person changes a message they sent earlier (its text, or e.g. a live location's position): Telegram sends
+    the new version as an update."""
     chat = {"id": person.chat_id, "type": person.chat_type, **({} if person.chat_type == "private" else {"title": "G"})}
+    if text is not None:
+        mentions = [{"type": "mention", "offset": text.find("@"), "length": len(BOT_USERNAME) + 1}]
+        fields.update(text=text, entities=mentions if BOT_USERNAME in text else [])
     await person.session.deliver({"edited_message": {
         "message_id": person.session.new_id(), "from": {"id": person.user_id, "is_bot": False, "first_name": "T"},
-        "chat": chat, "date": 0, "edit_date": 1, "text": text, "entities": [
-            {"type": "mention", "offset": text.find("@"), "length": len(BOT_USERNAME) + 1}
-        ] if BOT_USERNAME in text else [],
+        "chat": chat, "date": 0, "edit_date": 1, **fields,
     }}, person.chat_id)
 
 
@@ -201,11 +203,13 @@ async def test_an_edited_message_is_answered_with_how_to_go_on_and_changes_nothi
     await session.expect("sendPhoto")
     head = history.conversation(ChatKey("telegram", str(alice.chat_id), str(alice.user_id))).head_id
 
+    await edit_message(alice, location={"latitude": 48.85, "longitude": 2.35, "live_period": 900})  # a live location
     await edit_message(alice, "make it snowy")
     answer = await session.expect("sendMessage")
     assert answer["text"] == EDITED
     assert history.conversation(ChatKey("telegram", str(alice.chat_id), str(alice.user_id))).head_id == head
 
+    assert [call["method"] for call in await session.settle()] == []
     bob = Person(session, chat_id=-session.new_id(), chat_type="group")
     await edit_message(bob, "lunch at noon?")  # chatter in a group, not for the bot
     await edit_message(bob, f"@{BOT_USERNAME} make it snowy")
