@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -270,10 +271,18 @@ def bots_command(settings: Settings, args: argparse.Namespace) -> int:
     # The front-end's name lets a restarted process re-attach to its own edits in distributed mode.
     with bot_service(settings, frontend="+".join(platforms), storage=storage) as engine:
         try:
-            asyncio.run(serve_platforms(settings, engine, storage, on_web_started=_announce_page))
-        except KeyboardInterrupt:
+            asyncio.run(_until_terminated(serve_platforms(settings, engine, storage, on_web_started=_announce_page)))
+        except (KeyboardInterrupt, asyncio.CancelledError):
             pass
     return 0
+
+
+async def _until_terminated(serving) -> None:
+    """Run `serving`; SIGTERM (docker stop, systemd) stops it the way Ctrl+C does: the engine closes first, so no
+    new edit starts, the waiting ones are told, and the running one may finish within
+    EDITBOT_SHUTDOWN_GRACE_SECONDS and its result still reaches the person."""
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+    await serving
 
 
 def _announce_page(url: str) -> None:

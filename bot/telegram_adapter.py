@@ -61,7 +61,7 @@ from core.messages import Incoming, Press, TextReply
 log = logging.getLogger(__name__)
 
 PLATFORM = "telegram"
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
 
 # Telegram's own limits (Bot API documentation).
 CLOUD_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile on the cloud Bot API; a self-hosted server allows more
@@ -72,6 +72,8 @@ COMMAND_DESCRIPTION_MAX_CHARS = 256
 NOT_ALLOWED = "Sorry, this bot is private. Ask its owner to add you."
 STALE_BUTTON = "That button no longer works. Send a photo to start again."
 UNSUPPORTED = "I edit pictures: send a photo (or an image file) with a caption saying what to change; /help says more."
+IN_GROUPS = "In a group, reply to my message (or mention me) with what to change, so I know it is for me."
+EDITED = "I act on new messages only, not on changes to sent ones: send it again as a new message."
 FAILED = SOMETHING_WENT_WRONG
 
 _COMMAND = re.compile(r"/(?P<name>\w+)(?:@(?P<bot>\w+))?(?P<rest>.*)", re.DOTALL)
@@ -119,12 +121,17 @@ class TelegramAdapter:
             MessageHandler(new_messages & (filters.TEXT | filters.PHOTO | filters.Document.ALL), self.on_message)
         )
         application.add_handler(MessageHandler(new_messages & filters.ChatType.PRIVATE, self.on_unsupported))
+        application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, self.on_edited))
         application.add_handler(CallbackQueryHandler(self.on_press))
         application.add_error_handler(self.on_error)
 
     def sender(self, bot: Bot) -> Callable[[ChatKey], Replier]:
         """How to send to a conversation unprompted (results of edits re-attached after a restart)."""
         return lambda key: Replier(self, None, quote=False, as_document=False, bot=bot, chat_id=int(key.chat_id))
+
+    async def full_size(self, node_id: int) -> bytes:
+        """A result's stored picture, lossless: what a document carries (Telegram shows photos recompressed)."""
+        return await self._engine.full_size(node_id)
 
     async def publish_menu(self, bot: Bot) -> None:
         """The engine's public commands as Telegram's command menu."""
@@ -167,8 +174,11 @@ class TelegramAdapter:
             text = text if picture is message else "/ref"
         key = ChatKey(PLATFORM, str(message.chat.id), str(_sender_id(message, user.id)))
         reply_to = None if image is not None else _replied_node(message, context.bot.id)
+        asked = group and image is not None and not text  # "What should I change?": plain group chatter is ignored
         try:
             await self._engine.handle(Incoming(key, text=text or None, image=image, reply_to=reply_to), replier)
+            if asked and not replier.refused:
+                await replier.send_text(IN_GROUPS)
         finally:
             await replier.finish()
 
@@ -210,6 +220,18 @@ class TelegramAdapter:
         message = update.effective_message
         if message is not None:
             await Replier(self, message, quote=False, as_document=False).send_text(UNSUPPORTED)
+
+    async def on_edited(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A message of the person's, changed after it was answered: say so rather than stay silent (what it asked
+        was done, or refused, when it arrived). Only words count (a live location is an edit every few seconds), and
+        in groups only messages that were for the bot."""
+        message, user = update.edited_message, update.effective_user
+        if message is None or user is None or not (message.text or message.caption):
+            return
+        if not self._allowed(user.id, message.chat.id):
+            return
+        if self._text_for_bot(message, context.bot.id, context.bot.username) is not None:
+            await Replier(self, message, quote=True, as_document=False).send_text(EDITED)
 
     async def on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -347,15 +369,16 @@ async def serving(application: Application, settings: Settings) -> AsyncIterator
     async with application:
         await adapter.publish_menu(application.bot)
         await application.start()
-        async with AsyncExitStack() as receiving:
-            if settings.telegram.webhook_url:
-                await receiving.enter_async_context(webhook_server(
-                    application, **webhook_options(settings.telegram), allowed_updates=ALLOWED_UPDATES))
-            else:
-                await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
-                receiving.push_async_callback(application.updater.stop)
-            try:
+        # Stopped however receiving ends, a failed start included: a running Application refuses to shut down, and
+        # that refusal would replace the failure (a webhook port in use) in what the operator is told.
+        try:
+            async with AsyncExitStack() as receiving:
+                if settings.telegram.webhook_url:
+                    await receiving.enter_async_context(webhook_server(
+                        application, **webhook_options(settings.telegram), allowed_updates=ALLOWED_UPDATES))
+                else:
+                    await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+                    receiving.push_async_callback(application.updater.stop)
                 yield adapter.sender(application.bot)
-            finally:
-                await receiving.aclose()
-                await application.stop()
+        finally:
+            await application.stop()

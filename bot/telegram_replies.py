@@ -67,6 +67,12 @@ def _keyboard(reply: ImageReply) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup([buttons[i : i + BUTTONS_PER_ROW] for i in range(0, len(buttons), BUTTONS_PER_ROW)])
 
 
+def _file_stem(reply: ImageReply) -> str:
+    """A document's name: the label /history shows and /goto takes (`step-2b`, `compare-2b`), not a database id."""
+    name = reply.label or str(reply.node_id)
+    return f"step-{name}" if reply.kind in ("node", "file") else f"{reply.kind}-{name}"
+
+
 @dataclass
 class _Progress:
     message_id: int
@@ -103,8 +109,11 @@ class Replier:
         self._query = query
         self._progress: dict[int, _Progress] = {}
         self._gone = False
+        self.refused = False
+        """Whether the engine answered with an error line."""
 
     async def __call__(self, reply: Reply) -> None:
+        self.refused = self.refused or (isinstance(reply, TextReply) and reply.error)
         if self._query is not None:
             query, self._query = self._query, None
             if isinstance(reply, TextReply) and reply.error:
@@ -189,12 +198,14 @@ class Replier:
                 return
             except BadRequest as error:  # e.g. dimensions Telegram's photo pipeline refuses: a file always goes
                 log.info("photo refused (%s); sending node %s as a document", error, reply.node_id)
+        # A file is the stored picture itself: a result shown as a JPEG preview goes as the lossless PNG.
+        document = await self._adapter.full_size(reply.node_id) if reply.kind == "node" else reply.image
         await self._call(
             "send a document",
             lambda: self._bot.send_document(
                 self._chat_id,
-                reply.image,
-                filename=f"edit-{reply.node_id}{mimetypes.guess_extension(picture_mime(reply.image))}",
+                document,
+                filename=f"{_file_stem(reply)}{mimetypes.guess_extension(picture_mime(document))}",
                 caption=caption,
                 reply_markup=keyboard,
                 reply_parameters=self._reply_to,

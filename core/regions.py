@@ -7,14 +7,21 @@ blended with, feathered *inwards* only, so that outside the region the result is
 
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter
 
 from core.domain import Region
+from core.errors import ModelUnavailable, UserError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Region", "region_mask", "matches_nothing", "region_alpha", "composite"]
+
+UNAVAILABLE = ("Editing part of the picture is not available right now: nothing was changed. Send the instruction "
+               "without a region, or send /region clear to edit the whole picture.")
 
 INSIDE = 128
 """Mask level (0..255) from which a pixel belongs to the region: CLIPSeg's probability 0.5."""
@@ -84,5 +91,9 @@ def find(segmenter, photo: Image.Image, region: Region) -> tuple[bool, Image.Ima
     nothing either) and the region's mask at the size segmented."""
     small = photo.convert("RGB")
     small.thumbnail((MASK_SIDE, MASK_SIDE), Image.Resampling.BILINEAR)
-    mask = segmenter.mask(small, region.words)
+    try:
+        mask = segmenter.mask(small, region.words)
+    except ModelUnavailable as error:  # the operator's to fix (logged: which setting); the person is told what works
+        log.warning("regions unavailable: %s", error)
+        raise UserError(UNAVAILABLE) from None
     return not matches_nothing(mask), region_mask(mask, region)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from core.errors import ModelUnavailable
+from core.load_retry import LoadRetry
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +108,12 @@ class TransformersTranslator:
     int8: on a CPU, run the linear layers in int8 (dynamic quantization): decoding one token reads every weight of
         the decoder and the vocabulary projection, so a quarter of the bytes is most of the time saved (see
         docs/performance.md, Translation). False: float32.
+    retry: how a failed load is remembered (core/load_retry.py: refused at once for a few minutes).
     """
 
     def __init__(self, source: str = DEFAULT_TRANSLATION_MODEL, *, device: str = "cpu",
                  idle_seconds: float | None = None, offline: bool = False, new_tokens: int | None = None,
-                 int8: bool = True) -> None:
+                 int8: bool = True, retry: LoadRetry | None = None) -> None:
         self.source = source
         self.device = torch.device(device)
         self.int8 = int8 and self.device.type == "cpu"
@@ -119,6 +121,7 @@ class TransformersTranslator:
         self.offline = offline
         self.new_tokens = new_tokens
         self._lock = threading.Lock()
+        self._retry = retry or LoadRetry()
         self._loaded: _Loaded | None = None
         self._idle_timer: threading.Timer | None = None
 
@@ -131,7 +134,7 @@ class TransformersTranslator:
         does not know gives back the text unchanged, which the caller treats as "could not translate"."""
         with self._lock:
             self._cancel_idle_timer()
-            loaded = self._loaded = self._loaded or self._load()
+            loaded = self._loaded = self._loaded or self._retry.load(self._load)
             try:
                 return self._generate(loaded, text, source_language)
             finally:

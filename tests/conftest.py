@@ -52,9 +52,17 @@ def segmenter() -> MaskSegmenter:
 
 
 @pytest.fixture
-async def engine(editor, history, image_store, translator, segmenter):
+def jpeg_previews() -> bool:
+    """Whether results are shown as JPEG previews, as the chat bots show them (bot/bootstrap.py): lossless PNGs
+    unless a test module overrides this fixture."""
+    return False
+
+
+@pytest.fixture
+async def engine(editor, history, image_store, translator, segmenter, jpeg_previews):
     runner = EditRunner(editor, history, image_store, segmenter=segmenter)
-    engine = ConversationEngine(history, image_store, EditQueue(runner), translator=translator, segmenter=segmenter)
+    engine = ConversationEngine(history, image_store, EditQueue(runner), translator=translator, segmenter=segmenter,
+                                jpeg_previews=jpeg_previews)
     await engine.start()
     yield engine
     await engine.close()

@@ -51,6 +51,7 @@ def can_not_find(region: Region) -> str:
 
 
 DELAYED_LINE = "Storage is not answering right now: your edit goes on by itself once it is back."
+SOMEONE_ELSES = "That picture belongs to someone else's edits: reply to one of your own, or send your own photo."
 
 
 def progress(job_id: int | str, update: Position | Step | Delayed, what: str = "") -> ProgressReply:
@@ -104,8 +105,10 @@ class EditCore:
 
     async def own_node(self, conversation: Conversation, node_id: int) -> Node:
         node = await in_thread(self.history.node, node_id)
-        if node is None or node.conversation_id != conversation.id:
+        if node is None:
             raise UserError("I can't find that image in your history any more.")
+        if node.conversation_id != conversation.id:  # e.g. a reply, in a group, to someone else's result
+            raise UserError(SOMEONE_ELSES)
         return node
 
     async def head(self, conversation: Conversation) -> Node:

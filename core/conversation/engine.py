@@ -40,7 +40,7 @@ from core.domain import DEFAULT_MODEL, ChatKey, Conversation, EditParams, NewNod
 from core.editing.registry import ModelRegistry, ModelSpec
 from core.errors import SOMETHING_WENT_WRONG, PictureGone, QueueFull, UserError
 from core.hints import estimate_tokens
-from core.images import load_untrusted
+from core.images import load_untrusted, stored_as_png
 from core.messages import Button, ImageReply, Incoming, Press, Send, TextReply
 from core.metrics import log_conversation
 from core.offload import in_image_thread, in_thread
@@ -172,6 +172,12 @@ class ConversationEngine:
             log.exception("failed to deliver re-attached job %s", queued.id)
 
     # ------------------------------------------------------------------ entry point
+
+    async def full_size(self, node_id: int) -> bytes:
+        """The node's stored picture as a lossless PNG, as /file sends it: for a front-end that answers a file with
+        a file (node_id comes from the engine's own reply). PictureGone when its file is missing."""
+        node = await in_thread(self._core.history.node, node_id)
+        return await in_image_thread(lambda: stored_as_png(self._core.stored(node.image_hash)))
 
     async def handle(self, incoming: Incoming, send: Send) -> None:
         """Answer one message. Never raises for the person's mistakes: they become one-line TextReplies."""

@@ -7,26 +7,30 @@ import threading
 
 from PIL import Image
 
+from core.load_retry import LoadRetry
 from core.ports import Segmenter
 
 DEFAULT_SEGMENTATION_MODEL = "CIDAS/clipseg-rd64-refined"
 
 
 class LazySegmenter:
-    """Loads the segmentation model on the first `mask` call (from any thread, once), like the editor's model."""
+    """Loads the segmentation model on the first `mask` call (from any thread, once), like the editor's model; a
+    failed load is answered from memory for a few minutes (`retry`, core/load_retry.py)."""
 
     def __init__(self, source: str = DEFAULT_SEGMENTATION_MODEL, *, device: str = "auto",
-                 offline: bool = False) -> None:
+                 offline: bool = False, retry: LoadRetry | None = None) -> None:
         self.source = source
         self.device = device
         self.offline = offline
         self._loaded: Segmenter | None = None
         self._lock = threading.Lock()
+        self._retry = retry or LoadRetry()
 
     def mask(self, image: Image.Image, words: str) -> Image.Image:
         with self._lock:
             if self._loaded is None:
                 from core.editing.segmentation import load_segmenter  # torch and transformers: seconds to import
 
-                self._loaded = load_segmenter(self.source, device=self.device, offline=self.offline)
+                self._loaded = self._retry.load(
+                    lambda: load_segmenter(self.source, device=self.device, offline=self.offline))
         return self._loaded.mask(image, words)

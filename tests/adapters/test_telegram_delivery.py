@@ -1,11 +1,13 @@
 """Results on Telegram: a photo inside Telegram's photo limits, and the full-size file as a document on request (the
-Full size button under a result, or /file)."""
+Full size button under a result, or /file) or in answer to a file. The engine shows results as JPEG previews, as the
+bots' engine does."""
 
 from __future__ import annotations
 
 import io
 import os
 
+import pytest
 from PIL import Image
 
 from bot.telegram_photos import PHOTO_MAX_BYTES, fits_as_photo, photo_for
@@ -13,6 +15,11 @@ from core.messages import Press
 from core.stored_images import stored_as_png
 from tests.support.chat import photo_bytes
 from tests.support.telegram_harness import Person
+
+
+@pytest.fixture
+def jpeg_previews() -> bool:
+    return True
 
 
 def full_size_press(record: dict) -> Press:
@@ -36,6 +43,19 @@ async def test_the_full_size_button_and_file_send_the_stored_picture_as_a_docume
     await alice.say("/file")
     asked = await session.expect("sendDocument")
     assert await session.download(asked["file_id"]) == stored
+    assert pressed["file_name"] == asked["file_name"] == "step-1.png"  # the label /history shows and /goto takes
+
+
+async def test_a_picture_sent_as_a_file_gets_its_result_back_as_a_lossless_file(session, history, image_store):
+    """Someone who sends a PNG uncompressed, to keep every pixel, gets the stored result, not the JPEG preview."""
+    alice = Person(session)
+    await alice.send_document(photo_bytes((96, 64)), "photo.png", "image/png", caption="make it night")
+    result = await session.expect("sendDocument")
+
+    node = history.node(full_size_press(result).node_id)
+    returned = await session.download(result["file_id"])
+    assert returned == stored_as_png(image_store.get(node.image_hash))
+    assert result["file_name"] == "step-1.png" and "make it night" in result["caption"]
 
 
 def _png(image: Image.Image) -> bytes:

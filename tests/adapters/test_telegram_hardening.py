@@ -1,23 +1,33 @@
 """The Telegram adapter against hostile or unusual traffic, end to end through the Bot API emulator (Telemelya,
 tests/support/telegram_harness.py): webhook requests refused before their body is read, files streamed within the upload
-limit, files Telegram will not serve explained, and anonymous senders keyed by the chat they speak as."""
+limit, files Telegram will not serve explained, anonymous senders keyed by the chat they speak as, a reply to
+someone else's result in a group, a photo with no instruction in a group, edited messages, and a webhook port already taken reported as such."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import uuid
 
+import pytest
 from aiohttp import web
 
+from bot.startup_failures import explain
+from bot.telegram_adapter import EDITED, IN_GROUPS
+
+from core.conversation.edits import SOMEONE_ELSES
 from core.domain import ChatKey
 from tests.support.chat import photo_bytes
 from tests.support.telegram_harness import (
+    BOT_ID,
     BOT_USERNAME,
     UPLOAD_LIMIT,
     EmulatorSession,
     Person,
     free_port,
+    make_settings,
+    running_bot,
 )
 
 GROUP_ANONYMOUS_BOT = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
@@ -130,3 +140,92 @@ async def test_channels_posting_in_a_group_each_get_their_own_history(session, h
     heads = [head(first_channel["id"]), head(second_channel["id"]), head(group.chat_id)]
     assert None not in heads and len(set(heads)) == 3
     assert head(CHANNEL_BOT["id"]) is None and head(GROUP_ANONYMOUS_BOT["id"]) is None
+
+
+async def test_a_reply_to_someone_elses_result_in_a_group_says_whose_it_is_and_changes_nothing(session, history):
+    group = -session.new_id()
+    bob, carol = Person(session, chat_id=group, chat_type="group"), Person(session, chat_id=group, chat_type="group")
+    await bob.send_photo([(photo_bytes(), 96, 64)], caption=f"@{BOT_USERNAME} make it night")
+    result = await session.expect("sendPhoto")
+    bobs_result = {
+        "message_id": result["message_id"], "from": {"id": BOT_ID, "is_bot": True, "first_name": "TestBot"},
+        "chat": {"id": group, "type": "group"}, "date": 0, "caption": result["caption"],
+        "reply_markup": result["reply_markup"],
+    }
+    bobs_head = history.conversation(ChatKey("telegram", str(group), str(bob.user_id))).head_id
+
+    await carol.say("make it pink", reply_to=bobs_result)
+    refusal = await session.expect("sendMessage")
+    assert refusal["text"] == f"⚠️ {SOMEONE_ELSES}"
+    assert history.conversation(ChatKey("telegram", str(group), str(bob.user_id))).head_id == bobs_head
+    assert history.conversation(ChatKey("telegram", str(group), str(carol.user_id))).head_id is None
+
+
+async def test_a_photo_with_no_instruction_in_a_group_says_how_to_answer_there(session, history):
+    group = -session.new_id()
+    bob = Person(session, chat_id=group, chat_type="group")
+    mention = f"@{BOT_USERNAME}"
+    await bob.send_document(b"not a picture" * 10, "photo.png", "image/png", caption=mention)
+    refusal = await session.expect("sendMessage")
+    assert refusal["text"].startswith("⚠️")
+    await bob.send_photo([(photo_bytes(), 96, 64)], caption=mention)
+    await session.expect("sendMessage", lambda record: "What should I change" in record["text"])
+    how = await session.expect("sendMessage")
+    assert how["text"] == IN_GROUPS
+
+    await bob.say("make it night")  # as the bot cannot tell it from chatter, it stays unanswered
+    await bob.say("make it night", reply_to={
+        "message_id": how["message_id"], "from": {"id": BOT_ID, "is_bot": True, "first_name": "TestBot"},
+        "chat": {"id": group, "type": "group"}, "date": 0, "text": how["text"],
+    })
+    result = await session.expect("sendPhoto")
+    assert result["caption"].startswith("“make it night”")
+    await session.settle()
+    assert [call.get("text") for call in await session.responses()].count(IN_GROUPS) == 1  # not after the refusal
+
+
+async def edit_message(person: Person, text: str | None = None, **fields) -> None:
+    """The person changes a message they sent earlier (its text, or e.g. a live location's position): Telegram sends
+    the new version as an update."""
+    chat = {"id": person.chat_id, "type": person.chat_type, **({} if person.chat_type == "private" else {"title": "G"})}
+    if text is not None:
+        mentions = [{"type": "mention", "offset": text.find("@"), "length": len(BOT_USERNAME) + 1}]
+        fields.update(text=text, entities=mentions if BOT_USERNAME in text else [])
+    await person.session.deliver({"edited_message": {
+        "message_id": person.session.new_id(), "from": {"id": person.user_id, "is_bot": False, "first_name": "T"},
+        "chat": chat, "date": 0, "edit_date": 1, **fields,
+    }}, person.chat_id)
+
+
+async def test_an_edited_message_is_answered_with_how_to_go_on_and_changes_nothing(session, history):
+    alice = Person(session)
+    await alice.send_photo([(photo_bytes(), 96, 64)], caption="make it night")
+    await session.expect("sendPhoto")
+    head = history.conversation(ChatKey("telegram", str(alice.chat_id), str(alice.user_id))).head_id
+
+    await edit_message(alice, location={"latitude": 48.85, "longitude": 2.35, "live_period": 900})  # a live location
+    await edit_message(alice, "make it snowy")
+    answer = await session.expect("sendMessage")
+    assert answer["text"] == EDITED
+    assert history.conversation(ChatKey("telegram", str(alice.chat_id), str(alice.user_id))).head_id == head
+
+    assert [call["method"] for call in await session.settle()] == []
+    bob = Person(session, chat_id=-session.new_id(), chat_type="group")
+    await edit_message(bob, "lunch at noon?")  # chatter in a group, not for the bot
+    await edit_message(bob, f"@{BOT_USERNAME} make it snowy")
+    answer = await session.expect("sendMessage")
+    assert answer["chat_id"] == bob.chat_id and answer["text"] == EDITED
+    assert [call["method"] for call in await session.settle()] == []
+
+
+async def test_a_webhook_port_already_taken_is_what_a_failed_start_reports(emulator, engine):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = make_settings(emulator, webhook_port=port, webhook_url=f"http://127.0.0.1:{port}/telegram/updates")
+        with pytest.raises(OSError) as failure:
+            async with running_bot(settings, engine):
+                pass
+    line, _ = explain(failure.value, database_url="sqlite://", secrets=[settings.telegram.bot_token])
+    assert str(port) in line and "in use" in line

@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 
 from core.conversation.engine import ConversationEngine
+from core.editing.lazy_segmentation import LazySegmenter
 from core.domain import ChatKey, EditJob, EditParams, NewNode, Region
 from core.queue import EditQueue
-from core.regions import split_region
+from core.regions import UNAVAILABLE, split_region
 from core.runner import EditRunner
 from core.stored_images import decode_stored, encode_stored
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
@@ -178,3 +179,21 @@ def test_the_inline_form_reads_only_as_in_and_leaves_other_colons_alone():
     assert split_region("In the sky : make it a sunset") == (Region("the sky"), "make it a sunset")
     assert split_region("except the person: make it snow") == (Region("the person", inverse=True), "make it snow")
     assert split_region("style: watercolour") == (None, "style: watercolour")
+
+
+async def test_a_segmentation_model_that_cannot_be_loaded_is_one_line_for_the_person(history, image_store, tmp_path):
+    """The operator's setting is named in the log, not to a person who cannot change it; nothing is edited."""
+    segmenter = LazySegmenter(str(tmp_path / "missing"), device="cpu", offline=True)
+    runner = EditRunner(StandInEditor(), history, image_store, segmenter=segmenter)
+    engine = ConversationEngine(history, image_store, EditQueue(runner), segmenter=segmenter)
+    await engine.start()
+    try:
+        chat = Chat(engine, ChatKey("test", "chat-1", "alice"))
+        await chat.photo(data=png(photo_like(SIZE)))
+        head = history.conversation(chat.key).head_id
+        for asked in ("/only the sky", "in the sky: make it pink"):
+            [answer] = texts(await chat(asked))
+            assert answer.error and answer.text == UNAVAILABLE
+        assert history.conversation(chat.key).head_id == head
+    finally:
+        await engine.close()

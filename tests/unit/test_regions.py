@@ -8,8 +8,10 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from core import pictures
+from core.editing.lazy_segmentation import LazySegmenter
 from core.editing.segmentation import build_tiny_clipseg, load_segmenter
 from core.errors import ModelUnavailable
+from core.load_retry import LoadRetry
 from core.regions import (
     INSIDE,
     Region,
@@ -91,3 +93,20 @@ def test_a_segmentation_model_that_is_not_there_is_one_clear_line(tmp_path) -> N
         load_segmenter(str(tmp_path / "missing"), device="cpu")
     with pytest.raises(ModelUnavailable, match="EDITBOT_SEGMENTATION_MODEL"):
         load_segmenter("nobody/no-such-clipseg", device="cpu", offline=True)
+
+
+def test_a_segmentation_model_that_could_not_be_had_is_refused_at_once_for_a_while_then_tried_again(tmp_path) -> None:
+    now = [0.0]
+    segmenter = LazySegmenter(str(tmp_path), device="cpu", offline=True,
+                              retry=LoadRetry(retry_after=300, clock=lambda: now[0]))
+    photo = photo_like((60, 40))
+    with pytest.raises(ModelUnavailable, match="EDITBOT_SEGMENTATION_MODEL"):
+        segmenter.mask(photo, "the sky")
+    model, processor = build_tiny_clipseg()
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    now[0] = 299
+    with pytest.raises(ModelUnavailable, match="EDITBOT_SEGMENTATION_MODEL"):  # not loaded again yet
+        segmenter.mask(photo, "the sky")
+    now[0] = 300
+    assert segmenter.mask(photo, "the sky").size == photo.size

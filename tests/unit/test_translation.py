@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from core.errors import ModelUnavailable
+from core.load_retry import LoadRetry
 from core.translation import (
     MAX_NEW_TOKENS,
     TINY,
@@ -130,3 +131,21 @@ def test_a_translation_is_written_with_the_kept_keys_and_values_and_bounded_by_t
     assert seen["options"]["use_cache"] and seen["options"]["num_beams"] == 1
     assert seen["options"]["max_new_tokens"] == new_tokens_bound(len(seen["ids"])) == 2 * len(seen["ids"]) + 8
     assert new_tokens_bound(200) == MAX_NEW_TOKENS
+
+
+def test_a_model_that_could_not_be_had_is_refused_at_once_for_a_while_then_tried_again(tmp_path):
+    """Without the hub each load waits out its retries (about 45 s): people writing meanwhile get the answer at once."""
+    now = [0.0]
+    folder = tmp_path / "model"
+    translator = TransformersTranslator(str(folder), offline=True, new_tokens=FEW,
+                                        retry=LoadRetry(retry_after=300, clock=lambda: now[0]))
+    with pytest.raises(ModelUnavailable, match="EDITBOT_TRANSLATION_MODEL"):
+        translator.translate("fais pleuvoir", "French")
+    model, tokenizer = build_tiny_translation_model()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    now[0] = 299
+    with pytest.raises(ModelUnavailable, match="EDITBOT_TRANSLATION_MODEL"):  # not loaded again yet
+        translator.translate("fais pleuvoir", "French")
+    now[0] = 300
+    assert translator.translate("fais pleuvoir", "French") and translator.loaded
