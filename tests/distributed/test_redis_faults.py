@@ -121,3 +121,25 @@ async def test_a_redis_outage_during_an_edit_keeps_the_finished_work(private_clu
     assert logged.count("lost Redis") == 1, logged
     assert logged.count("Redis back after") == 1, logged
     assert "Traceback" not in logged, logged
+
+
+async def test_workers_carry_on_after_redis_restarted_without_its_data(private_cluster, private_redis, tmp_path):
+    cluster = private_cluster
+    log = tmp_path / "worker.log"
+    cluster.start_worker(step_seconds=0.01, log=log)
+    await until(lambda: cluster.ready_workers() == 1, what="the worker ready")
+    engine = cluster.engine()
+    await engine.start()
+    try:
+        chat = Chat(engine, person(1))
+        assert len(images(await chat.photo("make it snow"))) == 1
+        private_redis.keep_data = False
+        private_redis.restart(down_seconds=0.5)  # the stream and the workers' consumer group are gone
+        replies = await asyncio.wait_for(chat("make it night"), timeout=30)
+    finally:
+        await engine.close()
+    assert len(images(replies)) == 1, texts(replies)
+    assert states(cluster) == [("done", True), ("done", True)]
+    logged = log.read_text()
+    assert "Traceback" not in logged, logged[-3000:]
+
