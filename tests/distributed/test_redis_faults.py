@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("redis")
 pytest.importorskip("taskiq_redis")
 
-from bot.distributed.frontend import QUEUE_UNREACHABLE  # noqa: E402
+from bot.distributed.enqueue import QUEUE_UNREACHABLE  # noqa: E402
 from bot.distributed.jobs import SqlJobRepository  # noqa: E402
 from storage.database import make_engine  # noqa: E402
 from tests.support.chat import Chat, images, progress, texts  # noqa: E402
@@ -143,3 +143,22 @@ async def test_workers_carry_on_after_redis_restarted_without_its_data(private_c
     logged = log.read_text()
     assert "Traceback" not in logged, logged[-3000:]
 
+
+async def test_an_edit_waiting_when_redis_lost_its_data_is_queued_again(private_cluster, private_redis):
+    cluster = private_cluster
+    engine = cluster.engine()
+    await engine.start()
+    try:
+        chat = Chat(engine, person(1))
+        assert not images(await chat.photo())
+        edit = asyncio.create_task(chat("make it snow"))  # no worker yet: it waits in the stream
+        await until(lambda: states(cluster) == [("queued", False)], what="the edit queued")
+        private_redis.keep_data = False
+        private_redis.restart(down_seconds=0.5)  # the stream, with the edit's entry, is gone
+        cluster.start_worker(step_seconds=0.01)
+        replies = await asyncio.wait_for(edit, timeout=40)
+    finally:
+        await engine.close()
+    assert len(images(replies)) == 1, texts(replies)
+    assert states(cluster) == [("done", True)]
+    assert cluster.children_of_roots() == [1]
