@@ -84,6 +84,7 @@ class DistributedQueue(JobQueue):
         self._handles: dict[str, DistributedJob] = {}
         self._recovered: list[DistributedJob] = []
         self._deliver_reattached: Callable[[DistributedJob], None] | None = None
+        self._unserved_since: dict[str, float] = {}  # models the poll found without a worker, since when
         self._background: set[asyncio.Task] = set()
         self._listener: asyncio.Task | None = None
         self._pubsub = None
@@ -325,7 +326,8 @@ class DistributedQueue(JobQueue):
                 await self._cancel_if_orphaned(handle, record)
             else:
                 await self._resolve(handle, record)
-        await tell_unserved(self._redis, self._keys, [handle for handle in followed if not handle.result.done()])
+        await tell_unserved(self._redis, self._keys, [handle for handle in followed if not handle.result.done()],
+                            self._unserved_since)
         return True
 
     async def _adopt_abandoned(self) -> None:
