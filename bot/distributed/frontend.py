@@ -254,6 +254,8 @@ class DistributedQueue(JobQueue):
         if record.worker is None or await self._redis.exists(self._keys.worker(record.worker)):
             return  # queued, or its live worker stops it at its next step
         record = await asyncio.to_thread(self._jobs.fail, handle.id, CANCELLED, CANCELLED_KIND, cancelled=True)
+        if record is not None and record.state == "cancelled":  # no worker runs it now: nobody needs the flag
+            await self._redis.delete(self._keys.cancel(handle.id))
         await self._resolve(handle, record)
 
     # ------------------------------------------------------------------ following jobs

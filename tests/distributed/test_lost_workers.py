@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-pytest.importorskip("redis")
+redis_module = pytest.importorskip("redis")
 pytest.importorskip("taskiq_redis")
 
 from bot.distributed.serving import DEFAULT_MODEL, unserved_line  # noqa: E402
@@ -34,7 +34,7 @@ async def _kill_the_worker(cluster: Cluster) -> None:
     worker.wait()
 
 
-async def test_cancelling_an_edit_whose_worker_was_killed_ends_it_without_a_worker(cluster):
+async def test_cancelling_an_edit_whose_worker_was_killed_ends_it_without_a_worker(cluster, redis_prefix):
     cluster.start_worker(step_seconds=0.2)  # 4 s per edit
     engine = cluster.engine()
     await engine.start()
@@ -50,6 +50,8 @@ async def test_cancelling_an_edit_whose_worker_was_killed_ends_it_without_a_work
     [(_, state, _, _, _)] = cluster.job_rows()
     assert state == "cancelled"
     assert cluster.children_of_roots() == [0]
+    with redis_module.Redis.from_url(cluster.redis_url) as flags:
+        assert not flags.keys(f"{redis_prefix}:cancel:*"), "no worker needs the cancel flag: it is not left behind"
 
 
 async def test_an_edit_whose_only_worker_was_killed_is_told_it_waits_for_one(cluster):
