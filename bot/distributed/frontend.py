@@ -50,7 +50,8 @@ class DistributedQueue(JobQueue):
     table so a restarted process re-attaches to its own jobs; the name is leased in Redis while the process lives
     (bot.distributed.identity): exact_frontend=False takes the next free NAME-2, NAME-3... when it is held, and takes on
     the jobs of those siblings once they stopped. The observer hears how each of its jobs ended, as EditQueue's does
-    (see `observe_outcome`). default_model: the name jobs asking for the default model ("") run on."""
+    (see `observe_outcome`). default_model: the name jobs asking for the default model ("") run on. lease_seconds: how
+    long its name stays held once it stopped renewing it (bot.distributed.identity)."""
 
     def __init__(
         self,
