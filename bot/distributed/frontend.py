@@ -272,6 +272,10 @@ class DistributedQueue(JobQueue):
                     await self._on_message(message)
                 if time.monotonic() - last_poll >= self._poll_seconds:
                     last_poll = time.monotonic()
+                    # The events already here first: a job's row, read next, can be newer than its events (its
+                    # start, the places it moved up), which would otherwise come after its result, and be dropped.
+                    while message := await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0):
+                        await self._on_message(message)
                     if await self._poll():
                         self._outages.fine(DATABASE)
                 if time.monotonic() - last_renewal >= self._lease.lease_seconds / 3:
