@@ -125,10 +125,12 @@ class ConsoleChat:
                 self._print(f"! {text}")
             case TextReply(text=text):
                 self._print(text)
-            case ProgressReply(text=text):
+            case ProgressReply(text=text, notice=notice):
                 if self.output.isatty():
                     self.output.write(f"\r{text:<40}")
                     self.output.flush()
+                elif notice:  # a script or a log reads lines: counters would flood it, a hold-up must not be silent
+                    self._print(text)
             case ImageReply():
                 path = self._write(reply)
                 if reply.kind == "node":

@@ -91,7 +91,9 @@ class ImageReply:
 class ProgressReply:
     """Progress of the job this handle() call started. Adapters edit one message in place per job.
 
-    position: places ahead in the queue (0: running). step/total: denoising progress while running.
+    position: places ahead in the queue (0: running). step/total: denoising progress while running. notice: a line
+    to read, not a counter: the edit is held up (no worker runs, storage is out), so it is shown even where progress
+    cannot be updated in place (the terminal chat writing to a file or a pipe).
     """
 
     job_id: int | str  # the in-process queue numbers jobs; the distributed one uses the job row's id
@@ -99,6 +101,7 @@ class ProgressReply:
     position: int = 0
     step: int = 0
     total: int = 0
+    notice: bool = False
 
 
 Reply = TextReply | ImageReply | ProgressReply

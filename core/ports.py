@@ -310,6 +310,10 @@ class JobQueue(Protocol):
     def recovered(self) -> list[TrackedJob]:
         """Jobs re-attached by start(): submitted before a restart, not yet delivered."""
 
+    def deliver_reattached(self, deliver: Callable[[TrackedJob], None]) -> None:
+        """Hand `deliver` each job re-attached from now on, after start() (a distributed front-end taking on those
+        of one that stopped), to relay to its conversation. The in-process queue re-attaches none."""
+
     @property
     @abstractmethod
     def depth(self) -> int:

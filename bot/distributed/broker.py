@@ -11,10 +11,13 @@ all run).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from taskiq import AckableMessage
 from taskiq_redis import RedisStreamBroker
 
@@ -23,6 +26,8 @@ from bot.distributed.outage import REDIS, Outages
 from bot.distributed.serving import DEFAULT_MODEL
 from bot.distributed.upkeep import ACK_AND_TRIM
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 ACK_GIVE_UP_SECONDS = 30.0
 """How long an acknowledgement is retried while Redis is out; after that the job is delivered again (counted once)."""
 BATCH_WINDOW_SECONDS = 0.03
@@ -52,11 +57,23 @@ class ReclaimingStreamBroker(RedisStreamBroker):
     async def listen(self) -> AsyncIterator[AckableMessage]:
         async with Redis(connection_pool=self.connection_pool) as redis:
             while True:
-                fetched = await self.outages.retry_async(lambda: self._read_one(redis), REDIS)
+                fetched = await self.outages.retry_async(lambda: self._in_group(lambda: self._read_one(redis)), REDIS)
                 for stream, messages in fetched or []:
                     for message_id, fields in messages:
                         if fields:  # None for an entry trimmed from the stream meanwhile
                             yield AckableMessage(data=fields[b"data"], ack=self._patient_ack(message_id, stream))
+
+    async def _in_group(self, read: Callable[[], Awaitable[T]]) -> T:
+        """read(), after making the consumer group again if Redis lost it (restarted without its data): without
+        it every read fails at once, forever. It starts at each stream's beginning, so jobs queued since are read."""
+        try:
+            return await read()
+        except ResponseError as error:
+            if not str(error).startswith("NOGROUP"):
+                raise
+        log.warning("the workers' consumer group was gone from Redis (restarted without its data?): made again")
+        await self._declare_consumer_group()
+        return await read()
 
     async def _read_one(self, redis: Redis) -> list:
         for stream in self.streams:
@@ -183,7 +200,7 @@ class BatchingStreamBroker(ReclaimingStreamBroker):
             while True:
                 await self.deliveries.wait_until_none_held()
                 messages = await self.outages.retry_async(
-                    lambda: self._read(redis_client, self.deliveries.size), REDIS)
+                    lambda: self._in_group(lambda: self._read(redis_client, self.deliveries.size)), REDIS)
                 if not messages:
                     continue
                 self.deliveries.delivered(len(messages))

@@ -17,7 +17,7 @@ class DistributedJob(TrackedJob):
     """A job as the front-end follows it while a worker somewhere runs it. timed_from: when (time.monotonic) this
     front-end saw it start, or began following it if it has not seen that: where its edit time is measured from;
     None for a job that ended while this front-end was away. unserved: queued for a model no live worker served
-    (the person was told); its queue position is announced once one does."""
+    (the person was told); its queue position is announced once one does. cancelling: the person cancelled it."""
 
     started: bool = False
     timed_from: float | None = field(default_factory=time.monotonic)
@@ -25,6 +25,7 @@ class DistributedJob(TrackedJob):
     enqueued: asyncio.Task | None = None
     last_step: int = 0
     unserved: bool = False
+    cancelling: bool = False
 
 
 def observe_outcome(observer: EditObserver, handle: DistributedJob, record: JobRecord) -> None:

@@ -21,42 +21,38 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 from redis.asyncio import Redis
-from taskiq.kicker import AsyncKicker
 
 from bot.distributed.broker import ReclaimingStreamBroker
+from bot.distributed.enqueue import Enqueuer
 from bot.distributed.followed import DistributedJob, observe_outcome
-from bot.distributed.identity import FrontendLease
-from bot.distributed.jobs import JobRecord, JobRepository
-from bot.distributed.keys import CANCEL_FLAG_SECONDS, TASK_NAME, Keys
+from bot.distributed.identity import LEASE_SECONDS, FrontendLease
+from bot.distributed.jobs import CANCELLED, CANCELLED_KIND, JobRecord, JobRepository
+from bot.distributed.keys import CANCEL_FLAG_SECONDS, Keys
+from bot.distributed.notices import announce_positions, tell_unserved
 from bot.distributed.outage import DATABASE, REDIS, Outages, log_unless_outage
-from bot.distributed.serving import DEFAULT_MODEL, routed, served, unserved_line
+from bot.distributed.serving import DEFAULT_MODEL, routed, waiting_jobs
 from core.domain import EditJob, Node
 from core.errors import EDIT_FAILED_ON_OUR_SIDE, EditCancelled, QueueFull, UserError
 from core.metrics import EditObserver, NoObserver
-from core.ports import (
-    Delayed,
-    HistoryRepository,
-    JobQueue,
-    Position,
-    QueueStatus,
-    Step,
-)
+from core.ports import Delayed, HistoryRepository, JobQueue, Position, QueueStatus, Step
 
 log = logging.getLogger(__name__)
 
 GIVE_UP_SECONDS = 20.0
 """How long recording or queueing an edit (or a cancel) is retried while Redis or the database is out."""
-QUEUE_UNREACHABLE = "I can't reach the edit queue right now: please send your edit again in a minute."
 RESTARTING = "I'm restarting: your edit will arrive when I'm back."
 
 
 class DistributedQueue(JobQueue):
     """The JobQueue of a front-end, over Redis and the job table. One per front-end process; `frontend` names it in the job
     table so a restarted process re-attaches to its own jobs; the name is leased in Redis while the process lives
-    (bot.distributed.identity): exact_frontend=False takes the next free NAME-2, NAME-3... when it is held. The observer hears how each of its jobs ended, as
-    EditQueue's does (see `_observe`). default_model: the name jobs asking for the default model ("") run on."""
+    (bot.distributed.identity): exact_frontend=False takes the next free NAME-2, NAME-3... when it is held, and takes on
+    the jobs of those siblings once they stopped. The observer hears how each of its jobs ended, as EditQueue's does
+    (see `observe_outcome`). default_model: the name jobs asking for the default model ("") run on. lease_seconds: how
+    long its name stays held once it stopped renewing it (bot.distributed.identity)."""
 
     def __init__(
         self,
@@ -74,6 +70,7 @@ class DistributedQueue(JobQueue):
         give_up_seconds: float = GIVE_UP_SECONDS,
         exact_frontend: bool = True,
         default_model: str = DEFAULT_MODEL,
+        lease_seconds: int = LEASE_SECONDS,
     ) -> None:
         self._broker = broker
         self._observer = observer or NoObserver()
@@ -81,20 +78,24 @@ class DistributedQueue(JobQueue):
         self._jobs = jobs
         self._history = history
         self._frontend = frontend
-        self._lease = FrontendLease(redis, Keys(queue_name), frontend, exact=exact_frontend)
+        self._lease = FrontendLease(redis, Keys(queue_name), frontend, exact=exact_frontend, lease_seconds=lease_seconds)
         self._keys = Keys(queue_name)
         self._max_per_person = max_waiting_per_person
-        self._max_total = max_waiting_total
         self._poll_seconds = poll_seconds
         self._default_model = default_model  # what a job's model "" means: EDITBOT_MODELS' first
         self._handles: dict[str, DistributedJob] = {}
         self._recovered: list[DistributedJob] = []
+        self._deliver_reattached: Callable[[DistributedJob], None] | None = None
+        self._unserved_since: dict[str, float] = {}  # models the poll found without a worker, since when
         self._background: set[asyncio.Task] = set()
         self._listener: asyncio.Task | None = None
         self._pubsub = None
         self._paused = False
         self._outages = Outages()
         self._give_up_seconds = give_up_seconds
+        self._enqueuer = Enqueuer(broker, redis, jobs, self._keys, self._outages, max_waiting_total=max_waiting_total,
+                                  give_up_seconds=give_up_seconds, settle=lambda handle, error: self._settle(
+                                      handle, exception=error), queued=self._queued)
 
     # ------------------------------------------------------------------ JobQueue
 
@@ -109,18 +110,25 @@ class DistributedQueue(JobQueue):
         # Subscribe before reading the job rows, so a job that ends in between is seen one way or the other.
         await self._pubsub.subscribe(self._keys.events(self._frontend), self._keys.moved)
         self._listener = asyncio.create_task(self._listen(), name="distributed-queue")
-        for record in await asyncio.to_thread(self._jobs.undelivered, self._frontend):
+        self._recovered += await self._reattach(await asyncio.to_thread(self._jobs.undelivered, self._frontend))
+
+    async def _reattach(self, records: list[JobRecord]) -> list[DistributedJob]:
+        """Follow jobs recorded for this front-end's name by a process that stopped (this one's predecessor, or a
+        sibling's whose jobs it took on)."""
+        handles = []
+        for record in records:
             handle = self._track(record.id, record.job)
-            self._recovered.append(handle)
+            handles.append(handle)
             if record.finished:
                 handle.timed_from = None  # it ran unseen: not observed
                 await self._resolve(handle, record)
             elif record.state == "queued":
                 # The process may have died between recording the job and queueing it: queue it (again). A job
                 # delivered twice is claimed once; the other delivery sees it taken and is dropped.
-                handle.enqueued = self._spawn(self._queue_or_give_up(handle, record.created_at.timestamp()))
+                handle.enqueued = self._spawn(self._enqueuer.queue_or_give_up(handle, record.created_at.timestamp()))
             else:
                 self._mark_started(handle)
+        return handles
 
     async def close(self) -> None:
         """Stop following jobs. They carry on in the workers; a restarted front-end delivers their results."""
@@ -177,6 +185,9 @@ class DistributedQueue(JobQueue):
     def busy(self, conversation_id: int) -> bool:
         return any(handle.owner == conversation_id for handle in self._handles.values())
 
+    def deliver_reattached(self, deliver: Callable[[DistributedJob], None]) -> None:
+        self._deliver_reattached = deliver
+
     def recovered(self) -> list[DistributedJob]:
         """The jobs re-attached at start(): submitted before a restart, not yet delivered."""
         return list(self._recovered)
@@ -189,7 +200,7 @@ class DistributedQueue(JobQueue):
         if waiting >= self._max_per_person:
             raise QueueFull("You have too many edits waiting: wait for one to finish, or send /cancel.")
         handle = self._track(uuid.uuid4().hex, job)
-        handle.enqueued = self._spawn(self._create_and_queue(handle))
+        handle.enqueued = self._spawn(self._enqueuer.create_and_queue(handle, self._frontend))
         return handle
 
     def cancel(self, conversation_id: int) -> bool:
@@ -213,60 +224,12 @@ class DistributedQueue(JobQueue):
         task.add_done_callback(self._background.discard)
         return task
 
-    async def _create_and_queue(self, handle: DistributedJob) -> None:
-        """Record the job, then queue it, each retried while the database or Redis is out; an edit that cannot be
-        recorded or queued in GIVE_UP_SECONDS ends with one line to the person, never silence."""
-        try:
-            await self._outages.retry_async(
-                lambda: asyncio.to_thread(self._jobs.create, handle.id, handle.job, self._frontend), DATABASE,
-                give_up_after=self._give_up_seconds)
-        except Exception as error:
-            log_unless_outage(log, error, "could not record job %s", handle.id)
-            self._settle(handle, exception=UserError(QUEUE_UNREACHABLE))
-            return
-        await self._queue_or_give_up(handle, time.time(), new=True)
-
-    async def _queue_or_give_up(self, handle: DistributedJob, since: float, *, new: bool = False) -> None:
-        """Queue a recorded job (a new one only while the queue has room), retried while Redis is out. A job not
-        queued ends here: its row failed and delivered (so no worker runs it later) and the person told."""
-        async def queue() -> bool:
-            if new and await self._redis.zcard(self._keys.waiting) >= self._max_total:
-                return False
-            await self._queue(handle, since)
-            return True
-
-        try:
-            queued = await self._outages.retry_async(queue, REDIS, give_up_after=self._give_up_seconds)
-        except Exception as error:
-            log_unless_outage(log, error, "could not queue job %s", handle.id)
-            await self._end_unqueued(handle, UserError(QUEUE_UNREACHABLE))
-            return
-        if not queued:
-            await self._end_unqueued(handle, QueueFull("I'm very busy right now: please try again in a minute."))
-            return
+    async def _queued(self, handle: DistributedJob) -> None:
         try:  # courtesies, after the job is safely queued: the next move announces positions again
-            model = handle.job.params.model
-            if not handle.unserved and not await served(self._redis, self._keys, model):
-                handle.unserved = True  # told once; positions wait until a worker of its model is there
-                handle.report(Delayed(unserved_line(model)))
+            await tell_unserved(self._redis, self._keys, [handle])
             await self._announce_positions()
         except Exception as error:
             log_unless_outage(log, error, "could not announce positions")
-
-    async def _end_unqueued(self, handle: DistributedJob, error: UserError) -> None:
-        try:
-            await asyncio.to_thread(self._jobs.fail, handle.id, str(error), type(error).__name__)
-            await asyncio.to_thread(self._jobs.mark_delivered, handle.id)
-        except Exception as failure:  # the row stays queued: a restarted front-end queues it again
-            log_unless_outage(log, failure, "could not fail job %s", handle.id)
-        self._settle(handle, exception=error)
-
-    async def _queue(self, handle: DistributedJob, since: float) -> None:
-        model = handle.job.params.model
-        for waiting in (self._keys.waiting, self._keys.waiting_for(model)):  # the queue's room; places in line
-            await self._redis.zadd(waiting, {handle.id: since}, nx=True)
-        stream = self._keys.jobs(model)  # read only by the workers serving its model
-        await AsyncKicker(TASK_NAME, self._broker, {"queue_name": stream}).with_task_id(handle.id).kiq(handle.id)
 
     async def _cancel(self, handle: DistributedJob) -> None:
         if handle.enqueued is not None:
@@ -275,13 +238,27 @@ class DistributedQueue(JobQueue):
             await self._outages.retry_async(  # reaches a running worker
                 lambda: self._redis.set(self._keys.cancel(handle.id), 1, ex=CANCEL_FLAG_SECONDS), REDIS,
                 give_up_after=self._give_up_seconds)
+            handle.cancelling = True
             record = await self._outages.retry_async(lambda: asyncio.to_thread(self._jobs.cancel, handle.id),
                                                      DATABASE, give_up_after=self._give_up_seconds)
             if record is not None and record.finished:
                 await self._resolve(handle, record)
                 await self._announce_positions()
+            elif record is not None:
+                await self._cancel_if_orphaned(handle, record)
         except Exception as error:
             log_unless_outage(log, error, "could not cancel job %s", handle.id)
+
+    async def _cancel_if_orphaned(self, handle: DistributedJob, record: JobRecord) -> None:
+        """End a cancelled job whose worker died (its lease is gone) at once: no worker would see the cancel flag
+        until one took the job over, and the person could send nothing else meanwhile. Should a live worker hold
+        it after all (Redis lost the lease), it stops at its next step, or finds the row cancelled when it records."""
+        if record.worker is None or await self._redis.exists(self._keys.worker(record.worker)):
+            return  # queued, or its live worker stops it at its next step
+        record = await asyncio.to_thread(self._jobs.fail, handle.id, CANCELLED, CANCELLED_KIND, cancelled=True)
+        if record is not None and record.state == "cancelled":  # no worker runs it now: nobody needs the flag
+            await self._redis.delete(self._keys.cancel(handle.id))
+        await self._resolve(handle, record)
 
     # ------------------------------------------------------------------ following jobs
 
@@ -296,11 +273,16 @@ class DistributedQueue(JobQueue):
                     await self._on_message(message)
                 if time.monotonic() - last_poll >= self._poll_seconds:
                     last_poll = time.monotonic()
+                    # The events already here first: a job's row, read next, can be newer than its events (its
+                    # start, the places it moved up), which would otherwise come after its result, and be dropped.
+                    while message := await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0):
+                        await self._on_message(message)
                     if await self._poll():
                         self._outages.fine(DATABASE)
                 if time.monotonic() - last_renewal >= self._lease.lease_seconds / 3:
                     await self._lease.renew()
                     last_renewal = time.monotonic()
+                    await self._adopt_abandoned()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -335,33 +317,41 @@ class DistributedQueue(JobQueue):
         handle.report(Position(0))
 
     async def _poll(self) -> bool:
-        """Resolve the jobs whose rows say they ended; whether any row was read."""
-        read = False
-        for handle in list(self._handles.values()):
-            if handle.enqueued is None or handle.enqueued.done():
-                await self._resolve(handle)
-                read = True
-        return read
+        """Resolve the jobs whose rows say they ended; queue again those Redis lost (restarted without its data);
+        end the cancelled ones whose worker died; tell whoever waits for a model no live worker serves. Whether any
+        row was read."""
+        followed = [handle for handle in self._handles.values() if handle.enqueued is None or handle.enqueued.done()]
+        if not followed:
+            return False
+        # Read before the rows: a worker takes a job in its row before the job leaves the waiting set.
+        waiting = await waiting_jobs(self._redis, self._keys, [handle.id for handle in followed])
+        for handle in followed:
+            record = await asyncio.to_thread(self._jobs.get, handle.id)
+            if record is not None and record.state == "queued" and handle.id not in waiting:
+                log.warning("job %s was gone from Redis (restarted without its data?): queued again", handle.id)
+                handle.enqueued = self._spawn(self._enqueuer.queue_or_give_up(handle, record.created_at.timestamp()))
+            elif record is not None and record.state == "running" and handle.cancelling:
+                await self._cancel_if_orphaned(handle, record)
+            else:
+                await self._resolve(handle, record)
+        await tell_unserved(self._redis, self._keys, [handle for handle in followed if not handle.result.done()],
+                            self._unserved_since)
+        return True
+
+    async def _adopt_abandoned(self) -> None:
+        """Take on the undelivered jobs of sibling names whose front-ends stopped (bot.distributed.identity): a
+        front-end restarted before its predecessor's lease ran out runs as NAME-2, and would never deliver them."""
+        if self._deliver_reattached is None:
+            return  # nobody to deliver them to: left to a front-end that can
+        abandoned = await self._lease.abandoned()
+        records = await asyncio.to_thread(self._jobs.adopt, abandoned, self._frontend) if abandoned else []
+        if records:
+            log.warning("took on %d undelivered jobs of front-ends that stopped", len(records))
+        for handle in await self._reattach(records):
+            self._deliver_reattached(handle)
 
     async def _announce_positions(self) -> None:
-        """Tell each waiting job how many jobs of its model wait in front of it (plus one: the work running ahead of
-        them all); other models' jobs go to other workers, or take turns with it on a worker serving both."""
-        waiting = [handle for handle in self._handles.values() if not handle.started]
-        unserved = {handle.job.params.model for handle in waiting if handle.unserved}
-        came = {model for model in unserved if await served(self._redis, self._keys, model)}  # a worker of it started
-        for handle in waiting:  # their positions mean something now
-            handle.unserved = handle.unserved and handle.job.params.model not in came
-        waiting = [handle for handle in waiting if not handle.unserved]
-        if not waiting:
-            return
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for handle in waiting:
-                pipe.zrank(self._keys.waiting_for(handle.job.params.model), handle.id)
-            ranks = await pipe.execute()
-        for handle, rank in zip(waiting, ranks):
-            if rank is not None and handle.announced != rank + 1 and not handle.started:
-                handle.announced = rank + 1
-                handle.report(Position(rank + 1))
+        await announce_positions(self._redis, self._keys, self._handles.values())
 
     async def _resolve(self, handle: DistributedJob, record: JobRecord | None = None) -> None:
         """If the job row says the job is finished, hand its outcome to the handle and mark it delivered."""

@@ -55,11 +55,11 @@ class FrontendLease:
         self.lease_seconds = lease_seconds
         self._token = secrets.token_hex(8)
         self.name = wanted
+        self._free_since: dict[str, float] = {}  # sibling names seen free, since when (time.monotonic)
 
     async def take(self) -> str:
         if not self.exact:
-            for number in range(1, MOST_SIBLINGS + 1):
-                name = self.wanted if number == 1 else f"{self.wanted}-{number}"
+            for name in self._siblings():
                 if await self._hold(name):
                     return name
             raise UserError(f"Too many front-ends run as {self.wanted}: set EDITBOT_FRONTEND_ID for each.")
@@ -85,6 +85,30 @@ class FrontendLease:
             await self._redis.set(key, self._token, nx=True, ex=self.lease_seconds)
         elif holder.decode() == self._token:
             await self._redis.expire(key, self.lease_seconds)
+
+    async def abandoned(self) -> list[str]:
+        """The sibling names (NAME, NAME-2... but this one's; none for an exact name) seen free for a whole lease by
+        the calls so far (make one each renewal): their front-ends stopped, and a front-end restarted before its
+        predecessor's lease ran out, running as NAME-2, takes on their jobs. Free that long, not merely free: a
+        Redis restarted without its data drops every lease at once, and live front-ends take theirs again within a
+        renewal."""
+        if self.exact:
+            return []
+        names = [name for name in self._siblings() if name != self.name]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.exists(self._keys.frontend(name))
+            held = await pipe.execute()
+        now = time.monotonic()
+        for name, taken in zip(names, held):
+            if taken:
+                self._free_since.pop(name, None)
+            else:
+                self._free_since.setdefault(name, now)
+        return [name for name in names if now - self._free_since.get(name, now) >= self.lease_seconds]
+
+    def _siblings(self) -> list[str]:
+        return [self.wanted if number == 1 else f"{self.wanted}-{number}" for number in range(1, MOST_SIBLINGS + 1)]
 
     async def release(self) -> None:
         """Free the name at a clean stop; with Redis out, the lease runs out by itself."""

@@ -16,8 +16,8 @@ from typing import Literal, Protocol
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.errors import EditCancelled
 from core.domain import EditJob, EditParams, NewNode, Node, Region, Rendered
+from core.errors import EditCancelled
 from storage.database import read_only
 from storage.models import JobRow, NodeRow
 from storage.repository import insert_node
@@ -92,6 +92,10 @@ class JobRepository(Protocol):
 
     def undelivered(self, frontend: str) -> list[JobRecord]:
         """The front-end's jobs whose outcome it has not delivered yet, oldest first: re-attached on restart."""
+
+    def adopt(self, frontends: Sequence[str], to: str) -> list[JobRecord]:
+        """Move the undelivered jobs of `frontends` (which stopped) to the front-end `to`; the rows moved, oldest
+        first, as `to` now has them."""
 
 
 class SqlJobRepository:
@@ -206,6 +210,19 @@ class SqlJobRepository:
         )
         with self._reads.begin() as session:
             return [_to_record(row) for row in session.scalars(query)]
+
+    def adopt(self, frontends: Sequence[str], to: str) -> list[JobRecord]:
+        query = (
+            select(JobRow)
+            .where(JobRow.frontend.in_(frontends), JobRow.delivered.is_(False))
+            .order_by(JobRow.created_at, JobRow.id)
+            .with_for_update()
+        )
+        with self._writes.begin() as session:
+            rows = list(session.scalars(query))
+            for row in rows:
+                row.frontend = to
+            return [_to_record(row) for row in rows]
 
 
 CANCELLED = "Edit cancelled."

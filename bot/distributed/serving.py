@@ -51,6 +51,15 @@ async def served(redis: Redis, keys: Keys, model: str) -> bool:
     return await redis.zcount(keys.serving(model), now, "+inf") > 0
 
 
+async def waiting_jobs(redis: Redis, keys: Keys, job_ids: Sequence[str]) -> set[str]:
+    """Those of `job_ids` in the waiting set (queued and not started)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.zscore(keys.waiting, job_id)
+        scores = await pipe.execute()
+    return {job_id for job_id, score in zip(job_ids, scores) if score is not None}
+
+
 async def start_serving(redis: Redis, keys: Keys, models: Sequence[str], worker: str) -> None:
     """Say that `worker` serves `models` (for PRESENCE_SECONDS), and drop the presence of workers gone meanwhile.
     A worker says it once before it reads its first job, so front-ends never see a job of a model start unserved."""

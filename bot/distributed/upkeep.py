@@ -22,7 +22,7 @@ import logging
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from bot.distributed.keys import Keys
 from bot.distributed.outage import REDIS, Outages
@@ -69,6 +69,7 @@ end
 
 ACK_AND_TRIM = _TRIM_DONE + """
 local acknowledged = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then return acknowledged end  -- Redis lost it (restarted without its data)
 if #redis.call('XINFO', 'GROUPS', KEYS[1]) == 1 then
     redis.call('XDEL', KEYS[1], ARGV[2])
 end
@@ -107,8 +108,13 @@ async def tidy_stream(redis: Redis, queue_name: str, stream: str, group: str, *,
     keep_consumer: the caller's own consumer, never touched."""
     if not await redis.exists(stream):
         return 0, 0, 0
-    trimmed, released, removed = await redis.eval(
-        _TIDY, 1, stream, group, Keys(queue_name).worker(""), redeliver_ms, keep_consumer)
+    try:
+        trimmed, released, removed = await redis.eval(
+            _TIDY, 1, stream, group, Keys(queue_name).worker(""), redeliver_ms, keep_consumer)
+    except ResponseError as error:
+        if str(error).startswith("NOGROUP"):  # Redis lost it (restarted without its data): the reader makes it again
+            return 0, 0, 0
+        raise
     return trimmed, released, removed
 
 

@@ -57,7 +57,7 @@ SOMEONE_ELSES = "That picture belongs to someone else's edits: reply to one of y
 def progress(job_id: int | str, update: Position | Step | Delayed, what: str = "") -> ProgressReply:
     """what: what runs, when it is more than one edit (e.g. "9 cells together")."""
     if isinstance(update, Delayed):
-        return ProgressReply(job_id, update.why or DELAYED_LINE)
+        return ProgressReply(job_id, update.why or DELAYED_LINE, notice=True)
     if isinstance(update, Step):
         doing = f"Editing {what}" if what else "Editing"
         return ProgressReply(job_id, f"{doing}: step {update.done}/{update.total}", 0, update.done, update.total)

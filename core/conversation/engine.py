@@ -130,9 +130,13 @@ class ConversationEngine:
                 await self._offer_interrupted(conversation, parent_id, instruction, send_to(conversation.key))
         if send_to is not None:
             for queued in self._core.queue.recovered():
-                task = asyncio.create_task(self._deliver_recovered(queued, send_to))
-                self._deliveries.add(task)
-                task.add_done_callback(self._deliveries.discard)
+                self._deliver_later(queued, send_to)
+            self._core.queue.deliver_reattached(lambda queued: self._deliver_later(queued, send_to))
+
+    def _deliver_later(self, queued: TrackedJob, send_to: Callable[[ChatKey], Send]) -> None:
+        task = asyncio.create_task(self._deliver_recovered(queued, send_to))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
 
     async def close(self) -> None:
         for task in list(self._deliveries):

@@ -6,6 +6,8 @@ import io
 from pathlib import Path
 
 from bot.console_adapter import ConsoleChat, run_console
+from core.conversation.edits import DELAYED_LINE, progress
+from core.ports import Delayed, Position, Step
 from core.domain import ChatKey
 from tests.support.chat import photo_bytes
 
@@ -57,6 +59,14 @@ async def test_mistakes_get_one_line(engine, tmp_path):
         "! Usage: /open PATH [instruction]",
         "! Send me a photo first.",
     ]
+
+
+async def test_written_to_a_file_it_shows_why_an_edit_is_held_up_but_no_counters(engine, tmp_path):
+    chat, output = console(engine, tmp_path)
+    no_worker = "No worker is running right now; your edit will run when one starts."  # distributed mode's
+    for update in [Position(2), Delayed(no_worker), Step(3, 20), Position(0), Delayed()]:
+        await chat.render(progress("job-1", update))
+    assert output.getvalue().splitlines() == [no_worker, DELAYED_LINE]
 
 
 async def test_a_script_drives_it_through_standard_input(engine, history, tmp_path):

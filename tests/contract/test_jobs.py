@@ -199,6 +199,18 @@ def test_undelivered_lists_a_frontends_jobs_until_marked_delivered(jobs, job):
     assert [record.id for record in jobs.undelivered("discord")] == ["d1"]
 
 
+def test_adopt_moves_the_undelivered_jobs_of_stopped_frontends(jobs, job):
+    for job_id, frontend in [("a1", "web"), ("b1", "web-2"), ("a2", "web"), ("c1", "web-3"), ("a3", "web")]:
+        jobs.create(job_id, job, frontend)
+        time.sleep(0.002)
+    jobs.mark_delivered("a2")
+    moved = jobs.adopt(["web", "web-3"], "web-2")
+    assert [(record.id, record.frontend) for record in moved] == [("a1", "web-2"), ("c1", "web-2"), ("a3", "web-2")]
+    assert [record.id for record in jobs.undelivered("web-2")] == ["a1", "b1", "c1", "a3"]
+    assert jobs.undelivered("web") == [] and jobs.get("a2").frontend == "web"  # delivered: left where it was
+    assert jobs.adopt(["web"], "web-2") == []
+
+
 def _migrate(connection, revision: str) -> None:
     from alembic import command
 

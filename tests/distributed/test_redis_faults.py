@@ -15,10 +15,12 @@ import pytest
 pytest.importorskip("redis")
 pytest.importorskip("taskiq_redis")
 
-from bot.distributed.frontend import QUEUE_UNREACHABLE  # noqa: E402
+from bot.distributed.enqueue import QUEUE_UNREACHABLE  # noqa: E402
 from bot.distributed.jobs import SqlJobRepository  # noqa: E402
+from bot.distributed.serving import DEFAULT_MODEL, unserved_line  # noqa: E402
+from core.messages import Incoming  # noqa: E402
 from storage.database import make_engine  # noqa: E402
-from tests.support.chat import Chat, images, progress, texts  # noqa: E402
+from tests.support.chat import Chat, images, photo_bytes, progress, texts  # noqa: E402
 from tests.support.cluster import Cluster, person, until  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -121,3 +123,67 @@ async def test_a_redis_outage_during_an_edit_keeps_the_finished_work(private_clu
     assert logged.count("lost Redis") == 1, logged
     assert logged.count("Redis back after") == 1, logged
     assert "Traceback" not in logged, logged
+
+
+async def test_workers_carry_on_after_redis_restarted_without_its_data(private_cluster, private_redis, tmp_path):
+    cluster = private_cluster
+    log = tmp_path / "worker.log"
+    cluster.start_worker(step_seconds=0.01, log=log)
+    await until(lambda: cluster.ready_workers() == 1, what="the worker ready")
+    engine = cluster.engine()
+    await engine.start()
+    try:
+        chat = Chat(engine, person(1))
+        assert len(images(await chat.photo("make it snow"))) == 1
+        private_redis.keep_data = False
+        private_redis.restart(down_seconds=0.5)  # the stream and the workers' consumer group are gone
+        replies = await asyncio.wait_for(chat("make it night"), timeout=30)
+    finally:
+        await engine.close()
+    assert len(images(replies)) == 1, texts(replies)
+    assert states(cluster) == [("done", True), ("done", True)]
+    logged = log.read_text()
+    assert "Traceback" not in logged, logged[-3000:]
+
+
+async def test_an_edit_waiting_when_redis_lost_its_data_is_queued_again(private_cluster, private_redis):
+    cluster = private_cluster
+    engine = cluster.engine()
+    await engine.start()
+    try:
+        chat = Chat(engine, person(1))
+        assert not images(await chat.photo())
+        edit = asyncio.create_task(chat("make it snow"))  # no worker yet: it waits in the stream
+        await until(lambda: states(cluster) == [("queued", False)], what="the edit queued")
+        private_redis.keep_data = False
+        private_redis.restart(down_seconds=0.5)  # the stream, with the edit's entry, is gone
+        cluster.start_worker(step_seconds=0.01)
+        replies = await asyncio.wait_for(edit, timeout=40)
+    finally:
+        await engine.close()
+    assert len(images(replies)) == 1, texts(replies)
+    assert states(cluster) == [("done", True)]
+    assert cluster.children_of_roots() == [1]
+
+
+async def test_a_redis_restarted_without_its_data_is_not_told_as_no_worker_running(private_cluster, private_redis):
+    cluster = private_cluster
+    cluster.start_worker(step_seconds=0.4)  # 8 s per edit: the restart, and the workers' next beat, fall within
+    await until(lambda: cluster.ready_workers() == 1, what="the worker ready")
+    engine = cluster.engine()
+    await engine.start()
+    replies = []
+
+    async def send(reply) -> None:
+        replies.append(reply)
+
+    try:
+        edit = asyncio.create_task(engine.handle(Incoming(person(1), text="make it snow", image=photo_bytes()), send))
+        await until(lambda: [state for state, _ in states(cluster)] == ["running"], what="the edit running")
+        private_redis.keep_data = False
+        private_redis.restart()  # every worker's presence is gone until its next beat
+        await asyncio.wait_for(edit, timeout=40)
+    finally:
+        await engine.close()
+    assert len(images(replies)) == 1, texts(replies)
+    assert unserved_line(DEFAULT_MODEL) not in [update.text for update in progress(replies)]

@@ -163,3 +163,10 @@ class InMemoryJobRepository:
     def undelivered(self, frontend: str) -> list[JobRecord]:
         with self._lock:
             return [record for record in self._jobs.values() if record.frontend == frontend and not record.delivered]
+
+    def adopt(self, frontends, to: str) -> list[JobRecord]:
+        with self._lock:
+            moved = [replace(record, frontend=to) for record in self._jobs.values()
+                     if record.frontend in frontends and not record.delivered]
+            self._jobs.update((record.id, record) for record in moved)
+            return moved
