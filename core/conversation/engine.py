@@ -40,11 +40,12 @@ from core.domain import DEFAULT_MODEL, ChatKey, Conversation, EditParams, NewNod
 from core.editing.registry import ModelRegistry, ModelSpec
 from core.errors import SOMETHING_WENT_WRONG, PictureGone, QueueFull, UserError
 from core.hints import estimate_tokens
-from core.images import load_untrusted, stored_as_png
+from core.images import load_untrusted
 from core.messages import Button, ImageReply, Incoming, Press, Send, TextReply
 from core.metrics import log_conversation
 from core.offload import in_image_thread, in_thread
 from core.ports import HistoryRepository, ImageStore, JobQueue, Segmenter, TrackedJob, Translator
+from core.stored_images import stored_as_png
 from core.understanding import Understanding
 
 log = logging.getLogger(__name__)
