@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from core.domain import ChatKey, Conversation, EditParams, NewNode, Node, Region
-from storage.database import read_only
+from storage.database import bookkeeping, read_only
 from storage.models import ConversationRow, NodeRow, PictureRow
 from storage.retention import expired_nodes
 from storage.rows import as_utc, node_from_row, region_columns, write_params
@@ -58,6 +58,7 @@ class SqlHistoryRepository:
     def __init__(self, engine: Engine) -> None:
         self._writes = sessionmaker(engine, expire_on_commit=False)
         self._reads = sessionmaker(read_only(engine), expire_on_commit=False)
+        self._bookkeeping = sessionmaker(bookkeeping(engine), expire_on_commit=False)  # touch and the noted edit
 
     def conversation(self, key: ChatKey) -> Conversation:
         """The conversation of this person in this chat, created on first use with default settings."""
@@ -133,7 +134,7 @@ class SqlHistoryRepository:
     def touch(self, node_id: int) -> bool:
         """Count the node as used now; False if there is no such node. Under the conversation's lock, so a purge
         running meanwhile either sees the use or has already deleted the node."""
-        with self._writes.begin() as session:
+        with self._bookkeeping.begin() as session:
             found = session.get(NodeRow, node_id)
             if found is None:
                 return False
@@ -197,14 +198,14 @@ class SqlHistoryRepository:
 
     def note_edit(self, conversation_id: int, parent_id: int, instruction: str) -> None:
         """Keep the conversation's edit while it waits or runs in this process (replacing any earlier one)."""
-        with self._writes.begin() as session:
+        with self._bookkeeping.begin() as session:
             conversation = _lock_conversation(session, conversation_id)
             _own_node(session, conversation_id, parent_id, "parent")
             conversation.pending_parent_id, conversation.pending_instruction = parent_id, instruction
 
     def forget_edit(self, conversation_id: int) -> None:
         """The conversation's edit ended: nothing to offer again."""
-        with self._writes.begin() as session:
+        with self._bookkeeping.begin() as session:
             conversation = _lock_conversation(session, conversation_id)
             conversation.pending_parent_id = conversation.pending_instruction = None
 

@@ -509,6 +509,18 @@ def test_migrations_build_exactly_the_models_schema(database, tmp_path, request)
             if database == "sqlite":
                 assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
                 assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-                assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+                assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_bookkeeping_writes_skip_the_fsync_and_every_other_write_waits_for_it(tmp_path):
+    from storage.database import bookkeeping
+
+    engine = make_engine(_sqlite_url(tmp_path))
+    try:
+        for which, expected in ((engine, 2), (bookkeeping(engine), 1), (engine, 2)):  # FULL, NORMAL, FULL again
+            with which.begin() as connection:
+                assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == expected
     finally:
         engine.dispose()
