@@ -21,6 +21,7 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -64,8 +65,17 @@ class PhaseClock:
         self.cpu_edits: dict[str, list[dict[str, float]]] = defaultdict(list)
         self._kind = "photo"
         self.peak_mib: dict[str, float] = defaultdict(float)
-        self._open: list[list] = []  # [name, peak MiB] of the phases running now, outermost first
+        # Phases run on several threads at once (a reply reads its picture and its database rows together): each
+        # thread has its own open phases, [name, peak MiB] outermost first, and the sums are added under a lock.
+        self._threads = threading.local()
+        self._lock = threading.Lock()
         self.recording = False
+
+    @property
+    def _open(self) -> list[list]:
+        if not hasattr(self._threads, "open"):
+            self._threads.open = []
+        return self._threads.open
 
     def new_edit(self, kind: str) -> None:
         self._kind = kind
@@ -91,11 +101,13 @@ class PhaseClock:
         try:
             yield
         finally:
-            self.edits[self._kind][-1][name] += (time.perf_counter() - started) * 1000
-            self.cpu_edits[self._kind][-1][name] += (time.thread_time() - cpu_started) * 1000
+            wall, cpu = (time.perf_counter() - started) * 1000, (time.thread_time() - cpu_started) * 1000
             self._fold(peak_memory_mib(self.device))
-            self._open = [other for other in self._open if other is not entry]
-            self.peak_mib[name] = max(self.peak_mib[name], entry[1])
+            self._open.remove(entry)
+            with self._lock:
+                self.edits[self._kind][-1][name] += wall
+                self.cpu_edits[self._kind][-1][name] += cpu
+                self.peak_mib[name] = max(self.peak_mib[name], entry[1])
 
     def _fold(self, reading: float) -> None:
         for entry in self._open:

@@ -7,6 +7,7 @@ node is recorded in one transaction, so a crash or a cancel at any point leaves 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -142,7 +143,8 @@ class EditRunner:
             if size != picture.size:  # transfer's own name: `editbot bench --pipeline` times the runner's calls
                 self.pictures.put(working_key(digest, size), transfer.shrink_for(editor, picture))
 
-        _BACKGROUND.submit(shrink)
+        with contextlib.suppress(RuntimeError):  # the process is exiting: the next edit shrinks for itself
+            _BACKGROUND.submit(shrink)
 
     def _store(self, editor: Editor, region: Region | None, photo: Image.Image, small: Image.Image,
                results: Sequence[EditResult], source: str | None) -> list[Rendered]:

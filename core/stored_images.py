@@ -1,11 +1,12 @@
-"""What the image store keeps for an uploaded photo, and the picture a chat shows for a result.
+"""What the image store keeps (an uploaded photo, an edit) and how it is read back, and the picture a chat shows
+for a result.
 
 An uploaded JPEG is kept as its own bytes with every metadata segment cut out (EXIF and its GPS position, XMP,
 IPTC, ICC profiles, comments, embedded thumbnails, the extra pictures of an MPO), not re-encoded: the root of a
 tree costs about what its upload did instead of the ~4x of a lossless re-encode. That is done only when those bytes
 decode to exactly the pixels intake produced: a photo that had to be turned upright (EXIF orientation), converted
 from its colour profile or brought down to EDITBOT_MAX_OUTPUT_SIDE is stored like every edit, as lossless JPEG XL
-(core.images.encode_stored). Either way the stored bytes decode to the same pixels, and carry no metadata.
+(`encode_stored`). Either way the stored bytes decode to the same pixels, and carry no metadata.
 
 A result is shown as a JPEG (`encode_preview`): Telegram recompresses photos anyway and Discord caps uploads; the
 lossless file stays one /file away. On a 1280x960 photo a JPEG takes 4 ms where PNG took ~90 ms (`editbot bench
@@ -32,7 +33,7 @@ _APP_MARKERS = range(0xE0, 0xF0)
 _JFIF_FIELDS = 5 + 2 + 1 + 4 + 2
 
 
-# Stored edits: lossless JPEG XL, fastest effort (uploads: core/stored_images.py). 1280x960 photo, CPU ms of one
+# Stored edits: lossless JPEG XL, fastest effort (uploads: stored_upload below). 1280x960 photo, CPU ms of one
 # thread: it encodes in 4 (1.48 MB) and decodes in 29; lossless WebP method 0, stored before, took 31 (1.44 MB) and 18.
 # Each edit encodes once while its person waits and decodes only on a miss of core/picture_cache.py.
 _JPEG_XL_SIGNATURES = (b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")
@@ -40,7 +41,7 @@ _JPEG_XL_SIGNATURES = (b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")
 
 def encode_stored(image: Image.Image) -> bytes:
     """How the image store keeps pictures: lossless JPEG XL of the RGB pixels, no metadata (no EXIF/GPS, no ICC);
-    one thread, the other cores being the reply's (core/runner.py encodes its JPEG meanwhile)."""
+    one thread, leaving the other cores to other people's edits."""
     return imagecodecs.jpegxl_encode(np.asarray(image.convert("RGB")), lossless=True, effort=1, numthreads=1)
 
 
@@ -85,6 +86,8 @@ def stored_size(data: bytes) -> tuple[int, int]:
     """Width and height of stored bytes, from their header only."""
     if data.startswith(b"\xff\x0a"):
         return _jpeg_xl_size(data)
+    if data.startswith(_JPEG_XL_SIGNATURES):  # the container form: libjxl writes it only past 262,144 px a side
+        return decode_stored(data).size
     with Image.open(io.BytesIO(data)) as header:
         return header.size
 

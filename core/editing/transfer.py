@@ -60,7 +60,8 @@ MARGIN = 3
 HALF_SIZE_FROM = 4
 """From this ratio of full to working size the change is upsampled to half size, then doubled (_upsample_change)."""
 _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transfer")
-"""Runs the independent half of a transfer on a second core (numpy and Pillow let go of the GIL in their loops)."""
+"""Runs the independent half of a transfer on a second core (numpy and Pillow let go of the GIL in their loops).
+A task of its own must never call transfer: its one worker would wait for itself."""
 
 
 def shrink_for(editor: Editor, photo: Image.Image) -> Image.Image:

@@ -156,3 +156,14 @@ def test_the_storage_bench_reports_each_node_of_a_tree() -> None:
     for name in ("whole-picture edit", "regional edit"):
         assert figures[name]["bytes"] == figures[name]["codecs"]["JPEG XL effort 1 (stored)"]["bytes"]
         assert list(figures[name]["codecs"]) == list(CODECS)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 1), (7, 1), (8, 8), (16, 8), (248, 256), (257, 264), (513, 1),
+                                  (1200, 1000), (1280, 960), (1500, 1000), (1920, 1080), (1250, 1000), (2000, 1000),
+                                  (4032, 3024), (3024, 4032), (20000, 2500), (2500, 20000)])
+def test_the_size_of_a_stored_picture_is_read_from_its_header(size) -> None:
+    from core.stored_images import stored_size
+
+    picture = Image.new("RGB", size, (10, 20, 30))
+    assert stored_size(encode_stored(picture)) == size
+    assert stored_size(encode_png(picture)) == size
