@@ -27,6 +27,7 @@ from bot.telegram_replies import Replier, split_text
 from core.config import Settings, StorageSettings, TelegramSettings
 from core.domain import ChatKey
 from core.messages import Press, TextReply
+from core.stored_images import decode_stored
 from tests.support.chat import photo_bytes
 from tests.support.fakes import FakeEditor
 from tests.support.telegram_harness import (
@@ -216,8 +217,8 @@ async def test_image_sent_as_a_file_stays_lossless_and_comes_back_as_a_file(sess
     result = await session.expect("sendDocument")
 
     node = history.node(next(iter(buttons(result).values())).node_id)
-    root = Image.open(io.BytesIO(image_store.get(history.node(node.parent_id).image_hash)))
-    assert root.convert("RGB").tobytes() == Image.open(io.BytesIO(original)).convert("RGB").tobytes()
+    root = decode_stored(image_store.get(history.node(node.parent_id).image_hash))
+    assert root.tobytes() == Image.open(io.BytesIO(original)).convert("RGB").tobytes()
     returned = Image.open(io.BytesIO(await session.download(result["file_id"])))
     assert returned.format == "PNG" and "make it night" in result["caption"]
 
