@@ -202,8 +202,8 @@ class WebChat:
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 continue
-            if part.name == "file":
-                image = await _read_part(part, self._upload_limit, too_large) or None
+            if part.name == "file":  # an empty file too: the engine says it is empty
+                image = await _read_part(part, self._upload_limit, too_large)
             elif part.name in ("text", "action"):
                 raw = await _read_part(part, TEXT_MAX_BYTES, None)
                 fields[part.name] = raw.decode("utf-8", errors="replace").strip()

@@ -156,6 +156,14 @@ async def test_a_text_file_gets_the_same_refusal_as_in_chat(open_client):
     assert events[-1]["text"].startswith("I can only read") and events[-1]["text"].endswith("none of them.")
 
 
+async def test_an_empty_file_is_refused_as_empty_not_as_no_photo(open_client):
+    client = await open_client()
+    await client.post("/api/send", data=form("make it night", b""))
+    events = await events_until(client, lambda event: event.get("error"))
+    assert events[0]["photo"] is True
+    assert events[-1]["text"].startswith("That file is empty")
+
+
 async def test_each_browser_has_its_own_conversation_and_cannot_read_another_ones_images(open_client):
     alice, bob = await open_client(), await open_client()
     assert alice.session.cookie_jar.filter_cookies(alice.make_url("/"))[COOKIE].value != \
