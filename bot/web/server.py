@@ -206,7 +206,8 @@ class WebChat:
                 image = await _read_part(part, self._upload_limit, too_large)
             elif part.name in ("text", "action"):
                 raw = await _read_part(part, TEXT_MAX_BYTES, None)
-                fields[part.name] = raw.decode("utf-8", errors="replace").strip()
+                # Forms send a typed line break as CR LF; the engine takes LF and refuses a lone CR.
+                fields[part.name] = raw.decode("utf-8", errors="replace").replace("\r\n", "\n").strip()
         return fields, image
 
     async def _answer(self, incoming: Incoming, session: Session, request_id: str) -> None:

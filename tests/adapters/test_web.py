@@ -164,6 +164,17 @@ async def test_an_empty_file_is_refused_as_empty_not_as_no_photo(open_client):
     assert events[-1]["text"].startswith("That file is empty")
 
 
+async def test_a_line_break_typed_in_the_box_reaches_the_engine_as_one(open_client):
+    """Browsers send a textarea's line breaks as CR LF (the form encoding's rule); the engine refuses a lone CR."""
+    client = await open_client()
+    await client.post("/api/send", data=form("make it night\r\nadd stars", photo_bytes()))
+    events = await events_until(client, lambda event: event["type"] == "done")
+    assert events[0]["text"] == "make it night\nadd stars"
+    assert [event for event in events if event.get("error")] == []
+    [result] = results(events)
+    assert "make it night\nadd stars" in result["caption"]
+
+
 async def test_each_browser_has_its_own_conversation_and_cannot_read_another_ones_images(open_client):
     alice, bob = await open_client(), await open_client()
     assert alice.session.cookie_jar.filter_cookies(alice.make_url("/"))[COOKIE].value != \
