@@ -131,6 +131,11 @@ def test_sweep_then_pick_a_cell(page):
     expect(page.locator("#text-guidance")).to_have_value("9.5")  # the controls follow the conversation
 
 
+def test_a_first_visit_offers_no_download_before_there_is_a_photo(page):
+    expect(page.locator("#no-image")).to_be_visible()
+    expect(page.locator("#download")).to_be_hidden()
+
+
 def test_a_text_file_is_refused_in_one_line(page, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a photo\n")
