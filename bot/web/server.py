@@ -236,7 +236,7 @@ class WebChat:
 
     @staticmethod
     def _image_event(session: Session, reply: ImageReply, request_id: str) -> dict:
-        if reply.kind == "node":  # stored already: served from the image store by node
+        if reply.kind in ("node", "file"):  # stored already (/file: as it is stored): served from the image store
             url, download = f"/api/node/{reply.node_id}", f"/api/node/{reply.node_id}?download=1"
         else:
             url, download = f"/api/picture/{session.keep_picture(reply.image)}", None

@@ -136,6 +136,19 @@ def test_a_first_visit_offers_no_download_before_there_is_a_photo(page):
     expect(page.locator("#download")).to_be_hidden()
 
 
+def test_file_offers_the_picture_as_a_download(page):
+    send_photo(page, SAMPLE, "make it night")
+    wait_results(page, 1)
+    say(page, "/file")
+    sent = page.locator("#messages li.image.file")
+    expect(sent).to_contain_text("Full size, lossless: picture 1")
+    with page.expect_download() as download:
+        sent.get_by_role("link", name="⬇ Download").click()
+    path = download.value.path()
+    assert download.value.suggested_filename.endswith(".png")
+    assert Path(path).read_bytes().startswith(b"\x89PNG")
+
+
 def test_a_text_file_is_refused_in_one_line(page, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a photo\n")

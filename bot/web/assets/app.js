@@ -102,6 +102,13 @@ function addImage(event, note = null) {
   image.addEventListener("load", scrollToEnd, { once: true });
   link.append(image);
   item.append(link, event.caption);
+  if (event.kind === "file") {  // what /file is for: the picture as a file on this computer
+    const save = document.createElement("a");
+    save.className = "save";
+    save.href = event.download;
+    save.textContent = "⬇ Download";
+    item.append(save);
+  }
   if (note) {
     const line = document.createElement("div");
     line.className = "note";
