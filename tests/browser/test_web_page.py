@@ -149,6 +149,17 @@ def test_file_offers_the_picture_as_a_download(page):
     assert Path(path).read_bytes().startswith(b"\x89PNG")
 
 
+def test_a_message_the_server_did_not_get_stays_in_the_box(page):
+    page.route("**/api/send*", lambda route: route.abort())  # the server is down
+    send_photo(page, SAMPLE, "make it night")
+    expect(page.locator("#messages li.error")).to_have_text("Could not reach the server: is editbot still running?")
+    expect(page.locator("#text")).to_have_value("make it night")
+    expect(page.locator("#pending img")).to_be_visible()
+    page.unroute("**/api/send*")
+    page.press("#text", "Enter")
+    expect(wait_results(page, 1)).to_contain_text("“make it night”")
+
+
 def test_a_text_file_is_refused_in_one_line(page, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a photo\n")

@@ -24,23 +24,32 @@ async function send(fields, photo = null) {
     // Refusals the server explains in the chat (413, a stale button) need nothing more here.
     if (response.status === 401 || response.status === 403) {
       addText((await response.json()).error, "error");
+      return false;
     } else if (response.status >= 500) {
       addText("Something went wrong on my side; nothing was changed. Please try again.", "error");
+      return false;
     }
+    return true;
   } catch (error) {
     addText("Could not reach the server: is editbot still running?", "error");
+    return false;
   }
 }
 
 function say(text) { return send({ text }); }
 
-$("#composer").addEventListener("submit", (event) => {
+$("#composer").addEventListener("submit", async (event) => {
   event.preventDefault();
   const text = $("#text").value.trim();
-  if (!text && !pendingPhoto) return;
-  send({ text }, pendingPhoto);
+  const photo = pendingPhoto;
+  if (!text && !photo) return;
   $("#text").value = "";
   choosePhoto(null);
+  // Not delivered: back in the box to send again, unless something new was typed or picked meanwhile.
+  if (!(await send({ text }, photo)) && !$("#text").value && !pendingPhoto) {
+    $("#text").value = text;
+    choosePhoto(photo);
+  }
 });
 $("#text").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey) {
