@@ -160,6 +160,20 @@ def test_a_message_the_server_did_not_get_stays_in_the_box(page):
     expect(wait_results(page, 1)).to_contain_text("“make it night”")
 
 
+def test_on_a_phone_the_chat_fills_the_screen_and_the_panel_follows(browser, server):
+    context = browser.new_context(viewport={"width": 390, "height": 800})
+    page = context.new_page()
+    page.goto(server.url)
+    expect(page.locator("#messages li.bot")).to_contain_text("Hi!")
+    header, chat = page.locator("header").bounding_box(), page.locator("#chat").bounding_box()
+    assert chat["y"] == pytest.approx(header["height"], abs=1)  # right under the header, down to the screen's foot
+    assert chat["y"] + chat["height"] == pytest.approx(800, abs=1)
+    page.locator("#settings").scroll_into_view_if_needed()
+    expect(page.locator("#text-guidance")).to_be_in_viewport()
+    shoot(page, "phone")
+    context.close()
+
+
 def test_a_text_file_is_refused_in_one_line(page, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a photo\n")
