@@ -6,6 +6,7 @@
 
 Routes (every one but the assets and the sign-in needs the browser's signed cookie):
     GET  /                 the page (or the sign-in form when EDITBOT_WEB_PASSWORD is set)
+    GET  /sample.jpg       the bundled photo the greeting offers to try
     POST /login            the password, then a cookie
     POST /api/send?cid=ID  multipart: text, file, action (a button's Press.data); cid: the page's name for it
     GET  /api/events       server-sent events: the chat's events the page has not seen (Last-Event-ID), then live
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from aiohttp import BodyPartReader, web
 
-from bot.chat_common import over_limit
+from bot.chat_common import SAMPLE_PHOTO, over_limit
 from bot.web.sessions import COOKIE, CookieSigner, Session, Sessions, load_secret
 from core.config import Settings, WebSettings
 from core.conversation.engine import ConversationEngine
@@ -103,6 +104,7 @@ class WebChat:
         app.router.add_get("/", self.page)
         app.router.add_post("/login", self.login)
         app.router.add_static("/assets", ASSETS)
+        app.router.add_get("/sample.jpg", self.sample)
         app.router.add_post("/api/send", self.send)
         app.router.add_get("/api/events", self.events)
         app.router.add_get("/api/state", self.state)
@@ -141,6 +143,9 @@ class WebChat:
         response = web.FileResponse(ASSETS / "index.html")
         self._set_cookie(response)
         return response
+
+    async def sample(self, request: web.Request) -> web.FileResponse:  # public, like the assets
+        return web.FileResponse(SAMPLE_PHOTO)
 
     async def login(self, request: web.Request) -> web.Response:
         form = await request.post()

@@ -174,6 +174,15 @@ def test_on_a_phone_the_chat_fills_the_screen_and_the_panel_follows(browser, ser
     context.close()
 
 
+def test_a_first_visit_can_try_the_sample_photo(page):
+    page.get_by_role("button", name="Try it on a sample photo").click()
+    expect(page.locator("#pending img")).to_be_visible()
+    expect(page.locator("#text")).to_have_value("make it night")
+    page.press("#text", "Enter")
+    expect(wait_results(page, 1)).to_contain_text("“make it night”")
+    expect(page.locator("#messages li.user img")).to_be_visible()
+
+
 def test_a_text_file_is_refused_in_one_line(page, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a photo\n")

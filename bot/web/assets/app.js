@@ -198,9 +198,25 @@ async function greet() {
              "Type an instruction to go on; /undo, /redo and the History panel walk your edits.");
     scrollToEnd();
   } else {
-    addText("Hi! Drop or paste a photo (or press 📎), say what to change, like “make it night”, and press Send. " +
-            "/help lists everything.", "bot");
+    const hello = addText("Hi! Drop or paste a photo (or press 📎), say what to change, like “make it night”, and " +
+                          "press Send. /help lists everything.", "bot");
+    const row = document.createElement("div");
+    row.className = "buttons";
+    const sample = document.createElement("button");
+    sample.type = "button";
+    sample.textContent = "Try it on a sample photo";
+    sample.addEventListener("click", trySample);
+    row.append(sample);
+    hello.append(row);
   }
+}
+
+async function trySample() {  // no photo at hand: the bundled one, with an instruction to send or type over
+  const response = await fetch("/sample.jpg");
+  if (!response.ok) return addText("The sample photo is missing: drop or paste one of yours.", "error");
+  choosePhoto(new File([await response.blob()], "sample.jpg", { type: "image/jpeg" }));
+  if (!$("#text").value) $("#text").value = "make it night";
+  $("#text").select();
 }
 
 function connect() {
