@@ -189,6 +189,8 @@ def test_a_text_file_is_refused_in_one_line(page, tmp_path):
     send_photo(page, notes, "make it night")
     refusal = page.locator("#messages li.error")
     expect(refusal).to_contain_text("I can only read")
+    expect(page.locator("#messages li.user")).to_have_text("📎 not a picture\nmake it night")  # not a broken image
+    expect(page.locator("#messages li.user img")).to_have_count(0)
     expect(refusal).not_to_contain_text("Traceback")
     shoot(page, "refusal")
 

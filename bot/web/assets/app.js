@@ -61,7 +61,7 @@ $("#text").addEventListener("keydown", (event) => {
 function choosePhoto(file) {
   pendingPhoto = file;
   $("#pending").hidden = !file;
-  if (file) $("#pending img").src = URL.createObjectURL(file);
+  if (file) Object.assign($("#pending img"), { src: URL.createObjectURL(file), alt: file.name });  // alt: no picture
   $("#text").focus();
 }
 $("#attach").addEventListener("click", () => $("#file").click());
@@ -163,6 +163,7 @@ function onEvent(event) {
       if (event.photo && preview) {
         const image = document.createElement("img");
         image.src = preview;
+        image.addEventListener("error", () => image.replaceWith("📎 not a picture\n"), { once: true });
         item.append(image);
       } else if (event.photo) item.append("📷 photo\n");
       item.append(event.text);
