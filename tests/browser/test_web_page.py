@@ -183,6 +183,16 @@ def test_a_first_visit_can_try_the_sample_photo(page):
     expect(page.locator("#messages li.user img")).to_be_visible()
 
 
+def test_the_box_grows_with_a_long_instruction_and_shrinks_once_sent(page):
+    box = page.locator("#text")
+    one_line = box.bounding_box()["height"]
+    box.fill("make it night and add snow and stars and a moon over the hills " * 3)
+    assert box.bounding_box()["height"] > 2 * one_line  # every line of it in view, not one
+    box.press("Enter")
+    expect(page.locator("#messages li.error")).to_contain_text("Send me a photo first.")
+    assert box.bounding_box()["height"] == pytest.approx(one_line, abs=1)
+
+
 def test_a_text_file_is_refused_in_one_line(page, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a photo\n")

@@ -43,14 +43,21 @@ $("#composer").addEventListener("submit", async (event) => {
   const text = $("#text").value.trim();
   const photo = pendingPhoto;
   if (!text && !photo) return;
-  $("#text").value = "";
+  setText("");
   choosePhoto(null);
   // Not delivered: back in the box to send again, unless something new was typed or picked meanwhile.
   if (!(await send({ text }, photo)) && !$("#text").value && !pendingPhoto) {
-    $("#text").value = text;
+    setText(text);
     choosePhoto(photo);
   }
 });
+function setText(value) { $("#text").value = value; fitText(); }
+function fitText() {  // the box grows with what is typed (up to its max-height), so all of it can be read
+  const box = $("#text");
+  box.style.height = "auto";
+  box.style.height = `${box.scrollHeight + box.offsetHeight - box.clientHeight}px`;
+}
+$("#text").addEventListener("input", fitText);
 $("#text").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey) {
     event.preventDefault();
@@ -216,7 +223,7 @@ async function trySample() {  // no photo at hand: the bundled one, with an inst
   const response = await fetch("/sample.jpg");
   if (!response.ok) return addText("The sample photo is missing: drop or paste one of yours.", "error");
   choosePhoto(new File([await response.blob()], "sample.jpg", { type: "image/jpeg" }));
-  if (!$("#text").value) $("#text").value = "make it night";
+  if (!$("#text").value) setText("make it night");
   $("#text").select();
 }
 
@@ -303,5 +310,6 @@ async function refreshTree() {
 }
 $("#tree").addEventListener("toggle", () => { if ($("#tree").open) refreshTree(); });
 
+fitText();  // the placeholder may take two lines on a phone
 refreshState();
 connect();
