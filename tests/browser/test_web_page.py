@@ -193,6 +193,18 @@ def test_the_box_grows_with_a_long_instruction_and_shrinks_once_sent(page):
     assert box.bounding_box()["height"] == pytest.approx(one_line, abs=1)
 
 
+def test_enter_that_confirms_an_input_method_word_does_not_send(page):
+    page.focus("#text")
+    input_method = page.context.new_cdp_session(page)
+    input_method.send("Input.imeSetComposition", {"text": "夜に", "selectionStart": 2, "selectionEnd": 2})
+    page.keyboard.press("Enter")  # picks the word: still typing (sending would empty the box at once)
+    expect(page.locator("#text")).to_have_value(re.compile(r"^夜に"))
+    page.fill("#text", "夜にして")
+    page.keyboard.press("Enter")  # now it sends
+    expect(page.locator("#messages li.user")).to_have_text("夜にして")
+    expect(page.locator("#text")).to_have_value("")
+
+
 def test_a_text_file_is_refused_in_one_line(page, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a photo\n")

@@ -59,7 +59,8 @@ function fitText() {  // the box grows with what is typed (up to its max-height)
 }
 $("#text").addEventListener("input", fitText);
 $("#text").addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && !event.shiftKey) {
+  // Enter sends, unless it confirms a word in an input method (Japanese, Chinese, Korean…): that is typing.
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
     $("#composer").requestSubmit();
   }
