@@ -205,6 +205,20 @@ def test_enter_that_confirms_an_input_method_word_does_not_send(page):
     expect(page.locator("#text")).to_have_value("")
 
 
+def test_a_photo_over_the_upload_limit_is_refused_before_it_is_sent(browser, tmp_path):
+    with WebServer(tmp_path, upload_limit=20_000) as small:  # the sample photo is 22 KB
+        page = browser.new_context().new_page()
+        page.goto(small.url)
+        expect(page.locator("#messages li.bot")).to_contain_text("Hi!")  # the page has the limit
+        send_photo(page, SAMPLE, "make it night")
+        refusal = page.locator("#messages li.error")
+        expect(refusal).to_have_text("That file is 0.021 MB; the most I can take is 0.019 MB. Nothing was sent.")
+        expect(page.locator("#text")).to_have_value("make it night")  # nothing lost: pick a smaller one, send
+        expect(page.locator("#pending img")).to_be_visible()
+        expect(page.locator("#messages li.user")).to_have_count(0)
+        page.context.close()
+
+
 def test_a_text_file_is_refused_in_one_line(page, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a photo\n")

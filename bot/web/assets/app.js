@@ -8,6 +8,7 @@ const previews = new Map();    // cid -> object URL of a photo this page sent, s
 const progressItems = new Map(); // request id -> its progress bubble
 let pendingPhoto = null;
 let head = null;               // the current image, from /api/state
+let uploadLimit = Infinity;    // the largest file the server takes, from /api/state
 
 // ---------------------------------------------------------------- sending
 
@@ -38,11 +39,24 @@ async function send(fields, photo = null) {
 
 function say(text) { return send({ text }); }
 
+function sizeAndLimit(size, limit) {  // as bot/sizes.py: just enough decimals to show the difference
+  for (const decimals of [1, 2, 3]) {
+    const shown = [size, limit].map((bytes) => `${(bytes / 2 ** 20).toFixed(decimals)} MB`);
+    if (shown[0] !== shown[1]) return shown;
+  }
+  return [`${size} bytes`, `${limit} bytes`];
+}
+
 $("#composer").addEventListener("submit", async (event) => {
   event.preventDefault();
   const text = $("#text").value.trim();
   const photo = pendingPhoto;
   if (!text && !photo) return;
+  if (photo && photo.size > uploadLimit) {  // refused before uploading it; the message stays in the box
+    const [size, most] = sizeAndLimit(photo.size, uploadLimit);
+    addText(`That file is ${size}; the most I can take is ${most}. Nothing was sent.`, "bot error");
+    return;
+  }
   setText("");
   choosePhoto(null);
   // Not delivered: back in the box to send again, unless something new was typed or picked meanwhile.
@@ -248,6 +262,7 @@ async function refreshState() {
   if (!response.ok) return;
   const state = await response.json();
   head = state.head;
+  uploadLimit = state.upload_limit;
   showCurrent();
   for (const [id, value] of [["text-guidance", state.settings.text_guidance],
                              ["image-guidance", state.settings.image_guidance], ["steps", state.settings.steps]]) {
