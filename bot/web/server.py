@@ -63,7 +63,6 @@ FORM_OVERHEAD_BYTES = 64 * 1024
 KEEPALIVE_SECONDS = 15.0
 WRONG_PASSWORD_DELAY_SECONDS = 0.5
 """Slows down guessing (one browser at a time; put a reverse proxy with rate limits in front on a network)."""
-COOKIE_MAX_AGE = 365 * 24 * 3600
 SECURITY_HEADERS = {
     # Everything the page uses comes from this server: no CDN, no inline script.
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; "
@@ -141,7 +140,7 @@ class WebChat:
         if self._signer.password is not None:
             return self._sign_in_form()
         response = web.FileResponse(ASSETS / "index.html")
-        self._set_cookie(response)
+        self._signer.set_on(response)
         return response
 
     async def sample(self, request: web.Request) -> web.FileResponse:  # public, like the assets
@@ -153,16 +152,12 @@ class WebChat:
             await asyncio.sleep(WRONG_PASSWORD_DELAY_SECONDS)
             return self._sign_in_form("Wrong password.", status=403)
         response = web.Response(status=303, headers={"Location": "/"})
-        self._set_cookie(response)
+        self._signer.set_on(response)
         return response
 
     def _sign_in_form(self, problem: str = "", status: int = 200) -> web.Response:
         html = (ASSETS / "login.html").read_text().replace("<!--problem-->", problem)
         return web.Response(text=html, content_type="text/html", status=status)
-
-    def _set_cookie(self, response: web.StreamResponse) -> None:
-        response.set_cookie(COOKIE, self._signer.issue(), max_age=COOKIE_MAX_AGE, httponly=True, samesite="Strict",
-                            path="/")
 
     def _key(self, request: web.Request) -> ChatKey:
         return ChatKey(PLATFORM, request[BROWSER], request[BROWSER])

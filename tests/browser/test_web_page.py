@@ -219,6 +219,18 @@ def test_a_photo_over_the_upload_limit_is_refused_before_it_is_sent(browser, tmp
         page.context.close()
 
 
+def test_a_link_from_another_site_opens_the_same_conversation(page, server):
+    """Following a link to the page (from a code host's README, a bookmarks page) must not start a new conversation:
+    the cookie has to travel with that navigation, or the page issues a new one over it."""
+    send_photo(page, SAMPLE, "make it night")
+    wait_results(page, 1)
+    link = f'<a href="{server.url}">editbot</a>'
+    page.route("http://elsewhere.example/", lambda route: route.fulfill(content_type="text/html", body=link))
+    page.goto("http://elsewhere.example/")
+    page.click("text=editbot")
+    expect(page.locator(RESULTS)).to_contain_text("“make it night”")
+
+
 def test_a_text_file_is_refused_in_one_line(page, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a photo\n")
