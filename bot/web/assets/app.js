@@ -83,7 +83,7 @@ $("#text").addEventListener("keydown", (event) => {
 function choosePhoto(file) {
   pendingPhoto = file;
   $("#pending").hidden = !file;
-  if (file) Object.assign($("#pending img"), { src: URL.createObjectURL(file), alt: file.name });  // alt: no picture
+  if (file) Object.assign($("#pending img"), { src: URL.createObjectURL(file), alt: file.name });  // the name, if no picture
   $("#text").focus();
 }
 $("#attach").addEventListener("click", () => $("#file").click());
