@@ -83,7 +83,8 @@ $("#text").addEventListener("keydown", (event) => {
 function choosePhoto(file) {
   pendingPhoto = file;
   $("#pending").hidden = !file;
-  if (file) Object.assign($("#pending img"), { src: URL.createObjectURL(file), alt: file.name });  // the name, if no picture
+  // The alt text shows the file's name where it is no picture.
+  if (file) Object.assign($("#pending img"), { src: URL.createObjectURL(file), alt: file.name });
   $("#text").focus();
 }
 $("#attach").addEventListener("click", () => $("#file").click());
