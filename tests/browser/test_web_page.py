@@ -300,3 +300,20 @@ def test_a_restarted_server_resumes_the_conversation(browser, tmp_path):
         say(page, "add snow")
         expect(wait_results(page, 2)).to_contain_text("“add snow”")
     context.close()
+
+
+def test_a_restart_clears_the_progress_of_the_edit_it_interrupted(browser, tmp_path):
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    with WebServer(tmp_path, step_seconds=0.2) as first:
+        page.goto(first.url)
+        say(page, "/steps 100")
+        send_photo(page, SAMPLE, "make it night")
+        expect(page.locator("#messages li.progress")).to_contain_text("Editing: step")
+        port = first.settings.web.web_port
+    second = WebServer(tmp_path)
+    second.settings.web.web_port, second.url = port, first.url
+    with second:  # the page reconnects by itself; the edit is over (finished or interrupted by the stop)
+        expect(page.locator("#messages li.progress")).to_have_count(0)  # not left saying it edits
+    context.close()

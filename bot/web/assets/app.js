@@ -245,6 +245,8 @@ async function trySample() {  // no photo at hand: the bundled one, with an inst
 
 function connect() {
   const source = new EventSource("/api/events");  // reconnects by itself, resuming after the last event seen
+  // Each (re)connection sends the progress of the edits still running: one a restarted server lost shows no more.
+  source.onopen = () => { for (const request of [...progressItems.keys()]) clearProgress(request); };
   source.onmessage = (message) => onEvent(JSON.parse(message.data));
   source.onerror = () => {
     if (source.readyState === EventSource.CLOSED) addText("Disconnected: reload the page.", "error");
