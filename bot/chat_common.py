@@ -1,12 +1,13 @@
 """What every chat front-end does alike, written once, so a new front-end starts from it: who is admitted (the
 allowlist), refusing an upload from its declared size before fetching it, how often a progress message is redrawn,
-and the line for a failure on our side.
+the line for a failure on our side, and the sample photo to try.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Collection, Hashable, Sequence
+from pathlib import Path
 
 from bot.sizes import MEGABYTE, size_and_limit
 from core.errors import (
@@ -15,6 +16,8 @@ from core.errors import (
 from core.errors import BadImage
 from core.messages import Incoming, Send
 
+SAMPLE_PHOTO = Path(__file__).parent / "samples" / "sample.jpg"
+"""The bundled photo to try the bot on without one at hand: the terminal chat's tip, the web page's greeting."""
 PROGRESS_INTERVAL_S = 1.0
 """At most one progress redraw per second: chat platforms rate-limit message edits, and a person reads no faster."""
 

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from bot import bench_commands
+from bot.chat_common import SAMPLE_PHOTO
 from bot.edit_file import edit_command
 from bot.logging_setup import configure_logging
 from bot.setting_errors import setting_problem, unreadable_setting
@@ -41,8 +42,6 @@ from core.domain import (
     EditParams,
 )
 from core.errors import UserError
-
-SAMPLE_PHOTO = Path(__file__).parent / "samples" / "sample.jpg"
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -6,6 +6,7 @@
 
 Routes (every one but the assets and the sign-in needs the browser's signed cookie):
     GET  /                 the page (or the sign-in form when EDITBOT_WEB_PASSWORD is set)
+    GET  /sample.jpg       the bundled photo the greeting offers to try
     POST /login            the password, then a cookie
     POST /api/send?cid=ID  multipart: text, file, action (a button's Press.data); cid: the page's name for it
     GET  /api/events       server-sent events: the chat's events the page has not seen (Last-Event-ID), then live
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from aiohttp import BodyPartReader, web
 
-from bot.chat_common import over_limit
+from bot.chat_common import SAMPLE_PHOTO, over_limit
 from bot.web.controls import settings_panel
 from bot.web.sessions import COOKIE, CookieSigner, Session, Sessions, load_secret
 from core.config import Settings, WebSettings
@@ -50,6 +51,7 @@ from core.messages import (
 )
 from core.ports import HistoryRepository, ImageStore
 from core.stored_images import stored_as_png
+from core.treeview import TreeView
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,6 @@ FORM_OVERHEAD_BYTES = 64 * 1024
 KEEPALIVE_SECONDS = 15.0
 WRONG_PASSWORD_DELAY_SECONDS = 0.5
 """Slows down guessing (one browser at a time; put a reverse proxy with rate limits in front on a network)."""
-COOKIE_MAX_AGE = 365 * 24 * 3600
 SECURITY_HEADERS = {
     # Everything the page uses comes from this server: no CDN, no inline script.
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; "
@@ -103,6 +104,7 @@ class WebChat:
         app.router.add_get("/", self.page)
         app.router.add_post("/login", self.login)
         app.router.add_static("/assets", ASSETS)
+        app.router.add_get("/sample.jpg", self.sample)
         app.router.add_post("/api/send", self.send)
         app.router.add_get("/api/events", self.events)
         app.router.add_get("/api/state", self.state)
@@ -139,8 +141,11 @@ class WebChat:
         if self._signer.password is not None:
             return self._sign_in_form()
         response = web.FileResponse(ASSETS / "index.html")
-        self._set_cookie(response)
+        self._signer.set_on(response)
         return response
+
+    async def sample(self, request: web.Request) -> web.FileResponse:  # public, like the assets
+        return web.FileResponse(SAMPLE_PHOTO)
 
     async def login(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -148,16 +153,12 @@ class WebChat:
             await asyncio.sleep(WRONG_PASSWORD_DELAY_SECONDS)
             return self._sign_in_form("Wrong password.", status=403)
         response = web.Response(status=303, headers={"Location": "/"})
-        self._set_cookie(response)
+        self._signer.set_on(response)
         return response
 
     def _sign_in_form(self, problem: str = "", status: int = 200) -> web.Response:
         html = (ASSETS / "login.html").read_text().replace("<!--problem-->", problem)
         return web.Response(text=html, content_type="text/html", status=status)
-
-    def _set_cookie(self, response: web.StreamResponse) -> None:
-        response.set_cookie(COOKIE, self._signer.issue(), max_age=COOKIE_MAX_AGE, httponly=True, samesite="Strict",
-                            path="/")
 
     def _key(self, request: web.Request) -> ChatKey:
         return ChatKey(PLATFORM, request[BROWSER], request[BROWSER])
@@ -203,11 +204,12 @@ class WebChat:
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 continue
-            if part.name == "file":
-                image = await _read_part(part, self._upload_limit, too_large) or None
+            if part.name == "file":  # an empty file too: the engine says it is empty
+                image = await _read_part(part, self._upload_limit, too_large)
             elif part.name in ("text", "action"):
                 raw = await _read_part(part, TEXT_MAX_BYTES, None)
-                fields[part.name] = raw.decode("utf-8", errors="replace").strip()
+                # Forms send a typed line break as CR LF; the engine takes LF and refuses a lone CR.
+                fields[part.name] = raw.decode("utf-8", errors="replace").replace("\r\n", "\n").strip()
         return fields, image
 
     async def _answer(self, incoming: Incoming, session: Session, request_id: str) -> None:
@@ -236,7 +238,7 @@ class WebChat:
 
     @staticmethod
     def _image_event(session: Session, reply: ImageReply, request_id: str) -> dict:
-        if reply.kind == "node":  # stored already: served from the image store by node
+        if reply.kind in ("node", "file"):  # stored already (/file: as it is stored): served from the image store
             url, download = f"/api/node/{reply.node_id}", f"/api/node/{reply.node_id}?download=1"
         else:
             url, download = f"/api/picture/{session.keep_picture(reply.image)}", None
@@ -323,8 +325,10 @@ class WebChat:
             raise web.HTTPNotFound(text="No such image in your history.")
         data = await asyncio.to_thread(lambda: stored_as_png(self._images.get(node.image_hash)))
         headers = {"Cache-Control": "private, max-age=31536000, immutable"}  # a node's image never changes
-        if request.query.get("download"):
-            headers["Content-Disposition"] = f'attachment; filename="editbot-{node_id}.png"'
+        if request.query.get("download"):  # named by the label the chat shows (picture 2b), not a database id
+            tree = await asyncio.to_thread(self._history.tree, node.id)
+            label = TreeView.of(tree, node.id).label(node.id) or node_id
+            headers["Content-Disposition"] = f'attachment; filename="editbot-{label}.png"'
         return web.Response(body=data, content_type="image/png", headers=headers)
 
     async def picture(self, request: web.Request) -> web.Response:

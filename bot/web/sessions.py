@@ -18,6 +18,7 @@ from collections import OrderedDict, deque
 from pathlib import Path
 
 COOKIE = "editbot_web"
+COOKIE_MAX_AGE = 365 * 24 * 3600
 TRANSCRIPT_EVENTS = 200
 """Events a reload replays: enough for a long session; older ones are still in the history tree."""
 PICTURE_BYTES_KEPT = 256 * 1024 * 1024
@@ -37,6 +38,12 @@ class CookieSigner:
     def issue(self) -> str:
         browser = secrets.token_urlsafe(18)
         return f"{browser}.{self._sign(browser)}"
+
+    def set_on(self, response) -> None:
+        """Name a new browser: a new cookie on the (aiohttp) response."""
+        # Lax, not Strict: a link from another site must bring the cookie, or the page would issue a new one over it
+        # (a new conversation, the old one out of reach). Other sites' POSTs still go without it (and the Origin check).
+        response.set_cookie(COOKIE, self.issue(), max_age=COOKIE_MAX_AGE, httponly=True, samesite="Lax", path="/")
 
     def browser(self, cookie: str | None) -> str | None:
         """The browser id a cookie names, or None for a missing, forged or outdated one."""

@@ -35,6 +35,12 @@ PHOTOS_MAX = 10_000
 """The highest number /photos takes before looking (Discord's limit too)."""
 
 
+def count_edits(view: TreeView) -> str:
+    """“1 edit”, “3 edits”: the nodes of a photo's tree below the photo."""
+    edits = len(view.nodes) - 1
+    return "1 edit" if edits == 1 else f"{edits} edits"
+
+
 def _listed_steps(line: list[int], at: int) -> list[int | None]:
     """Indexes of the line to list, None where a run of steps is folded away."""
     keep = {0, len(line) - 1, *range(max(at - LINE_AROUND_HEAD, 0), min(at + LINE_AROUND_HEAD + 1, len(line)))}
@@ -112,11 +118,11 @@ class Trees(CommandGroup):
         """Draw this photo's whole tree of edits, labelled for /goto, the current image framed."""
         view, head = await self.core.view(conversation)
         drawn = choose(view, head.id)
-        edits = len(view.nodes) - 1
+        edits = count_edits(view)
 
         def draw() -> bytes:
             picture = tree_picture(view, head.id, drawn, lambda node_id: self._fetch(view.nodes[node_id]),
-                                   title=f"This photo's tree: {edits} edits · you are at {view.label(head.id)}")
+                                   title=f"This photo's tree: {edits} · you are at {view.label(head.id)}")
             return encode_png(picture)
 
         await send(ImageReply(await in_image_thread(draw),
@@ -141,16 +147,15 @@ class Trees(CommandGroup):
         rows = []
         for number, (root, view) in enumerate(zip(shown, views), start=1):
             left = view.resume_point()
-            edits = len(view.nodes) - 1
             where = "here now" if head_id in view.nodes else f"left at {view.label(left.id)}: {short(left)}"
-            rows.append(f"{number}. sent {root.created_at:%Y-%m-%d %H:%M} UTC · {edits} edits · {where}")
+            rows.append(f"{number}. sent {root.created_at:%Y-%m-%d %H:%M} UTC · {count_edits(view)} · {where}")
         if len(roots) > len(shown):
             rows.append(f"… and {len(roots) - len(shown)} older photos (/photos N still opens them).")
         await send(TextReply("Your photos here, newest first (/photos N goes back to one):\n" + "\n".join(rows)))
 
         def draw() -> bytes:
             entries = [pictures.SheetEntry(str(number), self._fetch(view.resume_point()),
-                                           f"{len(view.nodes) - 1} edits", head_id in view.nodes)
+                                           count_edits(view), head_id in view.nodes)
                        for number, view in enumerate(views, start=1)]
             return encode_png(pictures.contact_sheet(entries, title="Your photos, newest first"))
 

@@ -91,7 +91,7 @@ async def test_a_photo_and_an_instruction_come_back_as_a_result_with_buttons_and
     assert {button["data"].split(":")[0] for button in result["buttons"]} >= {"undo", "retry", "stronger"}
     image = await client.get(result["download"])
     assert image.content_type == "image/png"
-    assert image.headers["Content-Disposition"] == f'attachment; filename="editbot-{result["node"]}.png"'
+    assert image.headers["Content-Disposition"] == 'attachment; filename="editbot-1.png"'  # its /history label
 
 
 async def test_a_reload_replays_the_chat_and_a_button_acts_on_its_node(open_client):
@@ -195,6 +195,25 @@ async def test_a_text_file_gets_the_same_refusal_as_in_chat(open_client):
     await client.post("/api/send", data=form("make it night", b"just some words\n"))
     events = await events_until(client, lambda event: event.get("error"))
     assert events[-1]["text"].startswith("I can only read") and events[-1]["text"].endswith("none of them.")
+
+
+async def test_an_empty_file_is_refused_as_empty_not_as_no_photo(open_client):
+    client = await open_client()
+    await client.post("/api/send", data=form("make it night", b""))
+    events = await events_until(client, lambda event: event.get("error"))
+    assert events[0]["photo"] is True
+    assert events[-1]["text"].startswith("That file is empty")
+
+
+async def test_a_line_break_typed_in_the_box_reaches_the_engine_as_one(open_client):
+    """Browsers send a textarea's line breaks as CR LF (the form encoding's rule); the engine refuses a lone CR."""
+    client = await open_client()
+    await client.post("/api/send", data=form("make it night\r\nadd stars", photo_bytes()))
+    events = await events_until(client, lambda event: event["type"] == "done")
+    assert events[0]["text"] == "make it night\nadd stars"
+    assert [event for event in events if event.get("error")] == []
+    [result] = results(events)
+    assert "make it night\nadd stars" in result["caption"]
 
 
 async def test_each_browser_has_its_own_conversation_and_cannot_read_another_ones_images(open_client):

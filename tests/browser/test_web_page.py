@@ -131,12 +131,109 @@ def test_sweep_then_pick_a_cell(page):
     expect(page.locator("#text-guidance")).to_have_value("9.5")  # the controls follow the conversation
 
 
+def test_file_offers_the_picture_as_a_download(page):
+    send_photo(page, SAMPLE, "make it night")
+    wait_results(page, 1)
+    say(page, "/file")
+    sent = page.locator("#messages li.image.file")
+    expect(sent).to_contain_text("Full size, lossless: picture 1")
+    with page.expect_download() as download:
+        sent.get_by_role("link", name="⬇ Download").click()
+    path = download.value.path()
+    assert download.value.suggested_filename == "editbot-1.png"  # named as the chat names it
+    assert Path(path).read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_message_the_server_did_not_get_stays_in_the_box(page):
+    page.route("**/api/send*", lambda route: route.abort())  # the server is down
+    send_photo(page, SAMPLE, "make it night")
+    expect(page.locator("#messages li.error")).to_have_text("Could not reach the server: is editbot still running?")
+    expect(page.locator("#text")).to_have_value("make it night")
+    expect(page.locator("#pending img")).to_be_visible()
+    page.unroute("**/api/send*")
+    page.press("#text", "Enter")
+    expect(wait_results(page, 1)).to_contain_text("“make it night”")
+
+
+def test_on_a_phone_the_chat_fills_the_screen_and_the_panel_follows(browser, server):
+    context = browser.new_context(viewport={"width": 390, "height": 800})
+    page = context.new_page()
+    page.goto(server.url)
+    expect(page.locator("#messages li.bot")).to_contain_text("Hi!")
+    header, chat = page.locator("header").bounding_box(), page.locator("#chat").bounding_box()
+    assert chat["y"] == pytest.approx(header["height"], abs=1)  # right under the header, down to the screen's foot
+    assert chat["y"] + chat["height"] == pytest.approx(800, abs=1)
+    page.locator("#settings").scroll_into_view_if_needed()
+    expect(page.locator("#text-guidance")).to_be_in_viewport()
+    shoot(page, "phone")
+    context.close()
+
+
+def test_a_first_visit_can_try_the_sample_photo(page):
+    page.get_by_role("button", name="Try it on a sample photo").click()
+    expect(page.locator("#pending img")).to_be_visible()
+    expect(page.locator("#text")).to_have_value("make it night")
+    page.press("#text", "Enter")
+    expect(wait_results(page, 1)).to_contain_text("“make it night”")
+    expect(page.locator("#messages li.user img")).to_be_visible()
+
+
+def test_the_box_grows_with_a_long_instruction_and_shrinks_once_sent(page):
+    box = page.locator("#text")
+    one_line = box.bounding_box()["height"]
+    box.fill("make it night and add snow and stars and a moon over the hills " * 3)
+    assert box.bounding_box()["height"] > 2 * one_line  # every line of it in view, not one
+    box.press("Enter")
+    expect(page.locator("#messages li.error")).to_contain_text("Send me a photo first.")
+    assert box.bounding_box()["height"] == pytest.approx(one_line, abs=1)
+
+
+def test_enter_that_confirms_an_input_method_word_does_not_send(page):
+    page.focus("#text")
+    input_method = page.context.new_cdp_session(page)
+    input_method.send("Input.imeSetComposition", {"text": "夜に", "selectionStart": 2, "selectionEnd": 2})
+    page.keyboard.press("Enter")  # picks the word: still typing (sending would empty the box at once)
+    expect(page.locator("#text")).to_have_value(re.compile(r"^夜に"))
+    page.fill("#text", "夜にして")
+    page.keyboard.press("Enter")  # now it sends
+    expect(page.locator("#messages li.user")).to_have_text("夜にして")
+    expect(page.locator("#text")).to_have_value("")
+
+
+def test_a_photo_over_the_upload_limit_is_refused_before_it_is_sent(browser, tmp_path):
+    with WebServer(tmp_path, upload_limit=20_000) as small:  # the sample photo is 22 KB
+        page = browser.new_context().new_page()
+        page.goto(small.url)
+        expect(page.locator("#messages li.bot")).to_contain_text("Hi!")  # the page has the limit
+        send_photo(page, SAMPLE, "make it night")
+        refusal = page.locator("#messages li.error")
+        expect(refusal).to_have_text("That file is 0.021 MB; the most I can take is 0.019 MB. Nothing was sent.")
+        expect(page.locator("#text")).to_have_value("make it night")  # nothing lost: pick a smaller one, send
+        expect(page.locator("#pending img")).to_be_visible()
+        expect(page.locator("#messages li.user")).to_have_count(0)
+        page.context.close()
+
+
+def test_a_link_from_another_site_opens_the_same_conversation(page, server):
+    """Following a link to the page (from a code host's README, a bookmarks page) must not start a new conversation:
+    the cookie has to travel with that navigation, or the page issues a new one over it."""
+    send_photo(page, SAMPLE, "make it night")
+    wait_results(page, 1)
+    link = f'<a href="{server.url}">editbot</a>'
+    page.route("http://elsewhere.example/", lambda route: route.fulfill(content_type="text/html", body=link))
+    page.goto("http://elsewhere.example/")
+    page.click("text=editbot")
+    expect(page.locator(RESULTS)).to_contain_text("“make it night”")
+
+
 def test_a_text_file_is_refused_in_one_line(page, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a photo\n")
     send_photo(page, notes, "make it night")
     refusal = page.locator("#messages li.error")
     expect(refusal).to_contain_text("I can only read")
+    expect(page.locator("#messages li.user")).to_have_text("📎 not a picture\nmake it night")  # not a broken image
+    expect(page.locator("#messages li.user img")).to_have_count(0)
     expect(refusal).not_to_contain_text("Traceback")
     shoot(page, "refusal")
 
@@ -227,3 +324,20 @@ def test_before_any_photo_there_is_nothing_to_download(page):
     send_photo(page, SAMPLE, "make it night")
     wait_results(page, 1)
     expect(page.locator("#download")).to_be_visible()
+
+
+def test_a_restart_clears_the_progress_of_the_edit_it_interrupted(browser, tmp_path):
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    with WebServer(tmp_path, step_seconds=0.2) as first:
+        page.goto(first.url)
+        say(page, "/steps 100")
+        send_photo(page, SAMPLE, "make it night")
+        expect(page.locator("#messages li.progress")).to_contain_text("Editing: step")
+        port = first.settings.web.web_port
+    second = WebServer(tmp_path)
+    second.settings.web.web_port, second.url = port, first.url
+    with second:  # the page reconnects by itself; the edit is over (finished or interrupted by the stop)
+        expect(page.locator("#messages li.progress")).to_have_count(0)  # not left saying it edits
+    context.close()

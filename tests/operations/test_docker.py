@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,24 @@ def test_distributed_compose_builds_this_image_for_workers_and_front_ends():
     for name in ("worker", "telegram", "discord"):
         assert services[name]["build"]["dockerfile"] == "docker/Dockerfile"
         assert services[name]["environment"]["EDITBOT_MODE"] == "distributed"
+
+
+def test_the_installed_package_carries_the_web_page(tmp_path):
+    """The image installs the project as a wheel (`pip install .`, not editable): files that are not Python reach it
+    only through package-data. Without the page's assets, the web chat in the container has no page to serve."""
+    pytest.importorskip("setuptools")
+    source = tmp_path / "source"
+    for name in ("core", "storage", "bot"):  # what the Dockerfile copies
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation",
+                           "--quiet", "-w", str(tmp_path / "wheel")], cwd=source, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    [wheel] = (tmp_path / "wheel").glob("*.whl")
+    packaged = set(zipfile.ZipFile(wheel).namelist())
+    page = {path.relative_to(ROOT).as_posix() for path in (ROOT / "bot" / "web" / "assets").iterdir()}
+    assert "bot/web/assets/index.html" in page
+    assert page - packaged == set()
+    assert {"storage/migrations/env.py", "bot/samples/sample.jpg"} <= packaged

@@ -95,7 +95,7 @@ async def test_photos_lists_every_tree_and_resumes_one_where_it_was_left(chat, h
     rows = listing.text.splitlines()[1:]
     assert len(rows) == 3
     assert rows[0].startswith("1. ") and "0 edits" in rows[0] and "here now" in rows[0]
-    assert rows[1].startswith("2. ") and "left at 1: “make it snowy”" in rows[1]
+    assert rows[1].startswith("2. ") and "· 1 edit ·" in rows[1] and "left at 1: “make it snowy”" in rows[1]
     assert rows[2].startswith("3. ") and "3 edits" in rows[2] and "left at 2b: “add stars”" in rows[2]
     assert sheet.kind == "photos" and [button.label for button in sheet.buttons] == ["Open 1", "Open 2", "Open 3"]
 

@@ -9,6 +9,7 @@ const progressItems = new Map(); // request id -> its progress bubble
 let pendingPhoto = null;
 let head = null;               // the current image, from /api/state
 let shownFamily = null;        // the model family whose settings controls the side panel shows
+let uploadLimit = Infinity;    // the largest file the server takes, from /api/state
 
 // ---------------------------------------------------------------- sending
 
@@ -25,26 +26,56 @@ async function send(fields, photo = null) {
     // Refusals the server explains in the chat (413, a stale button) need nothing more here.
     if (response.status === 401 || response.status === 403) {
       addText((await response.json()).error, "error");
+      return false;
     } else if (response.status >= 500) {
       addText("Something went wrong on my side; nothing was changed. Please try again.", "error");
+      return false;
     }
+    return true;
   } catch (error) {
     addText("Could not reach the server: is editbot still running?", "error");
+    return false;
   }
 }
 
 function say(text) { return send({ text }); }
 
-$("#composer").addEventListener("submit", (event) => {
+function sizeAndLimit(size, limit) {  // as bot/sizes.py: just enough decimals to show the difference
+  for (const decimals of [1, 2, 3]) {
+    const shown = [size, limit].map((bytes) => `${(bytes / 2 ** 20).toFixed(decimals)} MB`);
+    if (shown[0] !== shown[1]) return shown;
+  }
+  return [`${size} bytes`, `${limit} bytes`];
+}
+
+$("#composer").addEventListener("submit", async (event) => {
   event.preventDefault();
   const text = $("#text").value.trim();
-  if (!text && !pendingPhoto) return;
-  send({ text }, pendingPhoto);
-  $("#text").value = "";
+  const photo = pendingPhoto;
+  if (!text && !photo) return;
+  if (photo && photo.size > uploadLimit) {  // refused before uploading it; the message stays in the box
+    const [size, most] = sizeAndLimit(photo.size, uploadLimit);
+    addText(`That file is ${size}; the most I can take is ${most}. Nothing was sent.`, "bot error");
+    return;
+  }
+  setText("");
   choosePhoto(null);
+  // Not delivered: back in the box to send again, unless something new was typed or picked meanwhile.
+  if (!(await send({ text }, photo)) && !$("#text").value && !pendingPhoto) {
+    setText(text);
+    choosePhoto(photo);
+  }
 });
+function setText(value) { $("#text").value = value; fitText(); }
+function fitText() {  // the box grows with what is typed (up to its max-height), so all of it can be read
+  const box = $("#text");
+  box.style.height = "auto";
+  box.style.height = `${box.scrollHeight + box.offsetHeight - box.clientHeight}px`;
+}
+$("#text").addEventListener("input", fitText);
 $("#text").addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && !event.shiftKey) {
+  // Enter sends, unless it confirms a word in an input method (Japanese, Chinese, Korean…): that is typing.
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     event.preventDefault();
     $("#composer").requestSubmit();
   }
@@ -53,7 +84,8 @@ $("#text").addEventListener("keydown", (event) => {
 function choosePhoto(file) {
   pendingPhoto = file;
   $("#pending").hidden = !file;
-  if (file) $("#pending img").src = URL.createObjectURL(file);
+  // The alt text shows the file's name where it is no picture.
+  if (file) Object.assign($("#pending img"), { src: URL.createObjectURL(file), alt: file.name });
   $("#text").focus();
 }
 $("#attach").addEventListener("click", () => $("#file").click());
@@ -103,6 +135,13 @@ function addImage(event, note = null) {
   image.addEventListener("load", scrollToEnd, { once: true });
   link.append(image);
   item.append(link, event.caption);
+  if (event.kind === "file") {  // what /file is for: the picture as a file on this computer
+    const save = document.createElement("a");
+    save.className = "save";
+    save.href = event.download;
+    save.textContent = "⬇ Download";
+    item.append(save);
+  }
   if (note) {
     const line = document.createElement("div");
     line.className = "note";
@@ -148,6 +187,7 @@ function onEvent(event) {
       if (event.photo && preview) {
         const image = document.createElement("img");
         image.src = preview;
+        image.addEventListener("error", () => image.replaceWith("📎 not a picture\n"), { once: true });
         item.append(image);
       } else if (event.photo) item.append("📷 photo\n");
       item.append(event.text);
@@ -183,13 +223,31 @@ async function greet() {
              "Type an instruction to go on; /undo, /redo and the History panel walk your edits.");
     scrollToEnd();
   } else {
-    addText("Hi! Drop or paste a photo (or press 📎), say what to change, like “make it night”, and press Send. " +
-            "/help lists everything.", "bot");
+    const hello = addText("Hi! Drop or paste a photo (or press 📎), say what to change, like “make it night”, and " +
+                          "press Send. /help lists everything.", "bot");
+    const row = document.createElement("div");
+    row.className = "buttons";
+    const sample = document.createElement("button");
+    sample.type = "button";
+    sample.textContent = "Try it on a sample photo";
+    sample.addEventListener("click", trySample);
+    row.append(sample);
+    hello.append(row);
   }
+}
+
+async function trySample() {  // no photo at hand: the bundled one, with an instruction to send or type over
+  const response = await fetch("/sample.jpg");
+  if (!response.ok) return addText("The sample photo is missing: drop or paste one of yours.", "error");
+  choosePhoto(new File([await response.blob()], "sample.jpg", { type: "image/jpeg" }));
+  if (!$("#text").value) setText("make it night");
+  $("#text").select();
 }
 
 function connect() {
   const source = new EventSource("/api/events");  // reconnects by itself, resuming after the last event seen
+  // Each (re)connection sends the progress of the edits still running: one a restarted server lost shows no more.
+  source.onopen = () => { for (const request of [...progressItems.keys()]) clearProgress(request); };
   source.onmessage = (message) => onEvent(JSON.parse(message.data));
   source.onerror = () => {
     if (source.readyState === EventSource.CLOSED) addText("Disconnected: reload the page.", "error");
@@ -208,6 +266,7 @@ async function refreshState() {
   if (!response.ok) return;
   const state = await response.json();
   head = state.head;
+  uploadLimit = state.upload_limit;
   showCurrent();
   if (state.family !== shownFamily) {
     buildControls(state.controls);
@@ -297,5 +356,6 @@ async function refreshTree() {
 }
 $("#tree").addEventListener("toggle", () => { if ($("#tree").open) refreshTree(); });
 
+fitText();  // the placeholder may take two lines on a phone
 refreshState();
 connect();
