@@ -203,7 +203,9 @@ class WebChat:
             if not isinstance(part, BodyPartReader):
                 continue
             if part.name == "file":
-                image = await _read_part(part, self._upload_limit, too_large) or None
+                # Empty bytes stay a photo (the page sends this part only with one): the engine says the file is
+                # empty, rather than taking its caption as an instruction for the previous photo.
+                image = await _read_part(part, self._upload_limit, too_large)
             elif part.name in ("text", "action"):
                 raw = await _read_part(part, TEXT_MAX_BYTES, None)
                 fields[part.name] = raw.decode("utf-8", errors="replace").strip()
