@@ -22,6 +22,8 @@ def read_photo_file(path: Path, limit: int, *, files_only: bool) -> bytes:
         descriptor = os.open(path, os.O_RDONLY | (os.O_NONBLOCK if files_only else 0))
     except OSError as error:
         raise UserError(f"Cannot read {path}: {error.strerror or error}.") from None
+    except ValueError:  # a NUL byte, which a piped script or a terminal can type but no path holds
+        raise UserError("Cannot read that path: it contains a NUL character.") from None
     try:
         mode = os.fstat(descriptor).st_mode
         if stat.S_ISDIR(mode):
