@@ -218,17 +218,19 @@ def main(argv: list[str] | None = None) -> int:
 def chat_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot.bootstrap import build_engine
     from bot.console_adapter import run_console
+    from bot.local_files import read_photo_file
 
     image = getattr(args, "image", None)
     instruction = getattr(args, "instruction", None)
     if image is None and instruction is not None:
         raise UserError("--instruction needs a photo to edit: editbot chat PHOTO --instruction TEXT.")
-    if image is not None and not image.is_file():
-        raise UserError(f"No such file: {image}")
+    if image is not None:  # the photo's problems before the model costs any time (the chat reads it again)
+        read_photo_file(image, settings.limits.max_upload_bytes, files_only=True)
     engine = build_engine(settings, frontend="console", jpeg_previews=False)
     if image is None and sys.stdin.isatty():  # after the model loaded: no tip above a failure
         print(f"Tip: /open {SAMPLE_PHOTO} make it winter", file=sys.stderr)
-    asyncio.run(run_console(engine, getattr(args, "out", Path("out")), image=image, instruction=instruction))
+    asyncio.run(run_console(engine, getattr(args, "out", Path("out")), image=image, instruction=instruction,
+                            upload_limit=settings.limits.max_upload_bytes))
     return 0
 
 

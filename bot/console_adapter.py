@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import TextIO
 
+from bot.local_files import read_photo_file
 from core.commands import split_command
+from core.config import LimitSettings
 from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey
+from core.errors import UserError
 from core.messages import ImageReply, Incoming, Press, ProgressReply, Reply, TextReply
 
 SETTLE_SECONDS = 2.0
@@ -34,12 +38,15 @@ TERMINAL_HELP = ("\nIn this terminal:\n"
                  "/ref PATH — Give your next edit the picture at PATH as a reference picture\n"
                  "!button — Press a button under the last result (!undo, !stronger…), !pick N a cell of the last grid\n"
                  "/quit — Leave (so does /exit, or Ctrl+C while nothing runs)")
+UPLOAD_LIMIT = LimitSettings.model_fields["max_upload_bytes"].default
+"""The most a photo file may take unless told otherwise (EDITBOT_MAX_UPLOAD_BYTES, as for the chats' uploads)."""
 
 
 class ConsoleChat:
     def __init__(self, engine: ConversationEngine, out_dir: Path, *, output: TextIO = sys.stdout,
-                 key: ChatKey | None = None) -> None:
+                 key: ChatKey | None = None, upload_limit: int = UPLOAD_LIMIT) -> None:
         self.engine = engine
+        self.upload_limit = upload_limit
         self.out_dir = out_dir
         self.output = output
         self.key = key or ChatKey("console", "terminal", getpass.getuser())
@@ -65,35 +72,35 @@ class ConsoleChat:
                 self._print(TERMINAL_HELP)
 
     async def open_photo(self, path: Path, instruction: str | None = None) -> None:
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            self._print(f"! Cannot read {path}: {error.strerror}.")
-            return
-        await self.engine.handle(Incoming(self.key, text=instruction, image=data), self.render)
+        await self._send_file(path, instruction)
 
     async def _open(self, rest: str) -> None:
         if not rest:
             self._print("! Usage: /open PATH [instruction]")
             return
-        # The path may contain spaces: take the longest prefix that names a file.
+        # The path may contain spaces: take the longest prefix that names something (a folder or a broken link
+        # too, so that the line says what is wrong with it).
         words = rest.split(" ")
         for cut in range(len(words), 0, -1):
             candidate = Path(" ".join(words[:cut])).expanduser()
-            if candidate.is_file():
+            if os.path.lexists(candidate):
                 await self.open_photo(candidate, " ".join(words[cut:]) or None)
                 return
         self._print(f"! No such file: {words[0]}")
 
     async def _reference(self, path: str) -> None:
         """`/ref PATH`: the terminal's photo captioned /ref, a reference picture for the next edit."""
-        file = Path(path).expanduser()
+        await self._send_file(Path(path).expanduser(), "/ref")
+
+    async def _send_file(self, path: Path, text: str | None) -> None:
+        """The file at `path` to the engine as a photo with `text`; a file that is not there, not a file, or over the
+        upload limit is one line, and reading never waits on a pipe or runs on past the limit (/dev/zero)."""
         try:
-            data = file.read_bytes()
-        except OSError as error:
-            self._print(f"! Cannot read {file}: {error.strerror or error}.")
+            data = read_photo_file(path, self.upload_limit, files_only=True)
+        except UserError as error:
+            self._print(f"! {error}")
             return
-        await self.engine.handle(Incoming(self.key, text="/ref", image=data), self.render)
+        await self.engine.handle(Incoming(self.key, text=text, image=data), self.render)
 
     async def _press(self, typed: str) -> None:
         action, _, number = typed.partition(" ")
@@ -162,14 +169,15 @@ class ConsoleChat:
 
 
 async def run_console(engine: ConversationEngine, out_dir: Path, *, image: Path | None = None,
-                      instruction: str | None = None, input: TextIO = sys.stdin, output: TextIO = sys.stdout) -> None:
+                      instruction: str | None = None, input: TextIO = sys.stdin, output: TextIO = sys.stdout,
+                      upload_limit: int = UPLOAD_LIMIT) -> None:
     """Read lines until end of input, /quit or a Ctrl+C while nothing runs. Works the same typed by a person or piped
     by a script: lines are answered in order, except /cancel, which is answered at once while an edit runs.
 
     SIGTERM stops the chat the way the bots stop: no new edit starts, the running one may finish within
     EDITBOT_SHUTDOWN_GRACE_SECONDS (the engine's close), and an edit it interrupts is offered again at the next
     start."""
-    console = ConsoleChat(engine, out_dir, output=output)
+    console = ConsoleChat(engine, out_dir, output=output, upload_limit=upload_limit)
     await engine.start(send_to=lambda key: console.render)  # one person: re-attached results are theirs
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[str | None] = asyncio.Queue()

@@ -57,7 +57,7 @@ def chat_key(interaction: discord.Interaction) -> ChatKey:
 def check_attachment(attachment: discord.Attachment, limit: int) -> None:
     """Refuse, from its metadata alone, an attachment that is not an image or is too large to fetch."""
     if not (attachment.content_type or "").startswith("image/"):
-        raise BadImage(f"“{attachment.filename}” is not an image: please attach a photo (PNG, JPEG or WebP).")
+        raise BadImage(f"“{attachment.filename}” is not an image: please attach a photo (JPEG, PNG, WebP or GIF).")
     refuse_declared_size(attachment.size, limit)
 
 

@@ -17,13 +17,14 @@ def edit_command(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from bot.bootstrap import build_editor
+    from bot.local_files import read_photo_file
     from core.editing.transfer import full_size, shrink_for
     from core.images import load_untrusted
     from core.understanding import HeldBack, Understanding
 
     # Everything a person can get wrong is checked before the model costs any time.
     _check_output(args.output)
-    data = _read_limited(args.input, settings.limits.max_upload_bytes)
+    data = read_photo_file(args.input, settings.limits.max_upload_bytes, files_only=False)
     params = EditParams(args.text_guidance, args.image_guidance, args.steps, args.seed,
                         args.scheduler or settings.editor.scheduler).validated()
     if not args.anyway:  # the chat's check, without translation: a one-off edit runs the words as given
@@ -61,16 +62,3 @@ def _check_output(path: Path) -> None:
             Image.registered_extensions()[path.suffix.lower()] not in Image.SAVE:
         raise UserError(f"Cannot write {path}: {path.suffix or 'no extension'} is not an image format I can "
                         "write; use .png, .jpg or .webp.")
-
-
-def _read_limited(path: Path, limit: int) -> bytes:
-    """The file's bytes, refused past `limit` (the upload limit) without reading further: /dev/zero or a FIFO
-    never ends, and a huge file is no better from a terminal than from a chat."""
-    try:
-        with path.open("rb") as file:
-            data = file.read(limit + 1)
-    except OSError as error:
-        raise UserError(f"Cannot read {path}: {error.strerror}.") from None
-    if len(data) > limit:
-        raise UserError(f"{path} is over {limit / 1024 / 1024:g} MB, the most I accept (EDITBOT_MAX_UPLOAD_BYTES).")
-    return data

@@ -41,6 +41,7 @@ costliest accepted file decodes in under 5 times a plain JPEG of its size (`edit
 _ACCEPTED_HUMAN = "JPEG, PNG, WebP or GIF"
 _DAMAGED = "That image is damaged or incomplete; please send it again."
 _TRUNCATED = "That image is incomplete (the file was cut short); please send it again."
+_TOO_MUCH_METADATA = "That PNG carries too much hidden metadata (text, colour profile); please save it as a JPEG."
 # Leading bytes of the accepted formats: a file that starts like one but will not open is damaged, not foreign.
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
 # Modes holding 16- or 32-bit greyscale; only 16-bit PNGs produce them among the accepted formats.
@@ -174,8 +175,8 @@ def _open_first_frame(stream: _EndWatchingStream, data: bytes, max_pixels: int) 
             raise BadImage(f"I can only read {_ACCEPTED_HUMAN} images, and that file is none of them.") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as bomb:
             raise BadImage(_too_many_pixels_from_pillow(str(bomb), max_pixels)) from None
-        except _PARSE_ERRORS:
-            raise BadImage(_DAMAGED) from None
+        except _PARSE_ERRORS as error:
+            raise BadImage(_unreadable(error)) from None
         try:
             # Pillow opens on frame 0 and probing for a second frame seeks back. MPO (a phone's JPEG with depth or
             # stereo pictures appended): frame 0 is the photo itself, the rest are auxiliary, so not an animation.
@@ -183,9 +184,9 @@ def _open_first_frame(stream: _EndWatchingStream, data: bytes, max_pixels: int) 
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as bomb:
             opened.close()
             raise BadImage(_too_many_pixels_from_pillow(str(bomb), max_pixels)) from None
-        except _PARSE_ERRORS:
+        except _PARSE_ERRORS as error:
             opened.close()
-            raise BadImage(_DAMAGED) from None
+            raise BadImage(_unreadable(error)) from None
     return opened, animated
 
 
@@ -304,9 +305,14 @@ def _decode_pixels(image: ImageFile.ImageFile, stream: _EndWatchingStream) -> No
     except _PARSE_ERRORS as error:
         if stream.ran_dry or "truncated" in str(error):
             raise BadImage(_TRUNCATED) from None
-        raise BadImage(_DAMAGED) from error
+        raise BadImage(_unreadable(error)) from error
     if stream.ran_dry:
         raise BadImage(_TRUNCATED)
+
+
+def _unreadable(error: Exception) -> str:
+    """Damaged, unless Pillow stopped at its limits on PNG text and profile chunks (MAX_TEXT_CHUNK, MAX_TEXT_MEMORY)."""
+    return _TOO_MUCH_METADATA if "MAX_TEXT_" in str(error) else _DAMAGED
 
 
 def _to_clean_rgb(loaded: Image.Image, background: tuple[int, int, int]) -> Image.Image:

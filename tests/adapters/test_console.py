@@ -161,3 +161,43 @@ async def test_pick_buttons_can_be_pressed_and_pictures_never_overwrite_each_oth
     assert len(grids) == 2 and len(sheets) == 2  # the sweep and the variations; two different contact sheets
     # Named by the labels /history shows: both grids were of step 1, both sheets made at step 1b.
     assert grids == ["grid-1-2.png", "grid-1.png"] and sheets == ["history-1b-2.png", "history-1b.png"]
+
+
+def test_paths_that_are_no_photo_file_get_one_line_each_and_the_chat_goes_on(tmp_path):
+    """In a real process: a pipe nobody writes to, an endless device, a folder, a symbolic link loop, a file over
+    the upload limit (20 MB) and a path with a NUL byte (which ended the chat with a traceback) are each refused in
+    one line, without waiting on the pipe (which froze the chat, deaf to /quit, Ctrl+C and SIGTERM) or reading on
+    (/dev/zero took all memory, then the chat died); a photo after them is taken. The address space is capped so
+    that a chat that reads on fails here instead of exhausting the machine."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    pipe, folder, loop, huge, photo = (tmp_path / name for name in ("pipe.jpg", "folder", "loop.jpg", "huge.jpg",
+                                                                     "photo.png"))
+    os.mkfifo(pipe)
+    folder.mkdir()
+    loop.symlink_to(loop)
+    with huge.open("wb") as file:
+        file.truncate(21 * 1024 * 1024)  # sparse: costs no disk
+    photo.write_bytes(photo_bytes(fmt="PNG"))
+    paths = [pipe, Path("/dev/zero"), folder, loop, huge]
+    script = "".join(f"/ref {path}\n/open {path} make it night\n" for path in paths) + f"/ref {tmp_path}/a\0b.jpg\n" \
+        + f"/open {photo}\n/history\n"
+
+    def cap_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))
+
+    done = subprocess.run([sys.executable, "-m", "tests.support.console_process", str(tmp_path / "out")],
+                          input=script, capture_output=True, text=True, timeout=120, preexec_fn=cap_memory, check=False,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    refused = [line for line in done.stdout.splitlines() if line.startswith("! ")]
+    assert refused == 2 * [f"! {pipe} is not a regular file (a device or a pipe); give the path of a photo file."] \
+        + 2 * ["! /dev/zero is not a regular file (a device or a pipe); give the path of a photo file."] \
+        + 2 * [f"! {folder} is a folder; give the path of a photo file."] \
+        + 2 * [f"! Cannot read {loop}: Too many levels of symbolic links."] \
+        + 2 * [f"! {huge} is over 20 MB, the most I accept (EDITBOT_MAX_UPLOAD_BYTES)."] \
+        + ["! Cannot read that path: it contains a NUL character."]
+    assert "Got your photo." in done.stdout and "0. original photo  ◀ you are here" in done.stdout

@@ -182,7 +182,7 @@ async def test_a_non_image_attachment_is_refused(world, engine, monkeypatch):
     result = await alice.slash(channel, "edit", image=("notes.txt", b"hello"), instruction="make it snow")
 
     assert result.ephemeral and acknowledgements(env) == [MESSAGE_RESPONSE]
-    assert "notes.txt" in result.response.content and "not an image" in result.response.content
+    assert result.response.content == "“notes.txt” is not an image: please attach a photo (JPEG, PNG, WebP or GIF)."
     assert handled == []
 
 

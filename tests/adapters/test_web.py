@@ -197,12 +197,18 @@ async def test_a_text_file_gets_the_same_refusal_as_in_chat(open_client):
     assert events[-1]["text"].startswith("I can only read") and events[-1]["text"].endswith("none of them.")
 
 
-async def test_an_empty_file_is_refused_as_empty_not_as_no_photo(open_client):
+async def test_an_empty_file_is_refused_and_its_caption_never_edits_the_photo_before(open_client):
     client = await open_client()
+    await client.post("/api/send", data=form("", photo_bytes()))
+    await events_until(client, lambda event: event.get("text", "").startswith("Got your photo"))
+    before = (await (await client.get("/api/state")).json())["head"]["node"]
+
     await client.post("/api/send", data=form("make it night", b""))
-    events = await events_until(client, lambda event: event.get("error"))
-    assert events[0]["photo"] is True
-    assert events[-1]["text"].startswith("That file is empty")
+    events = await events_until(client, lambda event: event.get("error") or event["type"] == "image")
+    assert events[-1].get("text") == "That file is empty; please send a photo (JPEG, PNG, WebP or GIF)."
+    assert events[-2] | {"id": "RUN.3"} == {"seq": 3, "type": "user", "text": "make it night", "photo": True,
+                                            "cid": "", "id": "RUN.3"}  # shown as a file sent
+    assert (await (await client.get("/api/state")).json())["head"]["node"] == before  # nothing was edited
 
 
 async def test_a_line_break_typed_in_the_box_reaches_the_engine_as_one(open_client):

@@ -50,6 +50,8 @@ def test_edit_with_working_output_writes_the_working_size(tmp_path):
         (["edit", str(SAMPLE_PHOTO)], "required"),
         (["edit", str(SAMPLE_PHOTO), "x", "-o", "o.png", "--steps", "many"], "invalid int value"),
         (["chat", "/no/such.jpg"], "No such file"),
+        (["chat", "/"], "/ is a folder; give the path of a photo file."),
+        (["chat", "/dev/null"], "/dev/null is not a regular file (a device or a pipe)"),
         (["frobnicate"], "invalid choice"),
         (["bench", "--threads", "0"], "--threads: must be a whole number of threads, 1 or more (got '0')"),
     ],

@@ -1,9 +1,12 @@
 """Pictures built to exhaust the machine are refused before they cost much, and pictures shown small are decoded
-small: progressive JPEGs with thousands of scans, and contact sheets of full-size photos."""
+small: progressive JPEGs with thousands of scans, PNG metadata that inflates, and contact sheets of full-size
+photos."""
 
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import pytest
 from PIL import Image, ImageFile
@@ -58,6 +61,32 @@ def loaded_sizes(monkeypatch) -> list[tuple[int, int]]:
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", recording_load)
     return sizes
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+INFLATING = zlib.compress(bytes(2 * 1024 * 1024), 9)  # 2 KB that inflate to 2 MB, past Pillow's 1 MB per chunk
+
+
+@pytest.mark.parametrize("chunks, where", [
+    ([png_chunk(b"zTXt", b"comment\0\0" + INFLATING)], "before the pixels"),
+    ([png_chunk(b"iCCP", b"profile\0\0" + INFLATING)], "before the pixels"),
+    ([png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\1\0\0\0" + INFLATING)], "after the pixels"),
+    # 70 chunks inflating to 1 MB each: past the 64 MB Pillow allows for all text together, in 70 KB.
+    ([png_chunk(b"zTXt", b"k%d\0\0" % n + zlib.compress(bytes(1024 * 1024), 9)) for n in range(70)], "after the pixels"),
+], ids=["zTXt", "iCCP", "iTXt", "many zTXt"])
+def test_png_metadata_that_inflates_past_pillows_limits_is_refused_as_such(chunks, where):
+    """Not called damaged with a request to send it again, which could never help: the picture itself is fine."""
+    png = encode_png(Image.new("RGB", (64, 64), (200, 100, 50)))
+    cut = png.index(b"IDAT") - 4 if where == "before the pixels" else png.index(b"IEND") - 4
+    hostile = png[:cut] + b"".join(chunks) + png[cut:]
+    assert len(hostile) < 100_000
+    with pytest.raises(BadImage) as refusal:
+        load_untrusted(hostile)
+    assert str(refusal.value) == ("That PNG carries too much hidden metadata (text, colour profile); please save it as "
+                                  "a JPEG.")
 
 
 def test_a_stored_jpeg_is_decoded_at_a_reduced_scale(monkeypatch):
