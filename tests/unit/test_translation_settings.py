@@ -29,3 +29,19 @@ def test_none_keeps_the_hold_back_and_settings_choose_model_device_and_idle_time
     translator = build_translator(Settings())
     assert (translator.source, str(translator.device), translator.idle_seconds, translator.offline,
             translator.int8) == ("tiny", "cpu", 0, True, False)
+
+
+def test_the_tiny_editor_brings_the_tiny_translator_and_segmenter_unless_others_are_set(monkeypatch):
+    """README's try-it set-up (EDITBOT_MODEL=tiny) downloads nothing for any feature."""
+    from bot.bootstrap import build_segmenter
+
+    for name in ("EDITBOT_TRANSLATION_MODEL", "EDITBOT_SEGMENTATION_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("EDITBOT_MODEL", "tiny")
+    monkeypatch.setenv("EDITBOT_DEVICE", "cpu")
+    assert build_translator(Settings()).source == "tiny"
+    assert build_segmenter(Settings()).source == "tiny"
+    monkeypatch.setenv("EDITBOT_TRANSLATION_MODEL", "none")
+    monkeypatch.setenv("EDITBOT_SEGMENTATION_MODEL", "CIDAS/clipseg-rd64-refined")
+    assert build_translator(Settings()) is None
+    assert build_segmenter(Settings()).source == "CIDAS/clipseg-rd64-refined"
