@@ -142,6 +142,8 @@ async def test_the_controls_are_those_of_the_conversation_s_model_family(three_m
     async with TestClient(TestServer(WebChat(three_models, history, image_store, settings).app())) as client:
         assert (await client.get("/")).status == 200
         await client.post("/api/send", data=form("/model qwen"))
+        # Answered before the next is sent: two messages sent at once are handled at once, in either order.
+        await events_until(client, lambda event: "Switched to qwen" in event.get("text", ""))
         await client.post("/api/send", data=form("/negative blurry"))
         await events_until(client, lambda event: "negative prompt blurry" in event.get("text", ""))
         state = await (await client.get("/api/state")).json()
