@@ -30,15 +30,8 @@ from core.messages import Press, TextReply
 from core.stored_images import decode_stored
 from tests.support.chat import photo_bytes
 from tests.support.fakes import FakeEditor
-from tests.support.telegram_harness import (
-    BOT_ID,
-    BOT_USERNAME,
-    UPLOAD_LIMIT,
-    EmulatorSession,
-    Person,
-    make_settings,
-    running_bot,
-)
+from tests.support.telegram_harness import UPLOAD_LIMIT, make_settings, running_bot
+from tests.support.telegram_session import BOT_ID, BOT_USERNAME, EmulatorSession, Person
 
 
 @pytest.fixture
