@@ -9,6 +9,12 @@ import uuid
 from collections.abc import Callable
 
 import httpx
+import pytest
+
+from core.domain import ChatKey
+from core.messages import Press
+from tests.support.chat import photo_bytes
+from tests.support.fakes import FakeEditor
 
 WAIT_SECONDS = 20.0
 """How long to wait for the bot's next call before failing: a generous bound so a slow machine never flakes."""
@@ -210,3 +216,25 @@ class Person:
         }
         await self.session.deliver({"callback_query": query}, self.chat_id)
         return query_id
+
+
+@pytest.fixture
+def stepping_editor() -> FakeEditor:
+    """The end-to-end Telegram tests' editor, which a test module takes as its own with `editor = stepping_editor`
+    (overriding conftest's): each step takes a moment, as a real edit does, so there is progress to show."""
+    return FakeEditor(step_seconds=0.005)
+
+
+def buttons(record: dict) -> dict[str, Press]:
+    """The inline keyboard of a recorded message: label -> parsed press."""
+    rows = (record.get("reply_markup") or {}).get("inline_keyboard", [])
+    return {button["text"]: Press.parse(button["callback_data"]) for row in rows for button in row}
+
+
+def key_of(person: Person) -> ChatKey:
+    return ChatKey("telegram", str(person.chat_id), str(person.user_id))
+
+
+async def edit_photo(session: EmulatorSession, person: Person, caption: str) -> dict:
+    await person.send_photo([(photo_bytes((96, 64)), 96, 64)], caption=caption)
+    return await session.expect("sendPhoto")
