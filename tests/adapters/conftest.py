@@ -13,12 +13,12 @@ from bot.discord_adapter import build_client
 from bot.telegram_adapter import webhook_secret
 from core.config import DiscordSettings, LimitSettings, Settings
 from tests.support.telegram_harness import (
-    EmulatorSession,
     TelegramEmulator,
     make_settings,
     redis_available,
     running_bot,
 )
+from tests.support.telegram_session import EmulatorSession
 
 # The emulator keeps its state in its own Redis database, apart from anything else using the server.
 EMULATOR_REDIS_DB = 14

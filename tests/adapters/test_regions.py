@@ -14,7 +14,7 @@ from core.queue import EditQueue
 from core.runner import EditRunner
 from tests.support.chat import photo_bytes
 from tests.support.standins import MaskSegmenter
-from tests.support.telegram_harness import Person
+from tests.support.telegram_session import Person
 
 
 async def open_console(engine, tmp_path) -> tuple[ConsoleChat, io.StringIO]:

@@ -1,6 +1,7 @@
 """End-to-end tests of the Telegram adapter: the real PTB Application, in webhook mode, over real HTTP against a Bot
-API emulator (Telemelya + Redis + moto's S3, see tests/telegram_harness.py), serving the real engine with in-memory
-storage and the fast fake editor.
+API emulator (Telemelya + Redis + moto's S3, see tests/support/telegram_harness.py), serving the real engine with
+in-memory storage and the fast fake editor: the conversation, and groups and access. Refusals, failures and the
+offline units have files of their own (test_telegram_refusals.py, test_telegram_failures.py, test_telegram_units.py).
 
 Skipped, with the reason, when Redis or the S3 emulator is not available.
 """
@@ -10,47 +11,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import logging
 import os
-import re
 import time
 
 import pytest
 from PIL import Image
-from telegram import Message
-from telegram.error import Forbidden
 
 from bot.platforms import serve_platforms
-from bot.telegram_adapter import FAILED, NOT_ALLOWED, UNSUPPORTED, TelegramAdapter, webhook_secret
-from bot.telegram_photos import fits_as_photo
-from bot.telegram_replies import Replier, split_text
-from core.config import Settings, StorageSettings, TelegramSettings
-from core.domain import ChatKey
-from core.messages import Press, TextReply
+from bot.telegram_adapter import NOT_ALLOWED, webhook_secret
+from core.config import StorageSettings
 from core.stored_images import decode_stored
 from tests.support.chat import photo_bytes
-from tests.support.fakes import FakeEditor
-from tests.support.telegram_harness import (
+from tests.support.telegram_harness import make_settings, running_bot
+from tests.support.telegram_session import (
     BOT_ID,
     BOT_USERNAME,
-    UPLOAD_LIMIT,
     EmulatorSession,
     Person,
-    make_settings,
-    running_bot,
+    buttons,
+    edit_photo,
+    key_of,
+    stepping_editor,
 )
 
-
-@pytest.fixture
-def editor() -> FakeEditor:
-    """Overrides conftest's: each step takes a moment, as a real edit does, so there is progress to show."""
-    return FakeEditor(step_seconds=0.005)
-
-
-def buttons(record: dict) -> dict[str, Press]:
-    """The inline keyboard of a recorded message: label -> parsed press."""
-    rows = (record.get("reply_markup") or {}).get("inline_keyboard", [])
-    return {button["text"]: Press.parse(button["callback_data"]) for row in rows for button in row}
+editor = stepping_editor  # conftest's editor, but each step takes a moment, as a real edit does
 
 
 def noise_png(size=(96, 64)) -> bytes:
@@ -58,15 +42,6 @@ def noise_png(size=(96, 64)) -> bytes:
     buffer = io.BytesIO()
     Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3)).save(buffer, "PNG")
     return buffer.getvalue()
-
-
-def key_of(person: Person) -> ChatKey:
-    return ChatKey("telegram", str(person.chat_id), str(person.user_id))
-
-
-async def edit_photo(session: EmulatorSession, person: Person, caption: str) -> dict:
-    await person.send_photo([(photo_bytes((96, 64)), 96, 64)], caption=caption)
-    return await session.expect("sendPhoto")
 
 
 # ---------------------------------------------------------------------- the conversation, end to end
@@ -222,78 +197,6 @@ async def test_image_sent_as_a_file_stays_lossless_and_comes_back_as_a_file(sess
     returned = Image.open(io.BytesIO(await session.download(result["file_id"])))
     assert returned.format == "PNG" and "make it night" in result["caption"]
 
-
-# ---------------------------------------------------------------------- refusals
-
-
-@pytest.mark.parametrize("as_document", [False, True], ids=["photo", "document"])
-async def test_oversized_file_is_refused_before_download(session, history, as_document):
-    alice = Person(session)
-    claimed = UPLOAD_LIMIT + 1024 * 1024
-    if as_document:
-        await alice.send_document(photo_bytes(), "huge.jpg", "image/jpeg", caption="make it night", file_size=claimed)
-    else:
-        await alice.send_photo([(photo_bytes(), 96, 64)], caption="make it night", file_size=claimed)
-    refusal = await session.expect("sendMessage")
-
-    assert "6.0 MB" in refusal["text"] and "5.0 MB" in refusal["text"]
-    assert history.conversation(key_of(alice)).head_id is None
-    assert not [call for call in await session.settle() if call["method"] in ("sendPhoto", "sendDocument")]
-
-
-async def test_broken_image_file_is_refused_with_one_line(session, history):
-    alice = Person(session)
-    await alice.send_document(b"these bytes are not a picture" * 10, "photo.png", "image/png", caption="make it night")
-    refusal = await session.expect("sendMessage")
-
-    assert refusal["text"].startswith("⚠️") and "\n" not in refusal["text"]
-    assert "Traceback" not in refusal["text"]
-    assert history.conversation(key_of(alice)).head_id is None
-
-
-async def test_file_that_is_not_an_image_is_refused_without_downloading(session):
-    alice = Person(session)
-    await alice.send_document(b"%PDF-1.7", "report.pdf", "application/pdf")
-    refusal = await session.expect("sendMessage")
-    assert "isn't an image" in refusal["text"]
-
-
-async def test_unsupported_message_gets_a_hint(session):
-    alice = Person(session)
-    await alice.send(location={"latitude": 51.5, "longitude": -0.1})
-    hint = await session.expect("sendMessage")
-    assert hint["text"] == UNSUPPORTED
-
-
-@pytest.mark.parametrize("data", ["garbage", "undo:99999999", "undo:abc", "x" * 64])
-async def test_forged_or_stale_button_is_answered_and_changes_nothing(session, history, data):
-    alice = Person(session)
-    result = await edit_photo(session, alice, "make it night")
-    head = history.conversation(key_of(alice)).head_id
-
-    query_id = await alice.press(data, result["message_id"])
-    answer = await session.expect("answerCallbackQuery")
-
-    assert answer["callback_query_id"] == query_id
-    assert answer["text"] and answer["show_alert"]
-    assert history.conversation(key_of(alice)).head_id == head
-    assert not [call for call in await session.settle() if call["method"] != "answerCallbackQuery"]
-
-
-async def test_pressing_someone_elses_button_is_refused(session, history):
-    alice, bob = Person(session), Person(session)
-    first = await edit_photo(session, alice, "make it night")
-    await alice.say("add a moon")
-    second = await session.expect("sendPhoto")
-    head = history.conversation(key_of(alice)).head_id
-
-    await bob.press(buttons(second)["↶ Undo"].data, second["message_id"])
-    answer = await session.expect("answerCallbackQuery")
-
-    assert answer["show_alert"] and "someone else" in answer["text"]
-    assert history.conversation(key_of(alice)).head_id == head != buttons(first)["↶ Undo"].node_id
-
-
 # ---------------------------------------------------------------------- groups and access
 
 
@@ -377,126 +280,3 @@ async def test_end_to_end_with_the_tiny_model_and_real_storage(emulator, tmp_pat
     assert "2 steps" in result["caption"]
     assert shown.format == "JPEG" and shown.size == (96, 64)  # a full-size preview; /file sends the PNG
     assert not shown.getexif() and "icc_profile" not in shown.info
-
-
-# ---------------------------------------------------------------------- failures stay private
-
-
-async def test_the_token_never_reaches_the_logs(session, caplog):
-    caplog.set_level(logging.DEBUG)
-    alice = Person(session)
-    result = await edit_photo(session, alice, "make it night")
-    await alice.press(buttons(result)["🎲 Retry"].data, result["message_id"])
-    await session.expect("sendPhoto")
-
-    assert any(record.name.startswith("telegram") for record in caplog.records), "the capture saw the bot at work"
-    secret = session.bot_token.split(":", 1)[1]
-    assert secret not in caplog.text
-
-
-class _BrokenEngine:
-    """An engine with a bug: the person must see one plain line, never the exception."""
-
-    commands: list = []
-
-    async def start(self, send_to=None) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def handle(self, incoming, send) -> None:
-        raise RuntimeError("internal detail: database password is hunter2")
-
-
-async def test_unexpected_errors_show_one_plain_line(emulator):
-    settings = make_settings(emulator)
-    token = settings.telegram.bot_token
-    async with running_bot(settings, _BrokenEngine()):
-        session = emulator.session(token, webhook_secret(token))
-        try:
-            await Person(session).say("make it night")
-            apology = await session.expect("sendMessage")
-        finally:
-            await session.close()
-    assert apology["text"] == FAILED
-
-
-# ---------------------------------------------------------------------- units
-
-
-class _BlockedBot:
-    """A Bot whose every request fails the way Telegram answers when the person has blocked the bot."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-
-    async def send_message(self, *args, **kwargs):
-        self.requests += 1
-        raise Forbidden("Forbidden: bot was blocked by the user")
-
-
-async def test_a_blocked_chat_is_logged_and_dropped_without_raising(caplog):
-    bot = _BlockedBot()
-    message = Message.de_json(
-        {"message_id": 1, "date": 0, "chat": {"id": 42, "type": "private"}, "text": "hi"}, bot
-    )
-    adapter = TelegramAdapter(make_offline_settings(), _BrokenEngine())
-    replier = Replier(adapter, message, quote=False, as_document=False)
-    caplog.set_level(logging.INFO)
-
-    await replier(TextReply("first"))
-    await replier(TextReply("second"))
-
-    assert bot.requests == 1, "after Forbidden, nothing more is sent to that chat"
-    assert "blocked" in caplog.text
-
-
-def make_offline_settings() -> Settings:
-    settings = Settings()
-    settings.telegram = TelegramSettings(bot_token="1:offline")
-    return settings
-
-
-@pytest.mark.parametrize(
-    ("size", "fits"),
-    [((512, 512), True), ((9000, 999), True), ((9000, 1001), False), ((2000, 100), True), ((2100, 100), False)],
-)
-def test_photo_limits_decide_photo_or_document(size, fits):
-    buffer = io.BytesIO()
-    Image.new("1", size).save(buffer, "PNG")
-    assert fits_as_photo(buffer.getvalue()) is fits
-
-
-def test_results_over_ten_megabytes_go_as_documents():
-    assert not fits_as_photo(b"\x89PNG" + bytes(10 * 1024 * 1024))
-
-
-def test_long_texts_are_split_at_line_breaks():
-    lines = [f"line {i:04d} " + "x" * 90 for i in range(100)]
-    chunks = split_text("\n".join(lines))
-    assert all(len(chunk) <= 4096 for chunk in chunks) and len(chunks) > 1
-    assert "\n".join(chunks).splitlines() == lines
-
-
-def test_build_application_refuses_a_missing_token():
-    from bot.telegram_adapter import build_application
-
-    settings = make_offline_settings()
-    settings.telegram = TelegramSettings(bot_token=None)
-    with pytest.raises(ValueError, match="TELEGRAM_BOT_TOKEN"):
-        build_application(settings, _BrokenEngine())
-
-
-def test_webhook_serves_the_public_path_and_checks_a_secret_that_is_not_the_token():
-    from bot.telegram_adapter import webhook_options
-
-    telegram = TelegramSettings(bot_token="42:SECRET-part", webhook_url="https://bot.example/hooks/telegram",
-                                webhook_listen="127.0.0.1", webhook_port=8080)
-    options = webhook_options(telegram)
-
-    assert options["url_path"] == "hooks/telegram" and options["webhook_url"] == telegram.webhook_url
-    assert (options["listen"], options["port"]) == ("127.0.0.1", 8080)
-    assert re.fullmatch(r"[A-Za-z0-9_-]{1,256}", options["secret_token"])
-    assert "SECRET" not in options["secret_token"] and "SECRET" not in options["url_path"]
-    assert options["secret_token"] != webhook_options(telegram.model_copy(update={"bot_token": "42:other"}))[
-        "secret_token"
-    ]

@@ -14,7 +14,7 @@ from bot.telegram_photos import PHOTO_MAX_BYTES, fits_as_photo, photo_for
 from core.messages import Press
 from core.stored_images import stored_as_png
 from tests.support.chat import photo_bytes
-from tests.support.telegram_harness import Person
+from tests.support.telegram_session import Person
 
 
 @pytest.fixture

@@ -20,15 +20,12 @@ from core.conversation.edits import SOMEONE_ELSES
 from core.domain import ChatKey
 from tests.support.chat import photo_bytes
 from tests.support.telegram_harness import (
-    BOT_ID,
-    BOT_USERNAME,
     UPLOAD_LIMIT,
-    EmulatorSession,
-    Person,
     free_port,
     make_settings,
     running_bot,
 )
+from tests.support.telegram_session import BOT_ID, BOT_USERNAME, EmulatorSession, Person
 
 GROUP_ANONYMOUS_BOT = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
 CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}

@@ -15,7 +15,8 @@ import pytest
 
 from bot.telegram_adapter import webhook_secret
 from tests.support.chat import photo_bytes
-from tests.support.telegram_harness import EmulatorSession, Person, free_port
+from tests.support.telegram_harness import free_port
+from tests.support.telegram_session import EmulatorSession, Person
 
 ROOT = Path(__file__).parents[2]
 START_SECONDS = 300  # importing torch and building the tiny model on a busy machine

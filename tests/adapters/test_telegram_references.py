@@ -12,7 +12,8 @@ import pytest
 
 from core.messages import Incoming, TextReply
 from tests.support.chat import photo_bytes
-from tests.support.telegram_harness import BOT_USERNAME, UPLOAD_LIMIT, Person
+from tests.support.telegram_harness import UPLOAD_LIMIT
+from tests.support.telegram_session import BOT_USERNAME, Person
 
 RED, GREEN, BLUE = photo_bytes(colour=(200, 30, 30)), photo_bytes(colour=(30, 200, 30)), photo_bytes(colour=(30, 30, 200))
 

@@ -15,8 +15,13 @@ from tests.adapters.test_discord import (
     acknowledgements,
     edit,
 )
-from tests.adapters.test_telegram import buttons, edit_photo
-from tests.support.telegram_harness import BOT_ID, BOT_USERNAME, Person
+from tests.support.telegram_session import (
+    BOT_ID,
+    BOT_USERNAME,
+    Person,
+    buttons,
+    edit_photo,
+)
 from tests.support.translation import PhraseBookTranslator
 
 FRENCH = Translation("rends la photo enneigée", "French")

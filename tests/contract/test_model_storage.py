@@ -9,10 +9,8 @@ import pytest
 
 from core.domain import EditParams, NewNode
 from core.editing.families import family_named
-from tests.contract import test_repository as contract
-from tests.contract.test_repository import ALICE, BOB, USED
+from tests.support.history_backends import ALICE, BOB, USED
 
-backend, repo = contract.backend, contract.repo  # the same fixtures: memory, SQLite, PostgreSQL when set
 
 def qwen_settings() -> EditParams:
     family = family_named("qwen-edit")

@@ -4,10 +4,10 @@ wait for the next edit or an edit (or several, or a grid of them) took them."""
 from __future__ import annotations
 
 from core.domain import ChatKey, EditParams, NewNode
-from tests.contract.test_repository import ALICE, BOB, backend, repo  # noqa: F401 (the fixtures, on every backend)
+from tests.support.history_backends import ALICE, BOB
 
 
-def test_reference_pictures_count_once_each_for_the_person_who_uses_them(repo):  # noqa: F811
+def test_reference_pictures_count_once_each_for_the_person_who_uses_them(repo):
     alice, bob = repo.conversation(ALICE), repo.conversation(BOB)
     root = repo.add_node(NewNode(alice.id, None, "photo", stored_bytes=1000))
     repo.note_reference("hat", 50)

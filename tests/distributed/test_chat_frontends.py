@@ -49,11 +49,11 @@ async def test_telegram_in_distributed_mode_survives_a_worker_killed_mid_edit(pr
     pytest.importorskip("moto.server", reason="moto's S3 server (moto[server]) is not installed")
     from bot.telegram_adapter import webhook_secret
     from tests.support.telegram_harness import (
-        Person,
         TelegramEmulator,
         make_settings,
         running_bot,
     )
+    from tests.support.telegram_session import Person
 
     cluster = private_cluster
     await _two_workers(cluster)

@@ -7,7 +7,11 @@ import random
 import struct
 import zlib
 
-from PIL import Image
+from PIL import ExifTags, Image
+
+WHITE = (255, 255, 255)
+RED = (255, 0, 0)
+BLUE = (0, 0, 255)
 
 
 def encoded(image: Image.Image, image_format: str, **save_options: object) -> bytes:
@@ -15,6 +19,13 @@ def encoded(image: Image.Image, image_format: str, **save_options: object) -> by
     buffer = io.BytesIO()
     image.save(buffer, format=image_format, **save_options)
     return buffer.getvalue()
+
+
+def exif_turned(orientation: int) -> Image.Exif:
+    """EXIF that tells a viewer to turn the picture (6: clockwise, 8: anticlockwise)."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    return exif
 
 
 def noisy_rgb(size: tuple[int, int], seed: int = 0) -> Image.Image:
