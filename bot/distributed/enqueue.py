@@ -79,7 +79,7 @@ class Enqueuer:
 
     async def _queue(self, handle: DistributedJob, since: float) -> None:
         model = handle.job.params.model
-        for waiting in (self._keys.waiting, self._keys.waiting_for(model)):  # the queue's room; places in line
+        for waiting in self._keys.waiting_sets(model):
             await self._redis.zadd(waiting, {handle.id: since}, nx=True)
         stream = self._keys.jobs(model)  # read only by the workers serving its model
         await AsyncKicker(TASK_NAME, self._broker, {"queue_name": stream}).with_task_id(handle.id).kiq(handle.id)

@@ -361,7 +361,7 @@ class DistributedQueue(JobQueue):
         if record is None or not record.finished:
             return
         nodes = [await asyncio.to_thread(self._history.node, node_id) for node_id in record.node_ids]
-        for waiting in (self._keys.waiting, self._keys.waiting_for(handle.job.params.model)):
+        for waiting in self._keys.waiting_sets(handle.job.params.model):
             await self._redis.zrem(waiting, handle.id)
         # Delivered means handed to this live front-end: the engine sends it on at once.
         await asyncio.to_thread(self._jobs.mark_delivered, handle.id)

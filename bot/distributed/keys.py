@@ -39,6 +39,10 @@ class Keys:
     def waiting_for(self, model: str) -> str:
         return f"{self.prefix}:waiting:{model}"
 
+    def waiting_sets(self, model: str) -> tuple[str, str]:
+        """Both sets a waiting job of `model` is in: the queue's room, and its place in its model's line."""
+        return self.waiting, self.waiting_for(model)
+
     @property
     def moved(self) -> str:
         return f"{self.prefix}:moved"

@@ -138,7 +138,7 @@ class EditWorker:
         self._wait_while_paused(records)  # a pause that came between the check before claiming and the claim
         live = {record.id: record for record in records}  # the jobs not cancelled
         for record in records:
-            for waiting in (self.keys.waiting, self.keys.waiting_for(record.job.params.model)):
+            for waiting in self.keys.waiting_sets(record.job.params.model):
                 self.outages.attempt(lambda: self.redis.zrem(waiting, record.id), REDIS, None)
             self.outages.attempt(lambda: self.redis.publish(self.keys.moved, record.id), REDIS, None)
             self._tell(record, kind="started")
