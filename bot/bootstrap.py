@@ -99,7 +99,7 @@ def build_translator(settings: Settings) -> Translator | None:
     from core.translation import NO_TRANSLATION, TransformersTranslator
 
     options = settings.translation
-    model = _with_the_tiny_editor(options.translation_model, options, "translation_model", settings)
+    model = _with_the_tiny_editor(options, "translation_model", settings)
     if model.strip().lower() == NO_TRANSLATION:
         return None
     device = "cpu"
@@ -119,17 +119,17 @@ def build_segmenter(settings: Settings) -> Segmenter:
     from core.editing.lazy_segmentation import LazySegmenter
 
     options = settings.editor
-    model = _with_the_tiny_editor(options.segmentation_model, options, "segmentation_model", settings)
+    model = _with_the_tiny_editor(options, "segmentation_model", settings)
     return LazySegmenter(model, device=options.device, offline=options.offline)
 
 
-def _with_the_tiny_editor(configured: str, options, field: str, settings: Settings) -> str:
+def _with_the_tiny_editor(options, field: str, settings: Settings) -> str:
     """A feature's model: the built-in tiny one too when the editor is the tiny model and the feature's model was not
     set, so the set-up README offers for trying the bot without a download runs every feature (regions,
     translation) without one, instead of each waiting for a hub it cannot reach."""
     if settings.editor.model.strip().lower() == "tiny" and field not in options.model_fields_set:
         return "tiny"
-    return configured
+    return getattr(options, field)
 
 
 def build_storage(settings: Settings) -> tuple[HistoryRepository, ImageStore]:
