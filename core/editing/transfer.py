@@ -92,7 +92,8 @@ def transfer(parent: Image.Image, working_input: Image.Image, working_output: Im
     source = _source_box(full_box, working_input.size, parent.size)
     region = parent if full_box == (0, 0, *parent.size) else parent.crop(full_box)
     # The edit's own pixels and their weight are brought up to size on another core while the low band is added.
-    structure_layers = _HELPER.submit(_structure_layers, working_output, structure, source, region.size)
+    structure_layers = (_HELPER.submit(_structure_layers, working_output, structure, source, region.size)
+                        if structure.any() else None)
     # One add per pass: Pillow computes clip(region + up(low + 128) - 128) in integers; a constant 128 stays 128
     # through the bilinear upsample, so unchanged pixels stay exact. Changes beyond -128..127 take a second pass.
     low = np.rint(low)
@@ -101,7 +102,7 @@ def transfer(parent: Image.Image, working_input: Image.Image, working_output: Im
         low = low - step
         offset = Image.fromarray(np.ascontiguousarray((step + 128).astype(np.uint8).transpose(1, 2, 0)))
         region = ImageChops.add(region, _upsample_change(offset, source, region.size), offset=-128)
-    if structure.any():
+    if structure_layers is not None:
         edit, weight = structure_layers.result()
         region = Image.composite(edit, region, weight)
     if region.size == parent.size:
@@ -112,10 +113,8 @@ def transfer(parent: Image.Image, working_input: Image.Image, working_output: Im
 
 
 def _structure_layers(working_output: Image.Image, structure: np.ndarray, source: tuple[float, float, float, float],
-                      size: tuple[int, int]) -> tuple[Image.Image, Image.Image] | None:
-    """The working output and the structure weight, their `source` area brought up to `size` (None: no structure)."""
-    if not structure.any():
-        return None
+                      size: tuple[int, int]) -> tuple[Image.Image, Image.Image]:
+    """The working output and the structure weight, their `source` area brought up to `size`."""
     edit = working_output.convert("RGB").resize(size, Image.Resampling.BICUBIC, box=source)
     return edit, _upsample(np.rint(structure * 255).astype(np.uint8), source, size)
 
