@@ -18,6 +18,7 @@ from core import regions
 from core.domain import DEFAULT_MODEL, Conversation, EditJob, EditParams, Node, Region, Translation
 from core.conversation.captions import caption, quoted, short
 from core.conversation.choices import refuse_references, runnable
+from core.conversation.turns import let_next_message_go
 from core.editing.families import family_named
 from core.editing.registry import ModelRegistry
 from core.errors import BadParams, PictureGone, QueueFull, ShuttingDown, UserError
@@ -314,6 +315,7 @@ class EditCore:
 
     async def follow(self, queued: TrackedJob, send: Send, what: str = "") -> list[Node]:
         """Relay a queued job's progress to `send`; then the nodes it recorded (or its error)."""
+        let_next_message_go()  # the job is queued: the person's next message need not wait for the model
         async for update in queued.updates():
             await send(progress(queued.id, update, what))
         return await queued.result

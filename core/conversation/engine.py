@@ -36,6 +36,7 @@ from core.conversation.edits import (
 from core.conversation.language import Language
 from core.conversation.models import Models, is_reference
 from core.conversation.tuning import Tuning, tuning_direction
+from core.conversation.turns import Turns, current_turn, wait_for_turn
 from core.domain import DEFAULT_MODEL, ChatKey, Conversation, EditParams, NewNode, Node
 from core.editing.registry import ModelRegistry, ModelSpec
 from core.errors import SOMETHING_WENT_WRONG, PictureGone, QueueFull, UserError
@@ -105,6 +106,7 @@ class ConversationEngine:
         self._deliveries: set[asyncio.Task] = set()  # re-attached jobs being delivered (see start)
         self._max_intakes = max_waiting_per_person
         self._intakes: Counter[str] = Counter()  # photos being decoded and stored, per person
+        self._turns = Turns()
 
     @property
     def commands(self) -> list[CommandInfo]:
@@ -188,12 +190,16 @@ class ConversationEngine:
         """Answer one message. Never raises for the person's mistakes: they become one-line TextReplies."""
         label = log_conversation.set(str(incoming.key))  # every log line of this answer names the conversation
         send = self._labelling(send)
+        turn = None if _answered_at_once(incoming) else self._turns.take(incoming.key)
+        taken = current_turn.set(turn)
         try:
+            if not _new_photo(incoming):  # a new photo is read beside earlier messages, then waits (_photo)
+                await wait_for_turn()
             if incoming.action is not None:
                 await self._press(incoming, send)
             elif incoming.image is not None and is_reference(incoming.text):
                 await self._models.add_reference(await self._conversation(incoming), incoming.image, send)
-            elif incoming.image is not None:
+            elif _new_photo(incoming):
                 await self._photo(incoming, send)
             elif incoming.corrects is not None:
                 conversation = await self._conversation(incoming)
@@ -213,6 +219,9 @@ class ConversationEngine:
             log.exception("failed to answer %s", incoming.key)
             await send(TextReply(SOMETHING_WENT_WRONG, error=True))
         finally:
+            if turn is not None:
+                turn.release()
+            current_turn.reset(taken)
             log_conversation.reset(label)
 
     def _labelling(self, send: Send) -> Send:
@@ -239,6 +248,7 @@ class ConversationEngine:
             self._intakes[person] -= 1
             if not self._intakes[person]:
                 del self._intakes[person]
+        await wait_for_turn()
         conversation = await self._conversation(incoming)
         root = await in_thread(core.history.add_node, NewNode(conversation.id, None, digest, stored_bytes=size))
         if intake.notice:
@@ -309,3 +319,13 @@ class ConversationEngine:
     async def _conversation(self, incoming: Incoming) -> Conversation:
         """The person's conversation, its settings those its model runs (EditCore.effective)."""
         return self._core.effective(await in_thread(self._core.history.conversation, incoming.key))
+
+
+def _new_photo(incoming: Incoming) -> bool:
+    return incoming.action is None and incoming.image is not None and not is_reference(incoming.text)
+
+
+def _answered_at_once(incoming: Incoming) -> bool:
+    """/cancel stops the edit on the way: it never waits behind the messages before it (core.conversation.turns)."""
+    parsed = incoming.action is None and incoming.image is None and split_command((incoming.text or "").strip())
+    return bool(parsed) and parsed[0] == "cancel"
