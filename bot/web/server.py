@@ -325,10 +325,10 @@ class WebChat:
             raise web.HTTPNotFound(text="No such image in your history.")
         data = await asyncio.to_thread(lambda: stored_as_png(self._images.get(node.image_hash)))
         headers = {"Cache-Control": "private, max-age=31536000, immutable"}  # a node's image never changes
-        if request.query.get("download"):  # named by the label the chat shows (picture 2b), not a database id
+        if request.query.get("download"):  # named as the other chats name files (step-2b.png), not by a database id
             tree = await asyncio.to_thread(self._history.tree, node.id)
             label = TreeView.of(tree, node.id).label(node.id) or node_id
-            headers["Content-Disposition"] = f'attachment; filename="editbot-{label}.png"'
+            headers["Content-Disposition"] = f'attachment; filename="step-{label}.png"'
         return web.Response(body=data, content_type="image/png", headers=headers)
 
     async def picture(self, request: web.Request) -> web.Response:

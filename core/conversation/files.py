@@ -26,4 +26,4 @@ class Files(CommandGroup):
     async def file_button(self, conversation: Conversation, node: Node, send: Send) -> None:
         data = await in_image_thread(lambda: stored_as_png(self.core.images.get(node.image_hash)))
         label = await self.core.label(node.id)
-        await send(ImageReply(data, f"Full size, lossless: picture {label}", node.id, kind="file", label=label))
+        await send(ImageReply(data, f"Full size, lossless: step {label}", node.id, kind="file", label=label))

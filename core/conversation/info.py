@@ -22,7 +22,7 @@ class ImageRecord(CommandGroup):
         # labels as /history shows them and /goto takes them (core.label: a candidate as it would be once picked)
         tree = TreeView.of(await in_thread(self.core.history.tree, node.id), node.id)
         width, height = (await in_image_thread(self.core.image, node.image_hash)).size
-        lines = [f"Image {tree.label(node.id)}: {width}×{height} pixels"]
+        lines = [f"Step {tree.label(node.id)}: {width}×{height} pixels"]
         if node.instruction is None:
             lines.append("The original photo you sent (no instruction, no model).")
         elif not is_model_edit(node):

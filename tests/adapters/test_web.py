@@ -91,7 +91,7 @@ async def test_a_photo_and_an_instruction_come_back_as_a_result_with_buttons_and
     assert {button["data"].split(":")[0] for button in result["buttons"]} >= {"undo", "retry", "stronger"}
     image = await client.get(result["download"])
     assert image.content_type == "image/png"
-    assert image.headers["Content-Disposition"] == 'attachment; filename="editbot-1.png"'  # its /history label
+    assert image.headers["Content-Disposition"] == 'attachment; filename="step-1.png"'  # its /history label
 
 
 async def test_a_reload_replays_the_chat_and_a_button_acts_on_its_node(open_client):

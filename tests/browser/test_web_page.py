@@ -136,11 +136,11 @@ def test_file_offers_the_picture_as_a_download(page):
     wait_results(page, 1)
     say(page, "/file")
     sent = page.locator("#messages li.image.file")
-    expect(sent).to_contain_text("Full size, lossless: picture 1")
+    expect(sent).to_contain_text("Full size, lossless: step 1")
     with page.expect_download() as download:
         sent.get_by_role("link", name="⬇ Download").click()
     path = download.value.path()
-    assert download.value.suggested_filename == "editbot-1.png"  # named as the chat names it
+    assert download.value.suggested_filename == "step-1.png"  # named as the chat names it
     assert Path(path).read_bytes().startswith(b"\x89PNG")
 
 
