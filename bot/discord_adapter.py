@@ -5,7 +5,8 @@ Every interaction is acknowledged at once; the deferred "thinking" message then 
 in place at most once a second, and the result arrives as a follow-up carrying the image, a caption and buttons.
 Buttons are `DynamicItem`s whose custom_id carries `Press.data`, and boxes (modals) are answered from their custom_id,
 so both keep working after a restart; a button or box whose custom_id the bot does not read gets one line. A result
-ready after the interaction's 15-minute token has expired is posted to the channel instead, mentioning the person.
+ready after the interaction's 15-minute token has expired is posted to the channel instead, mentioning the person,
+and the "thinking" message is edited through the channel to say so (an ephemeral one only the token could reach).
 
 `build_client(settings, engine)` builds the client without connecting (tests drive it offline with SimCord);
 bot/platforms.py starts it beside the other platforms. Results of edits a distributed queue re-attached after a
@@ -171,8 +172,7 @@ class EditBotClient(discord.Client):
         """Send the engine one or more command/instruction texts and render what it answers."""
         if not await self._admit(interaction):
             return
-        await interaction.response.defer(thinking=True, ephemeral=ephemeral)
-        send = Responder(interaction, owns_original=True, private=ephemeral)
+        send = await Responder.thinking(interaction, private=ephemeral)
         key = chat_key(interaction)
         await self._guarded(send, self._answer_texts(key, texts, send))
 
@@ -198,8 +198,7 @@ class EditBotClient(discord.Client):
         except UserError as error:
             await interaction.response.send_message(str(error), ephemeral=True)
             return
-        await interaction.response.defer(thinking=True)
-        send = Responder(interaction, owns_original=True)
+        send = await Responder.thinking(interaction)
         key = chat_key(interaction)
         await self._guarded(send, self._edit(key, [attachment, *references], instruction, settings, send))
 
@@ -241,8 +240,7 @@ class EditBotClient(discord.Client):
         """The English typed into a Fix translation box: that edit made again with it, shown like an edit."""
         if not await self._admit(interaction):
             return
-        await interaction.response.defer(thinking=True)
-        send = Responder(interaction, owns_original=True)
+        send = await Responder.thinking(interaction)
         incoming = Incoming(chat_key(interaction), text=english, corrects=node_id)
         await self._guarded(send, self.engine.handle(incoming, send))
 

@@ -46,6 +46,8 @@ MESSAGE_LIMIT = 2000
 PART_LIMIT = MESSAGE_LIMIT - 40
 """A long text's parts leave room for the mention a channel message starts with."""
 PRIVATE_ANSWER = "Answered privately."
+ANSWERED_BELOW = "⌛ This took longer than Discord keeps a reply open, so the answer is posted below in the channel."
+"""What the "thinking…" (or progress) message ends with when the answer had to go to the channel."""
 
 def fit_upload(picture: bytes, limit: int) -> tuple[bytes, str]:
     """The result as sent: the engine's picture (a JPEG preview, or a PNG) when it fits the upload limit, else
@@ -124,15 +126,27 @@ class Responder:
     """Renders the replies of one interaction, in order.
 
     owns_original: the interaction was deferred with a "thinking" message that is ours to turn into progress
-    (slash commands, modals); button presses are acknowledged silently, so their progress is a separate message.
+    (slash commands, modals; `thinking` defers and makes one); button presses are acknowledged silently, so their
+    progress is a separate message.
     """
 
-    def __init__(self, interaction: discord.Interaction, *, owns_original: bool, private: bool = False) -> None:
-        """private: the interaction was deferred ephemerally; everything that follows is for the person only."""
+    def __init__(self, interaction: discord.Interaction, *, owns_original: bool, private: bool = False,
+                 original_id: int | None = None) -> None:
+        """private: the interaction was deferred ephemerally; everything that follows is for the person only.
+        original_id: the "thinking" message's id, to end it through the channel once the token has expired."""
         self._interaction = interaction
         self._private = private
         self._original_free = owns_original
+        self._original_open = owns_original  # still "thinking…" or showing progress: not yet ended
+        self._original_id = original_id
         self._progress: dict[int, _Progress] = {}
+
+    @classmethod
+    async def thinking(cls, interaction: discord.Interaction, *, private: bool = False) -> Responder:
+        """Defer the interaction with Discord's "thinking…" message; the Responder that answers it."""
+        callback = await interaction.response.defer(thinking=True, ephemeral=private)
+        return cls(interaction, owns_original=True, private=private,
+                   original_id=callback.message_id if callback is not None else None)
 
     async def __call__(self, reply: Reply) -> None:
         if isinstance(reply, ProgressReply):
@@ -156,6 +170,7 @@ class Responder:
         await self._post(text, ephemeral=True)
         if public_thinking:
             await self._tidy(self._interaction.delete_original_response())
+            self._original_open = False
         await self._end_progress("Stopped.")
 
     @staticmethod
@@ -211,6 +226,7 @@ class Responder:
             try:
                 if entry.message is None:
                     await self._interaction.edit_original_response(content=final)
+                    self._original_open = False
                 else:
                     await entry.message.delete()
             except discord.HTTPException as error:  # tidying up is not worth failing the reply for
@@ -259,6 +275,7 @@ class Responder:
                                                       **extras)
                 # The first follow-up of a deferred interaction becomes its "thinking" message: no longer ours to
                 # turn into progress or "Answered privately." over what it now says.
+                self._original_open = self._original_open and not self._original_free
                 self._original_free = False
                 return
             except discord.HTTPException as error:
@@ -270,6 +287,18 @@ class Responder:
         user = self._interaction.user
         await self._interaction.channel.send(f"{user.mention} {content}"[:MESSAGE_LIMIT],
                                              allowed_mentions=discord.AllowedMentions(users=[user]), **extras)
+        await self._end_expired_original()
+
+    async def _end_expired_original(self) -> None:
+        """The token died while the "thinking…" (or progress) message was open: the bot's own access to the channel
+        still edits its message, to say where the answer went instead of thinking forever. An ephemeral one only
+        the token reaches."""
+        if not self._original_open or self._private or self._original_id is None:
+            return
+        self._original_open = self._original_free = False
+        self._progress = {job: entry for job, entry in self._progress.items() if entry.message is not None}
+        original = self._interaction.channel.get_partial_message(self._original_id)
+        await self._tidy(original.edit(content=ANSWERED_BELOW))
 
 
 def message_parts(text: str, limit: int = PART_LIMIT) -> list[str]:

@@ -158,6 +158,8 @@ class CommandInfo:
     help: str
     hidden: bool = False
     """Left out of /help and the platforms' command menus (admin commands)."""
+    on_image: bool = False
+    """The handler also takes `node`: the result the person replied to (Telegram), else the current image."""
 
     @property
     def usage(self) -> str:
@@ -189,15 +191,16 @@ class ButtonInfo:
     label: str
 
 
-def command(name: str, *args: Arg, hidden: bool = False) -> Callable[[Callable], Callable]:
-    """Mark a coroutine method as the handler of `/name`, called as handler(conversation, send, **typed args)."""
+def command(name: str, *args: Arg, hidden: bool = False, on_image: bool = False) -> Callable[[Callable], Callable]:
+    """Mark a coroutine method as the handler of `/name`, called as handler(conversation, send, **typed args).
+    on_image: it acts on one image, passed as `node`: sent as a reply to an older result, that result."""
     if not COMMAND_NAME.fullmatch(name):
         raise ValueError(f"bad command name {name!r}")
 
     def mark(handler: Callable) -> Callable:
         doc = inspect.cleandoc(handler.__doc__ or "")
         summary = doc.splitlines()[0] if doc else name
-        handler.__command__ = CommandInfo(name, args, summary, doc, hidden)
+        handler.__command__ = CommandInfo(name, args, summary, doc, hidden, on_image)
         return handler
 
     return mark

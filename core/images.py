@@ -27,6 +27,7 @@ import warnings
 import zlib
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
 from core.errors import BadImage
@@ -323,8 +324,7 @@ def _to_clean_rgb(loaded: Image.Image, background: tuple[int, int, int]) -> Imag
     except _PARSE_ERRORS:
         pass  # Unreadable EXIF: the orientation is unknown, the picture itself is fine and EXIF is dropped anyway.
     if loaded.mode in _WIDE_GREY_MODES:
-        # Pillow clips 16-bit values to 255 when converting; scale 0..65535 onto 0..255 instead.
-        rgb = loaded.convert("I").point(lambda value: value / 257).convert("L").convert("RGB")
+        rgb = _wide_grey_to_rgb(loaded, background)
     elif loaded.has_transparency_data:
         rgba = loaded.convert("RGBA")
         rgb = Image.new("RGB", rgba.size, background)
@@ -338,6 +338,21 @@ def _to_clean_rgb(loaded: Image.Image, background: tuple[int, int, int]) -> Imag
         rgb = loaded.copy()  # A plain Image, detached from the file object and its format-specific metadata.
     rgb.info.clear()
     return rgb
+
+
+def _wide_grey_to_rgb(loaded: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """16-bit grey as RGB: Pillow clips values to 255 when converting, so 0..65535 is scaled onto 0..255; the grey
+    value a tRNS chunk declares transparent shows `background`, as the 8-bit case does (Pillow's own conversion to
+    RGBA ignores it at 16 bits)."""
+    wide = loaded.convert("I")
+    rgb = wide.point(lambda value: value / 257).convert("L").convert("RGB")
+    transparent = loaded.info.get("transparency")
+    if not isinstance(transparent, int):
+        return rgb
+    opaque = Image.fromarray((np.asarray(wide) != transparent).astype(np.uint8) * 255)
+    flattened = Image.new("RGB", rgb.size, background)
+    flattened.paste(rgb, mask=opaque)
+    return flattened
 
 
 def _to_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:

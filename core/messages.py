@@ -22,7 +22,8 @@ class Incoming:
 
     A button press arrives as `action` with the node it carries, e.g. Incoming(key, action=Press("undo", 42)).
     reply_to: the node of an earlier result the person replied to; text then edits that result, not the head (in
-        English, to a translated result, it corrects that translation: core/conversation/language.py).
+        English, to a translated result, it corrects that translation: core/conversation/language.py), and a
+        command that acts on one image (/file, /info, /compare: `on_image`) acts on it.
     corrects: the node of a translated result whose Fix translation box the person filled in: text is the English
         they meant, never a command nor a new instruction.
     """

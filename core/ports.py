@@ -203,9 +203,11 @@ class Segmenter(Protocol):
 
 @dataclass(frozen=True)
 class Position:
-    """The job waits with `ahead` jobs in front of it (the running one included)."""
+    """The job waits with `ahead` jobs in front of it (the running one included); paused: an admin paused the queue,
+    so it starts only once they resume it."""
 
     ahead: int
+    paused: bool = False
 
 
 @dataclass(frozen=True)

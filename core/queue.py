@@ -126,11 +126,13 @@ class EditQueue(JobQueue):
         return QueueStatus(self._running is not None, len(self._waiting), self._paused)
 
     async def pause(self) -> None:
-        """Start no new job until resume(); the running one finishes, waiting ones stay."""
+        """Start no new job until resume(); the running one finishes, waiting ones stay (and are told why)."""
         self._paused = True
+        self._announce_positions()
 
     async def resume(self) -> None:
         self._paused = False
+        self._announce_positions()
         self._wakeup.set()
 
     def busy(self, conversation_id: int) -> bool:
@@ -149,7 +151,7 @@ class EditQueue(JobQueue):
         queued = QueuedJob(next(self._ids), job, asyncio.get_running_loop().create_future(),
                            conversation_label=log_conversation.get())
         self._waiting.append(queued)
-        queued.report(Position(self._ahead_of(queued)))
+        queued.report(Position(self._ahead_of(queued), self._paused))
         self._wakeup.set()
         return queued
 
@@ -179,7 +181,7 @@ class EditQueue(JobQueue):
 
     def _announce_positions(self) -> None:
         for job in self._waiting:
-            job.report(Position(self._ahead_of(job)))
+            job.report(Position(self._ahead_of(job), self._paused))
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()

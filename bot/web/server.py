@@ -7,6 +7,7 @@
 Routes (every one but the assets and the sign-in needs the browser's signed cookie):
     GET  /                 the page (or the sign-in form when EDITBOT_WEB_PASSWORD is set)
     GET  /sample.jpg       the bundled photo the greeting offers to try
+    GET  /favicon.ico      the page's icon (assets/favicon.svg), for browsers that ask for it there
     POST /login            the password, then a cookie
     POST /api/send?cid=ID  multipart: text, file, action (a button's Press.data); cid: the page's name for it
     GET  /api/events       server-sent events: the chat's events the page has not seen (Last-Event-ID), then live
@@ -105,6 +106,7 @@ class WebChat:
         app.router.add_post("/login", self.login)
         app.router.add_static("/assets", ASSETS)
         app.router.add_get("/sample.jpg", self.sample)
+        app.router.add_get("/favicon.ico", self.favicon)  # asked for by browsers and tools that skip the page's link
         app.router.add_post("/api/send", self.send)
         app.router.add_get("/api/events", self.events)
         app.router.add_get("/api/state", self.state)
@@ -146,6 +148,9 @@ class WebChat:
 
     async def sample(self, request: web.Request) -> web.FileResponse:  # public, like the assets
         return web.FileResponse(SAMPLE_PHOTO)
+
+    async def favicon(self, request: web.Request) -> web.FileResponse:  # public, like the assets
+        return web.FileResponse(ASSETS / "favicon.svg")
 
     async def login(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -325,10 +330,10 @@ class WebChat:
             raise web.HTTPNotFound(text="No such image in your history.")
         data = await asyncio.to_thread(lambda: stored_as_png(self._images.get(node.image_hash)))
         headers = {"Cache-Control": "private, max-age=31536000, immutable"}  # a node's image never changes
-        if request.query.get("download"):  # named by the label the chat shows (picture 2b), not a database id
+        if request.query.get("download"):  # named as the other chats name files (step-2b.png), not by a database id
             tree = await asyncio.to_thread(self._history.tree, node.id)
             label = TreeView.of(tree, node.id).label(node.id) or node_id
-            headers["Content-Disposition"] = f'attachment; filename="editbot-{label}.png"'
+            headers["Content-Disposition"] = f'attachment; filename="step-{label}.png"'
         return web.Response(body=data, content_type="image/png", headers=headers)
 
     async def picture(self, request: web.Request) -> web.Response:

@@ -1,6 +1,6 @@
 """What results and lists say about a node: the caption under a result, and a node in a few words (/history, compare,
-grids). Instructions are quoted as the model got them; a very long one is shortened here (all of it is in /info),
-so no caption or list line is one instruction long."""
+grids). Instructions are quoted as the model got them, except in /history, which lists the person's own words; a
+very long one is shortened here (all of it is in /info), so no caption or list line is one instruction long."""
 
 from __future__ import annotations
 
@@ -48,9 +48,10 @@ def took(seconds: float | None) -> str:
     return f" · {seconds:.1f} s" if seconds >= 0.1 else " · under 0.1 s"
 
 
-def short(node: Node) -> str:
+def short(node: Node, *, as_typed: bool = False) -> str:
     """A node in a few words (/history, compare): a model edit names its model when it is not the default, and its
-    reference pictures."""
+    reference pictures. as_typed: a translated instruction in the person's own words (/history lists what they
+    typed), the English after it as `translated()` says."""
     if node.instruction is None:
         return "original photo"
     if node.params is None:
@@ -58,4 +59,12 @@ def short(node: Node) -> str:
     notes = [node.params.model] if node.params.model else []
     if node.inputs:
         notes.append(f"+{len(node.inputs)} reference picture{'s' if len(node.inputs) > 1 else ''}")
-    return quoted(node.instruction, SHORT_INSTRUCTION_CHARS) + (f" ({', '.join(notes)})" if notes else "")
+    words = node.translation.original if as_typed and node.translation else node.instruction
+    return quoted(words, SHORT_INSTRUCTION_CHARS) + (f" ({', '.join(notes)})" if notes else "")
+
+
+def translated(node: Node) -> str:
+    """' (in English: “…”)' after a translated instruction listed as typed; '' for any other node."""
+    if node.translation is None:
+        return ""
+    return f" (in English: {quoted(node.instruction, SHORT_INSTRUCTION_CHARS)})"

@@ -52,6 +52,7 @@ def can_not_find(region: Region) -> str:
 
 
 DELAYED_LINE = "Storage is not answering right now: your edit goes on by itself once it is back."
+PAUSED_LINE = "Edits are paused for now: yours will run when they resume"
 SOMEONE_ELSES = "That picture belongs to someone else's edits: reply to one of your own, or send your own photo."
 
 
@@ -62,6 +63,9 @@ def progress(job_id: int | str, update: Position | Step | Delayed, what: str = "
     if isinstance(update, Step):
         doing = f"Editing {what}" if what else "Editing"
         return ProgressReply(job_id, f"{doing}: step {update.done}/{update.total}", 0, update.done, update.total)
+    if update.paused:
+        ahead = f" ({update.ahead} ahead of you)" if update.ahead else ""
+        return ProgressReply(job_id, f"{PAUSED_LINE}{ahead}.", update.ahead, notice=True)
     if update.ahead:
         return ProgressReply(job_id, f"Queued: {update.ahead} ahead of you", update.ahead)
     return ProgressReply(job_id, "Starting the edit…")

@@ -294,7 +294,11 @@ class ConversationEngine:
         if not group.admits(conversation):  # the same answer as an unknown command, before any parsing
             raise unknown_command(name)
         info = await info.narrowed(group, conversation)
-        await handler(conversation, send, **info.parse_args(args))
+        arguments = info.parse_args(args)
+        if info.on_image:  # e.g. /file sent as a reply to an older result: that result's file
+            arguments["node"] = (await self._core.head(conversation) if incoming.reply_to is None
+                                 else await self._core.own_node(conversation, incoming.reply_to))
+        await handler(conversation, send, **arguments)
 
     async def _press(self, incoming: Incoming, send: Send) -> None:
         press = incoming.action

@@ -17,13 +17,13 @@ FILE_BUTTON = "file"
 class Files(CommandGroup):
     position = 55
 
-    @command("file")
-    async def file_command(self, conversation: Conversation, send: Send) -> None:
+    @command("file", on_image=True)
+    async def file_command(self, conversation: Conversation, send: Send, node: Node) -> None:
         """Send the current image as a full-size file (lossless PNG), as it is stored."""
-        await self.file_button(conversation, await self.core.head(conversation), send)
+        await self.file_button(conversation, node, send)
 
     @button(FILE_BUTTON, "⬇ Full size")
     async def file_button(self, conversation: Conversation, node: Node, send: Send) -> None:
         data = await in_image_thread(lambda: stored_as_png(self.core.images.get(node.image_hash)))
         label = await self.core.label(node.id)
-        await send(ImageReply(data, f"Full size, lossless: picture {label}", node.id, kind="file", label=label))
+        await send(ImageReply(data, f"Full size, lossless: step {label}", node.id, kind="file", label=label))

@@ -47,10 +47,10 @@ def cell_label(params: EditParams) -> str:
 class Grids(CommandGroup):
     position = 30
 
-    @command("compare")
-    async def compare_command(self, conversation: Conversation, send: Send) -> None:
+    @command("compare", on_image=True)
+    async def compare_command(self, conversation: Conversation, send: Send, node: Node) -> None:
         """Show the current image beside the one it was made from."""
-        await self.compare_button(conversation, await self.core.head(conversation), send)
+        await self.compare_button(conversation, node, send)
 
     @button("compare", "⇆ Compare")
     async def compare_button(self, conversation: Conversation, node: Node, send: Send) -> None:

@@ -9,18 +9,20 @@ from core.conversation.edits import CommandGroup, is_model_edit
 from core.domain import Conversation, Node
 from core.editing.families import family_named
 from core.messages import Send, TextReply
-from core.offload import in_image_thread
+from core.offload import in_image_thread, in_thread
+from core.treeview import TreeView
 
 
 class ImageRecord(CommandGroup):
     position = 50
 
-    @command("info")
-    async def info_command(self, conversation: Conversation, send: Send) -> None:
+    @command("info", on_image=True)
+    async def info_command(self, conversation: Conversation, send: Send, node: Node) -> None:
         """Show the current image's full record: size, instruction, every parameter, seed, model, time, parent."""
-        tree, node = await self.core.view(conversation)  # labels as /history shows them and /goto takes them
+        # labels as /history shows them and /goto takes them (core.label: a candidate as it would be once picked)
+        tree = TreeView.of(await in_thread(self.core.history.tree, node.id), node.id)
         width, height = (await in_image_thread(self.core.image, node.image_hash)).size
-        lines = [f"Image {tree.label(node.id)}: {width}×{height} pixels"]
+        lines = [f"Step {tree.label(node.id)}: {width}×{height} pixels"]
         if node.instruction is None:
             lines.append("The original photo you sent (no instruction, no model).")
         elif not is_model_edit(node):

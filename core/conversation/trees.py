@@ -11,7 +11,7 @@ import re
 
 from core import pictures
 from core.commands import Arg, button, command
-from core.conversation.captions import caption, short
+from core.conversation.captions import caption, short, translated
 from core.conversation.edits import CommandGroup
 from core.domain import Conversation, Node
 from core.errors import UserError
@@ -63,13 +63,14 @@ def history_text(view: TreeView, head_id: int) -> str:
             continue
         node = view.nodes[line[index]]
         mark = "  ◀ you are here" if node.id == head_id else ""
-        rows.append(f"{view.label(node.id)}. {short(node)}{mark}")
+        rows.append(f"{view.label(node.id)}. {short(node, as_typed=True)}{translated(node)}{mark}")
         following = line[index + 1] if index + 1 < len(line) else None
         branches = [child for child in view.children[node.id] if child != following]
         for child in branches[:BRANCHES_PER_STEP]:
             after = view.size(child) - 1
             more = f" (+{after} after it)" if after else ""
-            rows.append(f"   ↳ {view.label(child)}. {short(view.nodes[child])}{more}")
+            branch = view.nodes[child]
+            rows.append(f"   ↳ {view.label(child)}. {short(branch, as_typed=True)}{translated(branch)}{more}")
         if len(branches) > BRANCHES_PER_STEP:
             rows.append(f"   ↳ and {len(branches) - BRANCHES_PER_STEP} more branches here (/tree draws them)")
     return "Your edits (/goto LABEL jumps to any of them, /tree draws them all):\n" + "\n".join(rows)
@@ -88,7 +89,7 @@ class Trees(CommandGroup):
         def draw() -> bytes:
             entries = [
                 pictures.SheetEntry(view.label(node_id), self._fetch(view.nodes[node_id]),
-                                    short(view.nodes[node_id]).strip("“”"), node_id == head.id,
+                                    short(view.nodes[node_id], as_typed=True).strip("“”"), node_id == head.id,
                                     max(len(view.children[node_id]) - 1, 0))
                 for node_id in shown
             ]

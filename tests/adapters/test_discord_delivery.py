@@ -10,9 +10,10 @@ import io
 from PIL import Image
 
 from bot.discord_adapter import build_client
-from bot.discord_replies import fit_upload, upload_caption
+from bot.discord_replies import ANSWERED_BELOW, fit_upload, upload_caption
 from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey, EditJob
+from core.messages import ImageReply
 from core.ports import TrackedJob
 from core.queue import EditQueue
 from core.runner import EditRunner
@@ -41,6 +42,32 @@ async def test_a_result_after_the_token_expired_goes_to_the_channel(world, engin
     posted = channel.last_message
     assert posted.content.startswith(f"{alice.mention} Undone.")
     assert posted.attachments
+    assert result.response.content == ANSWERED_BELOW, "the thinking message says where the answer went"
+    assert not result.deferred, "and is no longer thinking"
+
+
+async def test_progress_cut_short_by_the_token_says_where_the_result_went(world, engine, monkeypatch):
+    env, _, channel, alice, _ = world
+    release = env.bot.loop.create_future()
+    real_handle = engine.handle
+
+    async def slow_to_finish(incoming, send):
+        async def late(reply):
+            if isinstance(reply, ImageReply):
+                await env.external_wait(release, reason="the edit runs past the interaction token")
+            await send(reply)
+
+        await real_handle(incoming, late)
+
+    monkeypatch.setattr(engine, "handle", slow_to_finish)
+    result = await edit(alice, channel)  # returns once the bot waits for the release
+    assert result.response.content.startswith("⏳ ")
+    await env.advance_time(16 * 60)
+    release.set_result(None)
+    await env.settle()
+
+    assert channel.last_message.content.startswith(f"{alice.mention} “make it snow”")
+    assert result.response.content == ANSWERED_BELOW
 
 
 async def test_a_token_discord_calls_invalid_falls_back_to_the_channel(world):

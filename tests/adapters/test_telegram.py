@@ -105,6 +105,19 @@ async def test_photo_with_caption_shows_progress_then_the_result_with_buttons(se
     assert deleted[0] < calls.index(result), "the progress message goes before the result arrives"
 
 
+async def test_while_edits_are_paused_the_progress_says_so_and_the_edit_runs_once_they_resume(session, engine):
+    alice = Person(session)
+    await engine.queue.pause()  # what an admin's /pause does
+    await alice.send_photo([(photo_bytes((96, 64)), 96, 64)], caption="make it night")
+    progress = await session.expect("sendMessage")
+    assert progress["text"] == "Edits are paused for now: yours will run when they resume."
+    assert not any(call["method"] == "sendPhoto" for call in await session.settle())
+
+    await engine.queue.resume()
+    result = await session.expect("sendPhoto")
+    assert result["caption"].startswith("“make it night”")
+
+
 async def test_follow_up_text_refines_the_last_result(session, history):
     alice = Person(session)
     first = await edit_photo(session, alice, "make it night")

@@ -14,7 +14,7 @@ from bot.telegram_photos import PHOTO_MAX_BYTES, fits_as_photo, photo_for
 from core.messages import Press
 from core.stored_images import stored_as_png
 from tests.support.chat import photo_bytes
-from tests.support.telegram_session import Person
+from tests.support.telegram_session import Person, as_received
 
 
 @pytest.fixture
@@ -44,6 +44,27 @@ async def test_the_full_size_button_and_file_send_the_stored_picture_as_a_docume
     asked = await session.expect("sendDocument")
     assert await session.download(asked["file_id"]) == stored
     assert pressed["file_name"] == asked["file_name"] == "step-1.png"  # the label /history shows and /goto takes
+
+
+async def test_file_info_and_compare_in_reply_to_an_older_result_are_about_that_result(session, history,
+                                                                                      image_store):
+    alice = Person(session)
+    await alice.send_photo([(photo_bytes((96, 64)), 96, 64)], caption="make it night")
+    older = await session.expect("sendPhoto")
+    await alice.say("add a moon")
+    await session.expect("sendPhoto")
+    older_node = history.node(full_size_press(older).node_id)
+
+    await alice.say("/file", reply_to=as_received(older, alice))
+    sent = await session.expect("sendDocument")
+    assert await session.download(sent["file_id"]) == stored_as_png(image_store.get(older_node.image_hash))
+    assert sent["file_name"] == "step-1.png"
+    await alice.say("/info", reply_to=as_received(older, alice))
+    record = await session.expect("sendMessage", lambda record: "Made:" in record["text"])
+    assert "“make it night”" in record["text"] and "add a moon" not in record["text"]
+    await alice.say("/compare", reply_to=as_received(older, alice))
+    compared = await session.expect("sendPhoto", lambda record: "Before and after" in record.get("caption", ""))
+    assert "make it night" in compared["caption"]
 
 
 async def test_a_picture_sent_as_a_file_gets_its_result_back_as_a_lossless_file(session, history, image_store):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
 from aiohttp import FormData
@@ -91,7 +92,7 @@ async def test_a_photo_and_an_instruction_come_back_as_a_result_with_buttons_and
     assert {button["data"].split(":")[0] for button in result["buttons"]} >= {"undo", "retry", "stronger"}
     image = await client.get(result["download"])
     assert image.content_type == "image/png"
-    assert image.headers["Content-Disposition"] == 'attachment; filename="editbot-1.png"'  # its /history label
+    assert image.headers["Content-Disposition"] == 'attachment; filename="step-1.png"'  # its /history label
 
 
 async def test_a_reload_replays_the_chat_and_a_button_acts_on_its_node(open_client):
@@ -278,6 +279,17 @@ async def test_the_page_loads_nothing_from_elsewhere(open_client):
     for asset in ("/assets/app.js", "/assets/app.css"):
         body = await (await client.get(asset)).text()
         assert "http://" not in body and "https://" not in body
+
+
+async def test_the_page_has_an_icon_and_favicon_ico_answers_with_it(engine, history, image_store, settings):
+    """No 404 on every visit: the page links its icon, and /favicon.ico (asked for without a cookie) serves it."""
+    async with TestClient(TestServer(WebChat(engine, history, image_store, settings).app())) as client:
+        icon = await client.get("/favicon.ico")
+        assert icon.status == 200 and icon.content_type == "image/svg+xml"
+        assert (await icon.text()).startswith("<svg")
+        html = await (await client.get("/")).text()
+        [linked] = re.findall(r'<link rel="icon" href="([^"]+)"', html)
+        assert (await client.get(linked)).status == 200
 
 
 async def test_serve_platforms_serves_the_web_chat_in_the_bots_process(editor, history, image_store, settings):

@@ -136,11 +136,11 @@ def test_file_offers_the_picture_as_a_download(page):
     wait_results(page, 1)
     say(page, "/file")
     sent = page.locator("#messages li.image.file")
-    expect(sent).to_contain_text("Full size, lossless: picture 1")
+    expect(sent).to_contain_text("Full size, lossless: step 1")
     with page.expect_download() as download:
         sent.get_by_role("link", name="⬇ Download").click()
     path = download.value.path()
-    assert download.value.suggested_filename == "editbot-1.png"  # named as the chat names it
+    assert download.value.suggested_filename == "step-1.png"  # named as the chat names it
     assert Path(path).read_bytes().startswith(b"\x89PNG")
 
 
@@ -224,6 +224,24 @@ def test_a_link_from_another_site_opens_the_same_conversation(page, server):
     page.goto("http://elsewhere.example/")
     page.click("text=editbot")
     expect(page.locator(RESULTS)).to_contain_text("“make it night”")
+
+
+def test_a_dropped_photo_waits_in_the_box_as_the_overlay_says(page):
+    """Dropping only attaches the photo (it goes with the next message), so the overlay must not promise to send it."""
+    overlay = page.evaluate("""async (bytes) => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([new Uint8Array(bytes)], "sample.jpg", { type: "image/jpeg" }));
+        const chat = document.querySelector("#chat");
+        chat.dispatchEvent(new DragEvent("dragover", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+        const shown = document.querySelector("#drop").innerText;
+        chat.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+        return shown;
+    }""", list(SAMPLE.read_bytes()))
+    assert overlay == "Drop the photo to add it to your message"
+    expect(page.locator("#pending")).to_be_visible()
+    expect(page.locator("#messages li.user")).to_have_count(0)
+    say(page, "make it night")
+    wait_results(page, 1)
 
 
 def test_a_text_file_is_refused_in_one_line(page, tmp_path):

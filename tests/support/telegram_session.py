@@ -231,6 +231,18 @@ def buttons(record: dict) -> dict[str, Press]:
     return {button["text"]: Press.parse(button["callback_data"]) for row in rows for button in row}
 
 
+def as_received(record: dict, person: Person) -> dict:
+    """The bot's recorded message as Telegram puts it in the person's reply to it (with its buttons)."""
+    return {
+        "message_id": record["message_id"],
+        "from": {"id": BOT_ID, "is_bot": True, "first_name": "TestBot", "username": BOT_USERNAME},
+        "chat": {"id": person.chat_id, "type": person.chat_type},
+        "date": int(time.time()),
+        "caption": record.get("caption"),
+        "reply_markup": record.get("reply_markup"),
+    }
+
+
 def key_of(person: Person) -> ChatKey:
     return ChatKey("telegram", str(person.chat_id), str(person.user_id))
 

@@ -10,6 +10,7 @@ import pytest
 from core.conversation.admin import AdminCommands
 from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey
+from core.messages import ProgressReply
 from core.queue import EditQueue
 from core.runner import EditRunner
 from tests.support.chat import Chat, images
@@ -97,6 +98,24 @@ async def test_queue_status_and_pause_keep_waiting_edits_until_resume(engine, ad
     assert "Resumed" in resumed.text
     assert images(await waiting)
     assert [instruction for instruction, _ in editor.calls] == ["make it night", "add snow"]
+
+
+async def test_waiting_edits_are_told_when_edits_are_paused_and_resumed(engine, admin, gate):
+    alice, bob = Chat(engine, ChatKey("test", "a", "alice")), Chat(engine, ChatKey("test", "b", "bob"))
+    await alice.photo()
+    await bob.photo()
+    running = asyncio.create_task(alice("make it night"))
+    await until(lambda: engine.queue.status.running)
+    waiting = asyncio.create_task(bob("add snow"))
+    await until(lambda: engine.queue.depth == 2)
+    await admin("/pause")
+    await admin("/resume")
+    gate.set()
+    await running
+    said = [reply.text for reply in await waiting if isinstance(reply, ProgressReply)]
+    assert said[:3] == ["Queued: 1 ahead of you",
+                        "Edits are paused for now: yours will run when they resume (1 ahead of you).",
+                        "Queued: 1 ahead of you"]
 
 
 async def test_usage_lists_people_by_edits(engine, admin, gate):

@@ -36,11 +36,12 @@ async def test_english_is_never_sent_to_the_translator(chat, translator):
     assert translator.calls == []
 
 
-async def test_history_retry_and_squash_use_the_english_the_model_was_given(chat, history, editor):
+async def test_history_shows_the_persons_words_and_retry_and_squash_use_the_english(chat, history, editor):
     await chat.photo("rends la photo enneigée")
     [hat] = images(await chat("ajoute un chapeau rouge"))
-    [listing, _sheet] = await chat("/history")
-    assert "“make the photo snowy”" in listing.text and "“add a red hat”" in listing.text
+    [listing, _sheet] = await chat("/history")  # lists the person's words, the English the model got after them
+    assert "1. “rends la photo enneigée” (in English: “make the photo snowy”)" in listing.text
+    assert "2. “ajoute un chapeau rouge” (in English: “add a red hat”)  ◀ you are here" in listing.text
 
     [retried] = images(await chat("/retry"))
     assert editor.calls[-1][0] == "add a red hat"

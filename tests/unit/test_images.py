@@ -112,6 +112,20 @@ def test_sixteen_bit_png_is_scaled_not_clipped() -> None:
     assert_close(intake.image.getpixel((5, 5)), (155, 155, 155), tolerance=1)  # 40000 / 257
 
 
+@pytest.mark.parametrize("mode, value, shown", [("L", 155, 155), ("I;16", 40_000, 155)])
+def test_a_grey_png_s_transparent_value_is_painted_white_at_8_and_16_bits(mode, value, shown) -> None:
+    grey = Image.new(mode, (64, 48), value)
+    grey.paste(Image.new(mode, (32, 48), 7), (0, 0))  # left half: the grey value tRNS declares transparent
+    data = encoded(grey, "PNG", transparency=7)
+    assert Image.open(io.BytesIO(data)).info["transparency"] == 7, "the test image must really carry tRNS"
+
+    intake = load_untrusted(data)
+
+    assert_clean_rgb(intake)
+    assert intake.image.getpixel((10, 10)) == WHITE
+    assert_close(intake.image.getpixel((50, 10)), (shown, shown, shown), tolerance=1)
+
+
 def test_palette_png_transparency_is_painted_white() -> None:
     palette_image = Image.new("P", (64, 48), 1)
     palette_image.putpalette([0, 0, 0, *RED])

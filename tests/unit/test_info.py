@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from core.conversation.engine import ConversationEngine
@@ -37,7 +39,7 @@ async def test_info_gives_an_edit_s_full_record(alice, history, image_store):
     [reply] = await alice("/info")
 
     assert not reply.error
-    assert f"Image 1: {width}×{height} pixels" in reply.text  # the label /history shows and /goto takes
+    assert f"Step 1: {width}×{height} pixels" in reply.text  # the label /history shows and /goto takes
     assert "Instruction: “make it night”" in reply.text
     assert "Text guidance: 7.5" in reply.text and "Image guidance: 1.5" in reply.text
     assert "Steps: 7" in reply.text and "Seed: 1234" in reply.text and "Scheduler: default" in reply.text
@@ -54,10 +56,10 @@ async def test_info_on_the_original_photo_and_an_exact_edit(alice, history):
     await alice("/rotate 90")
     [reply] = await alice("/info")
     assert "64×96 pixels" in reply.text and "Exact edit: rotate 90" in reply.text
-    assert "Image 1:" in reply.text and "Parent: 0 (the original)" in reply.text
+    assert "Step 1:" in reply.text and "Parent: 0 (the original)" in reply.text
     await alice("/rotate 90")
     [reply] = await alice("/info")
-    assert "Image 2:" in reply.text and "Parent: 1\n" in reply.text + "\n"
+    assert "Step 2:" in reply.text and "Parent: 1\n" in reply.text + "\n"
 
 
 async def test_info_before_any_photo_says_what_to_do(alice):
@@ -74,4 +76,16 @@ async def test_the_full_size_file_is_named_by_its_label(alice):
     await alice.photo()
     await alice("/rotate 90")
     [reply] = await alice("/file")
-    assert reply.kind == "file" and reply.label == "1" and reply.caption == "Full size, lossless: picture 1"
+    assert reply.kind == "file" and reply.label == "1" and reply.caption == "Full size, lossless: step 1"
+
+
+async def test_a_picture_is_called_step_and_its_label_wherever_it_is_named(alice):
+    """One wording for the labels /history shows: "step 2" (files step-2.png), as /goto reads them; "picture 2"
+    is what reference pictures are called in instructions, so a label must not read like one."""
+    await alice.photo()
+    await alice("/rotate 90")
+    await alice("/rotate 90")
+    named = [reply.caption if hasattr(reply, "caption") else reply.text
+             for command in ("/goto 1", "/info", "/file") for reply in await alice(command)]
+    assert all(re.search(r"\bStep 1\b|\bstep 1\b", text) for text in named), named
+    assert not any(re.search(r"\b(picture|image) 1\b", text, re.IGNORECASE) for text in named), named
