@@ -13,16 +13,26 @@ photo's size gives a soft picture, and every edit of a chain would re-encode the
        `DEAD_ZONE` levels are dropped, and softened detail is not structure, so a model's re-encoding of the
        picture changes nothing.
     4. Where nothing is left to carry, the result *is* the parent, pixel for pixel. Full-size work is confined to
-       the box around the change and done with Pillow's C operations on 8-bit images.
+       the box around the change and done on 8-bit pixels.
 
-Why it is fast enough: all float work happens at the working size (3x512x384 planes, about 18 ms of CPU here); at
-full size a whole-picture change costs an upsampling of the 8-bit change (half size, then doubled) and one
-saturating add, each one pass of Pillow's C over the photo. Full-size pixels never go through numpy: converting a
-12 MP picture either way is itself a copy (25-50 ms here). The work that does not depend on the rest runs on a
-second core at the same time, with the same operations, so results are identical: the input's own detail while the
-change is analysed, and the edit's upsampling (the structure) while the low band is added. Strips of rows were
-tried and left out: Pillow's resize of a strip through a box rounds its sample positions a little differently from
-one resize of the whole, so results would have depended on the number of cores (off by up to 11 levels on noise).
+Why it is fast enough: all float work happens at the working size (3x512x384 planes in numpy, about 15 ms of CPU
+here, split over two threads); torch's convolutions were measured slower for these blurs (a depthwise conv2d took
+11 ms for three planes against numpy's 4-5). At full size a whole-picture change costs two upsamplings (the 8-bit
+change, and the edit with its structure weight), a saturating add and a masked paste. The upsampling is torch's
+antialiased bilinear and bicubic on uint8 pixels with four channels in channels-last memory (Pillow's own layout
+of RGB, 4 bytes a pixel, and the layout those kernels work in, so their output is handed to Pillow without a
+conversion): the same filters as Pillow's BILINEAR and BICUBIC (equal, or within 2 levels) at 0.8-1 ms for
+1280x960 against Pillow's 8-12. The add and the paste stay Pillow's C (about 3.5 ms each at 1280x960); the parent
+itself never goes through numpy. Each upsampled pixel is computed on its own, so results do not depend on the
+number of threads torch may use. The work that does not depend on the rest runs on a second core at the same time:
+the input's own detail while the change is analysed, and the edit's upsampling (the structure) while the low band
+is added. Strips of rows were tried (with Pillow's resize) and left out: a strip's box rounds its sample positions
+a little differently from one resize of the whole, so results would have depended on the number of cores.
+
+The shrink (shrink_for) is torch's antialiased bicubic too, Pillow's BICUBIC within a level: 1.5-2 ms for a
+1280x960 photo and about 17 ms at 12 MP, against 15 and 104 ms for Pillow's Lanczos, which the bot used before.
+The model now sees a picture a little softer than Lanczos's (up to 3-4 levels apart, 0.3 on average): torch has no
+Lanczos kernel, and a hand-made one (numpy taps, or torch's convolutions, slow here as said above) was not tried.
 
 Why this method: measured on a 12 MP synthetic photo (smooth gradients, texture at several scales, sensor noise;
 this machine, busy) against the full-size truth of three stand-in edits. PSNR, this method / plain upsampled delta
@@ -30,17 +40,19 @@ this machine, busy) against the full-size truth of three stand-in edits. PSNR, t
     re-encoding only (working image blurred by 0.8 px plus noise)    64.4 / 39.0 / 33.1 dB
     warm tint of the whole picture                                    49.5 / 53.1 / 35.4 dB
     a flat patch painted over texture                                 38.9 / 39.5 / 36.3 dB
-(Measured with a full-size bilinear upsampling; the half-size one used now costs 0.02-0.1 dB, _upsample_change.)
+(Measured with Pillow's upsampling, which torch's matches within 2 levels.)
 The plain delta is slightly better on true edits but carries the model's re-encoding noise into every pixel, so
 a chain of edits would drift; this method keeps untouched pixels exact. A fast guided filter (per-pixel affine map
 fitted at working size) needs float arithmetic on all 36 M full-size values: over 1 s for 12 MP in numpy here
-(before its upsampling), against 10 / 53 / 119 ms of CPU for this method's identity / rectangle / whole-picture
-edits of a 12 MP photo (`editbot bench --transfer`, medians of 5 rounds, 2-core machine shared with other work).
+(before its upsampling), against 32-35 / 66-72 / 135-139 ms of CPU for this method's identity / rectangle /
+whole-picture edits of a 12 MP photo (`editbot bench --transfer`, medians of 5 rounds, three runs, 2-core machine
+shared with other work; mostly allocating and filling full-size images), and 1.2 / 21 / 22 ms at 1280x960.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 
 import numpy as np
 from PIL import Image, ImageChops
@@ -57,17 +69,18 @@ REPAINT_LEVELS = (16.0, 32.0)
 """Low-band change (levels) from which the whole change, texture included, is carried over, and fully is."""
 MARGIN = 3
 """Working pixels added around the changed box so upsampling filters see their whole support."""
-HALF_SIZE_FROM = 4
-"""From this ratio of full to working size the change is upsampled to half size, then doubled (_upsample_change)."""
 _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="transfer")
-"""Runs the independent half of a transfer on a second core (numpy and Pillow let go of the GIL in their loops).
+"""Runs the independent half of a transfer on a second core (numpy, Pillow and torch let go of the GIL).
 A task of its own must never call transfer: its one worker would wait for itself."""
 
 
 def shrink_for(editor: Editor, photo: Image.Image) -> Image.Image:
-    """The photo shrunk once to the editor's working size, as the editor itself would shrink it (Lanczos)."""
+    """The photo shrunk once to the editor's working size: antialiased bicubic (Pillow's BICUBIC filter, done by
+    torch's uint8 kernel in about a tenth of Pillow's time; module docstring)."""
     size = editor.working_size(photo.size)
-    return photo if size == photo.size else photo.resize(size, Image.Resampling.LANCZOS)
+    if size == photo.size:
+        return photo
+    return _rgb_image(_resize(_pixels(photo), size, "bicubic"))
 
 
 def full_size(photo: Image.Image, small: Image.Image, edited: Image.Image) -> Image.Image:
@@ -84,15 +97,15 @@ def transfer(parent: Image.Image, working_input: Image.Image, working_output: Im
     """
     if working_input.size != working_output.size:
         raise ValueError("the editor's input and output must have one size")
-    low, structure = _split_change(_planes(working_input), _planes(working_output))
+    output = _pixels(working_output)
+    low, structure = _split_change(_planes(_pixels(working_input)), _planes(output))
     changed = low.any(axis=0) | (structure > 0)
     if not changed.any():
         return parent.copy()
-    full_box = _full_box(changed, working_input.size, parent.size)
-    source = _source_box(full_box, working_input.size, parent.size)
+    source, full_box = _boxes(changed, working_input.size, parent.size)
     region = parent if full_box == (0, 0, *parent.size) else parent.crop(full_box)
     # The edit's own pixels and their weight are brought up to size on another core while the low band is added.
-    structure_layers = (_HELPER.submit(_structure_layers, working_output, structure, source, region.size)
+    structure_layers = (_HELPER.submit(_structure_layers, output, structure, source, region.size)
                         if structure.any() else None)
     # One add per pass: Pillow computes clip(region + up(low + 128) - 128) in integers; a constant 128 stays 128
     # through the bilinear upsample, so unchanged pixels stay exact. Changes beyond -128..127 take a second pass.
@@ -100,11 +113,13 @@ def transfer(parent: Image.Image, working_input: Image.Image, working_output: Im
     while low.any():
         step = np.clip(low, -128, 127)
         low = low - step
-        offset = Image.fromarray(np.ascontiguousarray((step + 128).astype(np.uint8).transpose(1, 2, 0)))
-        region = ImageChops.add(region, _upsample_change(offset, source, region.size), offset=-128)
+        offset = np.full((*step.shape[1:], 4), 128, np.uint8)
+        np.add(step.transpose(1, 2, 0), 128, out=offset[..., :3], casting="unsafe")
+        region = ImageChops.add(region, _rgb_image(_resize(offset, region.size, "bilinear", source)), offset=-128)
     if structure_layers is not None:
         edit, weight = structure_layers.result()
-        region = Image.composite(edit, region, weight)
+        region = region.copy() if region is parent else region
+        region.paste(edit, (0, 0), weight)
     if region.size == parent.size:
         return region if region is not parent else parent.copy()
     result = parent.copy()
@@ -112,16 +127,56 @@ def transfer(parent: Image.Image, working_input: Image.Image, working_output: Im
     return result
 
 
-def _structure_layers(working_output: Image.Image, structure: np.ndarray, source: tuple[float, float, float, float],
+def _structure_layers(output: np.ndarray, structure: np.ndarray, source: tuple[int, int, int, int],
                       size: tuple[int, int]) -> tuple[Image.Image, Image.Image]:
-    """The working output and the structure weight, their `source` area brought up to `size`."""
-    edit = working_output.convert("RGB").resize(size, Image.Resampling.BICUBIC, box=source)
-    return edit, _upsample(np.rint(structure * 255).astype(np.uint8), source, size)
+    """The working output (_pixels) and the structure weight, their `source` box brought up to `size`: the edit
+    and the mask to paste it with (RGBA images over the upsampled arrays; the mask's 4th channel is the weight)."""
+    weight = np.repeat(np.rint(structure * 255).astype(np.uint8)[..., None], 4, axis=2)  # 4 channels: the fast kernel
+    return _view(_resize(output, size, "bicubic", source)), _view(_resize(weight, size, "bilinear", source))
 
 
-def _planes(image: Image.Image) -> np.ndarray:
-    """An image as 3xHxW float32 planes."""
-    return np.asarray(image.convert("RGB")).transpose(2, 0, 1).astype(np.float32, order="C")
+def _pixels(image: Image.Image) -> np.ndarray:
+    """An image's RGB pixels as an HxWx4 uint8 array (Pillow's own layout: a 4th byte after each pixel), copied row
+    by row into numpy's memory: np.asarray goes through tobytes(), 3-30 times slower here (0.15 against 0.5-5 ms at
+    1280x960)."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    rgb.load()
+    pixels = np.empty((rgb.height, rgb.width, 4), np.uint8)
+    # A Pillow image over the array's memory, filled by its core paste (Image.paste would copy a read-only image).
+    Image.frombuffer("RGBX", rgb.size, pixels, "raw", "RGBX", 0, 1).im.paste(rgb.im, (0, 0, *rgb.size))
+    return pixels
+
+
+def _resize(pixels: np.ndarray, size: tuple[int, int], mode: str,
+            source: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """HxWx4 uint8 pixels (their `source` box of whole pixels, if given) resized to `size` with torch's antialiased
+    "bilinear" or "bicubic" filter: for upsampling the same filters as Pillow's BILINEAR and BICUBIC (results equal,
+    or within 2 levels), in a third to a tenth of the time. Four channels in channels-last memory are the layout
+    torch's uint8 kernels work in, so nothing is converted either way. Each output pixel is computed on its own,
+    so the result does not depend on the number of threads."""
+    import torch  # here, not at the top: processes that never edit (front-ends) import this module without torch
+
+    if source is not None:
+        left, top, right, bottom = source
+        pixels = np.ascontiguousarray(pixels[top:bottom, left:right])
+    batch = torch.from_numpy(pixels).unsqueeze(0).permute(0, 3, 1, 2)
+    resized = torch.nn.functional.interpolate(batch, size=(size[1], size[0]), mode=mode, antialias=True)
+    return np.ascontiguousarray(resized.permute(0, 2, 3, 1)[0].numpy())
+
+
+def _rgb_image(pixels: np.ndarray) -> Image.Image:
+    """An RGB image of HxWx4 pixels (the 4th channel dropped)."""
+    return Image.frombytes("RGB", (pixels.shape[1], pixels.shape[0]), pixels, "raw", "RGBX")
+
+
+def _view(pixels: np.ndarray) -> Image.Image:
+    """A read-only RGBA image over HxWx4 pixels, without a copy."""
+    return Image.frombuffer("RGBA", (pixels.shape[1], pixels.shape[0]), pixels, "raw", "RGBA", 0, 1)
+
+
+def _planes(pixels: np.ndarray) -> np.ndarray:
+    """HxWx4 pixels as 3xHxW float32 planes."""
+    return pixels[..., :3].transpose(2, 0, 1).astype(np.float32, order="C")
 
 
 def _split_change(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,8 +196,8 @@ def _split_change(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np
     structure = np.clip((high - detail.result() - start) / (full - start), 0.0, 1.0)
     # Feather the structure mask outwards a little, so the edit's own edge is not cut at its threshold.
     structure = np.clip(_gauss(structure, 1.0) * 1.5, 0.0, 1.0)
-    structure[structure < 1 / 255] = 0.0
-    low[np.abs(low) < DEAD_ZONE] = 0.0
+    structure *= structure >= 1 / 255  # multiplying by a mask: a tenth of the time of assigning through it
+    low *= np.abs(low) >= DEAD_ZONE
     # Where the tone changes a lot the area is being repainted: its old working-size texture goes too.
     start, full = REPAINT_LEVELS
     repaint = np.clip((_gauss(_channel_max(np.abs(low)), 1.0) - start) / (full - start), 0.0, 1.0)
@@ -191,40 +246,18 @@ def _window(padded: np.ndarray, axis: int, start: int, length: int) -> np.ndarra
     return padded[start:start + length] if axis == 0 else padded[:, start:start + length]
 
 
-def _full_box(changed: np.ndarray, working: tuple[int, int], full: tuple[int, int]) -> tuple[int, int, int, int]:
-    """The full-size box covering the changed working pixels plus MARGIN (whole pixels, inside the image)."""
-    rows, columns = np.nonzero(changed)
-    left = max(int(columns.min()) - MARGIN, 0)
-    top = max(int(rows.min()) - MARGIN, 0)
-    right = min(int(columns.max()) + 1 + MARGIN, working[0])
-    bottom = min(int(rows.max()) + 1 + MARGIN, working[1])
-    scale_x, scale_y = full[0] / working[0], full[1] / working[1]
-    return (int(left * scale_x), int(top * scale_y),
-            min(-int(-right * scale_x // 1), full[0]), min(-int(-bottom * scale_y // 1), full[1]))
-
-
-def _source_box(full_box: tuple[int, int, int, int], working: tuple[int, int],
-                full: tuple[int, int]) -> tuple[float, float, float, float]:
-    """The working-size area (fractional) that `full_box` covers: resizing it with Image.resize(box=...) gives the
-    same pixels as resizing the whole working image to full size and cropping."""
-    scale_x, scale_y = working[0] / full[0], working[1] / full[1]
-    return (full_box[0] * scale_x, full_box[1] * scale_y, full_box[2] * scale_x, full_box[3] * scale_y)
-
-
-def _upsample_change(offset: Image.Image, source: tuple[float, float, float, float],
-                     size: tuple[int, int]) -> Image.Image:
-    """The working-size change (offset by 128, RGB), its `source` area brought up to `size`: bilinearly, and for a
-    photo at least HALF_SIZE_FROM times the working size, bilinearly to half of `size` then doubled by repeating
-    pixels. The change is smooth there (a Gaussian's low band, or a repaint's edge spread over 8 full-size pixels or
-    more), so the full-size bilinear pass, the costliest step of a whole-picture edit, buys little: on a 12 MP photo
-    the doubling took 0.02-0.1 dB of PSNR against the edit's full-size truth (a tint, a painted patch, a painted
-    gradient) for a third of the upsampling's CPU time (about 25 of 65 ms). A constant 128 stays 128 either way."""
-    if size[0] < HALF_SIZE_FROM * (source[2] - source[0]):
-        return offset.resize(size, Image.Resampling.BILINEAR, box=source)
-    half = ((size[0] + 1) // 2, (size[1] + 1) // 2)
-    return offset.resize(half, Image.Resampling.BILINEAR, box=source).resize(size, Image.Resampling.NEAREST)
-
-
-def _upsample(plane: np.ndarray, source: tuple[float, float, float, float], size: tuple[int, int]) -> Image.Image:
-    """A working-size uint8 array (HxW or HxWx3), its `source` area brought up bilinearly to `size`."""
-    return Image.fromarray(plane).resize(size, Image.Resampling.BILINEAR, box=source)
+def _boxes(changed: np.ndarray, working: tuple[int, int],
+           full: tuple[int, int]) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """The box of whole working pixels around the changed ones plus MARGIN, and the same box at full size. Its edges
+    are moved out to working pixels that fall on whole full-size pixels (multiples of the denominator of the scale,
+    full/working as a fraction: 2 for 1280/512), so that upsampling the box samples the picture exactly where
+    upsampling the whole picture would; for a scale with a large denominator the box grows to the whole picture."""
+    edges = []
+    for axis, found in ((0, np.flatnonzero(changed.any(axis=0))), (1, np.flatnonzero(changed.any(axis=1)))):
+        scale = Fraction(full[axis], working[axis])
+        step = scale.denominator
+        start = max(int(found[0]) - MARGIN, 0) // step * step
+        end = min(-(-(int(found[-1]) + 1 + MARGIN) // step) * step, working[axis])
+        edges.append((start, end, int(start * scale), int(end * scale)))
+    (left, right, full_left, full_right), (top, bottom, full_top, full_bottom) = edges
+    return (left, top, right, bottom), (full_left, full_top, full_right, full_bottom)

@@ -39,6 +39,10 @@ def worker_main() -> None:
     from core.config import Settings
     from tests.support.fakes import FakeEditor
 
+    # A real worker's model has loaded torch before the worker is ready, and the runner's shrink and transfer use it
+    # (core/editing/transfer.py): without this the fake worker's first edit would pay the import (2-3 s here).
+    import torch  # noqa: F401
+
     settings = Settings()
     ready = settings.storage.data_dir / f"worker-ready-{os.getpid()}"
     run_worker(settings, editor=FakeEditor(step_seconds=float(os.environ["TEST_STEP_SECONDS"])),

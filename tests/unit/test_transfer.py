@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from core.domain import ChatKey, EditJob, EditParams, NewNode
-from core.editing.transfer import transfer
+from core.editing.transfer import shrink_for, transfer
 from core.runner import EditRunner
 from core.stored_images import decode_stored, encode_stored
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
@@ -138,7 +138,7 @@ def test_a_result_is_shrunk_for_its_next_edit_ahead_of_time_to_the_same_pixels()
     prepared = pictures.get(working_key(first.image_hash, size))
     assert prepared is not None  # made while the person looked at the result, not when the next edit asked
     result = decode_stored(images.get(first.image_hash))
-    assert np.array_equal(np.asarray(prepared), np.asarray(result.resize(size, Image.Resampling.LANCZOS)))
+    assert np.array_equal(np.asarray(prepared), np.asarray(shrink_for(editor, result)))
     runner.run(EditJob(conversation.id, "test:1", first.id, first.image_hash, "y", EditParams(seed=1)))
     assert np.array_equal(np.asarray(editor.pictures[-1]), np.asarray(prepared))
 
