@@ -21,7 +21,7 @@ from storage.database import bookkeeping, read_only
 from storage.retention import expired_nodes
 from storage.rows import as_utc, conversation_from_row, node_from_row, params_columns, region_columns
 from storage.statements import (insert_node, lock_conversation, raise_visit_counter, require_own_node,
-                                update_conversation)
+                                set_conversation, update_conversation)
 
 
 class SqlHistoryRepository:
@@ -134,7 +134,7 @@ class SqlHistoryRepository:
     def save_offer(self, conversation_id: int, node_ids: Sequence[int]) -> None:
         """Remember the cells of the grid just offered, in order (replacing the previous grid)."""
         with self._writes.begin() as connection:
-            update_conversation(connection, conversation_id, offer=list(node_ids))
+            set_conversation(connection, conversation_id, offer=list(node_ids))
             for node_id in node_ids:
                 require_own_node(connection, conversation_id, node_id, "cell")
 
@@ -146,7 +146,7 @@ class SqlHistoryRepository:
     def hold_back(self, conversation_id: int, parent_id: int, instruction: str) -> None:
         """Keep an instruction a hint held back, with the node it was for, until take_held_back."""
         with self._writes.begin() as connection:
-            update_conversation(connection, conversation_id, held_parent_id=parent_id, held_instruction=instruction)
+            set_conversation(connection, conversation_id, held_parent_id=parent_id, held_instruction=instruction)
             require_own_node(connection, conversation_id, parent_id, "parent")
 
     def take_held_back(self, conversation_id: int) -> tuple[int, str] | None:
@@ -162,14 +162,13 @@ class SqlHistoryRepository:
     def note_edit(self, conversation_id: int, parent_id: int, instruction: str) -> None:
         """Keep the conversation's edit while it waits or runs in this process (replacing any earlier one)."""
         with self._bookkeeping.begin() as connection:
-            update_conversation(connection, conversation_id,
-                                pending_parent_id=parent_id, pending_instruction=instruction)
+            set_conversation(connection, conversation_id, pending_parent_id=parent_id, pending_instruction=instruction)
             require_own_node(connection, conversation_id, parent_id, "parent")  # after the lock; raising undoes it
 
     def forget_edit(self, conversation_id: int) -> None:
         """The conversation's edit ended: nothing to offer again."""
         with self._bookkeeping.begin() as connection:
-            update_conversation(connection, conversation_id, pending_parent_id=None, pending_instruction=None)
+            set_conversation(connection, conversation_id, pending_parent_id=None, pending_instruction=None)
 
     def take_interrupted_edits(self) -> list[tuple[Conversation, int, str]]:
         """Every kept edit as (conversation, parent id, instruction), forgotten as returned; one whose parent is

@@ -119,6 +119,12 @@ def update_conversation(connection: Connection, conversation_id: int, **values) 
     return row
 
 
+def set_conversation(connection: Connection, conversation_id: int, **values) -> None:
+    """update_conversation without reading the row back."""
+    if connection.execute(UPDATE_CONVERSATION, {"conversation_id": conversation_id, **values}).rowcount == 0:
+        raise ValueError(f"no conversation {conversation_id}")
+
+
 def raise_visit_counter(connection: Connection, conversation_id: int) -> int:
     """The conversation's next visit number, counted (which locks its row). ValueError if there is none."""
     visit = connection.scalar(RAISE_VISIT_COUNTER, {"conversation_id": conversation_id})
