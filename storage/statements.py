@@ -1,8 +1,8 @@
 """The SQL an edit runs, as SQLAlchemy Core statements built once with bound parameters.
 
-An edit makes about ten repository calls. Through the ORM each cost 0.6-2.6 ms of CPU on SQLite, mostly building
+An edit makes about ten repository calls. Through the ORM each cost 0.3-1.2 ms of CPU on SQLite, mostly building
 statements, opening a Session and flushing its unit of work; the same SQL as Core statements built once, on a plain
-Connection, costs a few tenths of that (docs/performance.md). Rows come back as Core rows, which storage.rows
+Connection, costs a third to a quarter of that (docs/performance.md). Rows come back as Core rows, which storage.rows
 converts like ORM objects (they are read by attribute).
 
 Methods that change a conversation lock its row first, as storage.repository says: with SELECT ... FOR UPDATE, or
