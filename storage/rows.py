@@ -1,4 +1,5 @@
-"""Rows to core.domain dataclasses and back: the conversions the repository and the job table share.
+"""Rows to core.domain dataclasses and back: the conversions the repository and the job table share. A row is an ORM
+object or a Core row: both are read by attribute.
 
 A model edit's or a conversation's EditParams live in the long-standing columns (guidance, steps, seed, scheduler)
 plus family, model and extras; NULL in those reads as the default model of family pix2pix, what rows from before
@@ -18,17 +19,19 @@ def params_from_row(row: ConversationRow | NodeRow) -> EditParams:
                       family=row.family or "pix2pix", extras=row.extras or (), model=row.model or "")
 
 
-def write_params(row: ConversationRow | NodeRow, params: EditParams) -> None:
-    """Put params into a row's columns; the default model's pix2pix values leave family, model and extras NULL, as
-    rows have always been."""
-    row.text_guidance = params.text_guidance
-    row.image_guidance = params.image_guidance
-    row.steps = params.steps
-    row.seed = params.seed
-    row.scheduler = params.scheduler
-    row.family = None if params.family == "pix2pix" else params.family
-    row.model = params.model or None
-    row.extras = dict(params.extras) or None
+def params_columns(params: EditParams) -> dict:
+    """params as a row's columns; the default model's pix2pix values leave family, model and extras NULL, as rows have
+    always been."""
+    return {
+        "text_guidance": params.text_guidance,
+        "image_guidance": params.image_guidance,
+        "steps": params.steps,
+        "seed": params.seed,
+        "scheduler": params.scheduler,
+        "family": None if params.family == "pix2pix" else params.family,
+        "model": params.model or None,
+        "extras": dict(params.extras) or None,
+    }
 
 
 def conversation_from_row(row: ConversationRow) -> Conversation:

@@ -20,8 +20,8 @@ from core.domain import EditJob, EditParams, NewNode, Node, Region, Rendered
 from core.errors import EditCancelled
 from storage.database import read_only
 from storage.models import JobRow, NodeRow
-from storage.repository import insert_node
 from storage.rows import as_utc, node_from_row, to_translation
+from storage.statements import insert_node
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 FINISHED_STATES: frozenset[str] = frozenset({"done", "failed", "cancelled"})
@@ -171,12 +171,13 @@ class SqlJobRepository:
                 raise ValueError(f"job {job_id} is {row.state}")
             candidates = bool(row.variants)
             translation = to_translation(row.original_instruction, row.language)
+            connection = session.connection()  # the nodes are written with Core statements, in this transaction
             nodes = [
-                insert_node(session, NewNode(row.conversation_id, row.parent_id, result.digest, row.instruction,
-                                             result.params, result.seconds, make_head=not candidates,
-                                             stored_bytes=result.stored_bytes, translation=translation,
-                                             region=_region(row.region), source=result.source,
-                                             inputs=tuple(row.inputs or ())))
+                insert_node(connection, NewNode(row.conversation_id, row.parent_id, result.digest, row.instruction,
+                                                result.params, result.seconds, make_head=not candidates,
+                                                stored_bytes=result.stored_bytes, translation=translation,
+                                                region=_region(row.region), source=result.source,
+                                                inputs=tuple(row.inputs or ())))
                 for result in results
             ]
             row.state, row.node_ids, row.heartbeat_at = "done", [node.id for node in nodes], _now()

@@ -47,6 +47,13 @@ def clamp(value: float, bounds: tuple[float, float]) -> float:
     return round(min(max(value, bounds[0]), bounds[1]), 2)
 
 
+def came_back_from(children: list[Node]) -> Node | None:
+    """Of a node's children, the one we most recently came back from (where redo goes). Unadopted candidates (visit
+    0) are not on the way."""
+    return max((child for child in children if child.visit > 0), key=lambda child: (child.visit, child.id),
+               default=None)
+
+
 def can_not_find(region: Region) -> str:
     return f"I can't find '{region.words}' in this picture."
 
@@ -138,9 +145,8 @@ class EditCore:
         return TreeView.of(await in_thread(self.history.tree, node_id), node_id).label(node_id)
 
     async def redo_target(self, node: Node) -> Node | None:
-        """The child we most recently came back from. Unadopted candidates (visit 0) are not on the way."""
-        children = [child for child in await in_thread(self.history.children, node.id) if child.visit > 0]
-        return max(children, key=lambda child: (child.visit, child.id), default=None)
+        """The child we most recently came back from."""
+        return came_back_from(await in_thread(self.history.children, node.id))
 
     async def move(self, conversation: Conversation, node_id: int | None) -> Node | None:
         """Make node_id the head, once its picture is known to be stored (PictureGone, and no move, if not)."""
@@ -328,18 +334,21 @@ class EditCore:
         """An image reply for a node, with the buttons that make sense on it. waiting: where a finished edit's
         person is told while its picture waits for the image store to come back (core.storage_wait)."""
         read = partial(in_image_thread, self.shown, node.image_hash)
-        # The picture is encoded in an image thread while the buttons and the label are read in database threads.
-        data, buttons, label = await asyncio.gather(read() if waiting is None else patiently(read, waiting),
-                                                    self._buttons(node), self.label(node.id))
+        # The picture is encoded in an image thread while the tree is read (once: the label and the redo button
+        # both come from it) in a database thread.
+        data, tree = await asyncio.gather(read() if waiting is None else patiently(read, waiting),
+                                          in_thread(self.history.tree, node.id))
         if is_model_edit(node) and not node.params.model and self.model not in ("", DEFAULT_MODEL):
             text += f" · model {self.model}"
-        return ImageReply(data, text, node.id, buttons, label=label)
+        redo = came_back_from([child for child in tree if child.parent_id == node.id]) is not None
+        label = TreeView.of(tree, node.id).label(node.id)
+        return ImageReply(data, text, node.id, self._buttons(node, redo), label=label)
 
-    async def _buttons(self, node: Node) -> tuple[Button, ...]:
+    def _buttons(self, node: Node, redo: bool) -> tuple[Button, ...]:
         actions = []
         if node.parent_id is not None:
             actions.append("undo")
-        if await self.redo_target(node) is not None:
+        if redo:
             actions.append("redo")
         if is_model_edit(node):
             actions += ["retry", "stronger", "weaker"]

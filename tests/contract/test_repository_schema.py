@@ -40,3 +40,36 @@ def test_sqlite_bookkeeping_writes_skip_the_fsync_and_every_other_write_waits_fo
                 assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == expected
     finally:
         engine.dispose()
+
+
+def test_sqlite_repository_commits_nodes_with_a_full_fsync_and_reads_a_known_conversation_without_a_write_lock(
+        tmp_path):
+    from sqlalchemy import event
+
+    from core.domain import NewNode
+    from storage.repository import SqlHistoryRepository
+    from tests.support.history_backends import ALICE
+
+    url = sqlite_url(tmp_path)
+    upgrade(url)
+    engine = make_engine(url)
+    statements, commits = [], []
+    event.listen(engine, "before_cursor_execute", lambda _c, _r, statement, *_: statements.append(statement))
+    event.listen(engine, "commit", lambda connection: commits.append(
+        connection.exec_driver_sql("PRAGMA synchronous").scalar()))
+    try:
+        repo = SqlHistoryRepository(engine)
+        conversation = repo.conversation(ALICE)  # made: a write
+        statements.clear()
+        assert repo.conversation(ALICE) == conversation
+        assert not [statement for statement in statements if "IMMEDIATE" in statement]  # no write lock to wait for
+        commits.clear()
+        root = repo.add_node(NewNode(conversation.id, None, "root", None, None, None))
+        assert commits == [2]  # FULL: a node's id must never be handed out twice
+        commits.clear()
+        repo.touch(root.id)
+        repo.note_edit(conversation.id, root.id, "make it night")
+        repo.forget_edit(conversation.id)
+        assert commits == [1, 1, 1]  # NORMAL: bookkeeping
+    finally:
+        engine.dispose()

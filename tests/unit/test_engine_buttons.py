@@ -69,3 +69,19 @@ async def test_a_stale_or_forged_press_is_answered_and_changes_nothing(chat, his
     [reply] = await chat.press("explode", result.node_id)
     assert reply.error and "out of date" in reply.text
     assert history.conversation(chat.key) == before
+
+
+async def test_a_result_reads_its_tree_once_for_its_label_and_its_redo_button(chat, history, monkeypatch):
+    reads = []
+    for name in ("tree", "children"):
+        read = getattr(history, name)
+        monkeypatch.setattr(history, name, lambda node_id, read=read, name=name: reads.append(name) or read(node_id))
+    [first] = images(await chat.photo("make it night"))
+    assert reads == ["tree"]
+    assert first.label == "1" and "redo" not in actions(first)
+    [undone] = images(await chat.press("undo", first.node_id))
+    assert undone.label == "0" and "redo" in actions(undone)
+
+
+def actions(reply) -> list[str]:
+    return [button.press.action for button in reply.buttons]
