@@ -48,6 +48,8 @@ HANDLE_IMAGE_PHASES = (
     ("runner", "encode_stored", "in handle: encode node (lossless JPEG XL)"),
     ("core", "encode_preview", "in handle: encode reply (JPEG preview)"),
 )
+BESIDE_PHASES = (("runner", "encode_preview", "beside the node: encode reply (JPEG preview)"),)
+"""Image work the runner hands to another thread while its own goes on: timed, but not taken from engine and queue."""
 PHOTO_SIZE = (1280, 960)
 FOLLOW_UP = "make it brighter"
 FOLLOW_UP_PAUSE_S = 0.5
@@ -159,8 +161,8 @@ def instrument(clock: PhaseClock, editor, history, images) -> Callable[[], None]
 
     modules = {"runner": runner_module, "core": core_module}
     originals = [(modules[module], function, getattr(modules[module], function))
-                 for module, function, _ in HANDLE_IMAGE_PHASES]
-    for module, function, name in HANDLE_IMAGE_PHASES:
+                 for module, function, _ in HANDLE_IMAGE_PHASES + BESIDE_PHASES]
+    for module, function, name in HANDLE_IMAGE_PHASES + BESIDE_PHASES:
         clock.wrap(modules[module], function, name)
 
     def restore() -> None:

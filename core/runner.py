@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from PIL import Image
 
@@ -22,11 +22,14 @@ from core.errors import PictureGone, UserError
 from core.picture_cache import PictureCache, decoded_pictures, working_key
 from core.ports import Editor, EditResult, HistoryRepository, ImageStore, ProgressCallback, Segmenter
 from core.regions import Region, composite, region_alpha, region_mask
-from core.stored_images import encode_stored
+from core.reply_previews import ReplyPreviews
+from core.stored_images import encode_preview, encode_stored
 
 
 _BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
 """Work for the next edit, done while people look at their results."""
+_PREVIEWS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preview")
+"""Replies' JPEGs, encoded on another core while the runner's thread stores and records the node."""
 PURGED_WHILE_EDITING = ("Your history was deleted (it was older than this bot keeps) while this edit ran, so I could "
                         "not keep the result: send the photo again to start over.")
 
@@ -40,11 +43,13 @@ class EditRunner:
     models: the enabled models (core.editing.registry.ModelRegistry): each job runs on the editor of its params'
     model, loaded when first asked for, and its nodes record that model's weights source. Without it every job
     runs on `editor`.
-    pictures: decoded pictures by digest, so a parent just stored or edited in this process is not decoded again."""
+    pictures: decoded pictures by digest, so a parent just stored or edited in this process is not decoded again.
+    previews: where the JPEG that shows a plain edit's result (not a variants job's) goes, for replies shown as JPEGs
+    (core.reply_previews): encoded beside the node's own encoding, storing and recording. None (default): none made."""
 
     def __init__(self, editor: Editor | None, history: HistoryRepository, images: ImageStore, *,
                  output: str = "full", segmenter: Segmenter | None = None, models: ModelRegistry | None = None,
-                 pictures: PictureCache = decoded_pictures) -> None:
+                 pictures: PictureCache = decoded_pictures, previews: ReplyPreviews | None = None) -> None:
         if editor is None and models is None:
             raise ValueError("give an editor or the enabled models")
         self.editor = editor
@@ -54,6 +59,7 @@ class EditRunner:
         self.segmenter = segmenter
         self.models = models
         self.pictures = pictures
+        self.previews = previews
 
     def editor_for(self, params: EditParams) -> Editor:
         """The editor that runs edits with these params: their model's (loading it if needed), or the only one."""
@@ -101,7 +107,8 @@ class EditRunner:
             results = editor.edit_batch(small, job.instruction, job.variants, on_step=on_step, cancel=cancel, **more)
         else:
             results = [editor.edit(small, job.instruction, job.params, on_step=on_step, cancel=cancel, **more)]
-        return self._store(editor, job.region, photo, small, results, self.source_for(job.params))
+        return self._store(editor, job.region, photo, small, results, self.source_for(job.params),
+                           previews=not job.variants)
 
     def render_many(self, jobs: Sequence[EditJob], photos: Sequence[Image.Image],
                     on_step: ProgressCallback | None = None,
@@ -146,17 +153,32 @@ class EditRunner:
         with contextlib.suppress(RuntimeError):  # the process is exiting: the next edit shrinks for itself
             _BACKGROUND.submit(shrink)
 
+    def _start_preview(self, picture: Image.Image) -> Future[bytes] | None:
+        """The reply's JPEG of `picture`, being encoded on the preview thread; None without previews (or while the
+        process exits: the reply then encodes its own)."""
+        if self.previews is None:
+            return None
+        try:
+            return _PREVIEWS.submit(encode_preview, picture)
+        except RuntimeError:
+            return None
+
     def _store(self, editor: Editor, region: Region | None, photo: Image.Image, small: Image.Image,
-               results: Sequence[EditResult], source: str | None) -> list[Rendered]:
+               results: Sequence[EditResult], source: str | None, previews: bool = False) -> list[Rendered]:
+        """previews: make each result's reply JPEG, when this runner has somewhere to put it."""
         # The mask is found once per job, on the working-size image the editor saw (cheap at any photo size).
         mask = None if region is None else region_mask(self.segmenter.mask(small, region.words), region)
         # Every image is durable before any row names it.
         stored = []
         for result in results:
             delivered = self._delivered(photo, small, result.image, mask)
+            # Offered only once stored: a failure below leaves no preview of a picture that is not kept.
+            preview = self._start_preview(delivered) if previews else None
             data = encode_stored(delivered)
             digest = self.images.put(data)
             self.pictures.put(digest, delivered)  # encoded losslessly: exactly what decoding `data` gives
+            if preview is not None:
+                self.previews.offer(digest, preview)
             if self.output == "full":
                 self._prepare_next_edit(editor, digest, delivered)
             stored.append(Rendered(digest, result.params, result.seconds, len(data), source))

@@ -27,6 +27,7 @@ from core.messages import Button, ImageReply, Press, ProgressReply, Send, TextRe
 from core.offload import in_image_thread, in_thread
 from core.picture_cache import PictureCache, decoded_pictures
 from core.pictures import mask_preview
+from core.reply_previews import ReplyPreviews, reply_previews
 from core.storage_wait import patiently
 from core.stored_images import decode_thumbnail, encode_preview, encode_stored, stored_as_png, stored_upload
 from core.treeview import TreeView
@@ -79,8 +80,10 @@ class EditCore:
     def __init__(self, history: HistoryRepository, images: ImageStore, queue: JobQueue, *, intake_limits: dict,
                  defaults: EditParams, understanding: Understanding, model: str, models: ModelRegistry,
                  max_stored_bytes_per_person: int | None = None, segmenter: Segmenter | None = None,
-                 jpeg_previews: bool = False, pictures: PictureCache = decoded_pictures) -> None:
+                 jpeg_previews: bool = False, pictures: PictureCache = decoded_pictures,
+                 previews: ReplyPreviews = reply_previews) -> None:
         self.models = models
+        self.previews = previews
         self.history = history
         self.jpeg_previews = jpeg_previews
         self.pictures = pictures
@@ -321,7 +324,11 @@ class EditCore:
     async def show(self, node: Node, text: str, waiting: Send | None = None) -> ImageReply:
         """An image reply for a node, with the buttons that make sense on it. waiting: where a finished edit's
         person is told while its picture waits for the image store to come back (core.storage_wait)."""
-        read = partial(in_image_thread, self.shown, node.image_hash)
+        made = self.previews.take(node.image_hash) if self.jpeg_previews else None
+        if made is not None:  # a result's JPEG, encoded by the edit runner while it stored the node
+            read = partial(asyncio.wrap_future, made)
+        else:
+            read = partial(in_image_thread, self.shown, node.image_hash)
         # The picture is encoded in an image thread while the buttons and the label are read in database threads.
         data, buttons, label = await asyncio.gather(read() if waiting is None else patiently(read, waiting),
                                                     self._buttons(node), self.label(node.id))
