@@ -172,12 +172,13 @@ def instrument(clock: PhaseClock, editor, history, images) -> Callable[[], None]
     return restore
 
 
-def sample_photo_jpeg(size: tuple[int, int] = PHOTO_SIZE) -> bytes:
-    """A photo-like JPEG as a phone sends it: smooth colours, some noise, an EXIF orientation tag."""
+def sample_photo_jpeg(size: tuple[int, int] = PHOTO_SIZE, seed: int = 0) -> bytes:
+    """A photo-like JPEG as a phone sends it: smooth colours, some noise (drawn from `seed`), an EXIF orientation
+    tag."""
     width, height = size
     y, x = np.mgrid[0:height, 0:width]
     rgb = np.stack([x / width, y / height, 0.5 + 0.5 * np.sin(x * y / (width * height) * 12)], axis=-1)
-    rgb += np.random.default_rng(0).normal(0, 0.03, rgb.shape)
+    rgb += np.random.default_rng(seed).normal(0, 0.03, rgb.shape)
     image = Image.fromarray((rgb.clip(0, 1) * 255).astype(np.uint8))
     exif = Image.Exif()
     exif[0x0112] = 1  # orientation: upright (intake still reads and applies it)
@@ -256,13 +257,14 @@ def run_pipeline_benchmark(*, model: str = "full-random", device: str = "auto", 
         clock = PhaseClock(torch_device)
         restore = instrument(clock, editor, history, images)
         engine = build_engine(settings, editor=editor, storage=(history, images))
-        photo = sample_photo_jpeg()
 
         async def drive() -> None:
             await engine.start()
             for number in range(edits + 1):  # the first edit is a warm-up
                 key = ChatKey("bench", "chat", str(number))
                 await engine.handle(Incoming(key, text=f"/steps {steps}"), _ignore)  # the default is 20
+                # Each edit's photo is new, as a new person's is: not yet in the image store or any cache.
+                photo = sample_photo_jpeg(seed=number)
                 await _one_edit(engine, editor, clock, photo, key, settings.limits.intake)
             await engine.close()
 
