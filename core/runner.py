@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from PIL import Image
 
@@ -60,6 +60,9 @@ class EditRunner:
         self.models = models
         self.pictures = pictures
         self.previews = previews
+        # Background shrinks by digest, with the editor they shrink for, until done (_prepare_next_edit).
+        self._preparing: dict[str, tuple[Editor, Future]] = {}
+        self._preparing_lock = threading.Lock()
 
     def editor_for(self, params: EditParams) -> Editor:
         """The editor that runs edits with these params: their model's (loading it if needed), or the only one."""
@@ -133,25 +136,64 @@ class EditRunner:
         except KeyError:
             raise PictureGone() from None
 
+    def prepare(self, digest: str) -> None:
+        """Shrink the stored picture `digest` (a photo just stored), kept decoded in this process, to the working size
+        of the default model's editor, in the background: its first edit then need not (core.ports.JobQueue.prepare).
+        Nothing when that editor is not loaded yet, the picture is not kept decoded, or output is "working"."""
+        if self.output != "full":
+            return
+        if self.models is None:
+            editor = self.editor
+        else:
+            editor = self.models.editor() if self.models.is_loaded(self.models.default) else None
+        if editor is not None:
+            self._prepare_next_edit(editor, digest, None)
+
     def _working(self, editor: Editor, digest: str, photo: Image.Image) -> Image.Image:
         """What the editor gets: the photo (stored as `digest`) shrunk once to its working size, made ahead of time
-        when it is a result this process stored (output "working": the photo itself, and the editor does as it always
-        did)."""
+        when it is a result this process stored or a photo it was asked to prepare (output "working": the photo
+        itself, and the editor does as it always did)."""
         if self.output == "working":
             return photo
-        prepared = self.pictures.get(working_key(digest, editor.working_size(photo.size)))
+        size = editor.working_size(photo.size)
+        prepared = self.pictures.get(working_key(digest, size))
+        if prepared is None and self._waited_for_preparation(digest, size, photo.size):
+            prepared = self.pictures.get(working_key(digest, size))
         return shrink_for(editor, photo) if prepared is None else prepared
 
-    def _prepare_next_edit(self, editor: Editor, digest: str, picture: Image.Image) -> None:
-        """Shrink a result for the next edit of it, in the background while its person looks at it: the next
-        instruction usually edits the result just sent, and the shrink would cost ~10 ms while they wait."""
+    def _waited_for_preparation(self, digest: str, size: tuple[int, int], full: tuple[int, int]) -> bool:
+        """Wait for the background shrink of `digest` (`full` pixels) to `size` when it is under way (shrinking again
+        beside it would only slow both); False when there is none, or it had not started (it is called off: shrinking
+        now is sooner)."""
+        with self._preparing_lock:
+            editor, preparing = self._preparing.get(digest, (None, None))
+        if preparing is None or editor.working_size(full) != size or preparing.cancel():
+            return False
+        wait([preparing])
+        return True
+
+    def _prepare_next_edit(self, editor: Editor, digest: str, picture: Image.Image | None) -> None:
+        """Shrink a picture for its next edit, in the background: a result while its person looks at it (the next
+        instruction usually edits the result just sent), a new photo while its edit is checked and queued; the shrink
+        would cost ~10 ms while they wait. picture: the decoded picture (None: the one kept in `pictures`)."""
         def shrink() -> None:
-            size = editor.working_size(picture.size)
-            if size != picture.size:  # transfer's own name: `editbot bench --pipeline` times the runner's calls
-                self.pictures.put(working_key(digest, size), transfer.shrink_for(editor, picture))
+            source = self.pictures.get(digest) if picture is None else picture
+            if source is None:
+                return
+            size = editor.working_size(source.size)
+            if size != source.size:  # transfer's own name: `editbot bench --pipeline` times the runner's calls
+                self.pictures.put(working_key(digest, size), transfer.shrink_for(editor, source))
+
+        def forget(done: Future) -> None:
+            with self._preparing_lock:
+                if self._preparing.get(digest, (None, None))[1] is done:
+                    del self._preparing[digest]
 
         with contextlib.suppress(RuntimeError):  # the process is exiting: the next edit shrinks for itself
-            _BACKGROUND.submit(shrink)
+            preparing = _BACKGROUND.submit(shrink)
+            with self._preparing_lock:
+                self._preparing[digest] = editor, preparing
+            preparing.add_done_callback(forget)
 
     def _start_preview(self, picture: Image.Image) -> Future[bytes] | None:
         """The reply's JPEG of `picture`, being encoded on the preview thread; None without previews (or while the

@@ -235,6 +235,7 @@ class ConversationEngine:
             await core.require_room(person)
             intake = await in_image_thread(load_untrusted, incoming.image, **core.intake_limits)
             digest, size = await in_image_thread(core.store_upload, incoming.image, intake)
+            core.queue.prepare(digest)  # its first edit's shrink, done while the edit is checked and queued
         finally:
             self._intakes[person] -= 1
             if not self._intakes[person]:
