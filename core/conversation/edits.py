@@ -24,7 +24,7 @@ from core.errors import BadParams, PictureGone, QueueFull, ShuttingDown, UserErr
 from core.hints import control_character
 from core.images import Intake, encode_png
 from core.messages import Button, ImageReply, Press, ProgressReply, Send, TextReply
-from core.offload import in_image_thread, in_thread
+from core.offload import in_image_thread, in_thread, together
 from core.picture_cache import PictureCache, decoded_pictures
 from core.pictures import mask_preview
 from core.reply_previews import ReplyPreviews, reply_previews
@@ -151,8 +151,7 @@ class EditCore:
     async def claim(self, conversation: Conversation, parent: Node) -> None:
         """Before an edit of parent is queued: the person has room left, parent's picture is stored, and its tree
         counts as used now, so a retention purge running meanwhile keeps it (PictureGone if either is gone)."""
-        await self.require_room(conversation.key.person)
-        await self.require_stored(parent)
+        await together(self.require_room(conversation.key.person), self.require_stored(parent))
         if not await in_thread(self.history.touch, parent.id):
             raise PictureGone()
 
