@@ -6,7 +6,10 @@ queue). Phases are timed by wrappers around the editor's model parts, the image 
 never inside the engine; what no wrapper sees (queue hand-offs, threads, captions, buttons) is "engine and queue".
 The steps inside the engine that no wrapper sees are timed again alone on the same bytes: intake (decode, EXIF,
 checks), the stored upload, the result's encodings (the node's lossless JPEG XL, the reply's JPEG preview; the PNG only
-/file makes); then the reply as the Telegram and Discord adapters prepare it. Each phase
+/file makes); then the reply as the Telegram and Discord adapters prepare it. The runner encodes a result's reply JPEG
+on another thread while its own stores and records the node: that row ("beside the node") is timed but not taken
+from engine and queue, since the edit does not wait for it. The shrinks made in the background (a new photo's once it
+is stored, a result's for its next edit) are not timed: what an edit waits for one counts in engine and queue. Each phase
 reports its median milliseconds per edit, wall and CPU (the CPU time of the thread that ran it: what the phase
 costs whatever else the machine runs; the model's phases use more threads, and the glue rows span threads, so they
 have no CPU figure), and its peak memory (process RSS on CPU, allocated memory on CUDA).
