@@ -45,6 +45,7 @@ from core.editing.pix2pix_parts import (
     combine_guidance,
     guidance_rows,
     resized,
+    vae_pixels,
     with_seed,
     working_size,
 )
@@ -368,7 +369,7 @@ class Pix2PixEditor:
         key = (digest, image.size, self.dtype, self.device)
         latents = self._image_latents.get(key)
         if latents is None:
-            pixels = self.pipeline.image_processor.preprocess(image).to(device=self.device, dtype=self._vae_dtype)
+            pixels = vae_pixels(image, self.pipeline.image_processor).to(device=self.device, dtype=self._vae_dtype)
             latents = self._vae.encode(pixels).latent_dist.mode().to(self.dtype)
             self._image_latents.put(key, latents)
         return latents
