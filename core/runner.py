@@ -139,13 +139,11 @@ class EditRunner:
     def prepare(self, digest: str) -> None:
         """Shrink the stored picture `digest` (a photo just stored), kept decoded in this process, to the working size
         of the default model's editor, in the background: its first edit then need not (core.ports.JobQueue.prepare).
-        Nothing when that editor is not loaded yet, the picture is not kept decoded, or output is "working"."""
+        Nothing when that editor is not loaded yet, the picture is not kept decoded, or output is "working". Quick
+        enough for the event loop: it never waits for a model being loaded."""
         if self.output != "full":
             return
-        if self.models is None:
-            editor = self.editor
-        else:
-            editor = self.models.editor() if self.models.is_loaded(self.models.default) else None
+        editor = self.editor if self.models is None else self.models.loaded_editor()
         if editor is not None:
             self._prepare_next_edit(editor, digest, None)
 

@@ -144,3 +144,31 @@ def test_the_engine_hands_a_stored_photo_to_the_queue_to_prepare(history, image_
     asyncio.run(talk())
     [root] = history.tree(history.conversation(ChatKey("test", "1", "alice")).head_id)
     assert prepared == [root.image_hash]
+
+
+def test_preparing_never_waits_for_a_model_being_loaded() -> None:
+    from core.editing.registry import ModelRegistry, ModelSpec
+
+    loading, release = threading.Event(), threading.Event()
+
+    def load(spec):
+        loading.set()
+        assert release.wait(10)
+        return RecordingEditor()
+
+    models = ModelRegistry([ModelSpec("default", "pix2pix", "a/b"), ModelSpec("other", "pix2pix", "c/d")], load,
+                           keep_loaded=2)
+    pictures = PictureCache()
+    runner = EditRunner(None, InMemoryHistoryRepository(), InMemoryImageStore(), models=models, pictures=pictures)
+    loader = threading.Thread(target=models.editor, args=("other",))
+    loader.start()
+    try:
+        assert loading.wait(10)  # the load holds the registry's lock from now on
+        done = threading.Event()
+        threading.Thread(target=lambda: (runner.prepare("some digest"), done.set()), daemon=True).start()
+        assert done.wait(10), "prepare waited for the load"
+        assert models.loaded_editor() is None and models.loaded_editor("other") is None
+    finally:
+        release.set()
+        loader.join()
+    assert models.loaded_editor("other") is not None
