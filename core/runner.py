@@ -155,20 +155,18 @@ class EditRunner:
             return photo
         size = editor.working_size(photo.size)
         prepared = self.pictures.get(working_key(digest, size))
-        if prepared is None and self._waited_for_preparation(digest, size, photo.size):
+        if prepared is None:  # perhaps still being made (or just made, since the look)
+            self._wait_for_preparation(digest, size, photo.size)
             prepared = self.pictures.get(working_key(digest, size))
         return shrink_for(editor, photo) if prepared is None else prepared
 
-    def _waited_for_preparation(self, digest: str, size: tuple[int, int], full: tuple[int, int]) -> bool:
+    def _wait_for_preparation(self, digest: str, size: tuple[int, int], full: tuple[int, int]) -> None:
         """Wait for the background shrink of `digest` (`full` pixels) to `size` when it is under way (shrinking again
-        beside it would only slow both); False when there is none, or it had not started (it is called off: shrinking
-        now is sooner)."""
+        beside it would only slow both); one that has not started is called off (shrinking now is sooner)."""
         with self._preparing_lock:
             editor, preparing = self._preparing.get(digest, (None, None))
-        if preparing is None or editor.working_size(full) != size or preparing.cancel():
-            return False
-        wait([preparing])
-        return True
+        if preparing is not None and editor.working_size(full) == size and not preparing.cancel():
+            wait([preparing])
 
     def _prepare_next_edit(self, editor: Editor, digest: str, picture: Image.Image | None) -> None:
         """Shrink a picture for its next edit, in the background: a result while its person looks at it (the next
