@@ -19,6 +19,7 @@ from core.errors import ModelUnavailable, UserError
 from core.metrics import EditObserver
 from core.ports import Editor, HistoryRepository, ImageStore, JobQueue, Segmenter, Translator
 from core.queue import EditQueue
+from core.reply_previews import reply_previews
 from core.runner import EditRunner
 
 log = logging.getLogger(__name__)
@@ -241,7 +242,8 @@ def build_engine(
             if settings.ops.warmup:
                 warm_up(default, models.family(models.default).name)
         queue = EditQueue(
-            EditRunner(None, history, images, output=settings.editor.output, segmenter=segmenter, models=models),
+            EditRunner(None, history, images, output=settings.editor.output, segmenter=segmenter, models=models,
+                       previews=reply_previews if jpeg_previews else None),
             max_waiting_per_person=limits.max_waiting_per_person,
             max_waiting_total=limits.max_waiting_total,
             observer=observer,

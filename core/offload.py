@@ -12,7 +12,7 @@ import asyncio
 import contextvars
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
@@ -51,3 +51,14 @@ async def in_image_thread(fn: Callable[..., T], *args: object, **kwargs: object)
     """Run blocking image work (decode, encode, draw, store) in an image thread and return its result."""
     return await _run_in(_pool("image", IMAGE_THREADS), fn, args, kwargs)
 
+
+
+async def together(*steps: Awaitable) -> list:
+    """Await independent steps at once (e.g. a database read beside image work: they use different threads, and
+    image work mostly runs outside the GIL); their results in order. Errors are raised as running the steps one
+    after the other would have: the first step's error, else the second's..., once all have ended."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results

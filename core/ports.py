@@ -312,6 +312,10 @@ class JobQueue(Protocol):
     def recovered(self) -> list[TrackedJob]:
         """Jobs re-attached by start(): submitted before a restart, not yet delivered."""
 
+    def prepare(self, digest: str) -> None:
+        """A hint, from the event loop: the stored picture `digest` (a photo just stored) is likely to be edited next.
+        A queue running the model in this process gets it ready meanwhile, in the background; by default, nothing."""
+
     def deliver_reattached(self, deliver: Callable[[TrackedJob], None]) -> None:
         """Hand `deliver` each job re-attached from now on, after start() (a distributed front-end taking on those
         of one that stopped), to relay to its conversation. The in-process queue re-attaches none."""

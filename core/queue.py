@@ -112,6 +112,10 @@ class EditQueue(JobQueue):
             self._worker = None
         self._executor.shutdown(wait=True)
 
+    def prepare(self, digest: str) -> None:
+        """The runner shrinks the picture for its editor in the background (core.runner.EditRunner.prepare)."""
+        self._runner.prepare(digest)
+
     def recovered(self) -> list[QueuedJob]:
         """Jobs re-attached at start: none, since in-process jobs end with the process (see bot.distributed)."""
         return []

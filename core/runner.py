@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from PIL import Image
 
@@ -22,11 +22,14 @@ from core.errors import PictureGone, UserError
 from core.picture_cache import PictureCache, decoded_pictures, working_key
 from core.ports import Editor, EditResult, HistoryRepository, ImageStore, ProgressCallback, Segmenter
 from core.regions import Region, composite, region_alpha, region_mask
-from core.stored_images import encode_stored
+from core.reply_previews import ReplyPreviews
+from core.stored_images import encode_preview, encode_stored
 
 
 _BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
 """Work for the next edit, done while people look at their results."""
+_PREVIEWS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preview")
+"""Replies' JPEGs, encoded on another core while the runner's thread stores and records the node."""
 PURGED_WHILE_EDITING = ("Your history was deleted (it was older than this bot keeps) while this edit ran, so I could "
                         "not keep the result: send the photo again to start over.")
 
@@ -40,11 +43,13 @@ class EditRunner:
     models: the enabled models (core.editing.registry.ModelRegistry): each job runs on the editor of its params'
     model, loaded when first asked for, and its nodes record that model's weights source. Without it every job
     runs on `editor`.
-    pictures: decoded pictures by digest, so a parent just stored or edited in this process is not decoded again."""
+    pictures: decoded pictures by digest, so a parent just stored or edited in this process is not decoded again.
+    previews: where the JPEG that shows a plain edit's result (not a variants job's) goes, for replies shown as JPEGs
+    (core.reply_previews): encoded beside the node's own encoding, storing and recording. None (default): none made."""
 
     def __init__(self, editor: Editor | None, history: HistoryRepository, images: ImageStore, *,
                  output: str = "full", segmenter: Segmenter | None = None, models: ModelRegistry | None = None,
-                 pictures: PictureCache = decoded_pictures) -> None:
+                 pictures: PictureCache = decoded_pictures, previews: ReplyPreviews | None = None) -> None:
         if editor is None and models is None:
             raise ValueError("give an editor or the enabled models")
         self.editor = editor
@@ -54,6 +59,10 @@ class EditRunner:
         self.segmenter = segmenter
         self.models = models
         self.pictures = pictures
+        self.previews = previews
+        # Background shrinks by digest, with the editor they shrink for, until done (_prepare_next_edit).
+        self._preparing: dict[str, tuple[Editor, Future]] = {}
+        self._preparing_lock = threading.Lock()
 
     def editor_for(self, params: EditParams) -> Editor:
         """The editor that runs edits with these params: their model's (loading it if needed), or the only one."""
@@ -101,7 +110,8 @@ class EditRunner:
             results = editor.edit_batch(small, job.instruction, job.variants, on_step=on_step, cancel=cancel, **more)
         else:
             results = [editor.edit(small, job.instruction, job.params, on_step=on_step, cancel=cancel, **more)]
-        return self._store(editor, job.region, photo, small, results, self.source_for(job.params))
+        return self._store(editor, job.region, photo, small, results, self.source_for(job.params),
+                           previews=not job.variants)
 
     def render_many(self, jobs: Sequence[EditJob], photos: Sequence[Image.Image],
                     on_step: ProgressCallback | None = None,
@@ -126,37 +136,87 @@ class EditRunner:
         except KeyError:
             raise PictureGone() from None
 
+    def prepare(self, digest: str) -> None:
+        """Shrink the stored picture `digest` (a photo just stored), kept decoded in this process, to the working size
+        of the default model's editor, in the background: its first edit then need not (core.ports.JobQueue.prepare).
+        Nothing when that editor is not loaded yet, the picture is not kept decoded, or output is "working". Quick
+        enough for the event loop: it never waits for a model being loaded."""
+        if self.output != "full":
+            return
+        editor = self.editor if self.models is None else self.models.loaded_editor()
+        if editor is not None:
+            self._prepare_next_edit(editor, digest, None)
+
     def _working(self, editor: Editor, digest: str, photo: Image.Image) -> Image.Image:
         """What the editor gets: the photo (stored as `digest`) shrunk once to its working size, made ahead of time
-        when it is a result this process stored (output "working": the photo itself, and the editor does as it always
-        did)."""
+        when it is a result this process stored or a photo it was asked to prepare (output "working": the photo
+        itself, and the editor does as it always did)."""
         if self.output == "working":
             return photo
-        prepared = self.pictures.get(working_key(digest, editor.working_size(photo.size)))
+        size = editor.working_size(photo.size)
+        prepared = self.pictures.get(working_key(digest, size))
+        if prepared is None:  # perhaps still being made (or just made, since the look)
+            self._wait_for_preparation(digest, size, photo.size)
+            prepared = self.pictures.get(working_key(digest, size))
         return shrink_for(editor, photo) if prepared is None else prepared
 
-    def _prepare_next_edit(self, editor: Editor, digest: str, picture: Image.Image) -> None:
-        """Shrink a result for the next edit of it, in the background while its person looks at it: the next
-        instruction usually edits the result just sent, and the shrink would cost ~10 ms while they wait."""
+    def _wait_for_preparation(self, digest: str, size: tuple[int, int], full: tuple[int, int]) -> None:
+        """Wait for the background shrink of `digest` (`full` pixels) to `size` when it is under way (shrinking again
+        beside it would only slow both); one that has not started is called off (shrinking now is sooner)."""
+        with self._preparing_lock:
+            editor, preparing = self._preparing.get(digest, (None, None))
+        if preparing is not None and editor.working_size(full) == size and not preparing.cancel():
+            wait([preparing])
+
+    def _prepare_next_edit(self, editor: Editor, digest: str, picture: Image.Image | None) -> None:
+        """Shrink a picture for its next edit, in the background: a result while its person looks at it (the next
+        instruction usually edits the result just sent), a new photo while its edit is checked and queued; the shrink
+        would cost ~10 ms while they wait. picture: the decoded picture (None: the one kept in `pictures`)."""
         def shrink() -> None:
-            size = editor.working_size(picture.size)
-            if size != picture.size:  # transfer's own name: `editbot bench --pipeline` times the runner's calls
-                self.pictures.put(working_key(digest, size), transfer.shrink_for(editor, picture))
+            source = self.pictures.get(digest) if picture is None else picture
+            if source is None:
+                return
+            size = editor.working_size(source.size)
+            if size != source.size:  # transfer's own name: `editbot bench --pipeline` times the runner's calls
+                self.pictures.put(working_key(digest, size), transfer.shrink_for(editor, source))
+
+        def forget(done: Future) -> None:
+            with self._preparing_lock:
+                if self._preparing.get(digest, (None, None))[1] is done:
+                    del self._preparing[digest]
 
         with contextlib.suppress(RuntimeError):  # the process is exiting: the next edit shrinks for itself
-            _BACKGROUND.submit(shrink)
+            preparing = _BACKGROUND.submit(shrink)
+            with self._preparing_lock:
+                self._preparing[digest] = editor, preparing
+            preparing.add_done_callback(forget)
+
+    def _start_preview(self, picture: Image.Image) -> Future[bytes] | None:
+        """The reply's JPEG of `picture`, being encoded on the preview thread; None without previews (or while the
+        process exits: the reply then encodes its own)."""
+        if self.previews is None:
+            return None
+        try:
+            return _PREVIEWS.submit(encode_preview, picture)
+        except RuntimeError:
+            return None
 
     def _store(self, editor: Editor, region: Region | None, photo: Image.Image, small: Image.Image,
-               results: Sequence[EditResult], source: str | None) -> list[Rendered]:
+               results: Sequence[EditResult], source: str | None, previews: bool = False) -> list[Rendered]:
+        """previews: make each result's reply JPEG, when this runner has somewhere to put it."""
         # The mask is found once per job, on the working-size image the editor saw (cheap at any photo size).
         mask = None if region is None else region_mask(self.segmenter.mask(small, region.words), region)
         # Every image is durable before any row names it.
         stored = []
         for result in results:
             delivered = self._delivered(photo, small, result.image, mask)
+            # Offered only once stored: a failure below leaves no preview of a picture that is not kept.
+            preview = self._start_preview(delivered) if previews else None
             data = encode_stored(delivered)
             digest = self.images.put(data)
             self.pictures.put(digest, delivered)  # encoded losslessly: exactly what decoding `data` gives
+            if preview is not None:
+                self.previews.offer(digest, preview)
             if self.output == "full":
                 self._prepare_next_edit(editor, digest, delivered)
             stored.append(Rendered(digest, result.params, result.seconds, len(data), source))

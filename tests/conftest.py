@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey
 from core.queue import EditQueue
+from core.reply_previews import reply_previews
 from core.runner import EditRunner
 from storage.database import make_engine
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
@@ -60,7 +61,9 @@ def jpeg_previews() -> bool:
 
 @pytest.fixture
 async def engine(editor, history, image_store, translator, segmenter, jpeg_previews):
-    runner = EditRunner(editor, history, image_store, segmenter=segmenter)
+    # As bot/bootstrap.py wires them: a runner makes the replies' JPEGs where replies are shown as JPEGs.
+    runner = EditRunner(editor, history, image_store, segmenter=segmenter,
+                        previews=reply_previews if jpeg_previews else None)
     engine = ConversationEngine(history, image_store, EditQueue(runner), translator=translator, segmenter=segmenter,
                                 jpeg_previews=jpeg_previews)
     await engine.start()

@@ -25,9 +25,10 @@ from core.errors import BadParams, PictureGone, QueueFull, ShuttingDown, UserErr
 from core.hints import control_character
 from core.images import Intake, encode_png
 from core.messages import Button, ImageReply, Press, ProgressReply, Send, TextReply
-from core.offload import in_image_thread, in_thread
+from core.offload import in_image_thread, in_thread, together
 from core.picture_cache import PictureCache, decoded_pictures
 from core.pictures import mask_preview
+from core.reply_previews import ReplyPreviews, reply_previews
 from core.storage_wait import patiently
 from core.stored_images import decode_thumbnail, encode_preview, encode_stored, stored_as_png, stored_upload
 from core.treeview import TreeView
@@ -91,8 +92,10 @@ class EditCore:
     def __init__(self, history: HistoryRepository, images: ImageStore, queue: JobQueue, *, intake_limits: dict,
                  defaults: EditParams, understanding: Understanding, model: str, models: ModelRegistry,
                  max_stored_bytes_per_person: int | None = None, segmenter: Segmenter | None = None,
-                 jpeg_previews: bool = False, pictures: PictureCache = decoded_pictures) -> None:
+                 jpeg_previews: bool = False, pictures: PictureCache = decoded_pictures,
+                 previews: ReplyPreviews = reply_previews) -> None:
         self.models = models
+        self.previews = previews
         self.history = history
         self.jpeg_previews = jpeg_previews
         self.pictures = pictures
@@ -159,8 +162,7 @@ class EditCore:
     async def claim(self, conversation: Conversation, parent: Node) -> None:
         """Before an edit of parent is queued: the person has room left, parent's picture is stored, and its tree
         counts as used now, so a retention purge running meanwhile keeps it (PictureGone if either is gone)."""
-        await self.require_room(conversation.key.person)
-        await self.require_stored(parent)
+        await together(self.require_room(conversation.key.person), self.require_stored(parent))
         if not await in_thread(self.history.touch, parent.id):
             raise PictureGone()
 
@@ -333,9 +335,13 @@ class EditCore:
     async def show(self, node: Node, text: str, waiting: Send | None = None) -> ImageReply:
         """An image reply for a node, with the buttons that make sense on it. waiting: where a finished edit's
         person is told while its picture waits for the image store to come back (core.storage_wait)."""
-        read = partial(in_image_thread, self.shown, node.image_hash)
-        # The picture is encoded in an image thread while the tree is read (once: the label and the redo button
-        # both come from it) in a database thread.
+        made = self.previews.take(node.image_hash) if self.jpeg_previews else None
+        if made is not None:  # a result's JPEG, encoded by the edit runner while it stored the node
+            read = partial(asyncio.wrap_future, made)
+        else:
+            read = partial(in_image_thread, self.shown, node.image_hash)
+        # The picture is encoded in an image thread (or taken from the runner) while the tree is read (once: the
+        # label and the redo button both come from it) in a database thread.
         data, tree = await asyncio.gather(read() if waiting is None else patiently(read, waiting),
                                           in_thread(self.history.tree, node.id))
         if is_model_edit(node) and not node.params.model and self.model not in ("", DEFAULT_MODEL):

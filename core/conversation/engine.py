@@ -44,7 +44,7 @@ from core.hints import estimate_tokens
 from core.images import load_untrusted
 from core.messages import Button, ImageReply, Incoming, Press, Send, TextReply
 from core.metrics import log_conversation
-from core.offload import in_image_thread, in_thread
+from core.offload import in_image_thread, in_thread, together
 from core.ports import HistoryRepository, ImageStore, JobQueue, Segmenter, TrackedJob, Translator
 from core.stored_images import stored_as_png
 from core.understanding import Understanding
@@ -241,15 +241,17 @@ class ConversationEngine:
             raise QueueFull("I'm still reading your last photo: send this one again once it is in.")
         self._intakes[person] += 1
         try:
-            await core.require_room(person)
-            intake = await in_image_thread(load_untrusted, incoming.image, **core.intake_limits)
-            digest, size = await in_image_thread(core.store_upload, incoming.image, intake)
+            # Database reads beside the image work: the room left with the decoding, the conversation with storing
+            # (once the messages before this photo are answered: core.conversation.turns).
+            _, intake = await together(core.require_room(person),
+                                       in_image_thread(load_untrusted, incoming.image, **core.intake_limits))
+            (digest, size), conversation = await together(in_image_thread(core.store_upload, incoming.image, intake),
+                                                          self._conversation_in_turn(incoming))
+            core.queue.prepare(digest)  # its first edit's shrink, done while the edit is checked and queued
         finally:
             self._intakes[person] -= 1
             if not self._intakes[person]:
                 del self._intakes[person]
-        await wait_for_turn()
-        conversation = await self._conversation(incoming)
         root = await in_thread(core.history.add_node, NewNode(conversation.id, None, digest, stored_bytes=size))
         if intake.notice:
             await send(TextReply(intake.notice))
@@ -319,6 +321,10 @@ class ConversationEngine:
         if node.conversation_id != conversation.id:
             raise UserError("That button belongs to someone else's edits; send your own photo to start.")
         return node
+
+    async def _conversation_in_turn(self, incoming: Incoming) -> Conversation:
+        await wait_for_turn()
+        return await self._conversation(incoming)
 
     async def _conversation(self, incoming: Incoming) -> Conversation:
         """The person's conversation, its settings those its model runs (EditCore.effective)."""

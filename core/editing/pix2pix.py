@@ -45,6 +45,7 @@ from core.editing.pix2pix_parts import (
     combine_guidance,
     guidance_rows,
     resized,
+    vae_pixels,
     with_seed,
     working_size,
 )
@@ -116,6 +117,8 @@ class Pix2PixEditor:
             self._fast_unet = DeepCacheUNet(fast_unet)
             if not self._fast_unet.supported:
                 logger.warning("This UNet has parts DeepCache does not handle; fast mode runs it in full every step.")
+        # Read once: a module's dtype walks its parameters (about a millisecond per edit on the tiny model's VAE).
+        self._vae_dtype = self._vae.dtype
 
     # --- the Editor protocol ------------------------------------------------------------------------------------
 
@@ -293,7 +296,7 @@ class Pix2PixEditor:
         vae = self._vae
         arrays = []
         for sample in latents.split(1):
-            decoded = vae.decode((sample / vae.config.scaling_factor).to(vae.dtype), return_dict=False)[0]
+            decoded = vae.decode((sample / vae.config.scaling_factor).to(self._vae_dtype), return_dict=False)[0]
             arrays.append(self.pipeline.image_processor.postprocess(decoded, output_type="np")[0])
 
         # 9. Refuse what the safety checker flags (the stock pipeline would return a black picture).
@@ -366,7 +369,7 @@ class Pix2PixEditor:
         key = (digest, image.size, self.dtype, self.device)
         latents = self._image_latents.get(key)
         if latents is None:
-            pixels = self.pipeline.image_processor.preprocess(image).to(device=self.device, dtype=self._vae.dtype)
+            pixels = vae_pixels(image, self.pipeline.image_processor).to(device=self.device, dtype=self._vae_dtype)
             latents = self._vae.encode(pixels).latent_dist.mode().to(self.dtype)
             self._image_latents.put(key, latents)
         return latents

@@ -9,6 +9,7 @@ import inspect
 import secrets
 from collections import OrderedDict
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -93,6 +94,23 @@ class LRU:
 def resized(image: Image.Image, max_side: int) -> Image.Image:
     size = working_size(*image.size, max_side)
     return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
+
+
+def vae_pixels(image: Image.Image, processor) -> torch.Tensor:
+    """The VAE encoder's input for a picture: what `processor.preprocess(image)` gives. With the standard settings
+    (an RGB picture whose sides are multiples of the VAE's factor, scaled to [-1, 1], nothing else) it is made in one
+    pass instead of preprocess's several copies and checks, about 1 ms less per picture at 512x384; other settings or
+    pictures go through preprocess."""
+    config = processor.config
+    standard = (image.mode == "RGB" and config.do_normalize and not config.do_binarize and not config.do_convert_rgb
+                and not config.do_convert_grayscale and image.width % config.vae_scale_factor == 0
+                and image.height % config.vae_scale_factor == 0)
+    if not standard:
+        return processor.preprocess(image)
+    # Laid out as preprocess lays it out (a batch of HWC arrays, viewed as NCHW): the VAE's convolutions pick their
+    # kernels by layout, and another layout rounds differently.
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32)[None] / 255.0).permute(0, 3, 1, 2)
+    return 2.0 * pixels - 1.0
 
 
 def with_seed(params: EditParams) -> EditParams:

@@ -146,6 +146,11 @@ class ModelRegistry:
         atomic."""
         return name in self._loaded
 
+    def loaded_editor(self, name: str | None = None):
+        """The editor of model `name` (default: the default model) if it is loaded, else None: never loads, and
+        without the lock (see is_loaded), so the event loop may ask."""
+        return self._loaded.get(self.spec(name or self.default).name)
+
     def loaded(self) -> list[str]:
         """Loaded models, least recently used first."""
         with self._lock:

@@ -37,12 +37,14 @@ def test_pipeline_bench_times_every_phase_of_an_edit_through_the_engine(capsys):
                  "image store write + fsync", "database", "intake (decode, EXIF, checks)",
                  "store upload (strip metadata, check pixels)", "encode node (lossless JPEG XL)",
                  "encode reply (JPEG preview)", "encode PNG (/file only)", "in handle: encode node (lossless JPEG XL)",
-                 "in handle: encode reply (JPEG preview)", "in handle: full-resolution transfer",
+                 "beside the node: encode reply (JPEG preview)", "in handle: full-resolution transfer",
                  "in handle: store upload (strip metadata, check pixels)"):
         assert phases[name] > 0, name
     import core.runner
 
     assert core.runner.full_size.__module__ == "core.editing.transfer"  # the bench's wrappers are gone after it
+    assert core.runner.encode_preview.__module__ == "core.stored_images"
+    assert "in handle: encode reply (JPEG preview)" not in phases  # the runner made it: the reply did not wait
     for name in ("reply encode, Telegram", "reply encode, Discord"):  # a preview that fits is sent as it is: ~0 ms
         assert phases[name] >= 0, name
     assert phases["whole edit (handle)"] > phases["editor, all"] > phases["denoising steps"]

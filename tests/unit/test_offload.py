@@ -45,3 +45,25 @@ async def test_photo_intake_counts_toward_the_per_person_limit(chat):
         await asyncio.gather(*blocked)
     assert "Got your photo" in texts(await first)[0].text
     assert "Got your photo" in texts(await chat.photo())[0].text  # the limit is freed once the photo is in
+
+
+async def test_steps_run_together_raise_as_one_after_the_other_would():
+    from core.offload import together
+
+    second_ran = threading.Event()
+
+    async def first():
+        await asyncio.sleep(0.05)  # ends last: its error still comes first
+        raise ValueError("first")
+
+    async def second():
+        second_ran.set()
+        raise KeyError("second")
+
+    try:
+        await together(first(), second())
+    except ValueError as error:
+        assert str(error) == "first" and second_ran.is_set()
+    else:
+        raise AssertionError("no error")
+    assert await together(in_thread(lambda: 1), in_image_thread(lambda: 2)) == [1, 2]

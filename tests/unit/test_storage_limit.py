@@ -43,3 +43,11 @@ async def test_what_an_edit_stores_is_counted(chat, history, image_store):
     [result] = images(await chat("make it night"))
     stored = image_store.get(history.node(result.node_id).image_hash)  # as stored (JPEG XL), not as sent (PNG)
     assert history.stored_bytes("test:alice") == photo + len(stored)
+
+
+async def test_a_full_room_is_what_a_refused_photo_hears_even_when_the_photo_is_unreadable(small_room, history):
+    # The room is read while the photo is decoded: the answer is still the one a check made first would give.
+    alice = Chat(small_room, ChatKey("test", "chat", "alice"))
+    await alice.photo()
+    [reply] = await alice.photo(data=b"not a picture at all")
+    assert reply.error and ROOM in reply.text
