@@ -70,7 +70,7 @@ def test_a_prepared_photo_is_edited_from_its_background_shrink(monkeypatch) -> N
     background_done()
     size = working_size(photo.size)
     prepared = pictures.get(working_key(job.image_hash, size))
-    assert np.array_equal(np.asarray(prepared), np.asarray(photo.resize(size, Image.Resampling.LANCZOS)))
+    assert np.array_equal(np.asarray(prepared), np.asarray(transfer.shrink_for(editor, photo)))
     own_shrinks = counting_runner_shrinks(monkeypatch)
     runner.run(job)
     assert own_shrinks == [] and np.array_equal(np.asarray(editor.pictures[0]), np.asarray(prepared))
@@ -100,8 +100,7 @@ def test_an_edit_waits_for_the_shrink_under_way_instead_of_making_a_second(monke
     assert started.wait(10)
     runner.run(job)
     assert own_shrinks == []
-    size = working_size(photo.size)
-    assert np.array_equal(np.asarray(editor.pictures[0]), np.asarray(photo.resize(size, Image.Resampling.LANCZOS)))
+    assert np.array_equal(np.asarray(editor.pictures[0]), np.asarray(real_shrink(editor, photo)))
 
 
 def test_a_shrink_not_started_yet_is_called_off_and_the_edit_shrinks_for_itself(monkeypatch) -> None:
