@@ -48,10 +48,11 @@ def took(seconds: float | None) -> str:
     return f" · {seconds:.1f} s" if seconds >= 0.1 else " · under 0.1 s"
 
 
-def short(node: Node, *, as_typed: bool = False) -> str:
+def short(node: Node, *, as_typed: bool = False, bare: bool = False) -> str:
     """A node in a few words (/history, compare): a model edit names its model when it is not the default, and its
     reference pictures. as_typed: a translated instruction in the person's own words (/history lists what they
-    typed), the English after it as `translated()` says."""
+    typed), the English after it as `translated()` says. bare: the words without quotation marks (a picture's own
+    caption, as on the /history sheet)."""
     if node.instruction is None:
         return "original photo"
     if node.params is None:
@@ -60,7 +61,8 @@ def short(node: Node, *, as_typed: bool = False) -> str:
     if node.inputs:
         notes.append(f"+{len(node.inputs)} reference picture{'s' if len(node.inputs) > 1 else ''}")
     words = node.translation.original if as_typed and node.translation else node.instruction
-    return quoted(words, SHORT_INSTRUCTION_CHARS) + (f" ({', '.join(notes)})" if notes else "")
+    words = quoted(words, SHORT_INSTRUCTION_CHARS)
+    return (words[1:-1] if bare else words) + (f" ({', '.join(notes)})" if notes else "")
 
 
 def translated(node: Node) -> str:

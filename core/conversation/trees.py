@@ -89,7 +89,7 @@ class Trees(CommandGroup):
         def draw() -> bytes:
             entries = [
                 pictures.SheetEntry(view.label(node_id), self._fetch(view.nodes[node_id]),
-                                    short(view.nodes[node_id], as_typed=True).strip("“”"), node_id == head.id,
+                                    short(view.nodes[node_id], as_typed=True, bare=True), node_id == head.id,
                                     max(len(view.children[node_id]) - 1, 0))
                 for node_id in shown
             ]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.conversation.captions import caption
+from core.conversation.captions import caption, short
 from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey, EditParams, Node
 from core.queue import EditQueue
@@ -77,6 +77,12 @@ def test_captions_say_what_reproduces_a_result_and_nothing_misleading():
     assert "scheduler" not in one_step
     assert "scheduler ddim" in caption(node(EditParams(seed=5, scheduler="ddim"), 2.0))
     assert "· 2.0 s" in caption(node(EditParams(seed=5), 2.0))
+
+
+def test_a_bare_short_line_has_no_quotation_marks_even_with_a_model_note():
+    node = Node(2, 1, 1, "x", "make it night", EditParams(model="klein"), 1.0, datetime.now(UTC), 1)
+    assert short(node) == "“make it night” (klein)"
+    assert short(node, bare=True) == "make it night (klein)"  # the /history sheet's caption said: make it night”
 
 
 async def test_a_very_long_instruction_is_shortened_in_captions_and_lists_and_kept_whole_in_info(chat):
