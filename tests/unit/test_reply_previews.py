@@ -4,10 +4,14 @@ neither a node nor a preview, and jobs whose results are not shown one by one ma
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import pytest
 
+from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey, EditJob, EditParams, NewNode
 from core.reply_previews import ReplyPreviews, reply_previews
+from core.queue import EditQueue
 from core.runner import EditRunner
 from core.stored_images import decode_stored, encode_preview, encode_stored
 from storage.memory import InMemoryHistoryRepository, InMemoryImageStore
@@ -78,8 +82,18 @@ def test_only_so_many_previews_wait_to_be_taken() -> None:
 
 
 @pytest.fixture
-def jpeg_previews() -> bool:
-    return True
+async def engine(editor, history, image_store, segmenter):
+    """The engine as bot/bootstrap.py wires it for chats that show JPEGs: its runner makes the process's previews,
+    emptied first of any an earlier test left (offering as many as are kept pushes the old ones out)."""
+    for number in range(reply_previews.kept):
+        reply_previews.offer(f"drain-{number}", Future())
+    for number in range(reply_previews.kept):
+        reply_previews.take(f"drain-{number}")
+    runner = EditRunner(editor, history, image_store, segmenter=segmenter, previews=reply_previews)
+    engine = ConversationEngine(history, image_store, EditQueue(runner), segmenter=segmenter, jpeg_previews=True)
+    await engine.start()
+    yield engine
+    await engine.close()
 
 
 async def test_the_reply_shows_the_runners_jpeg_of_the_stored_result(chat, engine, image_store, history):
@@ -87,7 +101,7 @@ async def test_the_reply_shows_the_runners_jpeg_of_the_stored_result(chat, engin
     [reply] = images(await chat("make it night"))
     node = history.node(reply.node_id)
     assert reply.image == encode_preview(decode_stored(image_store.get(node.image_hash)))
-    assert len(reply_previews) == 0  # taken by the reply
+    assert reply_previews.take(node.image_hash) is None and len(reply_previews) == 0  # taken by the reply
 
 
 async def test_a_storage_failure_after_the_edit_says_one_line_and_records_nothing(chat, image_store, history,
