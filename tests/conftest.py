@@ -4,6 +4,7 @@ adapter would (tests/support/chat.py), and a fresh PostgreSQL schema for tests t
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -28,6 +29,12 @@ POSTGRES_ENV = "EDITBOT_TEST_POSTGRES_URL"
 @pytest.fixture
 def editor() -> FakeEditor:
     return FakeEditor()
+
+
+@pytest.fixture
+def gate() -> threading.Event:
+    """Holds a gated editor's edits (tests.support.fakes.gated_editor) after their first step until the test sets it."""
+    return threading.Event()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
 from PIL import Image, ImageChops
 
 from bot.distributed.jobs import CANCELLED, CANCELLED_KIND, JobRecord, claimable
@@ -81,6 +82,13 @@ class FakeEditor:
         colour = tuple(hashlib.sha256(key.encode()).digest()[:3])
         tinted = ImageChops.blend(image.convert("RGB"), Image.new("RGB", image.size, colour), 0.5)
         return EditResult(tinted, params, time.perf_counter() - start)
+
+
+@pytest.fixture
+def gated_editor(gate) -> FakeEditor:
+    """A FakeEditor held by conftest's `gate`; a test module takes it as its editor with `editor = gated_editor`
+    (overriding conftest's)."""
+    return FakeEditor(gate=gate)
 
 
 class InMemoryJobRepository:

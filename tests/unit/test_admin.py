@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 
 import pytest
 
@@ -14,21 +13,14 @@ from core.messages import ProgressReply
 from core.queue import EditQueue
 from core.runner import EditRunner
 from tests.support.chat import Chat, images
-from tests.support.fakes import FakeEditor
+from tests.support.fakes import gated_editor
 
 ADMIN = ChatKey("telegram", "group-1", "42")
 STRANGER = ChatKey("telegram", "group-1", "43")
 ADMIN_COMMANDS = ("queue", "usage", "pause", "resume")
 
 
-@pytest.fixture
-def gate() -> threading.Event:
-    return threading.Event()
-
-
-@pytest.fixture
-def editor(gate) -> FakeEditor:
-    return FakeEditor(gate=gate)
+editor = gated_editor  # conftest's editor, held by `gate` after its first step
 
 
 @pytest.fixture

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 
-import pytest
 
 from core.conversation.engine import ConversationEngine
 from core.domain import ChatKey
 from core.queue import EditQueue
 from core.runner import EditRunner
 from tests.support.chat import Chat, images, progress, texts
-from tests.support.fakes import FakeEditor
+from tests.support.fakes import gated_editor
 
 
-@pytest.fixture
-def gate() -> threading.Event:
-    return threading.Event()
-
-
-@pytest.fixture
-def editor(gate) -> FakeEditor:
-    return FakeEditor(gate=gate)
+editor = gated_editor  # conftest's editor, held by `gate` after its first step
 
 
 async def wait_until(predicate, timeout=5.0):

@@ -10,19 +10,12 @@ import pytest
 
 from core.offload import in_image_thread
 from tests.support.chat import images, texts
-from tests.support.fakes import FakeEditor
+from tests.support.fakes import gated_editor
 
 FLOOD = 64  # more than the image pool has threads: a photo's intake waits until they are let go
 
 
-@pytest.fixture
-def gate() -> threading.Event:
-    return threading.Event()
-
-
-@pytest.fixture
-def editor(gate) -> FakeEditor:
-    return FakeEditor(gate=gate)
+editor = gated_editor  # conftest's editor, held by `gate` after its first step
 
 
 @pytest.fixture
